@@ -1,0 +1,1 @@
+//! Platform code: memory mappings and the fault handler.
