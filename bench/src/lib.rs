@@ -1,0 +1,276 @@
+//! The benchmark harness: this project beside its peers, same machine, same run.
+//!
+//! Every measuring program (a Rust binary of this crate, `peers/go`, `peers/python/peer.py`) prints one line
+//! per measurement on stdout, and nothing else starting with `RESULT `:
+//!
+//! ```text
+//! RESULT group=switch name=roundtrip peer=corosensei ns_per_op=3.1 n=100000
+//! ```
+//!
+//! - `group`, `name`, `peer` identify the row and column of the table; rows of different peers line up when
+//!   their `group` and `name` are equal, so every peer must use the names listed in [`names`].
+//! - exactly one more `key=value` pair is the metric; its key is the unit (`ns_per_op`, `bytes_per_task`,
+//!   `maps`, `ns_per_page`, `ghz`). For every metric except `ghz`, lower is better.
+//! - `n=` (optional) is the count the measurement used.
+//!
+//! A measurement that a program knows but cannot make yet prints `SKIP group=.. name=.. peer=.. reason=..`.
+//!
+//! `bench/run` runs every peer of a group once per round, rotating their order each round (peers are
+//! interleaved, so a noisy minute hurts all of them alike), collects the lines in `target/bench-raw/*.txt`,
+//! and `report` turns them into medians over rounds, a markdown table and an SVG chart of ratios.
+//!
+//! Each program takes the same options: `--group G` (repeatable; default all its groups), `--quick` (tiny
+//! counts), `--duration S` (seconds to repeat each timed measurement; the program reports the median of its
+//! batches).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+pub mod ours;
+
+/// Canonical measurement names, shared by every peer (the Go and Python peers spell the same strings).
+pub mod names {
+    /// group `switch`: one A->B->A round trip (resume + suspend, or two `switch` calls), ns.
+    pub const ROUNDTRIP: &str = "roundtrip";
+    /// group `switch`: create + run to completion + drop/finish with a reused (pooled) stack, ns.
+    pub const CREATE_RUN_FINISH: &str = "create_run_finish";
+    /// group `lifecycle`: spawn N trivial tasks and join them all, ns per task. Suffixed by the count.
+    pub const SPAWN_JOIN: &str = "spawn_join";
+    /// group `lifecycle`: resident memory per parked task, bytes. Suffixed by the count.
+    pub const PARKED_MEM: &str = "parked_mem";
+    /// group `lifecycle`: kernel memory mappings of the process with N parked tasks. Suffixed by the count.
+    pub const MAPS: &str = "maps";
+    /// group `hub`: `sleep(0)` / yield with 1 task, ns per yield.
+    pub const SLEEP0_X1: &str = "sleep0_x1";
+    /// group `hub`: `sleep(0)` / yield with 100 tasks, ns per yield (per task per round).
+    pub const SLEEP0_X100: &str = "sleep0_x100";
+    /// group `hub`: channel ping-pong between two tasks, ns per hand-off (half a round trip).
+    pub const CHAN_HANDOFF: &str = "chan_handoff";
+    /// group `hub`: set an event that N tasks wait on, until all have run, ns per waiter. Suffixed by the count.
+    pub const EVENT_SET: &str = "event_set";
+}
+
+/// The counts every peer uses, so that rows line up. Peers in other languages copy these numbers.
+#[derive(Clone, Copy, Debug)]
+pub struct Counts {
+    /// Tasks spawned and joined per batch in `spawn_join_*`.
+    pub spawn: usize,
+    /// Tasks parked for `parked_mem_*` / `maps_*` (every stackful peer that can hold this many).
+    pub parked: usize,
+    /// The large parked count (`1m` in a full run) for peers that can hold it without guard pages
+    /// (Go, the project's dense mode).
+    pub parked_large: usize,
+    /// Parked count for peers whose stacks carry guard pages (2 mappings each, `vm.max_map_count` = 65530).
+    pub parked_guarded: usize,
+    /// Operations per timed batch (switches, yields, hand-offs).
+    pub ops: usize,
+    /// Waiters on one event in `event_set_*`.
+    pub waiters: usize,
+}
+
+impl Counts {
+    /// Full-run counts, or the `--quick` ones (tiny, for CI).
+    pub fn new(quick: bool) -> Self {
+        if quick {
+            Counts {
+                spawn: 10_000,
+                parked: 10_000,
+                parked_large: 100_000,
+                parked_guarded: 3_000,
+                ops: 20_000,
+                waiters: 10_000,
+            }
+        } else {
+            Counts {
+                spawn: 100_000,
+                parked: 100_000,
+                parked_large: 1_000_000,
+                parked_guarded: 30_000,
+                ops: 200_000,
+                waiters: 100_000,
+            }
+        }
+    }
+}
+
+/// `100000` -> `100k`, `1000000` -> `1m`: the suffix of counted measurement names.
+pub fn count_label(n: usize) -> String {
+    if n >= 1_000_000 && n % 1_000_000 == 0 {
+        format!("{}m", n / 1_000_000)
+    } else if n >= 1_000 && n % 1_000 == 0 {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// `spawn_join` + 100000 -> `spawn_join_100k`.
+pub fn counted(name: &str, n: usize) -> String {
+    format!("{name}_{}", count_label(n))
+}
+
+/// Options shared by every Rust measuring program.
+#[derive(Clone, Debug)]
+pub struct Opts {
+    /// Groups asked for; empty means all.
+    pub groups: Vec<String>,
+    /// Tiny counts.
+    pub quick: bool,
+    /// How long to repeat each timed measurement.
+    pub duration: Duration,
+    /// The counts derived from `quick`.
+    pub counts: Counts,
+}
+
+impl Opts {
+    /// Parses `--group G` (repeatable, comma lists allowed), `--quick`, `--duration S` from the command line.
+    ///
+    /// # Panics
+    /// On an unknown option or a malformed value, with a message naming it (these are internal tools).
+    pub fn from_args() -> Self {
+        let mut groups = Vec::new();
+        let mut quick = false;
+        let mut duration = None;
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--quick" => quick = true,
+                "--group" | "--groups" => {
+                    let v = args.next().expect("--group needs a value");
+                    groups.extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
+                }
+                "--duration" => {
+                    let v = args.next().expect("--duration needs a value");
+                    let s: f64 = v.parse().expect("--duration takes seconds, e.g. 0.5");
+                    duration = Some(Duration::from_secs_f64(s.max(0.0)));
+                }
+                other => panic!("unknown option {other:?} (known: --group G, --quick, --duration S)"),
+            }
+        }
+        let duration = duration.unwrap_or(if quick {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_millis(500)
+        });
+        Opts {
+            groups,
+            quick,
+            duration,
+            counts: Counts::new(quick),
+        }
+    }
+
+    /// Whether group `g` was asked for.
+    pub fn wants(&self, g: &str) -> bool {
+        self.groups.is_empty() || self.groups.iter().any(|x| x == g)
+    }
+}
+
+/// Prints one `RESULT` line (see the crate docs for the format) and flushes stdout.
+pub fn report(group: &str, name: &str, peer: &str, metric: &str, value: f64, n: usize) {
+    use std::io::Write;
+    println!("RESULT group={group} name={name} peer={peer} {metric}={value:.3} n={n}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Prints one `SKIP` line: a measurement this peer knows but cannot make (yet).
+pub fn skip(group: &str, name: &str, peer: &str, reason: &str) {
+    println!(
+        "SKIP group={group} name={name} peer={peer} reason={}",
+        reason.replace(' ', "_")
+    );
+}
+
+/// Upper bound on batches per timed measurement, whatever `--duration` says.
+pub const MAX_BATCHES: usize = 1_000;
+
+/// Runs `batch` (which performs `ops` operations and returns nothing useful) once to warm up, then repeatedly
+/// until `duration` has passed (at least 3 times, at most [`MAX_BATCHES`]), and returns the median
+/// nanoseconds per operation over the batches.
+pub fn time_per_op(duration: Duration, ops: usize, mut batch: impl FnMut()) -> f64 {
+    batch();
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < MAX_BATCHES && (samples.len() < 3 || start.elapsed() < duration) {
+        let t = Instant::now();
+        batch();
+        samples.push(t.elapsed().as_nanos() as f64 / ops.max(1) as f64);
+    }
+    median(&mut samples)
+}
+
+/// Median of `v` (mean of the middle two for even lengths); NaN when empty.
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// Resident set size of this process in bytes, from `/proc/self/statm`; 0 if unreadable.
+pub fn rss_bytes() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * page.max(1) as u64
+}
+
+/// Number of memory mappings of this process (lines of `/proc/self/maps`); 0 if unreadable.
+pub fn map_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+/// Reports `parked_mem_<n>` (RSS growth per task since `rss_before`) and `maps_<n>` for `n` parked tasks.
+pub fn report_parked(group: &str, peer: &str, n: usize, rss_before: u64) {
+    let rss = rss_bytes();
+    let per = rss.saturating_sub(rss_before) as f64 / n.max(1) as f64;
+    report(group, &counted(names::PARKED_MEM, n), peer, "bytes_per_task", per, n);
+    report(group, &counted(names::MAPS, n), peer, "maps", map_count() as f64, n);
+}
+
+/// Keeps `x` opaque to the optimiser (re-export of [`std::hint::black_box`] for the peers).
+pub fn bb<T>(x: T) -> T {
+    black_box(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        assert_eq!(count_label(100_000), "100k");
+        assert_eq!(count_label(1_000_000), "1m");
+        assert_eq!(count_label(3_000), "3k");
+        assert_eq!(count_label(123), "123");
+        assert_eq!(counted("spawn_join", 10_000), "spawn_join_10k");
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn timing_is_bounded() {
+        let mut calls = 0;
+        let ns = time_per_op(Duration::ZERO, 10, || calls += 1);
+        assert!(ns >= 0.0);
+        assert_eq!(calls, 4); // warm-up + the 3-batch minimum
+    }
+}
