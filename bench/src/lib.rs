@@ -120,6 +120,8 @@ pub struct Opts {
     pub duration: Duration,
     /// The counts derived from `quick`.
     pub counts: Counts,
+    /// `--mem N`: measure only the parked memory of N tasks, then exit (see [`parked_in_child`]).
+    pub mem: Option<usize>,
 }
 
 impl Opts {
@@ -131,6 +133,7 @@ impl Opts {
         let mut groups = Vec::new();
         let mut quick = false;
         let mut duration = None;
+        let mut mem = None;
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             match a.as_str() {
@@ -144,7 +147,13 @@ impl Opts {
                     let s: f64 = v.parse().expect("--duration takes seconds, e.g. 0.5");
                     duration = Some(Duration::from_secs_f64(s.max(0.0)));
                 }
-                other => panic!("unknown option {other:?} (known: --group G, --quick, --duration S)"),
+                "--mem" => {
+                    let v = args.next().expect("--mem needs a count");
+                    mem = Some(v.parse().expect("--mem takes a task count"));
+                }
+                other => panic!(
+                    "unknown option {other:?} (known: --group G, --quick, --duration S, --mem N)"
+                ),
             }
         }
         let duration = duration.unwrap_or(if quick {
@@ -157,6 +166,7 @@ impl Opts {
             quick,
             duration,
             counts: Counts::new(quick),
+            mem,
         }
     }
 
@@ -237,8 +247,70 @@ pub fn map_count() -> usize {
 pub fn report_parked(group: &str, peer: &str, n: usize, rss_before: u64) {
     let rss = rss_bytes();
     let per = rss.saturating_sub(rss_before) as f64 / n.max(1) as f64;
-    report(group, &counted(names::PARKED_MEM, n), peer, "bytes_per_task", per, n);
-    report(group, &counted(names::MAPS, n), peer, "maps", map_count() as f64, n);
+    report(
+        group,
+        &counted(names::PARKED_MEM, n),
+        peer,
+        "bytes_per_task",
+        per,
+        n,
+    );
+    report(
+        group,
+        &counted(names::MAPS, n),
+        peer,
+        "maps",
+        map_count() as f64,
+        n,
+    );
+}
+
+/// Runs this same program again as `--mem n` (plus `--quick` when set), its stdout passed through.
+///
+/// Parked memory is measured in a fresh process: a runtime that already ran other measurements keeps freed
+/// stacks and task records in its pools, and the RSS growth would hide them. Returns whether the child
+/// succeeded; on failure it prints a `SKIP` line naming the exit status.
+pub fn parked_in_child(o: &Opts, group: &str, peer: &str, n: usize) -> bool {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            skip(
+                group,
+                &counted(names::PARKED_MEM, n),
+                peer,
+                &format!("no current_exe: {e}"),
+            );
+            return false;
+        }
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--mem").arg(n.to_string());
+    if o.quick {
+        cmd.arg("--quick");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    match cmd.status() {
+        Ok(s) if s.success() => true,
+        Ok(s) => {
+            skip(
+                group,
+                &counted(names::PARKED_MEM, n),
+                peer,
+                &format!("child failed: {s}"),
+            );
+            false
+        }
+        Err(e) => {
+            skip(
+                group,
+                &counted(names::PARKED_MEM, n),
+                peer,
+                &format!("spawn failed: {e}"),
+            );
+            false
+        }
+    }
 }
 
 /// Keeps `x` opaque to the optimiser (re-export of [`std::hint::black_box`] for the peers).

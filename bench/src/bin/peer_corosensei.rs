@@ -54,11 +54,17 @@ fn create_run_finish(o: &Opts) {
             stack = Some(co.into_stack());
         }
     });
-    report("switch", names::CREATE_RUN_FINISH, PEER, "ns_per_op", ns, ops);
+    report(
+        "switch",
+        names::CREATE_RUN_FINISH,
+        PEER,
+        "ns_per_op",
+        ns,
+        ops,
+    );
 }
 
-fn parked(o: &Opts) {
-    let n = o.counts.parked_guarded;
+fn parked(n: usize) {
     let before = rss_bytes();
     let mut all: Vec<Coroutine<u64, u64, ()>> = Vec::with_capacity(n);
     for _ in 0..n {
@@ -92,11 +98,15 @@ fn parked(o: &Opts) {
 
 fn main() {
     let o = Opts::from_args();
+    if let Some(n) = o.mem {
+        parked(n);
+        return;
+    }
     if o.wants("switch") {
         roundtrip(&o);
         create_run_finish(&o);
     }
     if o.wants("lifecycle") {
-        parked(&o);
+        bench::parked_in_child(&o, "lifecycle", PEER, o.counts.parked_guarded);
     }
 }

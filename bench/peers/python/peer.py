@@ -1,0 +1,290 @@
+"""Peers: Python greenlet and gevent, measured beside the project in the same run.
+
+Run (bench/run does this, with the venv it makes under bench/.peers/):
+
+    bench/.peers/venv/bin/python bench/peers/python/peer.py [--group switch,lifecycle,hub] [--quick] [--duration S]
+
+Prints one line per measurement in the format documented in bench/src/lib.rs, e.g.
+
+    RESULT group=switch name=roundtrip peer=py-greenlet ns_per_op=310.2 n=200000
+
+Counts are those of bench::Counts in bench/src/lib.rs (keep them in step). Time is per operation and includes
+the interpreter's loop overhead, which is what a Python user pays.
+
+- switch/roundtrip (py-greenlet): main switches into g, g switches back to main, passing an int each way.
+- switch/create_run_finish (py-greenlet): greenlet(f).switch(x) with f returning at once.
+- lifecycle/spawn_join_<n> (py-gevent): gevent.spawn n trivial functions, then gevent.joinall.
+- lifecycle/parked_mem_<n>, maps_<n> (py-greenlet: started greenlets suspended in a switch; py-gevent:
+  greenlets waiting on one Event): RSS growth per greenlet, measured in a fresh interpreter (--mem-*).
+- hub/sleep0_x1, sleep0_x100 (py-gevent): gevent.sleep(0) in 1 or 100 greenlets; ns per sleep.
+- hub/chan_handoff (py-gevent): ping-pong over two gevent.queue.Channel; ns per hand-off (round trip / 2).
+- hub/event_set_<n> (py-gevent): n greenlets wait on one gevent.event.Event; set() until all have run.
+"""
+
+import argparse
+import gc
+import os
+import subprocess
+import sys
+import time
+
+MAX_BATCHES = 1000
+
+
+def counts(quick):
+    if quick:
+        return dict(spawn=10_000, parked=10_000, ops=20_000, waiters=10_000)
+    return dict(spawn=100_000, parked=100_000, ops=200_000, waiters=100_000)
+
+
+def label(n):
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n >= 1_000 and n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
+
+
+def report(group, name, peer, metric, value, n):
+    print(f"RESULT group={group} name={name} peer={peer} {metric}={value:.3f} n={n}", flush=True)
+
+
+def median(v):
+    v = sorted(v)
+    m = len(v) // 2
+    return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
+
+
+def time_per_op(duration, ops, batch):
+    """Mirrors bench::time_per_op: warm-up, then batches until `duration` s (3..MAX_BATCHES); median ns/op."""
+    batch()
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < MAX_BATCHES and (len(samples) < 3 or time.perf_counter() - start < duration):
+        t = time.perf_counter_ns()
+        batch()
+        samples.append((time.perf_counter_ns() - t) / ops)
+    return median(samples)
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGESIZE")
+
+
+def map_count():
+    with open("/proc/self/maps") as f:
+        return sum(1 for _ in f)
+
+
+def report_parked(peer, n, before):
+    per = max(rss_bytes() - before, 0) / n
+    report("lifecycle", f"parked_mem_{label(n)}", peer, "bytes_per_task", per, n)
+    report("lifecycle", f"maps_{label(n)}", peer, "maps", map_count(), n)
+
+
+# --- greenlet ---------------------------------------------------------------------------------------------
+
+def greenlet_roundtrip(c, d):
+    from greenlet import greenlet, getcurrent
+
+    main = getcurrent()
+
+    def body(x):
+        while x is not None:
+            x = main.switch(x)
+
+    g = greenlet(body)
+    g.switch(0)
+    ops = c["ops"]
+
+    def batch():
+        sw = g.switch
+        for i in range(ops):
+            sw(i)
+
+    ns = time_per_op(d, ops, batch)
+    g.switch(None)
+    report("switch", "roundtrip", "py-greenlet", "ns_per_op", ns, ops)
+
+
+def greenlet_create_run_finish(c, d):
+    from greenlet import greenlet
+
+    def f(x):
+        return x * 3
+
+    ops = c["ops"]
+
+    def batch():
+        for i in range(ops):
+            greenlet(f).switch(i)
+
+    ns = time_per_op(d, ops, batch)
+    report("switch", "create_run_finish", "py-greenlet", "ns_per_op", ns, ops)
+
+
+def greenlet_parked(n):
+    from greenlet import greenlet, getcurrent
+
+    main = getcurrent()
+
+    def body(x):
+        # A little depth, like a real task parked inside a call.
+        return main.switch(x)
+
+    gc.collect()
+    before = rss_bytes()
+    gs = []
+    for i in range(n):
+        g = greenlet(body)
+        g.switch(i)
+        gs.append(g)
+    report_parked("py-greenlet", n, before)
+    for g in gs:
+        g.switch(None)
+
+
+# --- gevent -----------------------------------------------------------------------------------------------
+
+def gevent_spawn_join(c, d):
+    import gevent
+
+    n = c["spawn"]
+
+    def f(i):
+        return i
+
+    def batch():
+        gevent.joinall([gevent.spawn(f, i) for i in range(n)])
+
+    ns = time_per_op(d, n, batch)
+    report("lifecycle", f"spawn_join_{label(n)}", "py-gevent", "ns_per_op", ns, n)
+
+
+def gevent_parked(n):
+    import gevent
+    from gevent.event import Event
+
+    ev = Event()
+    gc.collect()
+    before = rss_bytes()
+    gs = [gevent.spawn(ev.wait) for _ in range(n)]
+    gevent.sleep(0)  # every greenlet runs once and parks in ev.wait()
+    report_parked("py-gevent", n, before)
+    ev.set()
+    gevent.joinall(gs)
+
+
+def gevent_sleep0(c, d, tasks, name):
+    import gevent
+
+    per = max(c["ops"] // tasks, 1)
+    total = per * tasks
+
+    def loop():
+        s = gevent.sleep
+        for _ in range(per):
+            s(0)
+
+    def batch():
+        gevent.joinall([gevent.spawn(loop) for _ in range(tasks)])
+
+    ns = time_per_op(d, total, batch)
+    report("hub", name, "py-gevent", "ns_per_op", ns, total)
+
+
+def gevent_handoff(c, d):
+    import gevent
+    from gevent.queue import Channel
+
+    ops = c["ops"]
+
+    def batch():
+        to_b, to_a = Channel(), Channel()
+
+        def b():
+            for _ in range(ops):
+                to_a.put(to_b.get() + 1)
+
+        gb = gevent.spawn(b)
+        v = 0
+        for _ in range(ops):
+            to_b.put(v)
+            v = to_a.get()
+        gb.join()
+
+    ns = time_per_op(d, 2 * ops, batch)
+    report("hub", "chan_handoff", "py-gevent", "ns_per_op", ns, 2 * ops)
+
+
+def gevent_event_set(c):
+    import gevent
+    from gevent.event import AsyncResult, Event
+
+    n = c["waiters"]
+    samples = []
+    for _ in range(3):
+        ev, all_done = Event(), AsyncResult()
+        left = [n]
+
+        def waiter():
+            ev.wait()
+            left[0] -= 1
+            if left[0] == 0:
+                all_done.set(True)
+
+        gs = [gevent.spawn(waiter) for _ in range(n)]
+        gevent.sleep(0)
+        t = time.perf_counter_ns()
+        ev.set()
+        all_done.get()
+        samples.append((time.perf_counter_ns() - t) / n)
+        gevent.joinall(gs)
+    report("hub", f"event_set_{label(n)}", "py-gevent", "ns_per_op", median(samples), n)
+
+
+def parked_in_child(kind, n, quick):
+    args = [sys.executable, os.path.abspath(__file__), f"--mem-{kind}", str(n)]
+    if quick:
+        args.append("--quick")
+    sys.stdout.flush()
+    r = subprocess.run(args, check=False)
+    if r.returncode != 0:
+        print(f"SKIP group=lifecycle name=parked_mem_{label(n)} peer=py-{kind} reason=child_exit_{r.returncode}")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--group", "--groups", action="append", default=[])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--duration", type=float, default=None)
+    p.add_argument("--mem-greenlet", type=int, default=0, help="internal: parked memory in a fresh process")
+    p.add_argument("--mem-gevent", type=int, default=0, help="internal: parked memory in a fresh process")
+    a = p.parse_args()
+    if a.mem_greenlet:
+        greenlet_parked(a.mem_greenlet)
+        return
+    if a.mem_gevent:
+        gevent_parked(a.mem_gevent)
+        return
+    groups = {g for x in a.group for g in x.split(",") if g}
+    want = lambda g: not groups or g in groups  # noqa: E731
+    d = a.duration if a.duration is not None else (0.05 if a.quick else 0.5)
+    c = counts(a.quick)
+    if want("switch"):
+        greenlet_roundtrip(c, d)
+        greenlet_create_run_finish(c, d)
+    if want("lifecycle"):
+        gevent_spawn_join(c, d)
+        parked_in_child("greenlet", c["parked"], a.quick)
+        parked_in_child("gevent", c["parked"], a.quick)
+    if want("hub"):
+        gevent_sleep0(c, d, 1, "sleep0_x1")
+        gevent_sleep0(c, d, 100, "sleep0_x100")
+        gevent_handoff(c, d)
+        gevent_event_set(c)
+
+
+if __name__ == "__main__":
+    main()

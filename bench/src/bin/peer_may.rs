@@ -1,0 +1,138 @@
+//! Peer: may, stackful coroutines for Rust (Xudong-Huang/may), on one worker thread.
+//!
+//! Run: `cargo run -p bench --release --bin peer_may -- [--group lifecycle,hub] [--quick] [--duration S]`
+//!
+//! may is configured with one worker (`config().set_workers(1)`), so it schedules like a single hub; its
+//! default stack (0x1000 words = 32 KiB, guard page) and coroutine pool are kept as users get them.
+//! Every measurement runs inside one driver coroutine (`go!(..).join()`), so waits park coroutines, not the
+//! main thread.
+//!
+//! - `lifecycle/spawn_join_<n>`: `go!` n trivial coroutines, then `join` each handle; ns per coroutine.
+//! - `lifecycle/parked_mem_<n>`, `maps_<n>`: n coroutines waiting on one `Semphore`; RSS growth per
+//!   coroutine and mapping count. n is the guarded count (30k in a full run): may's stacks carry a guard page,
+//!   two mappings each, so 100k would exceed `vm.max_map_count` (65530).
+//! - `hub/sleep0_x1`, `hub/sleep0_x100`: `coroutine::yield_now()` in 1 or 100 coroutines; ns per yield.
+//! - `hub/chan_handoff`: ping-pong over two `may::sync::mpsc` channels; ns per hand-off (round trip / 2).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bench::{bb, counted, names, report, report_parked, rss_bytes, time_per_op, Opts};
+use may::coroutine::yield_now;
+use may::go;
+use may::sync::{mpsc, Semphore};
+
+const PEER: &str = "may";
+
+fn spawn_join(o: &Opts) {
+    let n = o.counts.spawn;
+    let ns = time_per_op(o.duration, n, || {
+        let hs: Vec<_> = (0..n).map(|i| go!(move || bb(i))).collect();
+        for h in hs {
+            bb(h.join().expect("trivial coroutine"));
+        }
+    });
+    report(
+        "lifecycle",
+        &counted(names::SPAWN_JOIN, n),
+        PEER,
+        "ns_per_op",
+        ns,
+        n,
+    );
+}
+
+fn parked(n: usize) {
+    let sem = Arc::new(Semphore::new(0));
+    let started = Arc::new(Semphore::new(0));
+    let before = rss_bytes();
+    let hs: Vec<_> = (0..n)
+        .map(|_| {
+            let sem = sem.clone();
+            let started = started.clone();
+            go!(move || {
+                started.post();
+                sem.wait();
+            })
+        })
+        .collect();
+    for _ in 0..n {
+        started.wait();
+    }
+    // One more round so the last coroutine has reached `sem.wait()` and parked.
+    yield_now();
+    report_parked("lifecycle", PEER, n, before);
+    for _ in 0..n {
+        sem.post();
+    }
+    for h in hs {
+        let _ = h.join();
+    }
+}
+
+fn yields(o: &Opts, tasks: usize, name: &str) {
+    let per = (o.counts.ops / tasks).max(1);
+    let total = per * tasks;
+    let ns = time_per_op(o.duration, total, || {
+        let hs: Vec<_> = (0..tasks)
+            .map(|_| {
+                go!(move || {
+                    for _ in 0..per {
+                        yield_now();
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            let _ = h.join();
+        }
+    });
+    report("hub", name, PEER, "ns_per_op", ns, total);
+}
+
+fn handoff(o: &Opts) {
+    let ops = o.counts.ops;
+    let ns = time_per_op(o.duration, 2 * ops, || {
+        let (to_b, from_a) = mpsc::channel::<u64>();
+        let (to_a, from_b) = mpsc::channel::<u64>();
+        let b = go!(move || {
+            for _ in 0..ops {
+                let v = from_a.recv().expect("ping");
+                to_a.send(v + 1).expect("pong");
+            }
+        });
+        let mut v = 0u64;
+        for _ in 0..ops {
+            to_b.send(bb(v)).expect("ping");
+            v = from_b.recv().expect("pong");
+        }
+        bb(v);
+        let _ = b.join();
+    });
+    report("hub", names::CHAN_HANDOFF, PEER, "ns_per_op", ns, 2 * ops);
+}
+
+fn main() {
+    let o = Opts::from_args();
+    may::config().set_workers(1);
+    let t = Instant::now();
+    if o.wants("lifecycle") && o.mem.is_none() {
+        bench::parked_in_child(&o, "lifecycle", PEER, o.counts.parked_guarded);
+    }
+    let driver = go!(move || {
+        if let Some(n) = o.mem {
+            parked(n);
+            return;
+        }
+        if o.wants("lifecycle") {
+            spawn_join(&o);
+        }
+        if o.wants("hub") {
+            yields(&o, 1, names::SLEEP0_X1);
+            yields(&o, 100, names::SLEEP0_X100);
+            handoff(&o);
+        }
+    });
+    driver.join().expect("may driver coroutine");
+    eprintln!("peer_may: {:.2?}", t.elapsed());
+}

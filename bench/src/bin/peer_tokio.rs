@@ -1,0 +1,189 @@
+//! Peer: tokio's current_thread runtime, the stackless reference (a task is a state machine, no stack).
+//!
+//! Run: `cargo run -p bench --release --bin peer_tokio -- [--group lifecycle,hub] [--quick] [--duration S]`
+//!
+//! - `lifecycle/spawn_join_<n>`: `tokio::spawn` n trivial tasks, then await each handle; ns per task.
+//! - `lifecycle/parked_mem_<n>`, `maps_<n>`: n tasks awaiting one `Notify`; RSS growth per task.
+//! - `hub/sleep0_x1`, `hub/sleep0_x100`: `tokio::task::yield_now()` in 1 or 100 tasks; ns per yield.
+//! - `hub/chan_handoff`: ping-pong over two `tokio::sync::mpsc` channels of capacity 1; ns per hand-off.
+//! - `hub/event_set_<n>`: n tasks await one `Notify`; `notify_waiters()` until all have run; ns per waiter.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bench::{bb, counted, names, report, report_parked, rss_bytes, time_per_op, Opts};
+use tokio::sync::{mpsc, Notify};
+
+const PEER: &str = "tokio";
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("tokio current_thread runtime")
+}
+
+/// Yields until `counter` reaches `n` (bounded: at most `n + 16` yields).
+async fn until(counter: &AtomicUsize, n: usize) {
+    for _ in 0..n + 16 {
+        if counter.load(Ordering::Relaxed) >= n {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("tasks did not start");
+}
+
+fn spawn_join(rt: &tokio::runtime::Runtime, o: &Opts) {
+    let n = o.counts.spawn;
+    let ns = time_per_op(o.duration, n, || {
+        rt.block_on(async {
+            let hs: Vec<_> = (0..n).map(|i| tokio::spawn(async move { bb(i) })).collect();
+            for h in hs {
+                bb(h.await.expect("trivial task"));
+            }
+        })
+    });
+    report(
+        "lifecycle",
+        &counted(names::SPAWN_JOIN, n),
+        PEER,
+        "ns_per_op",
+        ns,
+        n,
+    );
+}
+
+fn parked(rt: &tokio::runtime::Runtime, n: usize) {
+    rt.block_on(async {
+        let notify = Arc::new(Notify::new());
+        let started = Arc::new(AtomicUsize::new(0));
+        let before = rss_bytes();
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                let notify = notify.clone();
+                let started = started.clone();
+                tokio::spawn(async move {
+                    let w = notify.notified();
+                    started.fetch_add(1, Ordering::Relaxed);
+                    w.await;
+                })
+            })
+            .collect();
+        until(&started, n).await;
+        report_parked("lifecycle", PEER, n, before);
+        notify.notify_waiters();
+        for h in hs {
+            let _ = h.await;
+        }
+    });
+}
+
+fn event_set(rt: &tokio::runtime::Runtime, o: &Opts) {
+    let n = o.counts.waiters;
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        let ns = rt.block_on(async {
+            let notify = Arc::new(Notify::new());
+            let started = Arc::new(AtomicUsize::new(0));
+            let done = Arc::new(AtomicUsize::new(0));
+            let hs: Vec<_> = (0..n)
+                .map(|_| {
+                    let (notify, started, done) = (notify.clone(), started.clone(), done.clone());
+                    tokio::spawn(async move {
+                        let w = notify.notified();
+                        tokio::pin!(w);
+                        w.as_mut().enable();
+                        started.fetch_add(1, Ordering::Relaxed);
+                        w.await;
+                        done.fetch_add(1, Ordering::Relaxed);
+                    })
+                })
+                .collect();
+            until(&started, n).await;
+            let t = Instant::now();
+            notify.notify_waiters();
+            until(&done, n).await;
+            let ns = t.elapsed().as_nanos() as f64 / n as f64;
+            for h in hs {
+                let _ = h.await;
+            }
+            ns
+        });
+        samples.push(ns);
+    }
+    let ns = bench::median(&mut samples);
+    report(
+        "hub",
+        &counted(names::EVENT_SET, n),
+        PEER,
+        "ns_per_op",
+        ns,
+        n,
+    );
+}
+
+fn yields(rt: &tokio::runtime::Runtime, o: &Opts, tasks: usize, name: &str) {
+    let per = (o.counts.ops / tasks).max(1);
+    let total = per * tasks;
+    let ns = time_per_op(o.duration, total, || {
+        rt.block_on(async {
+            let hs: Vec<_> = (0..tasks)
+                .map(|_| {
+                    tokio::spawn(async move {
+                        for _ in 0..per {
+                            tokio::task::yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                let _ = h.await;
+            }
+        })
+    });
+    report("hub", name, PEER, "ns_per_op", ns, total);
+}
+
+fn handoff(rt: &tokio::runtime::Runtime, o: &Opts) {
+    let ops = o.counts.ops;
+    let ns = time_per_op(o.duration, 2 * ops, || {
+        rt.block_on(async {
+            let (to_b, mut from_a) = mpsc::channel::<u64>(1);
+            let (to_a, mut from_b) = mpsc::channel::<u64>(1);
+            let b = tokio::spawn(async move {
+                for _ in 0..ops {
+                    let v = from_a.recv().await.expect("ping");
+                    to_a.send(v + 1).await.expect("pong");
+                }
+            });
+            let mut v = 0u64;
+            for _ in 0..ops {
+                to_b.send(bb(v)).await.expect("ping");
+                v = from_b.recv().await.expect("pong");
+            }
+            bb(v);
+            let _ = b.await;
+        })
+    });
+    report("hub", names::CHAN_HANDOFF, PEER, "ns_per_op", ns, 2 * ops);
+}
+
+fn main() {
+    let o = Opts::from_args();
+    let rt = rt();
+    if let Some(n) = o.mem {
+        parked(&rt, n);
+        return;
+    }
+    if o.wants("lifecycle") {
+        spawn_join(&rt, &o);
+        bench::parked_in_child(&o, "lifecycle", PEER, o.counts.parked);
+    }
+    if o.wants("hub") {
+        yields(&rt, &o, 1, names::SLEEP0_X1);
+        yields(&rt, &o, 100, names::SLEEP0_X100);
+        handoff(&rt, &o);
+        event_set(&rt, &o);
+    }
+}
