@@ -1,1 +1,51 @@
-//! placeholder
+//! gevent for Rust: greenlets scheduled by a hub that switches whenever a task would wait.
+//!
+//! # The seed's example 1
+//!
+//! Two greenlets sleep cooperatively; the whole run takes about 1.5 s, not 3 s:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! fn eat(n: &str) {
+//!     for i in 0..3 {
+//!         println!("{n} is eat...{i}");
+//!         gevent::sleep(Duration::from_millis(5));
+//!     }
+//! }
+//! fn play(n: &str) {
+//!     for i in 0..3 {
+//!         println!("{n} is play...{i}");
+//!         gevent::sleep(Duration::from_millis(5));
+//!     }
+//! }
+//! let g1 = gevent::spawn(|| eat("noah"));
+//! let g2 = gevent::spawn(|| play("bobo"));
+//! gevent::joinall([&g1, &g2]);
+//! println!("主...");
+//! ```
+//!
+//! # What lives where (as in gevent)
+//! - [`spawn`], [`Greenlet`], [`joinall`], [`sleep`], [`Timeout`]: this page.
+//! - [`hub`]: the loop; [`event`], [`queue`], [`lock`], [`pool`], [`local`]: synchronisation.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
+
+pub mod greenlet;
+pub mod hub;
+pub mod io;
+mod timeout;
+mod wait;
+
+pub use crate::greenlet::{
+    spawn, spawn_later, spawn_raw, Failure, GetError, Greenlet, LinkId, Waitable,
+};
+pub use crate::hub::{get_hub, HubHandle, LoopExit, Waiter};
+pub use crate::timeout::{with_timeout, Timeout, TimeoutError};
+pub use crate::wait::{idle, iwait, joinall, joinall_timeout, killall, sleep, wait};
+
+/// The running greenlet (the thread's main greenlet outside any other).
+pub fn getcurrent() -> ::greenlet::Greenlet {
+    ::greenlet::getcurrent()
+}

@@ -1,0 +1,613 @@
+//! [`Greenlet<T>`]: a task the hub schedules, with a result, links and kill — gevent's `Greenlet`.
+//!
+//! # Ground rules
+//! - `spawn` only queues the start; the raw greenlet (and its stack) is made when the hub starts it,
+//!   so spawning never fails and a greenlet killed before it starts never costs a stack.
+//! - A spawned greenlet's parent is the hub: when it finishes, control returns to the hub's loop.
+//! - Every panic is caught at the greenlet's entry: reported on stderr as `<Greenlet-N> failed with …`
+//!   and kept for [`Greenlet::get`]; the hub and the other greenlets go on.
+//! - Links and joiners are notified from a hub callback after the greenlet died, in link order.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use greenlet::{GreenletExit, Value};
+
+use crate::hub::{get_hub, LoopExit, TimerId, Waiter};
+
+thread_local! {
+    static NEXT_IDENT: Cell<u64> = const { Cell::new(1) };
+}
+
+/// How a greenlet ended badly: the panic message (the payload itself stays in the greenlet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    message: String,
+}
+
+impl Failure {
+    /// The panic message (or a placeholder naming a non-string payload).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Why [`Greenlet::get`] has no value to give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GetError {
+    /// The greenlet panicked.
+    Panicked(Failure),
+    /// The greenlet was killed (before or after it started).
+    Killed,
+    /// It has not finished (only from the non-blocking and timed variants).
+    NotReady,
+    /// Nothing could ever finish it (see [`LoopExit`]).
+    LoopExit,
+    /// The value was moved out by [`Greenlet::take_value`].
+    Taken,
+}
+
+impl fmt::Display for GetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GetError::Panicked(p) => write!(f, "the greenlet panicked: {p}"),
+            GetError::Killed => f.write_str("the greenlet was killed"),
+            GetError::NotReady => f.write_str("the greenlet has not finished"),
+            GetError::LoopExit => write!(f, "{LoopExit}"),
+            GetError::Taken => f.write_str("the greenlet's value was already taken"),
+        }
+    }
+}
+
+impl std::error::Error for GetError {}
+
+enum Outcome<T> {
+    Value(T),
+    /// The value was moved out by `take_value`.
+    Taken,
+    Panicked(Failure),
+    Killed,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Pending,
+    Running,
+    Dead,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LinkKind {
+    Any,
+    Value,
+    Exception,
+}
+
+/// Identifies a link, for [`Greenlet::unlink`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinkId(u64);
+
+type LinkFn<T> = Box<dyn FnOnce(&Greenlet<T>)>;
+
+struct State<T: 'static> {
+    ident: u64,
+    name: RefCell<Option<String>>,
+    func: Cell<Option<Box<dyn FnOnce() -> T>>>,
+    /// The running greenlet: `Some` from start until death.
+    raw: RefCell<Option<greenlet::Greenlet>>,
+    phase: Cell<Phase>,
+    outcome: RefCell<Option<Outcome<T>>>,
+    links: RefCell<Vec<(LinkId, LinkKind, LinkFn<T>)>>,
+    next_link: Cell<u64>,
+    joiners: RefCell<Vec<Rc<Waiter>>>,
+    start_timer: Cell<Option<TimerId>>,
+}
+
+/// A greenlet scheduled by the hub, returning a `T`.
+///
+/// Cloning gives another handle to the same greenlet. `!Send`: it belongs to its thread's hub.
+///
+/// # Examples
+/// ```
+/// let g = gevent::spawn(|| 6 * 7);
+/// g.join();
+/// assert_eq!(g.value(), Some(42));
+/// ```
+pub struct Greenlet<T: 'static> {
+    st: Rc<State<T>>,
+}
+
+impl<T> Clone for Greenlet<T> {
+    fn clone(&self) -> Self {
+        Greenlet {
+            st: self.st.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Greenlet<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let phase = match self.st.phase.get() {
+            Phase::Pending => "pending",
+            Phase::Running => "running",
+            Phase::Dead => "dead",
+        };
+        write!(f, "<{} ({phase})>", self.name())
+    }
+}
+
+/// Spawns `f` in a new greenlet, started on the hub's next turn (gevent's `spawn`).
+///
+/// # Examples
+/// ```
+/// let g1 = gevent::spawn(|| "noah");
+/// let g2 = gevent::spawn(|| "bobo");
+/// gevent::joinall([&g1, &g2]);
+/// assert_eq!((g1.value(), g2.value()), (Some("noah"), Some("bobo")));
+/// ```
+pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
+    let g = Greenlet::new(f);
+    g.start();
+    g
+}
+
+/// Spawns `f` to start after `delay` (gevent's `spawn_later`).
+pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
+    let g = Greenlet::new(f);
+    g.start_later(delay);
+    g
+}
+
+/// Spawns `f` with no result object: the cheapest way to run something in a greenlet. A panic is
+/// reported on stderr.
+pub fn spawn_raw(f: impl FnOnce() + 'static) {
+    let hub = get_hub();
+    hub.run_callback(move || {
+        let hub = get_hub();
+        match greenlet::Builder::new()
+            .parent(hub.greenlet())
+            .build(move |_| {
+                if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+                    if !p.is::<GreenletExit>() {
+                        eprintln!(
+                            "<raw greenlet> failed with {}",
+                            greenlet::panic_message(&*p)
+                        );
+                    }
+                }
+                Value::none()
+            }) {
+            Ok(g) => {
+                g.switch(());
+            }
+            Err(e) => eprintln!("<raw greenlet> could not start: {e}"),
+        }
+    });
+}
+
+impl<T: 'static> Greenlet<T> {
+    /// Creates a greenlet for `f` without starting it (gevent's `Greenlet(f)`); see [`Greenlet::start`].
+    pub fn new(f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
+        let ident = NEXT_IDENT.with(|n| {
+            let i = n.get();
+            n.set(i + 1);
+            i
+        });
+        Greenlet {
+            st: Rc::new(State {
+                ident,
+                name: RefCell::new(None),
+                func: Cell::new(Some(Box::new(f))),
+                raw: RefCell::new(None),
+                phase: Cell::new(Phase::Pending),
+                outcome: RefCell::new(None),
+                links: RefCell::new(Vec::new()),
+                next_link: Cell::new(0),
+                joiners: RefCell::new(Vec::new()),
+                start_timer: Cell::new(None),
+            }),
+        }
+    }
+
+    /// Schedules the start on the hub's next turn. Starting twice, or after a kill, does nothing.
+    pub fn start(&self) {
+        if self.st.phase.get() != Phase::Pending || self.st.start_timer.get().is_some() {
+            return;
+        }
+        let g = self.clone();
+        get_hub().run_callback(move || g.run_now());
+    }
+
+    /// Schedules the start after `delay`.
+    pub fn start_later(&self, delay: Duration) {
+        if self.st.phase.get() != Phase::Pending || self.st.start_timer.get().is_some() {
+            return;
+        }
+        let g = self.clone();
+        let id = get_hub().add_timer(Instant::now() + delay, move || {
+            g.st.start_timer.set(None);
+            g.run_now();
+        });
+        self.st.start_timer.set(Some(id));
+    }
+
+    /// In the hub: make the raw greenlet and switch into it.
+    fn run_now(&self) {
+        let Some(func) = self.st.func.take() else {
+            return; // killed before it started
+        };
+        let hub = get_hub();
+        let st = self.st.clone();
+        let built = greenlet::Builder::new()
+            .parent(hub.greenlet())
+            .build(move |_| {
+                let result = catch_unwind(AssertUnwindSafe(func));
+                let g = Greenlet { st };
+                let outcome = match result {
+                    Ok(v) => Outcome::Value(v),
+                    Err(p) => g.outcome_of_panic(p),
+                };
+                g.finish(outcome);
+                Value::none()
+            });
+        match built {
+            Ok(raw) => {
+                self.st.phase.set(Phase::Running);
+                *self.st.raw.borrow_mut() = Some(raw.clone());
+                raw.switch(());
+            }
+            Err(e) => {
+                let failure = Failure {
+                    message: format!("could not start: {e}"),
+                };
+                eprintln!("<{}> failed with {failure}", self.name());
+                self.finish(Outcome::Panicked(failure));
+            }
+        }
+    }
+
+    fn outcome_of_panic(&self, p: Box<dyn Any + Send>) -> Outcome<T> {
+        if p.is::<GreenletExit>() {
+            return Outcome::Killed;
+        }
+        let message = greenlet::panic_message(&*p);
+        eprintln!("<{}> failed with {message}", self.name());
+        Outcome::Panicked(Failure { message })
+    }
+
+    /// Records the outcome, marks the greenlet dead and queues the notification of links and joiners.
+    fn finish(&self, outcome: Outcome<T>) {
+        *self.st.outcome.borrow_mut() = Some(outcome);
+        self.st.phase.set(Phase::Dead);
+        // Dropping our handle to the raw greenlet is fine even while running on it: its resumer holds one.
+        self.st.raw.borrow_mut().take();
+        let g = self.clone();
+        get_hub().run_callback(move || g.notify());
+    }
+
+    fn notify(&self) {
+        for w in self.st.joiners.take() {
+            w.wake();
+        }
+        let successful = self.successful();
+        loop {
+            let next = {
+                let mut links = self.st.links.borrow_mut();
+                if links.is_empty() {
+                    None
+                } else {
+                    Some(links.remove(0))
+                }
+            };
+            let Some((_, kind, f)) = next else { break };
+            let run = match kind {
+                LinkKind::Any => true,
+                LinkKind::Value => successful,
+                LinkKind::Exception => !successful,
+            };
+            if run {
+                let g = self.clone();
+                if let Err(p) = catch_unwind(AssertUnwindSafe(move || f(&g))) {
+                    eprintln!(
+                        "gevent: a link of <{}> panicked (ignored): {}",
+                        self.name(),
+                        greenlet::panic_message(&*p)
+                    );
+                }
+            }
+        }
+    }
+
+    /// Waits until the greenlet has finished (returns at once if it has).
+    ///
+    /// # Panics
+    /// With [`LoopExit`]'s message if nothing can ever finish it; when a greenlet joins itself.
+    ///
+    /// # Cancel safety
+    /// A kill or Timeout landing here unwinds out of it and leaves nothing registered.
+    pub fn join(&self) {
+        if let Err(e) = self.join_deadline(None) {
+            panic!("{e}");
+        }
+    }
+
+    /// Waits at most `timeout`; returns whether the greenlet has finished.
+    ///
+    /// # Panics
+    /// As [`Greenlet::join`].
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        match self.join_deadline(Some(Instant::now() + timeout)) {
+            Ok(()) => self.ready(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn join_deadline(&self, deadline: Option<Instant>) -> Result<(), LoopExit> {
+        if self.ready() {
+            return Ok(());
+        }
+        if let Some(raw) = &*self.st.raw.borrow() {
+            assert!(!raw.is_current(), "a greenlet cannot join itself");
+        }
+        let w = Waiter::new();
+        self.st.joiners.borrow_mut().push(w.clone());
+        let r = crate::wait::wait_with_deadline(&w, deadline);
+        self.st.joiners.borrow_mut().retain(|j| !Rc::ptr_eq(j, &w));
+        r
+    }
+
+    /// Waits for the result (gevent's `get()`).
+    ///
+    /// # Errors
+    /// [`GetError::Panicked`] with the panic message, [`GetError::Killed`], or [`GetError::LoopExit`].
+    pub fn get(&self) -> Result<T, GetError>
+    where
+        T: Clone,
+    {
+        if self.join_deadline(None).is_err() {
+            return Err(GetError::LoopExit);
+        }
+        self.peek()
+    }
+
+    /// Waits at most `timeout` for the result.
+    ///
+    /// # Errors
+    /// As [`Greenlet::get`], and [`GetError::NotReady`] at the timeout.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError>
+    where
+        T: Clone,
+    {
+        if self.join_deadline(Some(Instant::now() + timeout)).is_err() {
+            return Err(GetError::LoopExit);
+        }
+        self.peek()
+    }
+
+    /// The result without waiting.
+    ///
+    /// # Errors
+    /// [`GetError::NotReady`] if it has not finished, otherwise as [`Greenlet::get`].
+    pub fn peek(&self) -> Result<T, GetError>
+    where
+        T: Clone,
+    {
+        match &*self.st.outcome.borrow() {
+            None => Err(GetError::NotReady),
+            Some(Outcome::Value(v)) => Ok(v.clone()),
+            Some(Outcome::Panicked(f)) => Err(GetError::Panicked(f.clone())),
+            Some(Outcome::Killed) => Err(GetError::Killed),
+            Some(Outcome::Taken) => Err(GetError::Taken),
+        }
+    }
+
+    /// Takes the value out, for values that are not `Clone`. Returns `None` if it has not finished
+    /// successfully or the value was already taken; afterwards [`Greenlet::get`] and
+    /// [`Greenlet::value`] report [`GetError::Taken`] / `None`.
+    pub fn take_value(&self) -> Option<T> {
+        let mut o = self.st.outcome.borrow_mut();
+        if matches!(&*o, Some(Outcome::Value(_))) {
+            if let Some(Outcome::Value(v)) = o.replace(Outcome::Taken) {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// The value once finished successfully (gevent's `g.value`), else `None`.
+    pub fn value(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        self.peek().ok()
+    }
+
+    /// Whether it has finished (gevent's `ready()`); same as [`Greenlet::is_dead`].
+    pub fn ready(&self) -> bool {
+        self.st.phase.get() == Phase::Dead
+    }
+
+    /// Whether it has finished (returned, panicked or killed).
+    pub fn is_dead(&self) -> bool {
+        self.ready()
+    }
+
+    /// Finished without panicking. As in gevent, a greenlet killed with `GreenletExit` counts as
+    /// successful (its value is then `None`).
+    pub fn successful(&self) -> bool {
+        matches!(
+            &*self.st.outcome.borrow(),
+            Some(Outcome::Value(_)) | Some(Outcome::Killed) | Some(Outcome::Taken)
+        )
+    }
+
+    /// The panic it died of, if it did (gevent's `exception`).
+    pub fn exception(&self) -> Option<Failure> {
+        match &*self.st.outcome.borrow() {
+            Some(Outcome::Panicked(f)) => Some(f.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether it has started running (and not necessarily finished).
+    pub fn started(&self) -> bool {
+        self.st.phase.get() != Phase::Pending
+    }
+
+    /// "Greenlet-N" unless renamed.
+    pub fn name(&self) -> String {
+        match &*self.st.name.borrow() {
+            Some(n) => n.clone(),
+            None => format!("Greenlet-{}", self.st.ident),
+        }
+    }
+
+    /// Renames it.
+    pub fn set_name(&self, name: impl Into<String>) {
+        *self.st.name.borrow_mut() = Some(name.into());
+    }
+
+    /// A small number unique among this thread's gevent greenlets.
+    pub fn minimal_ident(&self) -> u64 {
+        self.st.ident
+    }
+
+    /// The raw greenlet while it runs.
+    pub fn raw(&self) -> Option<greenlet::Greenlet> {
+        self.st.raw.borrow().clone()
+    }
+
+    fn add_link(&self, kind: LinkKind, f: LinkFn<T>) -> LinkId {
+        let id = LinkId(self.st.next_link.get());
+        self.st.next_link.set(id.0 + 1);
+        self.st.links.borrow_mut().push((id, kind, f));
+        if self.ready() && self.st.links.borrow().len() == 1 {
+            let g = self.clone();
+            get_hub().run_callback(move || g.notify());
+        }
+        id
+    }
+
+    /// Calls `f` (in the hub) when the greenlet finishes, however it finishes.
+    pub fn link(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
+        self.add_link(LinkKind::Any, Box::new(f))
+    }
+
+    /// Calls `f` when the greenlet finishes successfully.
+    pub fn link_value(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
+        self.add_link(LinkKind::Value, Box::new(f))
+    }
+
+    /// Calls `f` when the greenlet dies of a panic.
+    pub fn link_exception(&self, f: impl FnOnce(&Greenlet<T>) + 'static) -> LinkId {
+        self.add_link(LinkKind::Exception, Box::new(f))
+    }
+
+    /// Removes a link; returns whether it was still there.
+    pub fn unlink(&self, id: LinkId) -> bool {
+        let mut links = self.st.links.borrow_mut();
+        let before = links.len();
+        links.retain(|(i, _, _)| *i != id);
+        links.len() != before
+    }
+
+    /// Kills it with `GreenletExit` and waits until it is dead (gevent's `kill()`).
+    ///
+    /// Never fails and can be repeated. Before it started, it never runs (its links still fire).
+    /// Killing the current greenlet unwinds it at once.
+    pub fn kill(&self) {
+        self.kill_with(GreenletExit, None);
+    }
+
+    /// Kills it and waits at most `timeout`; returns whether it is dead.
+    pub fn kill_timeout(&self, timeout: Duration) -> bool {
+        self.kill_with(GreenletExit, Some(timeout))
+    }
+
+    /// Asks it to die without waiting (gevent's `kill(block=False)`).
+    pub fn kill_nowait(&self) {
+        self.request_kill(Box::new(GreenletExit));
+    }
+
+    /// Kills it with a custom panic payload (it dies as if it had panicked, unless it catches it).
+    /// Waits at most `timeout` (forever with `None`); returns whether it is dead.
+    pub fn kill_with<P: Any + Send>(&self, payload: P, timeout: Option<Duration>) -> bool {
+        if let Some(raw) = self.raw() {
+            if raw.is_current() {
+                resume_unwind(Box::new(payload));
+            }
+        }
+        self.request_kill(Box::new(payload));
+        if self.ready() {
+            return true;
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        match self.join_deadline(deadline) {
+            Ok(()) => self.ready(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn request_kill(&self, payload: Box<dyn Any + Send>) {
+        match self.st.phase.get() {
+            Phase::Dead => {}
+            Phase::Pending => {
+                if let Some(t) = self.st.start_timer.take() {
+                    get_hub().cancel_timer(t);
+                }
+                self.st.func.take();
+                let outcome = if payload.is::<GreenletExit>() {
+                    Outcome::Killed
+                } else {
+                    Outcome::Panicked(Failure {
+                        message: greenlet::panic_message(&*payload),
+                    })
+                };
+                self.finish(outcome);
+            }
+            Phase::Running => {
+                let g = self.clone();
+                get_hub().run_callback(move || {
+                    if let Some(raw) = g.raw() {
+                        if !raw.is_dead() {
+                            raw.throw_payload(payload);
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Something a greenlet can wait for: a [`Greenlet`], an event, a result.
+pub trait Waitable {
+    /// Whether waiting would return at once.
+    fn is_ready(&self) -> bool;
+    /// Registers `w` to be woken when it becomes ready.
+    fn subscribe(&self, w: &Rc<Waiter>);
+    /// Removes `w` (registered with `subscribe`), if still there.
+    fn unsubscribe(&self, w: &Rc<Waiter>);
+}
+
+impl<T: 'static> Waitable for Greenlet<T> {
+    fn is_ready(&self) -> bool {
+        self.ready()
+    }
+    fn subscribe(&self, w: &Rc<Waiter>) {
+        self.st.joiners.borrow_mut().push(w.clone());
+    }
+    fn unsubscribe(&self, w: &Rc<Waiter>) {
+        self.st.joiners.borrow_mut().retain(|j| !Rc::ptr_eq(j, w));
+    }
+}

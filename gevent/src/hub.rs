@@ -1,0 +1,491 @@
+//! The hub: one per OS thread, a greenlet whose `run` is the event loop.
+//!
+//! A greenlet that must wait registers what will wake it (a [`Waiter`] in an event's list, a timer, an
+//! fd's readiness) and switches to the hub; the hub switches back when that happens.
+//!
+//! # The loop
+//! Each turn: run the ready queue (only the entries present when the turn began, FIFO, so
+//! `sleep(ZERO)` yields to every other ready greenlet exactly once), expire due timers, then wait on the
+//! OS poller with the next timer as timeout (zero if something became ready meanwhile). When nothing can
+//! ever make progress — no ready entries, no timers, no fd with a waiter, no outstanding cross-thread
+//! work — the hub hands the main greenlet [`LoopExit`].
+//!
+//! # Ground rules
+//! - Only the hub's own thread touches a [`Hub`]; other threads reach it through a [`HubHandle`]
+//!   (a mutex-protected queue plus a `mio::Waker`).
+//! - A waiting greenlet is woken at most once per [`Waiter`]: waking a waiter that was already woken
+//!   or cancelled is a no-op, so a wake that races a kill or a timeout never resumes the wrong wait.
+//! - Kills and timeouts are delivered by throwing into the greenlet from the hub; the unwinding wait
+//!   marks its waiter cancelled (its guard's destructor), so nothing it waited on keeps a trace of it.
+//! - A panic in a hub callback is reported and the loop goes on.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use greenlet::Value;
+
+/// Raised (as a panic, or returned as an error by `_timeout` variants) when the main greenlet waits
+/// for something that nothing can ever complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoopExit;
+
+impl fmt::Display for LoopExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "LoopExit: this operation would block forever \
+             (the hub has no ready greenlets, timers or I/O left that could wake it)",
+        )
+    }
+}
+
+impl std::error::Error for LoopExit {}
+
+/// A callback the hub runs.
+pub(crate) type Callback = Box<dyn FnOnce()>;
+
+/// An entry of the ready queue.
+enum Ready {
+    /// Resume the greenlet of a waiter (if it is still waiting on it).
+    Wake(Rc<Waiter>),
+    /// Run a callback in the hub.
+    Call(Callback),
+}
+
+/// Identifies a timer, for [`Hub::cancel_timer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerId(Instant, u64);
+
+const TOKEN_WAKER: mio::Token = mio::Token(usize::MAX);
+
+/// The state the hub keeps for one thread.
+pub struct Hub {
+    greenlet: greenlet::Greenlet,
+    ready: RefCell<VecDeque<Ready>>,
+    timers: RefCell<BTreeMap<TimerId, Callback>>,
+    timer_seq: Cell<u64>,
+    poll: RefCell<mio::Poll>,
+    events: RefCell<mio::Events>,
+    pub(crate) io: crate::io::Registry,
+    remote: Arc<Remote>,
+    /// Turns since the poller was last asked (to poll now and then even while busy).
+    turns_without_poll: Cell<u32>,
+    /// Waiters of `idle()`, woken when a turn ends with nothing ready.
+    idle: RefCell<VecDeque<Rc<Waiter>>>,
+}
+
+/// What other threads share with a hub.
+struct Remote {
+    queue: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+    waker: mio::Waker,
+    /// Operations in flight on other threads that will come back through `queue`; while non-zero
+    /// the hub does not declare [`LoopExit`].
+    pending: AtomicUsize,
+}
+
+/// A `Send + Sync` handle to a hub, for other threads.
+#[derive(Clone)]
+pub struct HubHandle {
+    remote: Arc<Remote>,
+}
+
+impl HubHandle {
+    /// Runs `f` in the hub's thread, as a hub callback (it must not block; spawn from it to wait).
+    pub fn run_callback(&self, f: impl FnOnce() + Send + 'static) {
+        self.remote
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(f));
+        // A failing eventfd write leaves the hub to find the entry on its next turn; nothing to do here.
+        let _ = self.remote.waker.wake();
+    }
+
+    /// Declares work in flight on another thread that will call back through [`HubHandle::run_callback`];
+    /// the hub does not exit its loop while any is declared. Undo with [`HubHandle::end_pending`].
+    pub fn begin_pending(&self) {
+        self.remote.pending.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Ends one [`HubHandle::begin_pending`].
+    pub fn end_pending(&self) {
+        self.remote.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static HUB: RefCell<Option<Rc<Hub>>> = const { RefCell::new(None) };
+}
+
+/// This thread's hub, created on first use.
+///
+/// # Panics
+/// If the OS poller cannot be created (out of file descriptors).
+pub fn get_hub() -> Rc<Hub> {
+    if let Some(h) = HUB.with(|h| h.borrow().clone()) {
+        return h;
+    }
+    let hub = Hub::new().unwrap_or_else(|e| panic!("gevent: cannot create the hub: {e}"));
+    HUB.with(|h| *h.borrow_mut() = Some(hub.clone()));
+    hub
+}
+
+/// This thread's hub if it exists.
+pub(crate) fn try_hub() -> Option<Rc<Hub>> {
+    HUB.with(|h| h.borrow().clone())
+}
+
+impl Hub {
+    fn new() -> std::io::Result<Rc<Hub>> {
+        let poll = mio::Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), TOKEN_WAKER)?;
+        let main = greenlet::getcurrent();
+        let g = greenlet::Builder::new()
+            .name("Hub")
+            .parent(&main)
+            .stack(greenlet::StackConfig::guarded(1024 * 1024))
+            .build(|_| {
+                run_loop();
+                Value::none()
+            })
+            .map_err(std::io::Error::other)?;
+        Ok(Rc::new(Hub {
+            greenlet: g,
+            ready: RefCell::new(VecDeque::new()),
+            timers: RefCell::new(BTreeMap::new()),
+            timer_seq: Cell::new(0),
+            poll: RefCell::new(poll),
+            events: RefCell::new(mio::Events::with_capacity(1024)),
+            io: crate::io::Registry::default(),
+            remote: Arc::new(Remote {
+                queue: Mutex::new(Vec::new()),
+                waker,
+                pending: AtomicUsize::new(0),
+            }),
+            turns_without_poll: Cell::new(0),
+            idle: RefCell::new(VecDeque::new()),
+        }))
+    }
+
+    /// The hub's own greenlet.
+    pub fn greenlet(&self) -> &greenlet::Greenlet {
+        &self.greenlet
+    }
+
+    /// A handle other threads can use to hand this hub work.
+    pub fn handle(&self) -> HubHandle {
+        HubHandle {
+            remote: self.remote.clone(),
+        }
+    }
+
+    /// The OS poller's registry (to register fds).
+    pub(crate) fn registry(&self) -> std::cell::Ref<'_, mio::Poll> {
+        self.poll.borrow()
+    }
+
+    /// Queues `f` to run in the hub on its next turn (FIFO). gevent's `loop.run_callback`.
+    pub fn run_callback(&self, f: impl FnOnce() + 'static) {
+        self.ready.borrow_mut().push_back(Ready::Call(Box::new(f)));
+    }
+
+    /// Queues the resumption of `w`'s greenlet.
+    fn schedule_wake(&self, w: Rc<Waiter>) {
+        self.ready.borrow_mut().push_back(Ready::Wake(w));
+    }
+
+    /// Runs `f` in the hub at `deadline` (not before). Returns an id to cancel it.
+    pub fn add_timer(&self, deadline: Instant, f: impl FnOnce() + 'static) -> TimerId {
+        let seq = self.timer_seq.get();
+        self.timer_seq.set(seq + 1);
+        let id = TimerId(deadline, seq);
+        self.timers.borrow_mut().insert(id, Box::new(f));
+        id
+    }
+
+    /// Whether a timer is still armed.
+    pub fn timer_pending(&self, id: TimerId) -> bool {
+        self.timers.borrow().contains_key(&id)
+    }
+
+    /// Wakes `w` when the ready queue is next empty (gevent's `idle`).
+    pub(crate) fn add_idle(&self, w: Rc<Waiter>) {
+        self.idle.borrow_mut().push_back(w);
+    }
+
+    /// Cancels a timer; returns whether it had not fired yet.
+    pub fn cancel_timer(&self, id: TimerId) -> bool {
+        self.timers.borrow_mut().remove(&id).is_some()
+    }
+
+    /// Switches from the current greenlet to the hub; returns the value the hub (or whoever switches
+    /// back) passes.
+    ///
+    /// # Panics
+    /// When called from the hub itself (the hub cannot wait for itself).
+    pub fn switch(&self) -> Value {
+        assert!(
+            !self.greenlet.is_current(),
+            "gevent: a blocking call was made in the hub itself (from a hub callback); \
+             spawn a greenlet for blocking work"
+        );
+        self.greenlet.switch(())
+    }
+
+    /// One turn of the loop. Returns false when nothing can ever happen again.
+    fn turn(&self) -> bool {
+        // 1. The ready queue, as it stands now.
+        let n = self.ready.borrow().len();
+        for _ in 0..n {
+            let entry = self.ready.borrow_mut().pop_front();
+            match entry {
+                Some(Ready::Wake(w)) => w.resume(),
+                Some(Ready::Call(f)) => run_guarded(f),
+                None => break,
+            }
+        }
+        // 2. Cross-thread callbacks.
+        self.drain_remote();
+        // 3. Timers that are due.
+        self.fire_timers(Instant::now());
+        // 4. Idle waiters, when nothing else is ready.
+        if self.ready.borrow().is_empty() && !self.idle.borrow().is_empty() {
+            let idle = std::mem::take(&mut *self.idle.borrow_mut());
+            for w in idle {
+                w.wake();
+            }
+        }
+        // 5. The poller.
+        let busy = !self.ready.borrow().is_empty();
+        let timeout = if busy {
+            let t = self.turns_without_poll.get();
+            // While busy, ask the poller only every 64 turns (fd readiness must not starve).
+            if t < 64 && !self.io.has_waiters() {
+                self.turns_without_poll.set(t + 1);
+                return true;
+            }
+            Some(Duration::ZERO)
+        } else if let Some((id, _)) = self.timers.borrow().first_key_value() {
+            Some(id.0.saturating_duration_since(Instant::now()))
+        } else if self.io.has_waiters() || self.remote.pending.load(Ordering::SeqCst) > 0 {
+            None
+        } else if self.remote_nonempty() {
+            Some(Duration::ZERO)
+        } else {
+            return false;
+        };
+        self.turns_without_poll.set(0);
+        self.poll_io(timeout);
+        true
+    }
+
+    fn remote_nonempty(&self) -> bool {
+        !self
+            .remote
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    fn drain_remote(&self) {
+        let batch =
+            std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        for f in batch {
+            run_guarded(f);
+        }
+    }
+
+    fn fire_timers(&self, now: Instant) {
+        loop {
+            let due = {
+                let mut timers = self.timers.borrow_mut();
+                match timers.first_key_value() {
+                    Some((id, _)) if id.0 <= now => timers.pop_first().map(|(_, f)| f),
+                    _ => None,
+                }
+            };
+            match due {
+                Some(f) => run_guarded(f),
+                None => break,
+            }
+        }
+    }
+
+    fn poll_io(&self, timeout: Option<Duration>) {
+        let mut events = self.events.borrow_mut();
+        let r = self.poll.borrow_mut().poll(&mut events, timeout);
+        if let Err(e) = r {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                eprintln!("gevent: the hub's poller failed: {e}");
+            }
+            return;
+        }
+        let ready: Vec<(mio::Token, bool, bool)> = events
+            .iter()
+            .filter(|ev| ev.token() != TOKEN_WAKER)
+            .map(|ev| {
+                let r = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                let w = ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                (ev.token(), r, w)
+            })
+            .collect();
+        drop(events);
+        for (token, r, w) in ready {
+            self.io.dispatch(token, r, w);
+        }
+    }
+}
+
+fn run_guarded(f: Callback) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+        eprintln!(
+            "gevent: a hub callback panicked (ignored, the loop goes on): {}",
+            greenlet::panic_message(&*p)
+        );
+    }
+}
+
+/// The hub greenlet's `run`.
+fn run_loop() {
+    let hub = get_hub();
+    loop {
+        while hub.turn() {}
+        // Nothing can wake anyone: tell the main greenlet (gevent throws LoopExit into hub.parent).
+        let main = hub.greenlet.parent().expect("the hub has a parent");
+        main.switch(Wakeup::LoopExit);
+    }
+}
+
+/// What the hub passes to a greenlet it switches back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wakeup {
+    /// The thing waited for happened.
+    Woken,
+    /// Nothing will ever happen: the loop is empty.
+    LoopExit,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum WaitState {
+    Waiting,
+    Woken,
+    Cancelled,
+}
+
+/// One wait of one greenlet: gevent's `Waiter`.
+///
+/// The waiting greenlet creates it, hands clones to whatever will wake it, and calls [`Waiter::wait`].
+/// [`Waiter::wake`] resumes it once, from the hub's ready queue; later wakes are no-ops.
+pub struct Waiter {
+    greenlet: greenlet::Greenlet,
+    state: Cell<WaitState>,
+}
+
+impl fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Waiter({:?}, {:?})", self.greenlet, self.state.get())
+    }
+}
+
+impl Waiter {
+    /// A waiter for the current greenlet.
+    pub fn new() -> Rc<Waiter> {
+        Rc::new(Waiter {
+            greenlet: greenlet::getcurrent(),
+            state: Cell::new(WaitState::Waiting),
+        })
+    }
+
+    /// Wakes the waiting greenlet (on the hub's next turn). Returns false if it was already woken or
+    /// has stopped waiting (killed, timed out).
+    pub fn wake(self: &Rc<Self>) -> bool {
+        if self.state.get() != WaitState::Waiting {
+            return false;
+        }
+        self.state.set(WaitState::Woken);
+        get_hub().schedule_wake(self.clone());
+        true
+    }
+
+    /// Whether [`Waiter::wake`] was called.
+    pub fn is_woken(&self) -> bool {
+        self.state.get() == WaitState::Woken
+    }
+
+    /// Whether the greenlet still waits on it.
+    pub fn is_waiting(&self) -> bool {
+        self.state.get() == WaitState::Waiting
+    }
+
+    /// The greenlet that waits.
+    pub fn greenlet(&self) -> &greenlet::Greenlet {
+        &self.greenlet
+    }
+
+    /// Called by the hub: switch into the greenlet if this waiter was woken and nothing else resumed it.
+    fn resume(self: Rc<Self>) {
+        if self.state.get() == WaitState::Woken && !self.greenlet.is_dead() {
+            self.greenlet.switch(Wakeup::Woken);
+        }
+    }
+
+    /// Switches to the hub until woken.
+    ///
+    /// # Errors
+    /// [`LoopExit`] when nothing can ever wake it (the waiter is then cancelled).
+    ///
+    /// # Cancel safety
+    /// A kill or a [`Timeout`](crate::Timeout) landing here unwinds out of this call; the waiter is
+    /// then cancelled, so a later `wake` does nothing. Callers that were handed something with the
+    /// wake (a lock, a queue slot) check [`Waiter::is_woken`] in their own guard and pass it on.
+    pub fn wait(self: &Rc<Self>) -> Result<(), LoopExit> {
+        struct Cancel<'a>(&'a Waiter);
+        impl Drop for Cancel<'_> {
+            fn drop(&mut self) {
+                if self.0.state.get() == WaitState::Waiting {
+                    self.0.state.set(WaitState::Cancelled);
+                }
+            }
+        }
+        debug_assert!(
+            self.greenlet.is_current(),
+            "a Waiter is waited on by its own greenlet"
+        );
+        let guard = Cancel(self);
+        let hub = get_hub();
+        loop {
+            let v = hub.switch();
+            match v.downcast_ref::<Wakeup>() {
+                Some(Wakeup::LoopExit) => {
+                    drop(guard);
+                    return Err(LoopExit);
+                }
+                Some(Wakeup::Woken) if self.state.get() == WaitState::Woken => {
+                    std::mem::forget(guard);
+                    return Ok(());
+                }
+                // A switch that was not meant for this wait (a stray raw switch): keep waiting.
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// Lets every other ready greenlet run once, then returns (gevent's `sleep(0)`).
+///
+/// # Panics
+/// With [`LoopExit`]'s message only if the hub's loop is empty, which cannot happen here (this
+/// greenlet's own wake is queued).
+pub(crate) fn yield_now() {
+    let w = Waiter::new();
+    w.wake();
+    if let Err(e) = w.wait() {
+        panic!("{e}");
+    }
+}

@@ -1,0 +1,324 @@
+//! Readiness of file descriptors: each fd is registered with the hub's poller once (edge-triggered),
+//! and greenlets park on its read or write side until the poller reports it.
+//!
+//! # Ground rules
+//! - Try the syscall first; park only on `WouldBlock` ([`wait_readable`] / [`wait_writable`]).
+//! - One registration per fd for its whole life ([`IoSource`]); dropping it deregisters and wakes every
+//!   greenlet still parked on it, which then sees an error (closing a socket another greenlet waits on).
+//! - Edge-triggered: a readiness event that arrives while nobody waits is remembered (`ready_*` flags)
+//!   and consumed by the next wait, so no edge is lost.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::hub::{get_hub, Waiter};
+
+#[derive(Default)]
+struct Slot {
+    readers: VecDeque<Rc<Waiter>>,
+    writers: VecDeque<Rc<Waiter>>,
+    ready_read: bool,
+    ready_write: bool,
+    closed: bool,
+    in_use: bool,
+}
+
+/// The hub's table of registered fds.
+#[derive(Default)]
+pub(crate) struct Registry {
+    slots: RefCell<Vec<Slot>>,
+    free: RefCell<Vec<usize>>,
+    /// Number of parked greenlets over all slots.
+    waiters: Cell<usize>,
+}
+
+impl Registry {
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.waiters.get() > 0
+    }
+
+    pub(crate) fn dispatch(&self, token: mio::Token, readable: bool, writable: bool) {
+        let mut woken = Vec::new();
+        {
+            let mut slots = self.slots.borrow_mut();
+            let Some(slot) = slots.get_mut(token.0) else {
+                return;
+            };
+            if !slot.in_use {
+                return;
+            }
+            if readable {
+                slot.ready_read = true;
+                woken.extend(slot.readers.drain(..));
+            }
+            if writable {
+                slot.ready_write = true;
+                woken.extend(slot.writers.drain(..));
+            }
+        }
+        self.waiters.set(self.waiters.get() - woken.len());
+        for w in woken {
+            w.wake();
+        }
+    }
+}
+
+/// Which side of an fd to wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// Readable (or closed, or in error).
+    Read,
+    /// Writable (or closed, or in error).
+    Write,
+}
+
+/// An fd registered with this thread's hub for as long as this value lives.
+///
+/// Not `Send`: it belongs to the hub of the thread that registered it.
+pub struct IoSource {
+    key: usize,
+    fd: RawFd,
+}
+
+impl std::fmt::Debug for IoSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IoSource(fd {})", self.fd)
+    }
+}
+
+impl IoSource {
+    /// Registers `fd` (which must stay open while this lives) for read and write readiness.
+    ///
+    /// # Errors
+    /// What `epoll_ctl` returns (for example `EPERM` for a regular file, which is always ready).
+    pub fn new(fd: RawFd) -> io::Result<IoSource> {
+        let hub = get_hub();
+        let reg = &hub.io;
+        let key = {
+            let mut slots = reg.slots.borrow_mut();
+            let key = match reg.free.borrow_mut().pop() {
+                Some(k) => k,
+                None => {
+                    slots.push(Slot::default());
+                    slots.len() - 1
+                }
+            };
+            slots[key] = Slot {
+                in_use: true,
+                ..Slot::default()
+            };
+            key
+        };
+        let r = hub.registry().registry().register(
+            &mut mio::unix::SourceFd(&fd),
+            mio::Token(key),
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        );
+        if let Err(e) = r {
+            reg.slots.borrow_mut()[key].in_use = false;
+            reg.free.borrow_mut().push(key);
+            return Err(e);
+        }
+        Ok(IoSource { key, fd })
+    }
+
+    /// The fd.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Forgets a remembered readiness edge (call after the syscall said `WouldBlock`).
+    pub fn clear_ready(&self, interest: Interest) {
+        let hub = get_hub();
+        let mut slots = hub.io.slots.borrow_mut();
+        let slot = &mut slots[self.key];
+        match interest {
+            Interest::Read => slot.ready_read = false,
+            Interest::Write => slot.ready_write = false,
+        }
+    }
+
+    /// Parks the current greenlet until the fd is ready for `interest` (or closed, or until `deadline`).
+    ///
+    /// Returns at once if readiness arrived since the last [`IoSource::clear_ready`].
+    ///
+    /// # Errors
+    /// `TimedOut` at the deadline; `NotConnected`-like `Other` error when the source is closed while
+    /// waiting; the [`LoopExit`](crate::LoopExit) message as `Other` when nothing can wake it.
+    ///
+    /// # Cancel safety
+    /// A kill or Timeout unwinds out of it and leaves no waiter behind.
+    pub fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
+        let hub = get_hub();
+        let waiter = {
+            let mut slots = hub.io.slots.borrow_mut();
+            let slot = &mut slots[self.key];
+            if slot.closed {
+                return Err(closed_error());
+            }
+            let (ready, list) = match interest {
+                Interest::Read => (&mut slot.ready_read, &mut slot.readers),
+                Interest::Write => (&mut slot.ready_write, &mut slot.writers),
+            };
+            if *ready {
+                *ready = false;
+                return Ok(());
+            }
+            let w = Waiter::new();
+            list.push_back(w.clone());
+            w
+        };
+        hub.io.waiters.set(hub.io.waiters.get() + 1);
+        let timer = deadline.map(|d| {
+            let w = waiter.clone();
+            hub.add_timer(d, move || {
+                w.wake();
+            })
+        });
+        // Remove this waiter from the slot whatever way the wait ends (woken, timeout, kill, LoopExit).
+        struct Unpark<'a> {
+            src: &'a IoSource,
+            waiter: &'a Rc<Waiter>,
+            interest: Interest,
+        }
+        impl Drop for Unpark<'_> {
+            fn drop(&mut self) {
+                let hub = get_hub();
+                let mut slots = hub.io.slots.borrow_mut();
+                let slot = &mut slots[self.src.key];
+                let list = match self.interest {
+                    Interest::Read => &mut slot.readers,
+                    Interest::Write => &mut slot.writers,
+                };
+                if let Some(i) = list.iter().position(|w| Rc::ptr_eq(w, self.waiter)) {
+                    list.remove(i);
+                    hub.io.waiters.set(hub.io.waiters.get() - 1);
+                }
+            }
+        }
+        let unpark = Unpark {
+            src: self,
+            waiter: &waiter,
+            interest,
+        };
+        let r = waiter.wait();
+        drop(unpark);
+        if let Some(t) = timer {
+            hub.cancel_timer(t);
+        }
+        r.map_err(|e| io::Error::other(e.to_string()))?;
+        let mut slots = hub.io.slots.borrow_mut();
+        let slot = &mut slots[self.key];
+        if slot.closed {
+            return Err(closed_error());
+        }
+        let ready = match interest {
+            Interest::Read => &mut slot.ready_read,
+            Interest::Write => &mut slot.ready_write,
+        };
+        if *ready {
+            *ready = false;
+            Ok(())
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+        } else {
+            // Woken without readiness (a spurious edge or a timer racing it): let the caller retry.
+            Ok(())
+        }
+    }
+}
+
+fn closed_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the socket was closed while a greenlet was waiting on it",
+    )
+}
+
+impl Drop for IoSource {
+    fn drop(&mut self) {
+        let Some(hub) = crate::hub::try_hub() else {
+            return;
+        };
+        let _ = hub
+            .registry()
+            .registry()
+            .deregister(&mut mio::unix::SourceFd(&self.fd));
+        let woken: Vec<Rc<Waiter>> = {
+            let mut slots = hub.io.slots.borrow_mut();
+            let slot = &mut slots[self.key];
+            slot.closed = true;
+            slot.readers
+                .drain(..)
+                .chain(slot.writers.drain(..))
+                .collect()
+        };
+        hub.io.waiters.set(hub.io.waiters.get() - woken.len());
+        if woken.is_empty() {
+            self.release_slot(&hub);
+        } else {
+            for w in &woken {
+                w.wake();
+            }
+            // The slot stays `closed` until the woken greenlets have seen it.
+            let key = self.key;
+            let h = hub.clone();
+            hub.run_callback(move || release(&h, key));
+        }
+    }
+}
+
+impl IoSource {
+    fn release_slot(&self, hub: &crate::hub::Hub) {
+        release(hub, self.key);
+    }
+}
+
+fn release(hub: &crate::hub::Hub, key: usize) {
+    hub.io.slots.borrow_mut()[key] = Slot::default();
+    hub.io.free.borrow_mut().push(key);
+}
+
+/// Parks the current greenlet until `fd` is readable, or `timeout` passes (gevent's `wait_read`).
+///
+/// Registers `fd` for the duration of the call; for an fd waited on repeatedly, keep an [`IoSource`].
+///
+/// # Errors
+/// As [`IoSource::wait`], and registration errors.
+pub fn wait_read(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
+    wait_once(fd, Interest::Read, timeout)
+}
+
+/// Parks the current greenlet until `fd` is writable, or `timeout` passes (gevent's `wait_write`).
+///
+/// # Errors
+/// As [`wait_read`].
+pub fn wait_write(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
+    wait_once(fd, Interest::Write, timeout)
+}
+
+fn wait_once(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
+    let src = IoSource::new(fd)?;
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        src.wait(interest, deadline)?;
+        // A freshly registered fd reports its current state at once; confirm with poll(2).
+        let mut pfd = libc::pollfd {
+            fd,
+            events: match interest {
+                Interest::Read => libc::POLLIN,
+                Interest::Write => libc::POLLOUT,
+            },
+            revents: 0,
+        };
+        // SAFETY: `pfd` is a valid pollfd for the duration of the call; nfds = 1; timeout 0.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        if n != 0 {
+            return Ok(());
+        }
+    }
+}

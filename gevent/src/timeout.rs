@@ -1,0 +1,153 @@
+//! [`Timeout`] and [`with_timeout`]: bound how long a piece of code may wait.
+//!
+//! A started `Timeout` arms a hub timer; when it fires, the greenlet that started it is resumed with a
+//! private panic payload at whatever it waits on, so destructors run on the way out. [`with_timeout`]
+//! catches exactly its own payload and turns it into `Err`; anything else keeps unwinding.
+//! Nested timeouts are independent: each catches only its own.
+
+use std::cell::Cell;
+use std::fmt;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::hub::{get_hub, TimerId};
+
+thread_local! {
+    static NEXT: Cell<u64> = const { Cell::new(1) };
+}
+
+/// A timeout expired: returned by [`with_timeout`], and the payload a [`Timeout`] raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeoutError {
+    id: u64,
+    after: Duration,
+}
+
+impl TimeoutError {
+    /// How long the timeout was.
+    pub fn duration(&self) -> Duration {
+        self.after
+    }
+}
+
+impl fmt::Display for TimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timed out after {:?}", self.after)
+    }
+}
+
+impl std::error::Error for TimeoutError {}
+
+/// A deadline for the greenlet that starts it (gevent's `Timeout`).
+///
+/// Dropping it cancels it.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let r = gevent::with_timeout(Duration::from_millis(20), || {
+///     gevent::sleep(Duration::from_secs(10));
+/// });
+/// assert!(r.is_err());
+/// ```
+pub struct Timeout {
+    err: TimeoutError,
+    timer: Cell<Option<TimerId>>,
+}
+
+impl fmt::Debug for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Timeout({:?}, pending: {})",
+            self.err.after,
+            self.pending()
+        )
+    }
+}
+
+impl Timeout {
+    /// A timeout of `after`, not yet started.
+    pub fn new(after: Duration) -> Timeout {
+        let id = NEXT.with(|n| {
+            let i = n.get();
+            n.set(i + 1);
+            i
+        });
+        Timeout {
+            err: TimeoutError { id, after },
+            timer: Cell::new(None),
+        }
+    }
+
+    /// A started timeout.
+    pub fn start_new(after: Duration) -> Timeout {
+        let t = Timeout::new(after);
+        t.start();
+        t
+    }
+
+    /// Arms it for the current greenlet (re-arms it if already started).
+    pub fn start(&self) {
+        self.cancel();
+        let target = greenlet::getcurrent();
+        let err = self.err;
+        let id = get_hub().add_timer(Instant::now() + self.err.after, move || {
+            if !target.is_dead() {
+                target.throw_with(err);
+            }
+        });
+        self.timer.set(Some(id));
+    }
+
+    /// Disarms it. Harmless if it already fired or was never started.
+    pub fn cancel(&self) {
+        if let Some(id) = self.timer.take() {
+            if let Some(hub) = crate::hub::try_hub() {
+                hub.cancel_timer(id);
+            }
+        }
+    }
+
+    /// Whether it is armed and has not fired.
+    pub fn pending(&self) -> bool {
+        match self.timer.get() {
+            Some(id) => crate::hub::try_hub().is_some_and(|h| h.timer_pending(id)),
+            None => false,
+        }
+    }
+
+    /// Whether `payload` (from `catch_unwind`) is this timeout firing.
+    pub fn is_mine(&self, payload: &(dyn std::any::Any + Send)) -> bool {
+        payload
+            .downcast_ref::<TimeoutError>()
+            .is_some_and(|e| e.id == self.err.id)
+    }
+
+    /// The error this timeout raises.
+    pub fn error(&self) -> TimeoutError {
+        self.err
+    }
+}
+
+impl Drop for Timeout {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// Runs `f`, giving up after `after` (gevent's `with_timeout`).
+///
+/// # Errors
+/// [`TimeoutError`] if `f` was still running (waiting) at the deadline; `f` was unwound.
+pub fn with_timeout<T>(after: Duration, f: impl FnOnce() -> T) -> Result<T, TimeoutError> {
+    let t = Timeout::start_new(after);
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => Ok(v),
+        Err(p) if t.is_mine(&*p) => Err(t.error()),
+        Err(p) => {
+            drop(t);
+            resume_unwind(p)
+        }
+    }
+}
