@@ -35,7 +35,9 @@ impl fmt::Display for Error {
         f.write_str(match self {
             Error::CyclicParent => "cyclic parent chain",
             Error::MainHasNoParent => "the main greenlet cannot have a parent",
-            Error::RunAlreadySet => "run cannot be set after the greenlet has started or been given a run",
+            Error::RunAlreadySet => {
+                "run cannot be set after the greenlet has started or been given a run"
+            }
         })
     }
 }

@@ -327,7 +327,10 @@ fn switch_to(mut target: Greenlet, mut msg: Msg) -> Value {
         if target.0.in_chain.get() {
             // The target is below us in the chain: give control back to our resumer, who passes it on.
             let y = cur.yielder.get();
-            debug_assert!(!y.is_null(), "only a started, non-main greenlet can be above another");
+            debug_assert!(
+                !y.is_null(),
+                "only a started, non-main greenlet can be above another"
+            );
             // SAFETY: `cur` is running, so it is started and its yielder points into its live stack.
             let incoming = unsafe { &*y }.suspend(Transfer { target, msg });
             return trace::arrive(incoming);
@@ -338,7 +341,8 @@ fn switch_to(mut target: Greenlet, mut msg: Msg) -> Value {
         CURRENT.with(|c| c.set(Rc::as_ptr(&target.0)));
         // SAFETY: `in_chain` was false, so no other frame is inside this coroutine's `resume` (field
         // invariant of `coro`); the handle `target` keeps `inner` alive across the call.
-        let coro = unsafe { (*inner.coro.get()).as_mut() }.expect("a live greenlet has a coroutine");
+        let coro =
+            unsafe { (*inner.coro.get()).as_mut() }.expect("a live greenlet has a coroutine");
         let result = coro.resume(msg);
         CURRENT.with(|c| c.set(cur_ptr));
         inner.in_chain.set(false);
@@ -600,7 +604,10 @@ impl Drop for Greenlet {
         {
             return;
         }
-        debug_assert!(!self.0.in_chain.get(), "a greenlet in the chain has another handle");
+        debug_assert!(
+            !self.0.in_chain.get(),
+            "a greenlet in the chain has another handle"
+        );
         if CURRENT.try_with(Cell::get).map_or(true, |p| p.is_null()) {
             return; // the thread is being torn down: nothing to switch from; Inner::drop leaks it
         }

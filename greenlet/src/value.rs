@@ -115,8 +115,27 @@ impl fmt::Debug for Value {
                 }
             )*};
         }
-        try_show!((), bool, i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64,
-                  char, &'static str, String);
+        try_show!(
+            (),
+            bool,
+            i8,
+            i16,
+            i32,
+            i64,
+            i128,
+            isize,
+            u8,
+            u16,
+            u32,
+            u64,
+            u128,
+            usize,
+            f32,
+            f64,
+            char,
+            &'static str,
+            String
+        );
         write!(f, "Value(<{}>)", self.type_name)
     }
 }
