@@ -32,9 +32,20 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
+pub mod event;
 pub mod greenlet;
 pub mod hub;
 pub mod io;
+pub mod local;
+pub mod lock;
+pub mod net;
+pub mod pool;
+pub mod queue;
+pub mod select;
+pub mod server;
+pub mod signal;
+pub mod subprocess;
+pub mod threadpool;
 mod timeout;
 mod wait;
 
