@@ -29,8 +29,8 @@ pub struct Measurement {
     pub metric: &'static str,
     /// The count to append to `name` (e.g. `spawn_join` + 100k), if any.
     pub counted: Option<fn(&Opts) -> usize>,
-    /// Runs the measurement; `None` means "not yet".
-    pub run: fn(&Opts) -> Option<f64>,
+    /// Runs the measurement with the count (from `counted`, else `o.counts.ops`); `None` means "not yet".
+    pub run: fn(&Opts, usize) -> Option<f64>,
 }
 
 /// Every measurement of the project, in table order.
@@ -50,6 +50,13 @@ pub fn all() -> Vec<Measurement> {
             metric: "ns_per_op",
             counted: None,
             run: greenlet_create_run_finish,
+        },
+        Measurement {
+            group: "lifecycle",
+            name: PARKED_MEM,
+            metric: "bytes_per_task",
+            counted: Some(|o| o.counts.parked),
+            run: greenlet_dense_rss_per_greenlet,
         },
         Measurement {
             group: "lifecycle",
@@ -105,56 +112,58 @@ pub fn all() -> Vec<Measurement> {
 
 /// `switch/roundtrip`, ns: greenlet A switches to B, B switches back to A, passing a `Value` each way
 /// (peers: corosensei `resume`+`suspend`, Python greenlet's two `switch` calls). Bar: <= 2.0x corosensei.
-pub fn greenlet_switch_roundtrip(_o: &Opts) -> Option<f64> {
+pub fn greenlet_switch_roundtrip(_o: &Opts, _n: usize) -> Option<f64> {
     None
 }
 
 /// `switch/create_run_finish`, ns: `Greenlet::new` + first `switch` + `run` returns, with the stack from the
 /// per-thread pool (peer: corosensei `with_stack` + `resume` + `into_stack`). Bar: <= 5x corosensei.
-pub fn greenlet_create_run_finish(_o: &Opts) -> Option<f64> {
+pub fn greenlet_create_run_finish(_o: &Opts, _n: usize) -> Option<f64> {
     None
 }
 
-/// `lifecycle/parked_mem_1m`, bytes per greenlet: `o.counts.parked_large` greenlets (1,000,000 in a full
-/// run) alive and suspended at once in dense mode; RSS growth / count (peer: Go goroutines at 1m). Also worth
-/// reporting `maps_1m` (use [`crate::report_parked`] from the `ours` binary once this exists). Bar: <= 5 KiB.
-pub fn greenlet_dense_rss_per_greenlet(_o: &Opts) -> Option<f64> {
+/// `lifecycle/parked_mem_<n>`, bytes per greenlet: `n` greenlets alive and suspended at once in dense mode
+/// (called with `o.counts.parked` = 100k, peers gevent, Python greenlet, Go, tokio; and with
+/// `o.counts.parked_large` = 1m, peer Go); RSS growth / n. Measure in a fresh process (see
+/// [`crate::parked_in_child`]: pools left by earlier measurements hide the cost) and report `maps_<n>` too
+/// ([`crate::report_parked`]). Bar (issue 2): <= 5 KiB at 1m.
+pub fn greenlet_dense_rss_per_greenlet(_o: &Opts, _n: usize) -> Option<f64> {
     None
 }
 
-/// `lifecycle/parked_mem_30k`, bytes per greenlet: `o.counts.parked_guarded` greenlets in the default
-/// (guard page) mode (peer: corosensei `DefaultStack`).
-pub fn greenlet_guarded_rss_per_greenlet(_o: &Opts) -> Option<f64> {
+/// `lifecycle/parked_mem_30k`, bytes per greenlet: `n` = `o.counts.parked_guarded` greenlets in the default
+/// (guard page) mode (peers: corosensei `DefaultStack`, may). Fresh process, as above.
+pub fn greenlet_guarded_rss_per_greenlet(_o: &Opts, _n: usize) -> Option<f64> {
     None
 }
 
 /// `lifecycle/spawn_join_100k`, ns per task: `gevent::spawn` `o.counts.spawn` trivial greenlets, then join
 /// them all (peers: Python gevent spawn+joinall, Go `go`+WaitGroup, may spawn+join, tokio current_thread
 /// spawn+await). Bar: <= 0.5x Go.
-pub fn gevent_spawn_join(_o: &Opts) -> Option<f64> {
+pub fn gevent_spawn_join(_o: &Opts, _n: usize) -> Option<f64> {
     None
 }
 
 /// `hub/sleep0_x1`, ns per `sleep(Duration::ZERO)` with one greenlet looping on it (peers: gevent.sleep(0),
 /// Go runtime.Gosched, may yield_now). Bar: <= 0.1x gevent.
-pub fn gevent_sleep0_x1(_o: &Opts) -> Option<f64> {
+pub fn gevent_sleep0_x1(_o: &Opts, _n: usize) -> Option<f64> {
     None
 }
 
 /// `hub/sleep0_x100`, ns per `sleep(Duration::ZERO)` with 100 greenlets each looping on it; total time /
 /// (100 x iterations each).
-pub fn gevent_sleep0_x100(_o: &Opts) -> Option<f64> {
+pub fn gevent_sleep0_x100(_o: &Opts, _n: usize) -> Option<f64> {
     None
 }
 
 /// `hub/chan_handoff`, ns per hand-off: two greenlets ping-pong an integer over two `gevent::queue::Channel`s;
 /// round trip / 2 (peers: Go unbuffered chan, may mpsc, gevent Channel). Bar: <= 0.5x Go.
-pub fn gevent_channel_handoff(_o: &Opts) -> Option<f64> {
+pub fn gevent_channel_handoff(_o: &Opts, _n: usize) -> Option<f64> {
     None
 }
 
 /// `hub/event_set_100k`, ns per waiter: `o.counts.waiters` greenlets wait on one `gevent::event::Event`;
 /// time from `set()` until every waiter has run, / waiters (peers: gevent Event, Go close(chan)).
-pub fn gevent_event_set(_o: &Opts) -> Option<f64> {
+pub fn gevent_event_set(_o: &Opts, _n: usize) -> Option<f64> {
     None
 }

@@ -17,7 +17,7 @@ fn main() {
             }
             None => (m.name.to_owned(), o.counts.ops),
         };
-        match (m.run)(&o) {
+        match (m.run)(&o, n) {
             Some(v) => report(m.group, &name, "ours", m.metric, v, n),
             None => skip(m.group, &name, "ours", "not yet"),
         }
