@@ -254,9 +254,11 @@ impl<T: 'static> Greenlet<T> {
             .build(move |_| {
                 let result = catch_unwind(AssertUnwindSafe(func));
                 let g = Greenlet { st };
-                let outcome = match result {
-                    Ok(v) => Outcome::Value(v),
-                    Err(p) => g.outcome_of_panic(p),
+                let outcome = match (result, crate::hub::take_deferred()) {
+                    // A kill that landed inside a C caller (see `monkey`) still counts.
+                    (Ok(_), Some(p)) => g.outcome_of_panic(p),
+                    (Ok(v), None) => Outcome::Value(v),
+                    (Err(p), _) => g.outcome_of_panic(p),
                 };
                 g.finish(outcome);
                 Value::none()

@@ -457,6 +457,7 @@ impl Waiter {
             self.greenlet.is_current(),
             "a Waiter is waited on by its own greenlet"
         );
+        raise_deferred();
         let guard = Cancel(self);
         let hub = get_hub();
         loop {
@@ -487,5 +488,38 @@ pub(crate) fn yield_now() {
     w.wake();
     if let Err(e) = w.wait() {
         panic!("{e}");
+    }
+}
+
+thread_local! {
+    /// Kills and timeouts that landed where they could not unwind (inside a C caller of a
+    /// `monkey` hook), per greenlet, to be raised at its next wait.
+    static DEFERRED: RefCell<Vec<(greenlet::Greenlet, Box<dyn std::any::Any + Send>)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+/// Keeps `payload` to be raised in the current greenlet at its next wait (see `monkey`).
+#[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+pub(crate) fn defer_unwind(payload: Box<dyn std::any::Any + Send>) {
+    let g = greenlet::getcurrent();
+    DEFERRED.with(|d| d.borrow_mut().push((g, payload)));
+}
+
+/// Takes the payload deferred for the current greenlet, if any.
+pub(crate) fn take_deferred() -> Option<Box<dyn std::any::Any + Send>> {
+    DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_empty() {
+            return None;
+        }
+        let i = d.iter().position(|(g, _)| g.is_current())?;
+        Some(d.swap_remove(i).1)
+    })
+}
+
+/// Raises a deferred kill or timeout of the current greenlet now.
+fn raise_deferred() {
+    if let Some(p) = take_deferred() {
+        std::panic::resume_unwind(p);
     }
 }

@@ -38,6 +38,8 @@ pub mod hub;
 pub mod io;
 pub mod local;
 pub mod lock;
+#[cfg(feature = "monkey")]
+pub mod monkey;
 pub mod net;
 pub mod pool;
 pub mod queue;

@@ -1,0 +1,144 @@
+//! The sleep hooks: `clock_nanosleep` (what `std::thread::sleep` calls), `nanosleep`, `usleep`, `sleep`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use libc::{c_int, c_uint, clockid_t, timespec};
+
+use super::{cooperative, park, set_errno, TIME};
+
+/// Takes every hook's address so the linker keeps them (see the module docs).
+pub(super) fn link() {
+    let hooks: [usize; 4] = [
+        clock_nanosleep as usize,
+        nanosleep as usize,
+        usleep as usize,
+        sleep as usize,
+    ];
+    std::hint::black_box(hooks);
+}
+
+fn active() -> bool {
+    TIME.load(Ordering::Relaxed) && cooperative()
+}
+
+/// Sleeps cooperatively for `d`; true if it completed, false if a kill/timeout cut it short.
+fn green_sleep(d: Duration) -> bool {
+    park(|| {
+        crate::sleep(d);
+        Ok(())
+    })
+    .is_ok()
+}
+
+fn to_duration(ts: &timespec) -> Option<Duration> {
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return None;
+    }
+    Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+fn now(clock: clockid_t) -> Option<Duration> {
+    let mut ts = timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer for the call.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    to_duration(&ts)
+}
+
+/// Interposed `clock_nanosleep(3)`.
+///
+/// # Safety
+/// The C contract: `req` points to a valid `timespec`; `rem` is null or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn clock_nanosleep(
+    clock: clockid_t,
+    flags: c_int,
+    req: *const timespec,
+    rem: *mut timespec,
+) -> c_int {
+    if active() && !req.is_null() {
+        // SAFETY: non-null and valid per the C contract.
+        if let Some(want) = to_duration(unsafe { &*req }) {
+            let d = if flags & libc::TIMER_ABSTIME != 0 {
+                now(clock).map(|n| want.saturating_sub(n))
+            } else {
+                Some(want)
+            };
+            if let Some(d) = d {
+                green_sleep(d);
+                return 0;
+            }
+        }
+    }
+    // SAFETY: forwards the caller's arguments to the system call unchanged.
+    let r = unsafe { libc::syscall(libc::SYS_clock_nanosleep, clock, flags, req, rem) };
+    if r == 0 {
+        0
+    } else {
+        super::errno()
+    }
+}
+
+/// Interposed `nanosleep(2)`.
+///
+/// # Safety
+/// The C contract: `req` points to a valid `timespec`; `rem` is null or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int {
+    if active() && !req.is_null() {
+        // SAFETY: non-null and valid per the C contract.
+        match to_duration(unsafe { &*req }) {
+            Some(d) => {
+                green_sleep(d);
+                return 0;
+            }
+            None => {
+                set_errno(libc::EINVAL);
+                return -1;
+            }
+        }
+    }
+    // SAFETY: forwards the caller's arguments to the system call unchanged.
+    unsafe { libc::syscall(libc::SYS_nanosleep, req, rem) as c_int }
+}
+
+/// Interposed `usleep(3)`.
+///
+/// # Safety
+/// None beyond the C function's (it takes no pointers); `unsafe` because it is an FFI export.
+#[no_mangle]
+pub unsafe extern "C" fn usleep(usec: libc::useconds_t) -> c_int {
+    let ts = timespec {
+        tv_sec: (usec / 1_000_000) as libc::time_t,
+        tv_nsec: ((usec % 1_000_000) * 1000) as libc::c_long,
+    };
+    // SAFETY: `ts` is valid; `rem` may be null.
+    unsafe { nanosleep(&ts, std::ptr::null_mut()) }
+}
+
+/// Interposed `sleep(3)`: returns the seconds left (0 when it slept the whole time).
+///
+/// # Safety
+/// None beyond the C function's; `unsafe` because it is an FFI export.
+#[no_mangle]
+pub unsafe extern "C" fn sleep(secs: c_uint) -> c_uint {
+    let ts = timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: 0,
+    };
+    let mut rem = timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: both pointers are valid for the call.
+    if unsafe { nanosleep(&ts, &mut rem) } == 0 {
+        0
+    } else {
+        rem.tv_sec as c_uint
+    }
+}
