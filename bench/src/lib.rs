@@ -122,6 +122,41 @@ pub struct Opts {
     pub counts: Counts,
     /// `--mem N`: measure only the parked memory of N tasks, then exit (see [`parked_in_child`]).
     pub mem: Option<usize>,
+    /// `--serve echo|http --port-file F`: be a loopback server for the io group (see [`Serve`]).
+    pub serve: Option<Serve>,
+}
+
+/// A server the io group asks a peer to be: bind `127.0.0.1:0`, write the port to `port_file` (atomically,
+/// via a rename), serve until killed or until [`SERVE_MAX`] has passed.
+#[derive(Clone, Debug)]
+pub struct Serve {
+    /// `echo` (write back every byte read) or `http` (answer every request with `Hello, World!`).
+    pub kind: String,
+    /// Where to write the bound port.
+    pub port_file: std::path::PathBuf,
+}
+
+/// Longest a benchmark server lives, whoever forgets to stop it.
+pub const SERVE_MAX: Duration = Duration::from_secs(900);
+
+impl Serve {
+    /// Writes the bound port where `bench/run` waits for it.
+    ///
+    /// # Panics
+    /// If the file cannot be written (the run cannot go on without it).
+    pub fn announce(&self, port: u16) {
+        let tmp = self.port_file.with_extension("tmp");
+        std::fs::write(&tmp, port.to_string()).expect("writing the port file");
+        std::fs::rename(&tmp, &self.port_file).expect("renaming the port file");
+    }
+
+    /// Starts a thread that ends the process after [`SERVE_MAX`]: every server is bounded in time.
+    pub fn exit_after_max() {
+        std::thread::spawn(|| {
+            std::thread::sleep(SERVE_MAX);
+            std::process::exit(0);
+        });
+    }
 }
 
 impl Opts {
@@ -134,6 +169,7 @@ impl Opts {
         let mut quick = false;
         let mut duration = None;
         let mut mem = None;
+        let (mut serve_kind, mut port_file) = (None, None);
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             match a.as_str() {
@@ -151,8 +187,13 @@ impl Opts {
                     let v = args.next().expect("--mem needs a count");
                     mem = Some(v.parse().expect("--mem takes a task count"));
                 }
+                "--serve" => serve_kind = Some(args.next().expect("--serve needs echo or http")),
+                "--port-file" => {
+                    port_file = Some(args.next().expect("--port-file needs a path").into())
+                }
                 other => panic!(
-                    "unknown option {other:?} (known: --group G, --quick, --duration S, --mem N)"
+                    "unknown option {other:?} (known: --group G, --quick, --duration S, --mem N, \
+                     --serve K --port-file F)"
                 ),
             }
         }
@@ -167,6 +208,10 @@ impl Opts {
             duration,
             counts: Counts::new(quick),
             mem,
+            serve: serve_kind.map(|kind| Serve {
+                kind,
+                port_file: port_file.expect("--serve needs --port-file"),
+            }),
         }
     }
 

@@ -17,7 +17,17 @@
 //! `g.switch(v) -> Value`, `greenlet::getcurrent()`. The gevent API (issue 3): `gevent::spawn`, `join`,
 //! `gevent::sleep(Duration::ZERO)`, `gevent::queue::Channel`, `gevent::event::Event`.
 
-use crate::Opts;
+use crate::{Opts, Serve};
+
+/// io group: be the project's echo (`s.kind == "echo"`) or HTTP plaintext (`"http"`) server on
+/// `127.0.0.1:0`, call `s.announce(port)`, and serve (one hub, one thread) until killed; call
+/// [`Serve::exit_after_max`] first. Return `false` while the project cannot serve yet: the `ours` binary
+/// then exits with status 3 and `bench/run` reports the rows as "not yet". The peers' servers to match:
+/// `serve` in `bench/src/bin/peer_tokio.rs` / `peer_may.rs`, `serveEcho` / `serveHTTP` in
+/// `bench/peers/go/main.go`, `serve` in `bench/peers/python/peer.py` (gevent StreamServer / pywsgi).
+pub fn serve(_s: &Serve) -> bool {
+    false
+}
 
 /// One measurement of the project, as the `ours` binary runs them.
 pub struct Measurement {

@@ -24,6 +24,8 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -249,11 +251,64 @@ func eventSet(c counts) {
 	report("hub", "event_set_"+label(n), "ns_per_op", median(samples), n)
 }
 
+// The one HTTP response body of the io group's http servers (TechEmpower plaintext style).
+var hello = []byte("Hello, World!")
+
+// serveIO is the io group's server: bind 127.0.0.1:0, write the port to portFile (via a rename), serve echo
+// (a goroutine per connection writing back what it reads) or http (net/http, "Hello, World!") until killed
+// or for at most 15 minutes.
+func serveIO(kind, portFile string) {
+	time.AfterFunc(15*time.Minute, func() { os.Exit(0) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "listen:", err)
+		os.Exit(1)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	if err := os.WriteFile(portFile+".tmp", []byte(port), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "port file:", err)
+		os.Exit(1)
+	}
+	if err := os.Rename(portFile+".tmp", portFile); err != nil {
+		fmt.Fprintln(os.Stderr, "port file:", err)
+		os.Exit(1)
+	}
+	if kind == "http" {
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write(hello)
+		})
+		fmt.Fprintln(os.Stderr, http.Serve(ln, h))
+		return
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			continue
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			buf := make([]byte, 65536)
+			for {
+				n, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+		}(c)
+	}
+}
+
 func main() {
 	groups := flag.String("group", "", "comma-separated groups (default: all)")
 	quick := flag.Bool("quick", false, "tiny counts")
 	dur := flag.Float64("duration", -1, "seconds to repeat each timed measurement")
 	procs := flag.Int("procs", 1, "GOMAXPROCS")
+	serve := flag.String("serve", "", "io group: be an echo or http server on 127.0.0.1:0")
+	portFile := flag.String("port-file", "", "io group: where to write the bound port")
 	mem := flag.Int("mem", 0, "internal: measure only the parked memory of this many goroutines, then exit")
 	flag.Parse()
 	runtime.GOMAXPROCS(*procs)
@@ -279,6 +334,10 @@ func main() {
 		return false
 	}
 	c := newCounts(*quick)
+	if *serve != "" {
+		serveIO(*serve, *portFile)
+		return
+	}
 	if *mem > 0 {
 		// Keep the collector from returning pages mid-measurement.
 		debug.SetGCPercent(-1)

@@ -244,6 +244,38 @@ def gevent_event_set(c):
     report("hub", f"event_set_{label(n)}", "py-gevent", "ns_per_op", median(samples), n)
 
 
+HELLO = b"Hello, World!"
+
+
+def serve(kind, port_file):
+    """io group: bind 127.0.0.1:0, write the port to port_file (via a rename), serve until killed (at most
+    15 minutes): echo with gevent.server.StreamServer, http with gevent.pywsgi.WSGIServer."""
+    import gevent
+    from gevent.pywsgi import WSGIServer
+    from gevent.server import StreamServer
+
+    def echo(sock, _addr):
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return
+            sock.sendall(data)
+
+    def app(_environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))])
+        return [HELLO]
+
+    if kind == "http":
+        server = WSGIServer(("127.0.0.1", 0), app, log=None)
+    else:
+        server = StreamServer(("127.0.0.1", 0), echo)
+    server.start()
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(server.server_port))
+    os.rename(port_file + ".tmp", port_file)
+    gevent.sleep(15 * 60)
+
+
 def parked_in_child(kind, n, quick):
     args = [sys.executable, os.path.abspath(__file__), f"--mem-{kind}", str(n)]
     if quick:
@@ -261,7 +293,12 @@ def main():
     p.add_argument("--duration", type=float, default=None)
     p.add_argument("--mem-greenlet", type=int, default=0, help="internal: parked memory in a fresh process")
     p.add_argument("--mem-gevent", type=int, default=0, help="internal: parked memory in a fresh process")
+    p.add_argument("--serve", choices=["echo", "http"], help="io group: be a loopback server")
+    p.add_argument("--port-file", help="io group: where to write the bound port")
     a = p.parse_args()
+    if a.serve:
+        serve(a.serve, a.port_file)
+        return
     if a.mem_greenlet:
         greenlet_parked(a.mem_greenlet)
         return

@@ -112,9 +112,45 @@ fn handoff(o: &Opts) {
     report("hub", names::CHAN_HANDOFF, PEER, "ns_per_op", ns, 2 * ops);
 }
 
+/// io group: echo server on `127.0.0.1:0`, one worker, a coroutine per connection.
+fn serve(s: &bench::Serve) {
+    use std::io::{Read, Write};
+    bench::Serve::exit_after_max();
+    if s.kind != "echo" {
+        // A hand-rolled HTTP responder is not what a user deploys; HTTP rows need hyper / may_minihttp.
+        eprintln!("{PEER}: only --serve echo is implemented");
+        std::process::exit(2);
+    }
+    let l = may::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    s.announce(l.local_addr().expect("local addr").port());
+    let acceptor = go!(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let _ = c.set_nodelay(true);
+            go!(move || {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let n = match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if c.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let _ = acceptor.join();
+}
+
 fn main() {
     let o = Opts::from_args();
     may::config().set_workers(1);
+    if let Some(s) = &o.serve {
+        serve(s);
+        return;
+    }
     let t = Instant::now();
     if o.wants("lifecycle") && o.mem.is_none() {
         bench::parked_in_child(&o, "lifecycle", PEER, o.counts.parked_guarded);

@@ -169,8 +169,52 @@ fn handoff(rt: &tokio::runtime::Runtime, o: &Opts) {
     report("hub", names::CHAN_HANDOFF, PEER, "ns_per_op", ns, 2 * ops);
 }
 
+/// io group: echo server on `127.0.0.1:0`, one thread (current_thread runtime).
+fn serve(s: &bench::Serve) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    bench::Serve::exit_after_max();
+    if s.kind != "echo" {
+        // A hand-rolled HTTP responder is not what a user deploys; HTTP rows need hyper / may_minihttp.
+        eprintln!("{PEER}: only --serve echo is implemented");
+        std::process::exit(2);
+    }
+    // The measuring runtime has no I/O driver (it would tax every yield); the server needs one.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime with I/O");
+    rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        s.announce(l.local_addr().expect("local addr").port());
+        loop {
+            let Ok((mut c, _)) = l.accept().await else {
+                continue;
+            };
+            let _ = c.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let n = match c.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if c.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
 fn main() {
     let o = Opts::from_args();
+    if let Some(s) = &o.serve {
+        serve(s);
+        return;
+    }
     let rt = rt();
     if let Some(n) = o.mem {
         parked(&rt, n);

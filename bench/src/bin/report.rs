@@ -112,6 +112,9 @@ const ROW_ORDER: &[&str] = &[
     "sleep0_x100",
     "chan_handoff",
     "event_set",
+    "echo_64b",
+    "echo_4k",
+    "http",
 ];
 
 /// What each row measures, for the legend under the tables.
@@ -152,6 +155,8 @@ const LEGEND: &[(&str, &str)] = &[
         "event_set",
         "N tasks wait on one event; from set() until all ran, per waiter",
     ),
+    ("echo_<size>_c<conns>", "echo server on loopback (server on core 0, bench/src/bin/loadgen.rs on core 1): wall time per round trip, i.e. latency at c1 and inverse throughput above; `_cpu`: the server's CPU time per round trip"),
+    ("http_c<conns>", "HTTP plaintext (Hello, World!) under wrk -t1 (Go net/http, gevent.pywsgi); per request, and `_cpu` as above"),
     ("syscall", "raw syscall(SYS_getppid)"),
     ("page_fault", "first touch of a fresh anonymous 4 KiB page"),
     (
@@ -174,9 +179,46 @@ fn split_count(name: &str) -> (&str, u64) {
     (name, 0)
 }
 
-fn row_key(name: &str) -> (usize, String, u64) {
-    let (base, count) = split_count(name);
-    (rank(ROW_ORDER, base), base.to_owned(), count)
+/// Numbers in `s` (with `k`/`m` multipliers), in order: `_c50_cpu` -> [50].
+fn numbers(s: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            let mut v: u64 = s[start..i].parse().unwrap_or(0);
+            match b.get(i) {
+                Some(b'k') => v *= 1_000,
+                Some(b'm') => v *= 1_000_000,
+                _ => {}
+            }
+            out.push(v);
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn row_key(name: &str) -> (usize, String, Vec<u64>, String) {
+    // The longest listed base the name starts with ("echo_64b" for "echo_64b_c50_cpu"), else the name
+    // minus its count suffix.
+    let listed = ROW_ORDER
+        .iter()
+        .filter(|b| name == **b || name.starts_with(&format!("{b}_")))
+        .max_by_key(|b| b.len());
+    let base = listed.copied().unwrap_or_else(|| split_count(name).0);
+    let rest = &name[base.len()..];
+    (
+        rank(ROW_ORDER, base),
+        base.to_owned(),
+        numbers(rest),
+        rest.to_owned(),
+    )
 }
 
 fn med(c: &Cell) -> Option<f64> {
@@ -204,6 +246,8 @@ fn unit(metric: &str) -> &str {
         "maps" => "mappings",
         "ns_per_page" => "ns/page",
         "ghz" => "GHz",
+        "us_per_req" => "us/req",
+        "cpu_us_per_req" => "CPU us/req",
         m => m,
     }
 }

@@ -1,0 +1,134 @@
+//! Echo load generator for the io group: C connections on loopback, each writing S bytes and reading them
+//! back in a loop for D seconds, on one thread (tokio current_thread; `bench/run` pins it to the core the
+//! server is not on).
+//!
+//! Run: `loadgen --port P --conns C --size S --duration D --peer NAME [--server-pid PID]`
+//!
+//! Prints `RESULT group=io name=echo_<S>b_c<C> peer=NAME us_per_req=..` (wall time / round trips: the
+//! latency with one connection, the inverse throughput with many) and, with `--server-pid`,
+//! `name=echo_<S>b_c<C>_cpu .. cpu_us_per_req=..` (the server's user+system CPU time from
+//! `/proc/PID/stat` / round trips). A server that stops answering fails the run after D + 10 s.
+
+use std::time::{Duration, Instant};
+
+use bench::report;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// CPU time (user + system) of process `pid` in microseconds, from `/proc/PID/stat`.
+fn cpu_us(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / hz * 1e6)
+}
+
+fn main() {
+    let (mut port, mut conns, mut size, mut secs, mut peer, mut pid) = (
+        0u16,
+        1usize,
+        64usize,
+        1.0f64,
+        String::from("?"),
+        None::<u32>,
+    );
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let v = args.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            "--port" => port = v.parse().expect("--port"),
+            "--conns" => conns = v.parse().expect("--conns"),
+            "--size" => size = v.parse().expect("--size"),
+            "--duration" => secs = v.parse().expect("--duration"),
+            "--peer" => peer = v,
+            "--server-pid" => pid = Some(v.parse().expect("--server-pid")),
+            other => panic!("unknown option {other:?}"),
+        }
+    }
+    let name = format!(
+        "echo_{}_c{conns}",
+        if size % 1024 == 0 {
+            format!("{}k", size / 1024)
+        } else {
+            format!("{size}b")
+        }
+    );
+    let dur = Duration::from_secs_f64(secs.max(0.05));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let limit = dur + Duration::from_secs(10);
+    let res = rt.block_on(async {
+        tokio::time::timeout(limit, async {
+            let mut streams = Vec::with_capacity(conns);
+            for _ in 0..conns {
+                let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+                s.set_nodelay(true)?;
+                streams.push(s);
+            }
+            let cpu0 = pid.and_then(cpu_us);
+            let t0 = Instant::now();
+            let deadline = t0 + dur;
+            let hs: Vec<_> = streams
+                .into_iter()
+                .map(|mut s| {
+                    tokio::spawn(async move {
+                        let out = vec![b'x'; size];
+                        let mut back = vec![0u8; size];
+                        let mut n = 0u64;
+                        while Instant::now() < deadline {
+                            s.write_all(&out).await?;
+                            s.read_exact(&mut back).await?;
+                            n += 1;
+                        }
+                        Ok::<u64, std::io::Error>(n)
+                    })
+                })
+                .collect();
+            let mut total = 0u64;
+            for h in hs {
+                total += h.await.map_err(std::io::Error::other)??;
+            }
+            let wall = t0.elapsed();
+            let cpu = match (cpu0, pid.and_then(cpu_us)) {
+                (Some(a), Some(b)) => Some(b - a),
+                _ => None,
+            };
+            Ok::<_, std::io::Error>((total, wall, cpu))
+        })
+        .await
+    });
+    let res = res.unwrap_or_else(|_| Err(std::io::Error::other("server stopped answering")));
+    match res {
+        Ok((total, wall, cpu)) if total > 0 => {
+            let t = total as usize;
+            report(
+                "io",
+                &name,
+                &peer,
+                "us_per_req",
+                wall.as_secs_f64() * 1e6 / total as f64,
+                t,
+            );
+            if let Some(cpu) = cpu {
+                report(
+                    "io",
+                    &format!("{name}_cpu"),
+                    &peer,
+                    "cpu_us_per_req",
+                    cpu / total as f64,
+                    t,
+                );
+            }
+        }
+        Ok(_) => bench::skip("io", &name, &peer, "no round trip completed"),
+        Err(e) => {
+            bench::skip("io", &name, &peer, &format!("load failed: {e}"));
+            std::process::exit(1);
+        }
+    }
+}
