@@ -7,6 +7,11 @@
 //!   greenlet still parked on it, which then sees an error (closing a socket another greenlet waits on).
 //! - Edge-triggered: a readiness event that arrives while nobody waits is remembered (`ready_*` flags)
 //!   and consumed by the next wait, so no edge is lost.
+//! - [`IoSource::close`] does what dropping does (deregister, wake every waiter with an error) while
+//!   the value is still borrowed; the slot then stays `closed` until the value is dropped, so a
+//!   closed source never reports readiness again and its key is never reused under a live borrow.
+//! - [`wait_any`] parks one greenlet on several sources at once: the same [`Waiter`] sits in several
+//!   lists; the first wake wins (later wakes are no-ops) and the guard removes it from all of them.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -131,6 +136,40 @@ impl IoSource {
         self.fd
     }
 
+    /// Whether [`IoSource::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        get_hub().io.slots.borrow()[self.key].closed
+    }
+
+    /// Deregisters the fd and wakes every greenlet parked on it, which then gets a `NotConnected`
+    /// error; every later [`IoSource::wait`] fails the same way. The fd itself stays open (its owner
+    /// closes it). Closing twice does nothing.
+    pub fn close(&self) {
+        let hub = get_hub();
+        let woken: Vec<Rc<Waiter>> = {
+            let mut slots = hub.io.slots.borrow_mut();
+            let slot = &mut slots[self.key];
+            if slot.closed {
+                return;
+            }
+            slot.closed = true;
+            slot.ready_read = false;
+            slot.ready_write = false;
+            slot.readers
+                .drain(..)
+                .chain(slot.writers.drain(..))
+                .collect()
+        };
+        let _ = hub
+            .registry()
+            .registry()
+            .deregister(&mut mio::unix::SourceFd(&self.fd));
+        hub.io.waiters.set(hub.io.waiters.get() - woken.len());
+        for w in &woken {
+            w.wake();
+        }
+    }
+
     /// Forgets a remembered readiness edge (call after the syscall said `WouldBlock`).
     pub fn clear_ready(&self, interest: Interest) {
         let hub = get_hub();
@@ -244,10 +283,13 @@ impl Drop for IoSource {
         let Some(hub) = crate::hub::try_hub() else {
             return;
         };
-        let _ = hub
-            .registry()
-            .registry()
-            .deregister(&mut mio::unix::SourceFd(&self.fd));
+        let was_closed = hub.io.slots.borrow()[self.key].closed;
+        if !was_closed {
+            let _ = hub
+                .registry()
+                .registry()
+                .deregister(&mut mio::unix::SourceFd(&self.fd));
+        }
         let woken: Vec<Rc<Waiter>> = {
             let mut slots = hub.io.slots.borrow_mut();
             let slot = &mut slots[self.key];
@@ -258,13 +300,13 @@ impl Drop for IoSource {
                 .collect()
         };
         hub.io.waiters.set(hub.io.waiters.get() - woken.len());
-        if woken.is_empty() {
+        if woken.is_empty() && !was_closed {
             self.release_slot(&hub);
         } else {
             for w in &woken {
                 w.wake();
             }
-            // The slot stays `closed` until the woken greenlets have seen it.
+            // The slot stays `closed` until the woken greenlets (here or by `close`) have seen it.
             let key = self.key;
             let h = hub.clone();
             hub.run_callback(move || release(&h, key));
@@ -320,5 +362,84 @@ fn wait_once(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Re
         if n != 0 {
             return Ok(());
         }
+    }
+}
+
+/// Parks the current greenlet until one of `sources` is ready for its interest, or `deadline`.
+/// Returns the indices of the sources found ready (possibly empty at the deadline). Readiness of a
+/// source that is reported is consumed (as by [`IoSource::wait`]).
+///
+/// # Errors
+/// The [`LoopExit`](crate::LoopExit) message as `Other` when nothing can wake it. A closed source
+/// counts as ready (its next operation reports the error).
+///
+/// # Cancel safety
+/// A kill or Timeout unwinds out of it and leaves no waiter behind.
+pub fn wait_any(
+    sources: &[(&IoSource, Interest)],
+    deadline: Option<Instant>,
+) -> io::Result<Vec<usize>> {
+    let hub = get_hub();
+    let take_ready = || -> Vec<usize> {
+        let mut slots = hub.io.slots.borrow_mut();
+        let mut out = Vec::new();
+        for (i, (src, interest)) in sources.iter().enumerate() {
+            let slot = &mut slots[src.key];
+            let ready = match interest {
+                Interest::Read => &mut slot.ready_read,
+                Interest::Write => &mut slot.ready_write,
+            };
+            if slot.closed || *ready {
+                *ready = false;
+                out.push(i);
+            }
+        }
+        out
+    };
+    loop {
+        let ready = take_ready();
+        if !ready.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(ready);
+        }
+        let waiter = Waiter::new();
+        {
+            let mut slots = hub.io.slots.borrow_mut();
+            for (src, interest) in sources {
+                let slot = &mut slots[src.key];
+                match interest {
+                    Interest::Read => slot.readers.push_back(waiter.clone()),
+                    Interest::Write => slot.writers.push_back(waiter.clone()),
+                }
+            }
+        }
+        hub.io.waiters.set(hub.io.waiters.get() + sources.len());
+        struct UnparkAll<'a> {
+            sources: &'a [(&'a IoSource, Interest)],
+            waiter: &'a Rc<Waiter>,
+        }
+        impl Drop for UnparkAll<'_> {
+            fn drop(&mut self) {
+                let hub = get_hub();
+                let mut slots = hub.io.slots.borrow_mut();
+                for (src, interest) in self.sources {
+                    let slot = &mut slots[src.key];
+                    let list = match interest {
+                        Interest::Read => &mut slot.readers,
+                        Interest::Write => &mut slot.writers,
+                    };
+                    if let Some(i) = list.iter().position(|w| Rc::ptr_eq(w, self.waiter)) {
+                        list.remove(i);
+                        hub.io.waiters.set(hub.io.waiters.get() - 1);
+                    }
+                }
+            }
+        }
+        let unpark = UnparkAll {
+            sources,
+            waiter: &waiter,
+        };
+        let r = crate::wait::wait_with_deadline(&waiter, deadline);
+        drop(unpark);
+        r.map_err(|e| io::Error::other(e.to_string()))?;
     }
 }
