@@ -1,16 +1,73 @@
 //! Greenlet stacks: what they are made of, where they come from, and how overflow is caught.
 //!
+//! # Two kinds of stack
+//!
+//! **Guarded** (the default, [`StackConfig::guarded`]): one mapping per stack, with an inaccessible
+//! guard page below the usable part. Running off the end faults on the guard page; the fault handler
+//! prints `stack overflow in greenlet <name>` and aborts. Each guarded stack costs two kernel memory
+//! mappings, and the kernel allows `vm.max_map_count` (65530 by default) per process, so about 32,700
+//! guarded greenlets can be alive at once; past that, creating one returns a [`StackError`] that says
+//! so ([`StackError::is_map_limit`]).
+//!
+//! ```text
+//!   high  +------------------------+ <- base (stack grows down from here)
+//!         |  usable, read-write    |
+//!         |  (touched on demand)   |
+//!         +------------------------+ <- limit + page
+//!         |  guard page, PROT_NONE |
+//!   low   +------------------------+ <- limit (start of the mapping)
+//! ```
+//!
+//! **Dense** (opt-in, `unsafe`, [`StackConfig::dense`]): stacks carved side by side from large arenas
+//! (64 MiB mappings), with no guard page, so a million greenlets fit on default kernel settings. The
+//! 16 bytes just below each stack's limit hold a canary word; they are the top of the neighbouring
+//! stack's slot, a page that neighbour touches anyway, so the canary costs no extra memory. The canary
+//! is checked every time the greenlet switches away: an overflow that reached it aborts the process
+//! with the same message, but it may already have corrupted the neighbour's stack by then — hence
+//! `unsafe`.
+//!
+//! ```text
+//!   arena start                                                        arena end
+//!   | pad page |    slot 0      |    slot 1      |   ...   |   slot n-1     |
+//!   |      [c0]|[stack 0  ][c1] |[stack 1  ][c2] |         |[stack n-1 ][  ]|
+//!              ^limit 0    ^base 0                           (16 bytes: canary of slot i+1)
+//! ```
+//!
+//! # Sizes
+//! Address space is cheap; only touched pages cost memory. A guarded stack is 256 KiB
+//! ([`StackConfig::DEFAULT_SIZE`]) by default. A dense stack defaults to 32 KiB
+//! ([`StackConfig::DEFAULT_DENSE_SIZE`]): a suspended greenlet touches about one page of it, but the
+//! page tables that map touched pages cost 4 KiB per 2 MiB of address space in use, so 32 KiB slots
+//! keep that overhead near 64 bytes per greenlet (256 KiB slots would make it 512 bytes), and a
+//! million of them take 32 GiB of address space, far below the 128 TiB available.
+//!
 //! # Ground rules
-//! - A [`Stack`] belongs to exactly one greenlet from allocation until the greenlet is dead; then it goes
-//!   back to the per-thread pool ([`Stack::release`]). Stacks never cross threads.
-//! - Guarded stacks (the default) have a `PROT_NONE` guard page below the limit: an overflow faults.
-//! - Dense stacks (opt-in, `unsafe`) have no guard page; a canary below the limit is checked at every
-//!   switch away from the greenlet.
+//! - A `Stack` belongs to exactly one greenlet from allocation until the greenlet is dead; then it goes
+//!   back to its thread's pool when dropped (`Stack::release`). Stacks never cross threads (`Stack`
+//!   is `!Send`), so the pools are plain thread-locals.
+//! - Guarded stacks are pooled per size, LIFO, at most 128 per size (`guarded::POOL_CAP`); beyond that they
+//!   are unmapped. Creating and finishing greenlets in a steady state therefore maps nothing.
+//! - Dense stacks go back to a per-size LIFO free list; arenas are never unmapped while the thread lives
+//!   (a stack of another greenlet may sit next door), but the pages of arenas with no live stack are
+//!   periodically given back to the kernel.
+//! - All platform calls are in `crate::sys`.
 
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+
+use corosensei::stack::valgrind::ValgrindStackRegistration;
+
+use crate::sys;
+
+mod dense;
+mod guarded;
 
 /// How a greenlet's stack is made: its size and whether it has a guard page.
+///
+/// Set it per greenlet with [`Builder::stack`](crate::Builder::stack) or per thread with
+/// [`set_thread_default`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StackConfig {
     size: usize,
@@ -21,12 +78,42 @@ impl StackConfig {
     /// Default usable size of a guarded stack: 256 KiB (address space only; pages are touched on use).
     pub const DEFAULT_SIZE: usize = 256 * 1024;
 
-    /// A stack of at least `size` usable bytes with a guard page below it.
+    /// Default size of a dense stack: 32 KiB (see the [module docs](self) for why).
+    pub const DEFAULT_DENSE_SIZE: usize = 32 * 1024;
+
+    /// A stack of at least `size` usable bytes (rounded up to whole pages, at least one) with a guard
+    /// page below it.
     pub fn guarded(size: usize) -> Self {
         StackConfig { size, dense: false }
     }
 
-    /// The usable size in bytes.
+    /// A dense stack: a slot of `size` bytes (rounded up to whole pages, at least two) in a shared
+    /// arena, with no guard page. The top 16 bytes of each slot hold the canary of the slot above, so
+    /// `size - 16` bytes are usable.
+    ///
+    /// Use this for very many greenlets (a million fit on default kernel settings, where guarded
+    /// stacks stop near 32,700).
+    ///
+    /// # Safety
+    /// There is no guard page. An overflow is detected when the greenlet next switches away (if it
+    /// overwrote the canary below its stack), and then aborts the process; but until then it writes
+    /// into the stack of the neighbouring greenlet, whose frames may be corrupted and may misbehave if
+    /// that greenlet runs first. The caller promises that every greenlet given this stack fits in it
+    /// (including whatever the code it calls, and signal handlers, put on the stack).
+    ///
+    /// # Examples
+    /// ```
+    /// use greenlet::{Builder, StackConfig};
+    /// // SAFETY: the closure needs a few hundred bytes of stack.
+    /// let cfg = unsafe { StackConfig::dense(StackConfig::DEFAULT_DENSE_SIZE) };
+    /// let g = Builder::new().stack(cfg).build(|v| v).unwrap();
+    /// assert_eq!(g.switch(3).take::<i32>(), 3);
+    /// ```
+    pub unsafe fn dense(size: usize) -> Self {
+        StackConfig { size, dense: true }
+    }
+
+    /// The size in bytes, as given.
     pub fn size(&self) -> usize {
         self.size
     }
@@ -44,18 +131,86 @@ impl Default for StackConfig {
 }
 
 /// A stack could not be allocated.
+///
+/// Its message names the cause; at the kernel's limit on memory mappings it names `vm.max_map_count`,
+/// its value, and dense stacks as the way out ([`StackError::is_map_limit`]).
 #[derive(Debug)]
 pub struct StackError {
     size: usize,
+    dense: bool,
+    /// # Invariant
+    /// `Some` iff the kernel refused a new mapping (`ENOMEM`) and the process is at (or the count was
+    /// unreadable, presumably at) `vm.max_map_count`.
+    map_limit: Option<MapLimit>,
     source: io::Error,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MapLimit {
+    max: Option<u64>,
+    count: Option<usize>,
+}
+
+impl StackError {
+    /// Classifies an OS error from allocating a stack of `size` bytes.
+    #[cold]
+    fn from_os(cfg: StackConfig, source: io::Error) -> StackError {
+        let map_limit = if sys::is_out_of_mappings(&source) {
+            let max = sys::max_map_count();
+            let count = sys::map_count();
+            match (max, count) {
+                // Far below the limit: plain out-of-memory, not the mapping limit.
+                (Some(max), Some(count)) if (count as u64).saturating_add(16) < max => None,
+                _ => Some(MapLimit { max, count }),
+            }
+        } else {
+            None
+        };
+        StackError {
+            size: cfg.size,
+            dense: cfg.dense,
+            map_limit,
+            source,
+        }
+    }
+
+    /// Whether the process ran into the kernel's limit on memory mappings (`vm.max_map_count`).
+    /// Guarded stacks take two mappings each; dense stacks ([`StackConfig::dense`]) almost none.
+    pub fn is_map_limit(&self) -> bool {
+        self.map_limit.is_some()
+    }
+
+    /// The stack size that was asked for.
+    pub fn size(&self) -> usize {
+        self.size
+    }
 }
 
 impl fmt::Display for StackError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.dense { "dense" } else { "guarded" };
         write!(
             f,
-            "cannot allocate a greenlet stack of {} bytes: {}",
-            self.size, self.source
+            "cannot allocate a {kind} greenlet stack of {} bytes: ",
+            self.size
+        )?;
+        let Some(limit) = self.map_limit else {
+            return write!(f, "{}", self.source);
+        };
+        f.write_str(
+            "the process reached the kernel's limit on memory mappings (vm.max_map_count = ",
+        )?;
+        match limit.max {
+            Some(max) => write!(f, "{max}")?,
+            None => f.write_str("unknown")?,
+        }
+        if let Some(count) = limit.count {
+            write!(f, "; this process has {count} mappings")?;
+        }
+        f.write_str(
+            "). Each guarded stack takes 2 mappings, so about 32,700 guarded greenlets fit at the \
+             default limit. For more greenlets use dense stacks (unsafe StackConfig::dense: no guard \
+             page, a million fit), or raise vm.max_map_count (sysctl)",
         )
     }
 }
@@ -66,68 +221,231 @@ impl std::error::Error for StackError {
     }
 }
 
-/// A greenlet's stack (placeholder implementation: one guarded mmap per stack, no pool).
+/// Counters of this thread's stack allocator, for tests, benchmarks and monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Mappings created (one per fresh guarded stack, one per dense arena).
+    pub maps: u64,
+    /// Mappings removed (guarded stacks beyond the pool's cap, pools emptied at thread exit).
+    pub unmaps: u64,
+    /// Stacks handed out again from the pool or a free list instead of being freshly made.
+    pub reused: u64,
+    /// Guarded stacks cached in this thread's pool now.
+    pub pooled: usize,
+    /// Dense stacks allocated (in use) now.
+    pub dense_live: usize,
+    /// Dense arenas mapped now.
+    pub dense_arenas: usize,
+}
+
+thread_local! {
+    static STATS: std::cell::Cell<Stats> = const {
+        std::cell::Cell::new(Stats {
+            maps: 0, unmaps: 0, reused: 0, pooled: 0, dense_live: 0, dense_arenas: 0,
+        })
+    };
+}
+
+/// Updates this thread's counters (ignored while the thread is being torn down).
+fn count(f: impl FnOnce(&mut Stats)) {
+    let _ = STATS.try_with(|s| {
+        let mut v = s.get();
+        f(&mut v);
+        s.set(v);
+    });
+}
+
+/// This thread's stack allocator counters.
+///
+/// # Examples
+/// ```
+/// let before = greenlet::stack::stats();
+/// for _ in 0..10 {
+///     greenlet::Greenlet::new(|v| v).switch(());
+/// }
+/// // At most one fresh mapping: later greenlets reuse the first one's stack.
+/// assert!(greenlet::stack::stats().maps - before.maps <= 1);
+/// ```
+pub fn stats() -> Stats {
+    STATS.try_with(std::cell::Cell::get).unwrap_or_default()
+}
+
+/// Which allocator a [`Stack`] came from.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// Its own mapping `[limit, base)`, guard page at the bottom.
+    Guarded,
+    /// A slot of this thread's dense arena number `arena`.
+    Dense { arena: u32 },
+}
+
+/// A greenlet's stack, owned by the greenlet's coroutine; dropping it gives it back to the pool.
+///
+/// # Invariant
+/// `[limit, base)` is memory this value owns exclusively, that stays mapped until it is dropped:
+/// - `Kind::Guarded`: the whole of one mapping, its lowest page `PROT_NONE`, the rest read-write;
+/// - `Kind::Dense`: a slot of arena `arena` of this thread's dense allocator, minus the slot's top 16
+///   bytes; the word at `limit - 8` holds this stack's canary (see [`StackBounds`]).
+///
+/// `base` and `limit` are 16-byte aligned. The value is `!Send`: it must go back to the pool of the
+/// thread that allocated it.
 pub(crate) struct Stack {
-    inner: corosensei::stack::DefaultStack,
+    base: usize,
+    limit: usize,
+    kind: Kind,
+    valgrind: ManuallyDrop<ValgrindStackRegistration>,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Stack {
-    /// Allocates a stack as `cfg` says.
+    /// Allocates a stack as `cfg` says, from this thread's pool when it can.
+    ///
+    /// # Errors
+    /// When the kernel refuses the memory; at the mapping limit the error says so.
     pub(crate) fn alloc(cfg: StackConfig) -> Result<Stack, StackError> {
-        corosensei::stack::DefaultStack::new(cfg.size)
-            .map(|inner| Stack { inner })
-            .map_err(|source| StackError {
-                size: cfg.size,
-                source,
-            })
+        let (base, limit, kind) = if cfg.dense {
+            let (base, limit, arena) =
+                dense::alloc(cfg.size).map_err(|e| StackError::from_os(cfg, e))?;
+            (base, limit, Kind::Dense { arena })
+        } else {
+            let (start, len) = guarded::alloc(cfg.size).map_err(|e| StackError::from_os(cfg, e))?;
+            (start + len, start, Kind::Guarded)
+        };
+        let valgrind = ValgrindStackRegistration::new(limit as *mut u8, base - limit);
+        Ok(Stack {
+            base,
+            limit,
+            kind,
+            valgrind: ManuallyDrop::new(valgrind),
+            _not_send: PhantomData,
+        })
     }
 
-    /// Gives the stack back for reuse.
-    pub(crate) fn release(self) {}
+    /// Gives the stack back for reuse (same as dropping it).
+    pub(crate) fn release(self) {
+        drop(self);
+    }
 
     /// Where the stack is; kept by the greenlet so overflow can be checked without the `Stack` itself
     /// (which the coroutine owns).
     pub(crate) fn bounds(&self) -> StackBounds {
-        use corosensei::stack::Stack as _;
-        StackBounds {
-            base: self.base().get(),
-            limit: self.limit().get(),
-            canary: 0,
+        match self.kind {
+            Kind::Guarded => StackBounds {
+                base: self.base,
+                limit: self.limit,
+                guard_end: self.limit + sys::page_size(),
+                canary: 0,
+                canary_value: 0,
+            },
+            Kind::Dense { .. } => StackBounds {
+                base: self.base,
+                limit: self.limit,
+                guard_end: self.limit,
+                canary: self.limit - dense::CANARY_OFFSET,
+                canary_value: dense::canary_value(self.limit - dense::CANARY_OFFSET),
+            },
         }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: dropped exactly once, here; the registration is not used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.valgrind) };
+        match self.kind {
+            // SAFETY: by the type's invariant we own the whole mapping and, being dropped, no longer
+            // use it.
+            Kind::Guarded => unsafe { guarded::release(self.limit, self.base - self.limit) },
+            // SAFETY: as above, for the dense slot.
+            Kind::Dense { arena } => unsafe { dense::release(self.limit, arena) },
+        }
+    }
+}
+
+// SAFETY: `base` and `limit` are 16-byte aligned and bound memory this value owns until dropped (type
+// invariant), at least 4096 usable bytes (both allocators round up to that). Guarded stacks have the
+// guard page corosensei's contract asks for, included in `limit`. Dense stacks do not: that breach is
+// the contract of the `unsafe fn StackConfig::dense`, whose caller promised its greenlets fit; the
+// canary then catches overflows at the next switch.
+unsafe impl corosensei::stack::Stack for Stack {
+    #[inline]
+    fn base(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::StackPointer::new(self.base).expect("stack base is non-null")
+    }
+    #[inline]
+    fn limit(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::StackPointer::new(self.limit).expect("stack limit is non-null")
     }
 }
 
 /// The addresses of a stack, copied out of it.
 ///
 /// # Invariant
+/// Copied from a live [`Stack`]: `[limit, guard_end)` is its guard page (empty for dense stacks).
 /// `canary` is 0 for a guarded stack, otherwise the address of the dense stack's canary word, which
-/// stays mapped for as long as the stack is allocated.
+/// stays mapped for as long as the thread lives and holds `canary_value` unless the stack overflowed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct StackBounds {
     /// Highest address (stacks grow down).
+    #[allow(
+        dead_code,
+        reason = "read by debuggers; kept beside `limit` for future stack-pointer checks"
+    )]
     pub(crate) base: usize,
     /// Lowest usable address, guard page included for guarded stacks.
     pub(crate) limit: usize,
+    guard_end: usize,
     canary: usize,
+    canary_value: usize,
 }
 
 impl StackBounds {
     /// Whether a dense stack's canary was overwritten (always false for guarded stacks).
     ///
     /// Must only be called while the stack is still allocated.
+    #[inline]
     pub(crate) fn overflowed(&self) -> bool {
-        self.canary != 0
+        if self.canary == 0 {
+            return false;
+        }
+        // SAFETY: a non-zero `canary` is the address of a mapped, aligned word (field invariant); it
+        // is read volatile because an overflow writes it behind the compiler's back.
+        let word = unsafe { (self.canary as *const usize).read_volatile() };
+        word != self.canary_value
+    }
+
+    /// Whether a fault at `addr`, taken while this stack was running, is an overflow of it: a hit on
+    /// the guard page, or (dense stacks) a fault just below the slot.
+    fn is_overflow_fault(&self, addr: usize) -> bool {
+        if self.canary == 0 {
+            (self.limit..self.guard_end).contains(&addr)
+        } else {
+            (self.limit.saturating_sub(dense::FAULT_WINDOW)..self.limit).contains(&addr)
+        }
     }
 }
 
-// SAFETY: delegates to corosensei's DefaultStack, which upholds the contract (guard page, >= 4096 bytes).
-unsafe impl corosensei::stack::Stack for Stack {
-    fn base(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::Stack::base(&self.inner)
+/// The fault hook: called by the platform's `SIGSEGV`/`SIGBUS` handler with the fault address, on the
+/// faulting thread. Aborts with the overflow message if the running greenlet overflowed its stack;
+/// returns otherwise (the handler then passes the fault on).
+fn on_fault(addr: usize) {
+    // SAFETY: a synchronous fault is delivered to the thread that faulted, which is the one whose
+    // current greenlet we read.
+    unsafe {
+        crate::greenlet::current_fault_context(|bounds, name| {
+            if bounds.is_overflow_fault(addr) {
+                overflow_abort(name);
+            }
+        });
     }
-    fn limit(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::Stack::limit(&self.inner)
-    }
+}
+
+/// Makes sure overflows of stacks used on this thread are reported: the process-wide fault handler
+/// and this thread's alternate signal stack. Called before a thread's first fresh stack.
+fn prepare_thread() {
+    sys::install_fault_handler(on_fault);
+    sys::ensure_alt_stack();
 }
 
 thread_local! {
@@ -146,9 +464,36 @@ pub fn set_thread_default(cfg: StackConfig) {
     THREAD_DEFAULT.with(|d| d.set(cfg));
 }
 
+/// A fixed buffer that `write!` fills without allocating, truncating what does not fit.
+struct StackBuf {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
 /// Reports an overflow of the named greenlet's stack on stderr and aborts the process.
+///
+/// Allocates nothing and uses only `write(2)` and `abort`, so the fault handler may call it.
 #[cold]
-pub(crate) fn overflow_abort(name: &dyn std::fmt::Display) -> ! {
-    eprintln!("stack overflow in greenlet {name}");
-    std::process::abort()
+pub(crate) fn overflow_abort(name: &dyn fmt::Display) -> ! {
+    use fmt::Write as _;
+    let mut out = StackBuf {
+        buf: [0; 512],
+        len: 0,
+    };
+    let _ = write!(out, "stack overflow in greenlet {name}");
+    if out.len == out.buf.len() {
+        out.len -= 1;
+    }
+    out.buf[out.len] = b'\n';
+    sys::write_stderr(&out.buf[..=out.len]);
+    sys::abort()
 }

@@ -1,0 +1,238 @@
+//! Dense stacks: carved side by side from large arenas, no guard pages, a canary below each stack.
+//!
+//! # Layout
+//! An arena is one read-write mapping (`MAP_NORESERVE`: charged only as touched) of a pad page followed
+//! by `n` slots of `slot` bytes. Slot `i` starts at `B_i = arena + page + i * slot`:
+//! - its stack is `[limit, base) = [B_i, B_i + slot - 16)`;
+//! - its canary word is at `B_i - 8`, inside the 16 bytes at the top of slot `i - 1` (or of the pad
+//!   page for slot 0). The top page of a slot is the one page a suspended greenlet always touches, so
+//!   writing and checking a neighbour's canary there costs no extra page.
+//!
+//! The canary value is `secret ^ address`, `secret` random per thread with its top bit set, so it is
+//! never zero and differs from slot to slot.
+//!
+//! # Ground rules
+//! - Everything is per thread (`Stack` is `!Send`), in one `RefCell` thread-local.
+//! - Freed slots go on a per-size LIFO free list. Arenas are never unmapped while the thread lives
+//!   (their neighbours' canaries, and every free slot, point into them); at thread exit, arenas
+//!   without live stacks are unmapped and the others are leaked (their greenlets may still be dropped
+//!   later).
+//! - Every [`TRIM_EVERY`] releases, the pages of arenas with no live stack are given back to the
+//!   kernel (`MADV_DONTNEED`), so a burst of a million greenlets does not pin gigabytes after it ends;
+//!   the cost is one `madvise` per idle arena per `TRIM_EVERY` releases, never one per greenlet.
+
+use std::cell::{Cell, RefCell};
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+
+use super::count;
+use crate::sys;
+
+/// Address space per arena.
+const ARENA_BYTES: usize = 64 << 20;
+/// Bytes at the top of each slot that hold the canary of the slot above.
+const CANARY_SPACE: usize = 16;
+/// Where a stack's canary word is, below its limit.
+pub(super) const CANARY_OFFSET: usize = 8;
+/// Faults this far below a dense stack's limit, while it runs, are reported as its overflow.
+pub(super) const FAULT_WINDOW: usize = 64 * 1024;
+/// Releases between two passes that give idle arenas' pages back.
+const TRIM_EVERY: usize = 16 * 1024;
+
+/// One arena.
+struct Arena {
+    start: usize,
+    len: usize,
+    /// Index of the size class whose slots it holds.
+    class: usize,
+    /// Stacks of this arena currently allocated.
+    live: u32,
+    /// Whether its pages were given back and nothing was allocated from it since.
+    trimmed: bool,
+}
+
+/// A free slot: its `limit` (`B_i`) and its arena.
+#[derive(Clone, Copy)]
+struct Free {
+    limit: usize,
+    arena: u32,
+}
+
+/// The arenas and free slots of one slot size.
+struct Class {
+    slot: usize,
+    /// # Invariant
+    /// Slots of this class's arenas that no `Stack` owns.
+    free: Vec<Free>,
+    /// The arena being carved: `(arena, next slot's limit, end of arena)`; slots from `next` up
+    /// have never been handed out.
+    bump: Option<(u32, usize, usize)>,
+}
+
+/// This thread's dense allocator.
+struct Dense {
+    /// # Invariant
+    /// Mappings owned by this value, unmapped only in `drop` (and only those with `live == 0`).
+    arenas: Vec<Arena>,
+    classes: Vec<Class>,
+    released: usize,
+}
+
+thread_local! {
+    static DENSE: RefCell<Dense> = const {
+        RefCell::new(Dense { arenas: Vec::new(), classes: Vec::new(), released: 0 })
+    };
+    /// This thread's canary secret; 0 until first used.
+    static SECRET: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The canary value for the canary word at `addr` on this thread.
+pub(super) fn canary_value(addr: usize) -> usize {
+    let s = SECRET.with(|s| {
+        let mut v = s.get();
+        if v == 0 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(s as *const Cell<usize> as usize);
+            v = (h.finish() as usize) | (1 << (usize::BITS - 1));
+            s.set(v);
+        }
+        v
+    });
+    s ^ addr
+}
+
+/// Writes the canary of the stack whose limit is `limit`.
+///
+/// # Safety
+/// `limit` is the limit of a slot of a live arena, so `limit - 8` is a mapped, aligned word that
+/// belongs to no stack.
+unsafe fn write_canary(limit: usize) {
+    let addr = limit - CANARY_OFFSET;
+    // SAFETY: guaranteed by the caller.
+    unsafe { (addr as *mut usize).write_volatile(canary_value(addr)) };
+}
+
+/// A dense stack of `size` bytes (rounded up to pages, at least two): `(base, limit, arena)`.
+pub(super) fn alloc(size: usize) -> io::Result<(usize, usize, u32)> {
+    let page = sys::page_size();
+    let slot = size.max(2 * page).saturating_add(page - 1) & !(page - 1);
+    DENSE
+        .try_with(|d| d.borrow_mut().alloc(slot))
+        .unwrap_or_else(|_| Err(io::Error::other("the thread is exiting")))
+}
+
+impl Dense {
+    fn alloc(&mut self, slot: usize) -> io::Result<(usize, usize, u32)> {
+        let ci = match self.classes.iter().position(|c| c.slot == slot) {
+            Some(i) => i,
+            None => {
+                self.classes.push(Class {
+                    slot,
+                    free: Vec::new(),
+                    bump: None,
+                });
+                self.classes.len() - 1
+            }
+        };
+        let (limit, arena) = if let Some(f) = self.classes[ci].free.pop() {
+            count(|s| s.reused += 1);
+            (f.limit, f.arena)
+        } else {
+            self.carve(ci)?
+        };
+        let a = &mut self.arenas[arena as usize];
+        a.live += 1;
+        a.trimmed = false;
+        // SAFETY: `limit` is a slot of arena `arena`, which is mapped (invariant of `arenas`); its
+        // canary word is in the slot below or the pad page, owned by no stack.
+        unsafe { write_canary(limit) };
+        count(|s| s.dense_live += 1);
+        Ok((limit + slot - CANARY_SPACE, limit, arena))
+    }
+
+    /// Hands out a never-used slot of class `ci`, mapping a new arena when the current one is full.
+    fn carve(&mut self, ci: usize) -> io::Result<(usize, u32)> {
+        let slot = self.classes[ci].slot;
+        let (arena, next, end) = match self.classes[ci].bump {
+            Some((a, next, end)) if next + slot <= end => (a, next, end),
+            _ => {
+                let page = sys::page_size();
+                let n = ((ARENA_BYTES - page) / slot).max(1);
+                let len = page + n * slot;
+                if self.arenas.is_empty() {
+                    super::prepare_thread();
+                }
+                // SAFETY: a new mapping, owned by `self.arenas` from here on.
+                let start = unsafe { sys::map_rw(len) }?.as_ptr() as usize;
+                let _ = sys::no_huge_pages(start as *mut u8, len);
+                count(|s| {
+                    s.maps += 1;
+                    s.dense_arenas += 1;
+                });
+                let a = u32::try_from(self.arenas.len())
+                    .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+                self.arenas.push(Arena {
+                    start,
+                    len,
+                    class: ci,
+                    live: 0,
+                    trimmed: false,
+                });
+                (a, start + page, start + len)
+            }
+        };
+        self.classes[ci].bump = Some((arena, next + slot, end));
+        Ok((next, arena))
+    }
+
+    fn release(&mut self, limit: usize, arena: u32) {
+        let a = &mut self.arenas[arena as usize];
+        a.live -= 1;
+        let ci = a.class;
+        self.classes[ci].free.push(Free { limit, arena });
+        count(|s| s.dense_live -= 1);
+        self.released += 1;
+        if self.released >= TRIM_EVERY {
+            self.released = 0;
+            self.trim();
+        }
+    }
+
+    /// Gives back the pages of every arena with no live stack.
+    #[cold]
+    fn trim(&mut self) {
+        for a in &mut self.arenas {
+            if a.live == 0 && !a.trimmed {
+                // SAFETY: the arena is ours (invariant of `arenas`) and no stack lives in it, so
+                // nothing in it must survive (free slots' canaries are rewritten on allocation).
+                let _ = unsafe { sys::discard(a.start as *mut u8, a.len) };
+                a.trimmed = true;
+            }
+        }
+    }
+}
+
+impl Drop for Dense {
+    fn drop(&mut self) {
+        for a in &self.arenas {
+            if a.live == 0 {
+                // SAFETY: ours, and no stack lives in it (free slots are never used again: the
+                // thread-local is gone, so `release`/`alloc` cannot reach them).
+                let _ = unsafe { sys::unmap(a.start as *mut u8, a.len) };
+                count(|s| {
+                    s.unmaps += 1;
+                    s.dense_arenas -= 1;
+                });
+            }
+        }
+    }
+}
+
+/// Gives the dense stack whose slot starts at `limit`, in arena `arena`, back to the free list.
+///
+/// # Safety
+/// The caller owned that slot (a stack from [`alloc`] on this thread) and no longer uses it.
+pub(super) unsafe fn release(limit: usize, arena: u32) {
+    // When the thread-local is gone the slot is simply never reused (its arena was leaked).
+    let _ = DENSE.try_with(|d| d.borrow_mut().release(limit, arena));
+}
