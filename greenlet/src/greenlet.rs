@@ -191,12 +191,25 @@ fn next_id() -> u64 {
 /// assert_sync::<greenlet::Greenlet>();
 /// ```
 ///
+/// # Dropping
+/// When the last handle to a suspended greenlet is dropped, it is unwound in place: `GreenletExit`
+/// is thrown into it with the dropping greenlet as its temporary parent, so its destructors run.
+/// Handles are reference-counted, so a greenlet that holds a handle *to itself* across a switch
+/// is never dropped this way (Python's cycle collector has no counterpart here): it and its
+/// stack leak. Two common ways to make such a cycle:
+/// - `getcurrent().parent().unwrap().switch(v)` in one statement keeps the `getcurrent()` temporary
+///   alive across the switch; bind the parent first (`let p = getcurrent().parent().unwrap();
+///   p.switch(v)`), as the examples here do;
+/// - a suspended greenlet holding a child whose parent is itself. Kill such greenlets explicitly
+///   with [`Greenlet::throw`] when done.
+///
 /// # Examples
 /// ```
 /// use greenlet::{Greenlet, Value};
 /// let g = Greenlet::new(|v: Value| {
 ///     let n = v.take::<i32>();
-///     let back = greenlet::getcurrent().parent().unwrap().switch(n + 1);
+///     let parent = greenlet::getcurrent().parent().unwrap();
+///     let back = parent.switch(n + 1);
 ///     Value::new(back.take::<i32>() * 10)
 /// });
 /// assert_eq!(g.switch(1).take::<i32>(), 2); // paused inside g
@@ -298,7 +311,11 @@ fn body(yielder: &Yielder<Msg, Transfer>, first: Msg) -> Finished {
     me.yielder.set(yielder);
     trace::arrived(&first);
     match first {
-        Msg::Throw(payload) => Err(payload),
+        Msg::Throw(payload) => {
+            // Dies without running: release what `run` captured now, as greenlet clears `run`.
+            drop(me.run.take());
+            Err(payload)
+        }
         Msg::Value(v) => match me.run.take() {
             Some(run) => catch_unwind(AssertUnwindSafe(move || run(v))),
             None => Err(Box::new(format!(
@@ -318,6 +335,14 @@ fn switch_to(mut target: Greenlet, mut msg: Msg) -> Value {
     trace::set_origin_current();
     loop {
         while target.0.state.get() == State::Dead {
+            // greenlet's throw into a dead greenlet: GreenletExit becomes a plain value on the way
+            // up (nothing is left to exit); any other payload is raised in the parent chain.
+            if let Msg::Throw(p) = msg {
+                msg = match p.downcast::<GreenletExit>() {
+                    Ok(exit) => Msg::Value(Value::new(*exit)),
+                    Err(p) => Msg::Throw(p),
+                };
+            }
             let parent = target.0.parent.borrow().clone();
             target = parent.expect("a dead greenlet always has a parent (main never dies)");
         }
@@ -613,8 +638,13 @@ impl Drop for Greenlet {
         }
         let me = self.clone();
         let cur = getcurrent();
-        *me.0.parent.borrow_mut() = Some(cur);
+        let old_parent = me.0.parent.replace(Some(cur));
         let result = catch_unwind(AssertUnwindSafe(|| me.throw()));
+        if !me.is_dead() {
+            // It caught the exit and lives on (resurrected): give it its parent back, as greenlet's
+            // dealloc does.
+            *me.0.parent.borrow_mut() = old_parent;
+        }
         if let Err(p) = result {
             let msg = crate::panic_message(&*p);
             eprintln!(

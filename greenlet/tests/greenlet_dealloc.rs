@@ -227,7 +227,6 @@ fn drop_of_greenlet_that_panics_on_exit_is_contained() {
 }
 
 #[test]
-#[ignore = "bug: Greenlet::drop leaves parent = the dropping greenlet; greenlet restores the old parent after the kill"]
 fn parent_restored_after_kill_that_resurrects() {
     // The worker survives its kill (catches GreenletExit and switches to the hub, keeping a
     // handle to itself). During the kill its parent is the killer; afterwards it must be the hub
@@ -261,7 +260,7 @@ fn parent_restored_after_kill_that_resurrects() {
 }
 
 #[test]
-#[ignore = "bug: a getcurrent() temporary alive across a switch keeps the greenlet alive from its own stack; dropping every user handle never kills it (leak, no destructors)"]
+#[ignore = "limitation (documented on Greenlet, # Dropping): a getcurrent() temporary alive across a switch keeps the greenlet alive from its own stack; dropping every user handle never kills it (leak, no destructors)"]
 fn drop_kills_greenlet_suspended_in_getcurrent_parent_switch() {
     // The transliteration of greenlet's idiom `greenlet.getcurrent().parent.switch()`: in Rust the
     // temporary returned by getcurrent() lives until the end of the statement, i.e. across the
@@ -283,7 +282,7 @@ fn drop_kills_greenlet_suspended_in_getcurrent_parent_switch() {
 }
 
 #[test]
-#[ignore = "bug: a suspended greenlet holding a handle to a child whose parent is itself forms an Rc cycle (child.parent); dropping every user handle never kills either (leak, no destructors)"]
+#[ignore = "limitation (documented on Greenlet, # Dropping): a suspended greenlet holding a handle to a child whose parent is itself forms an Rc cycle (child.parent); dropping every user handle never kills either (leak, no destructors)"]
 fn drop_cannot_kill_greenlet_holding_its_own_child() {
     // test_two_recursive_children with the child left suspended. Python's cycle GC collects (and
     // kills) such greenlets; with Rc handles it is a cycle: outer's stack -> child -> parent = outer.

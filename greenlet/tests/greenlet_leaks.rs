@@ -158,7 +158,6 @@ fn unstarted_greenlet_releases_its_run_when_dropped() {
 }
 
 #[test]
-#[ignore = "bug: a greenlet killed before it started (throw into unstarted) keeps its run closure, and everything it captured, until its last handle is dropped"]
 fn dead_unstarted_greenlet_releases_its_run() {
     // greenlet clears `run` when the greenlet dies, also when it dies of a throw before starting
     // (inner_bootstrap clears _run_callable on both paths).

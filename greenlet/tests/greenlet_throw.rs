@@ -116,7 +116,6 @@ fn throw_kills_and_returns_greenlet_exit() {
 }
 
 #[test]
-#[ignore = "bug: throw() into a dead greenlet unwinds the caller with GreenletExit instead of returning it"]
 fn throw_into_dead_greenlet_returns_greenlet_exit() {
     // test_kill: `res = g.throw()  # immediately eaten by the already-dead greenlet`;
     // `isinstance(res, GreenletExit)`. greenlet's throw_greenlet turns GreenletExit into a regular
