@@ -18,7 +18,11 @@ fn run_example(name: &str) -> (String, Duration) {
     let t = Instant::now();
     let out = Command::new(&exe).output().expect("run example");
     let elapsed = t.elapsed();
-    assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (String::from_utf8(out.stdout).expect("utf-8"), elapsed)
 }
 
