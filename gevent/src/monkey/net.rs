@@ -15,11 +15,11 @@ use crate::io::Interest;
 /// Takes every hook's address so the linker keeps them (see the module docs).
 pub(super) fn link() {
     let hooks: [usize; 5] = [
-        recv as usize,
-        send as usize,
-        accept as usize,
-        accept4 as usize,
-        connect as usize,
+        recv as *const () as usize,
+        send as *const () as usize,
+        accept as *const () as usize,
+        accept4 as *const () as usize,
+        connect as *const () as usize,
     ];
     std::hint::black_box(hooks);
 }

@@ -10,10 +10,10 @@ use super::{cooperative, park, set_errno, TIME};
 /// Takes every hook's address so the linker keeps them (see the module docs).
 pub(super) fn link() {
     let hooks: [usize; 4] = [
-        clock_nanosleep as usize,
-        nanosleep as usize,
-        usleep as usize,
-        sleep as usize,
+        clock_nanosleep as *const () as usize,
+        nanosleep as *const () as usize,
+        usleep as *const () as usize,
+        sleep as *const () as usize,
     ];
     std::hint::black_box(hooks);
 }
