@@ -2,7 +2,7 @@
 //! and greenlets park on its read or write side until the poller reports it.
 //!
 //! # Ground rules
-//! - Try the syscall first; park only on `WouldBlock` ([`wait_readable`] / [`wait_writable`]).
+//! - Try the syscall first; park only on `WouldBlock` ([`wait_read`] / [`wait_write`], or [`IoSource::wait`]).
 //! - One registration per fd for its whole life ([`IoSource`]); dropping it deregisters and wakes every
 //!   greenlet still parked on it, which then sees an error (closing a socket another greenlet waits on).
 //! - Edge-triggered: a readiness event that arrives while nobody waits is remembered (`ready_*` flags)

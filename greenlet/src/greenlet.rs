@@ -10,7 +10,7 @@
 //! - `T` is `C`: the value is simply returned (greenlet's switch-to-self).
 //! - `T` is not in the chain (suspended or not yet started): `C` resumes `T`, which pushes it — one
 //!   context switch, exactly corosensei's cost.
-//! - `T` is in the chain below `C`: `C` suspends with a [`Transfer`] naming `T`; its resumer receives it
+//! - `T` is in the chain below `C`: `C` suspends with a `Transfer` naming `T`; its resumer receives it
 //!   and either is `T` (done: one context switch) or passes it on the same way.
 //!
 //! In gevent's pattern (the hub resumes a greenlet, the greenlet switches back to the hub) every switch is
@@ -24,7 +24,7 @@
 //! - A greenlet in the chain is kept alive by the strong handle on its resumer's stack frame; the main
 //!   greenlet by the thread-local `MAIN`. `CURRENT` is therefore a plain pointer.
 //! - Panics never cross a coroutine boundary by unwinding: the coroutine body catches them and they travel
-//!   as [`Msg::Throw`], to be resumed (with `resume_unwind`) in whichever greenlet receives them.
+//!   as `Msg::Throw`, to be resumed (with `resume_unwind`) in whichever greenlet receives them.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
