@@ -112,6 +112,9 @@ struct State<T: 'static> {
     next_link: Cell<u64>,
     joiners: RefCell<Vec<Rc<Waiter>>>,
     start_timer: Cell<Option<TimerId>>,
+    /// A kill was thrown in already: it is unwinding. A second throw could land in a destructor
+    /// run by that unwind, and a panic there aborts the process, so later kills only wait.
+    kill_thrown: Cell<bool>,
 }
 
 /// A greenlet scheduled by the hub, returning a `T`.
@@ -216,6 +219,7 @@ impl<T: 'static> Greenlet<T> {
                 next_link: Cell::new(0),
                 joiners: RefCell::new(Vec::new()),
                 start_timer: Cell::new(None),
+                kill_thrown: Cell::new(false),
             }),
         }
     }
@@ -582,7 +586,7 @@ impl<T: 'static> Greenlet<T> {
                 let g = self.clone();
                 get_hub().run_callback(move || {
                     if let Some(raw) = g.raw() {
-                        if !raw.is_dead() {
+                        if !raw.is_dead() && !g.st.kill_thrown.replace(true) {
                             raw.throw_payload(payload);
                         }
                     }
