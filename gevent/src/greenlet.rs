@@ -30,6 +30,11 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure with `message` (for results set by hand, e.g. `AsyncResult::set_exception`).
+    pub(crate) fn new(message: String) -> Failure {
+        Failure { message }
+    }
+
     /// The panic message (or a placeholder naming a non-string payload).
     pub fn message(&self) -> &str {
         &self.message

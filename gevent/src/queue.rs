@@ -1,1 +1,1068 @@
-//! (being written)
+//! Queues between greenlets (gevent's `gevent.queue`): [`Queue`] (FIFO, with `task_done`/`join` and
+//! `shutdown`), [`SimpleQueue`], [`LifoQueue`], [`PriorityQueue`] and the rendezvous [`Channel`].
+//!
+//! # Ground rules
+//! - A queue is a cheap-to-clone handle owned by one thread's hub; clones share the queue.
+//! - Waiters are served FIFO, and hand-offs are direct: a `put` that finds a getter waiting gives it
+//!   the item (the getter does not race later arrivals for it), and a `get` that frees a slot moves
+//!   the oldest waiting putter's item in. A putter is woken only once its item is in, so a woken
+//!   putter has nothing left to do.
+//! - Invariants: getters wait only while no item is available; putters wait only while the queue is
+//!   full (for a [`Channel`], always: it holds nothing).
+//! - A waiter that is killed or times out leaves no trace (its guard unlists it on the way out). A
+//!   getter handed an item that is killed or times out before it runs gives the item back: to the
+//!   next waiting getter, or to the front of the queue (even beyond `maxsize`). No item is lost.
+//! - A hand-off costs no allocation beyond the waiter: items travel in the waiter lists themselves.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::hub::{LoopExit, Waiter};
+use crate::wait::wait_with_deadline;
+
+/// How a queue stores its items: the order in which they come out.
+pub trait Store<T>: Default {
+    /// Adds an item.
+    fn push(&mut self, item: T);
+    /// Puts back an item that was taken out and could not be delivered (it comes out next, where the
+    /// order allows).
+    fn push_back_taken(&mut self, item: T);
+    /// Takes the next item.
+    fn pop(&mut self) -> Option<T>;
+    /// The next item.
+    fn peek(&self) -> Option<&T>;
+    /// How many items it holds.
+    fn len(&self) -> usize;
+    /// Whether it holds nothing.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// First in, first out ([`Queue`]).
+impl<T> Store<T> for VecDeque<T> {
+    fn push(&mut self, item: T) {
+        self.push_back(item);
+    }
+    fn push_back_taken(&mut self, item: T) {
+        self.push_front(item);
+    }
+    fn pop(&mut self) -> Option<T> {
+        self.pop_front()
+    }
+    fn peek(&self) -> Option<&T> {
+        self.front()
+    }
+    fn len(&self) -> usize {
+        VecDeque::len(self)
+    }
+}
+
+/// Last in, first out ([`LifoQueue`]).
+impl<T> Store<T> for Vec<T> {
+    fn push(&mut self, item: T) {
+        Vec::push(self, item);
+    }
+    fn push_back_taken(&mut self, item: T) {
+        Vec::push(self, item);
+    }
+    fn pop(&mut self) -> Option<T> {
+        Vec::pop(self)
+    }
+    fn peek(&self) -> Option<&T> {
+        self.last()
+    }
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+}
+
+/// Lowest first ([`PriorityQueue`], as Python's `heapq`).
+impl<T: Ord> Store<T> for BinaryHeap<Reverse<T>> {
+    fn push(&mut self, item: T) {
+        BinaryHeap::push(self, Reverse(item));
+    }
+    fn push_back_taken(&mut self, item: T) {
+        BinaryHeap::push(self, Reverse(item));
+    }
+    fn pop(&mut self) -> Option<T> {
+        BinaryHeap::pop(self).map(|r| r.0)
+    }
+    fn peek(&self) -> Option<&T> {
+        BinaryHeap::peek(self).map(|r| &r.0)
+    }
+    fn len(&self) -> usize {
+        BinaryHeap::len(self)
+    }
+}
+
+macro_rules! opaque_debug {
+    ($t:ident, $($v:ident),*) => {
+        impl<T> fmt::Debug for $t<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($t::$v(_) => f.write_str(concat!(stringify!($v), "(..)")),)*
+                }
+            }
+        }
+    };
+}
+
+/// [`Queue::put`] failed: the queue was shut down. Carries the item back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub struct ShutDownError<T>(pub T);
+
+impl<T> ShutDownError<T> {
+    /// The item that was not put.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for ShutDownError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ShutDownError(..)")
+    }
+}
+
+impl<T> fmt::Display for ShutDownError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the queue is shut down")
+    }
+}
+
+impl<T> std::error::Error for ShutDownError<T> {}
+
+/// [`Queue::get`] failed: the queue was shut down (and, unless shut down immediately, is empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutDown;
+
+impl fmt::Display for ShutDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the queue is shut down")
+    }
+}
+
+impl std::error::Error for ShutDown {}
+
+/// [`Queue::put_nowait`] failed. Carries the item back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TryPutError<T> {
+    /// The queue is full (for a [`Channel`]: no getter is waiting).
+    Full(T),
+    /// The queue was shut down.
+    ShutDown(T),
+}
+
+opaque_debug!(TryPutError, Full, ShutDown);
+
+impl<T> TryPutError<T> {
+    /// The item that was not put.
+    pub fn into_inner(self) -> T {
+        match self {
+            TryPutError::Full(t) | TryPutError::ShutDown(t) => t,
+        }
+    }
+    /// Whether the queue was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, TryPutError::Full(_))
+    }
+    /// Whether the queue was shut down.
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, TryPutError::ShutDown(_))
+    }
+}
+
+impl<T> fmt::Display for TryPutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryPutError::Full(_) => f.write_str("the queue is full"),
+            TryPutError::ShutDown(_) => f.write_str("the queue is shut down"),
+        }
+    }
+}
+
+impl<T> std::error::Error for TryPutError<T> {}
+
+/// [`Queue::put_timeout`] failed. Carries the item back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum PutTimeoutError<T> {
+    /// The queue stayed full until the timeout.
+    Timeout(T),
+    /// The queue was shut down.
+    ShutDown(T),
+}
+
+opaque_debug!(PutTimeoutError, Timeout, ShutDown);
+
+impl<T> PutTimeoutError<T> {
+    /// The item that was not put.
+    pub fn into_inner(self) -> T {
+        match self {
+            PutTimeoutError::Timeout(t) | PutTimeoutError::ShutDown(t) => t,
+        }
+    }
+    /// Whether it timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, PutTimeoutError::Timeout(_))
+    }
+    /// Whether the queue was shut down.
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, PutTimeoutError::ShutDown(_))
+    }
+}
+
+impl<T> fmt::Display for PutTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutTimeoutError::Timeout(_) => f.write_str("timed out waiting for room in the queue"),
+            PutTimeoutError::ShutDown(_) => f.write_str("the queue is shut down"),
+        }
+    }
+}
+
+impl<T> std::error::Error for PutTimeoutError<T> {}
+
+/// [`Queue::get_nowait`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryGetError {
+    /// Nothing to take.
+    Empty,
+    /// The queue was shut down.
+    ShutDown,
+}
+
+impl fmt::Display for TryGetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryGetError::Empty => f.write_str("the queue is empty"),
+            TryGetError::ShutDown => f.write_str("the queue is shut down"),
+        }
+    }
+}
+
+impl std::error::Error for TryGetError {}
+
+/// [`Queue::get_timeout`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetTimeoutError {
+    /// Nothing arrived before the timeout (gevent raises `Empty`).
+    Timeout,
+    /// The queue was shut down.
+    ShutDown,
+}
+
+impl fmt::Display for GetTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GetTimeoutError::Timeout => f.write_str("timed out waiting for an item"),
+            GetTimeoutError::ShutDown => f.write_str("the queue is shut down"),
+        }
+    }
+}
+
+impl std::error::Error for GetTimeoutError {}
+
+/// [`Queue::task_done`] called more times than items were put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskDoneError;
+
+impl fmt::Display for TaskDoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("task_done() called too many times")
+    }
+}
+
+impl std::error::Error for TaskDoneError {}
+
+/// How long an operation may wait.
+#[derive(Clone, Copy)]
+enum Block {
+    No,
+    Until(Option<Instant>),
+}
+
+/// Why an operation did not complete.
+enum Fail {
+    Full,
+    Timeout,
+    ShutDown,
+    LoopExit,
+}
+
+struct Core<T, S> {
+    items: S,
+    /// `usize::MAX` when unbounded; 0 for a channel.
+    maxsize: usize,
+    /// Getters waiting for an item, oldest first. # Invariant: non-empty only while no item is
+    /// available (`items` empty and no putter waiting).
+    getters: VecDeque<Rc<Waiter>>,
+    /// Items handed to woken getters that have not run yet.
+    delivered: Vec<(Rc<Waiter>, T)>,
+    /// Putters waiting with their item, oldest first. # Invariant: non-empty only while full.
+    putters: VecDeque<(Rc<Waiter>, T)>,
+    /// Greenlets in `peek`, woken whenever an item is stored.
+    peekers: Vec<Rc<Waiter>>,
+    /// Items put and not yet marked done.
+    unfinished: usize,
+    /// Greenlets in `join`.
+    joiners: Vec<Rc<Waiter>>,
+    shutdown: bool,
+}
+
+impl<T, S: Store<T>> Core<T, S> {
+    fn full(&self) -> bool {
+        self.items.len() >= self.maxsize
+    }
+
+    /// Gives `item` to the oldest getter, or stores it.
+    fn deliver(&mut self, item: T) {
+        if let Some(w) = self.getters.pop_front() {
+            w.wake();
+            self.delivered.push((w, item));
+        } else {
+            self.items.push(item);
+            for w in self.peekers.drain(..) {
+                w.wake();
+            }
+        }
+    }
+
+    /// Gives back an item handed to a getter that left without it: to the oldest getter, or to the
+    /// front of the queue (beyond `maxsize` if need be: it was already counted in).
+    fn give_back(&mut self, item: T) {
+        if let Some(w) = self.getters.pop_front() {
+            w.wake();
+            self.delivered.push((w, item));
+        } else {
+            self.items.push_back_taken(item);
+            for w in self.peekers.drain(..) {
+                w.wake();
+            }
+        }
+    }
+
+    /// Takes the next available item (stored, or from a waiting putter) and refills from putters.
+    fn take(&mut self) -> Option<T> {
+        if let Some(item) = self.items.pop() {
+            while !self.full() {
+                let Some((w, it)) = self.putters.pop_front() else {
+                    break;
+                };
+                self.items.push(it);
+                self.unfinished += 1;
+                w.wake();
+            }
+            return Some(item);
+        }
+        let (w, item) = self.putters.pop_front()?;
+        self.unfinished += 1;
+        w.wake();
+        Some(item)
+    }
+
+    fn take_delivered(&mut self, w: &Rc<Waiter>) -> Option<T> {
+        let i = self.delivered.iter().position(|(x, _)| Rc::ptr_eq(x, w))?;
+        Some(self.delivered.swap_remove(i).1)
+    }
+
+    fn unlist_getter(&mut self, w: &Rc<Waiter>) {
+        if let Some(i) = self.getters.iter().position(|x| Rc::ptr_eq(x, w)) {
+            self.getters.remove(i);
+        }
+    }
+
+    fn unlist_putter(&mut self, w: &Rc<Waiter>) -> Option<T> {
+        let i = self.putters.iter().position(|(x, _)| Rc::ptr_eq(x, w))?;
+        self.putters.remove(i).map(|(_, t)| t)
+    }
+
+    fn finish_tasks(&mut self, n: usize) {
+        self.unfinished = self.unfinished.saturating_sub(n);
+        if self.unfinished == 0 {
+            for w in self.joiners.drain(..) {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// A queue of `T` between greenlets, its order decided by the store `S`: [`Queue`] (FIFO),
+/// [`LifoQueue`] and [`PriorityQueue`] are this type with their store.
+///
+/// # Examples
+/// ```
+/// use gevent::queue::Queue;
+/// let q = Queue::new();
+/// let q2 = q.clone();
+/// let consumer = gevent::spawn(move || (0..3).map(|_| q2.get().unwrap()).sum::<i32>());
+/// for i in 1..=3 {
+///     q.put(i).unwrap();
+/// }
+/// assert_eq!(consumer.get(), Ok(6));
+/// ```
+pub struct StoreQueue<T, S: Store<T>> {
+    core: Rc<RefCell<Core<T, S>>>,
+}
+
+/// A FIFO queue (gevent's `Queue`): [`StoreQueue`] with a `VecDeque`.
+pub type Queue<T> = StoreQueue<T, VecDeque<T>>;
+
+/// gevent's `SimpleQueue`: the same type as [`Queue`] (the task counter costs nothing when unused).
+pub type SimpleQueue<T> = Queue<T>;
+
+/// A queue whose newest item comes out first (gevent's `LifoQueue`).
+pub type LifoQueue<T> = StoreQueue<T, Vec<T>>;
+
+/// A queue whose lowest item comes out first (gevent's `PriorityQueue`; use `(priority, item)`
+/// tuples to order by priority).
+pub type PriorityQueue<T> = StoreQueue<T, BinaryHeap<Reverse<T>>>;
+
+impl<T, S: Store<T>> Clone for StoreQueue<T, S> {
+    fn clone(&self) -> Self {
+        StoreQueue {
+            core: self.core.clone(),
+        }
+    }
+}
+
+impl<T, S: Store<T>> Default for StoreQueue<T, S> {
+    fn default() -> Self {
+        StoreQueue::with_store(None)
+    }
+}
+
+macro_rules! constructors {
+    ($(#[$m:meta])* [$($b:tt)*] $store:ty) => {
+        impl<T $($b)*> StoreQueue<T, $store> {
+            /// An unbounded queue.
+            pub fn new() -> Self {
+                Self::with_store(None)
+            }
+
+            /// A queue holding at most `maxsize` items (`put` waits while full); unbounded with
+            /// `None`. `Some(0)` holds nothing: every `put` waits for a getter, as a [`Channel`].
+            pub fn with_maxsize(maxsize: Option<usize>) -> Self {
+                Self::with_store(maxsize)
+            }
+        }
+    };
+}
+
+constructors!([] VecDeque<T>);
+constructors!([] Vec<T>);
+constructors!([: Ord] BinaryHeap<Reverse<T>>);
+
+impl<T, S: Store<T>> fmt::Debug for StoreQueue<T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.core.borrow();
+        let mut d = f.debug_struct("StoreQueue");
+        d.field("len", &c.items.len());
+        if c.maxsize != usize::MAX {
+            d.field("maxsize", &c.maxsize);
+        }
+        d.field("getters", &c.getters.len())
+            .field("putters", &c.putters.len())
+            .field("shutdown", &c.shutdown)
+            .finish()
+    }
+}
+
+impl<T, S: Store<T>> StoreQueue<T, S> {
+    /// A queue with any [`Store`], holding at most `maxsize` items (`None`: unbounded).
+    pub fn with_store(maxsize: Option<usize>) -> Self {
+        StoreQueue {
+            core: Rc::new(RefCell::new(Core {
+                items: S::default(),
+                maxsize: maxsize.unwrap_or(usize::MAX),
+                getters: VecDeque::new(),
+                delivered: Vec::new(),
+                putters: VecDeque::new(),
+                peekers: Vec::new(),
+                unfinished: 0,
+                joiners: Vec::new(),
+                shutdown: false,
+            })),
+        }
+    }
+
+    /// The bound given at creation (`None`: unbounded).
+    pub fn maxsize(&self) -> Option<usize> {
+        let m = self.core.borrow().maxsize;
+        (m != usize::MAX).then_some(m)
+    }
+
+    /// How many items it holds (not counting items waiting in blocked putters).
+    pub fn qsize(&self) -> usize {
+        self.core.borrow().items.len()
+    }
+
+    /// Same as [`Queue::qsize`].
+    pub fn len(&self) -> usize {
+        self.qsize()
+    }
+
+    /// Whether it holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.qsize() == 0
+    }
+
+    /// Same as [`Queue::is_empty`] (gevent's `empty()`).
+    pub fn empty(&self) -> bool {
+        self.is_empty()
+    }
+
+    /// Whether a `put` would have to wait (for a channel: no getter is waiting).
+    pub fn full(&self) -> bool {
+        let c = self.core.borrow();
+        c.full() && c.getters.is_empty()
+    }
+
+    /// How many greenlets wait in `get` (gevent's `len(q.getters)`).
+    pub fn getter_count(&self) -> usize {
+        self.core.borrow().getters.len()
+    }
+
+    /// How many greenlets wait in `put` (gevent's `len(q.putters)`).
+    pub fn putter_count(&self) -> usize {
+        self.core.borrow().putters.len()
+    }
+
+    fn put_inner(&self, item: T, block: Block) -> Result<(), (Fail, T)> {
+        let mut c = self.core.borrow_mut();
+        if c.shutdown {
+            return Err((Fail::ShutDown, item));
+        }
+        if !c.getters.is_empty() || !c.full() {
+            c.unfinished += 1;
+            c.deliver(item);
+            return Ok(());
+        }
+        let deadline = match block {
+            Block::No => return Err((Fail::Full, item)),
+            Block::Until(Some(d)) if d <= Instant::now() => return Err((Fail::Timeout, item)),
+            Block::Until(d) => d,
+        };
+        let w = Waiter::new();
+        c.putters.push_back((w.clone(), item));
+        drop(c);
+        // On an unwind (kill, Timeout), unlist: the item goes down with the putter.
+        struct Leave<'a, T, S: Store<T>>(&'a StoreQueue<T, S>, &'a Rc<Waiter>);
+        impl<T, S: Store<T>> Drop for Leave<'_, T, S> {
+            fn drop(&mut self) {
+                self.0.core.borrow_mut().unlist_putter(self.1);
+            }
+        }
+        let leave = Leave(self, &w);
+        let r = wait_with_deadline(&w, deadline);
+        let left = self.core.borrow_mut().unlist_putter(&w);
+        drop(leave);
+        match (left, r) {
+            // A getter took it (and counted it): woken putters have nothing left to do.
+            (None, _) => Ok(()),
+            (Some(item), Err(LoopExit)) => Err((Fail::LoopExit, item)),
+            (Some(item), Ok(())) if self.core.borrow().shutdown => Err((Fail::ShutDown, item)),
+            (Some(item), Ok(())) => Err((Fail::Timeout, item)),
+        }
+    }
+
+    /// Puts `item`, waiting while the queue is full.
+    ///
+    /// # Errors
+    /// [`ShutDownError`] (with the item) once [`Queue::shutdown`] was called.
+    ///
+    /// # Panics
+    /// With [`LoopExit`]'s message when nothing can ever make room.
+    ///
+    /// # Cancel safety
+    /// A kill or [`Timeout`](crate::Timeout) landing here unwinds out of it; the putter is unlisted
+    /// and its item dropped with it (it was not put). Once woken, the item is in.
+    pub fn put(&self, item: T) -> Result<(), ShutDownError<T>> {
+        match self.put_inner(item, Block::Until(None)) {
+            Ok(()) => Ok(()),
+            Err((Fail::LoopExit, _)) => panic!("{LoopExit}"),
+            Err((_, item)) => Err(ShutDownError(item)),
+        }
+    }
+
+    /// Puts `item`, waiting at most `timeout` while the queue is full.
+    ///
+    /// # Errors
+    /// [`PutTimeoutError::Timeout`] or [`PutTimeoutError::ShutDown`], with the item.
+    ///
+    /// # Cancel safety
+    /// As [`Queue::put`].
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
+        match self.put_inner(item, Block::Until(Some(Instant::now() + timeout))) {
+            Ok(()) => Ok(()),
+            Err((Fail::ShutDown, item)) => Err(PutTimeoutError::ShutDown(item)),
+            Err((_, item)) => Err(PutTimeoutError::Timeout(item)),
+        }
+    }
+
+    /// Puts `item` if that needs no waiting. Works from hub callbacks.
+    ///
+    /// # Errors
+    /// [`TryPutError::Full`] or [`TryPutError::ShutDown`], with the item.
+    pub fn put_nowait(&self, item: T) -> Result<(), TryPutError<T>> {
+        match self.put_inner(item, Block::No) {
+            Ok(()) => Ok(()),
+            Err((Fail::ShutDown, item)) => Err(TryPutError::ShutDown(item)),
+            Err((_, item)) => Err(TryPutError::Full(item)),
+        }
+    }
+
+    fn get_inner(&self, block: Block) -> Result<T, Fail> {
+        loop {
+            let mut c = self.core.borrow_mut();
+            if let Some(item) = c.take() {
+                return Ok(item);
+            }
+            if c.shutdown {
+                return Err(Fail::ShutDown);
+            }
+            let deadline = match block {
+                Block::No => return Err(Fail::Full),
+                Block::Until(Some(d)) if d <= Instant::now() => return Err(Fail::Timeout),
+                Block::Until(d) => d,
+            };
+            let w = Waiter::new();
+            c.getters.push_back(w.clone());
+            drop(c);
+            // On every way out: unlist, and give back an item handed to us meanwhile.
+            struct Leave<'a, T, S: Store<T>>(&'a StoreQueue<T, S>, &'a Rc<Waiter>);
+            impl<T, S: Store<T>> Drop for Leave<'_, T, S> {
+                fn drop(&mut self) {
+                    let mut c = self.0.core.borrow_mut();
+                    c.unlist_getter(self.1);
+                    if let Some(item) = c.take_delivered(self.1) {
+                        c.give_back(item);
+                    }
+                }
+            }
+            let leave = Leave(self, &w);
+            let r = wait_with_deadline(&w, deadline);
+            let mine = self.core.borrow_mut().take_delivered(&w);
+            drop(leave);
+            if let Some(item) = mine {
+                return Ok(item);
+            }
+            r.map_err(|_| Fail::LoopExit)?;
+            // Woken without an item: the deadline, or a shutdown; look again.
+        }
+    }
+
+    /// Takes the next item, waiting while there is none.
+    ///
+    /// # Errors
+    /// [`ShutDown`] once the queue is shut down and empty.
+    ///
+    /// # Panics
+    /// With [`LoopExit`]'s message when nothing can ever put an item (e.g. the main greenlet
+    /// getting from an empty queue no one else holds).
+    ///
+    /// # Cancel safety
+    /// A kill or [`Timeout`](crate::Timeout) landing here unwinds out of it and leaves no trace; an
+    /// item handed to this getter just before is passed on to the next getter or put back at the
+    /// front of the queue, never lost.
+    pub fn get(&self) -> Result<T, ShutDown> {
+        match self.get_inner(Block::Until(None)) {
+            Ok(t) => Ok(t),
+            Err(Fail::LoopExit) => panic!("{LoopExit}"),
+            Err(_) => Err(ShutDown),
+        }
+    }
+
+    /// Takes the next item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`GetTimeoutError::Timeout`] or [`GetTimeoutError::ShutDown`].
+    ///
+    /// # Cancel safety
+    /// As [`Queue::get`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
+        match self.get_inner(Block::Until(Some(Instant::now() + timeout))) {
+            Ok(t) => Ok(t),
+            Err(Fail::ShutDown) => Err(GetTimeoutError::ShutDown),
+            Err(_) => Err(GetTimeoutError::Timeout),
+        }
+    }
+
+    /// Takes the next item if there is one (from a waiting putter too). Works from hub callbacks.
+    ///
+    /// # Errors
+    /// [`TryGetError::Empty`] or [`TryGetError::ShutDown`].
+    pub fn get_nowait(&self) -> Result<T, TryGetError> {
+        match self.get_inner(Block::No) {
+            Ok(t) => Ok(t),
+            Err(Fail::ShutDown) => Err(TryGetError::ShutDown),
+            Err(_) => Err(TryGetError::Empty),
+        }
+    }
+
+    fn peek_inner(&self, block: Block) -> Result<T, Fail>
+    where
+        T: Clone,
+    {
+        loop {
+            let mut c = self.core.borrow_mut();
+            if let Some(item) = c.items.peek() {
+                return Ok(item.clone());
+            }
+            if let Some((_, item)) = c.putters.front() {
+                return Ok(item.clone());
+            }
+            if c.shutdown {
+                return Err(Fail::ShutDown);
+            }
+            let deadline = match block {
+                Block::No => return Err(Fail::Full),
+                Block::Until(Some(d)) if d <= Instant::now() => return Err(Fail::Timeout),
+                Block::Until(d) => d,
+            };
+            let w = Waiter::new();
+            c.peekers.push(w.clone());
+            drop(c);
+            struct Leave<'a, T, S: Store<T>>(&'a StoreQueue<T, S>, &'a Rc<Waiter>);
+            impl<T, S: Store<T>> Drop for Leave<'_, T, S> {
+                fn drop(&mut self) {
+                    self.0
+                        .core
+                        .borrow_mut()
+                        .peekers
+                        .retain(|x| !Rc::ptr_eq(x, self.1));
+                }
+            }
+            let _leave = Leave(self, &w);
+            wait_with_deadline(&w, deadline).map_err(|_| Fail::LoopExit)?;
+        }
+    }
+
+    /// A copy of the next item, waiting while there is none; the item stays in.
+    ///
+    /// # Errors
+    /// [`ShutDown`] once the queue is shut down and empty.
+    ///
+    /// # Panics
+    /// With [`LoopExit`]'s message when nothing can ever put an item.
+    ///
+    /// # Cancel safety
+    /// A kill or Timeout landing here unwinds out of it and leaves no trace.
+    pub fn peek(&self) -> Result<T, ShutDown>
+    where
+        T: Clone,
+    {
+        match self.peek_inner(Block::Until(None)) {
+            Ok(t) => Ok(t),
+            Err(Fail::LoopExit) => panic!("{LoopExit}"),
+            Err(_) => Err(ShutDown),
+        }
+    }
+
+    /// As [`Queue::peek`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`GetTimeoutError::Timeout`] or [`GetTimeoutError::ShutDown`].
+    ///
+    /// # Cancel safety
+    /// As [`Queue::peek`].
+    pub fn peek_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError>
+    where
+        T: Clone,
+    {
+        match self.peek_inner(Block::Until(Some(Instant::now() + timeout))) {
+            Ok(t) => Ok(t),
+            Err(Fail::ShutDown) => Err(GetTimeoutError::ShutDown),
+            Err(_) => Err(GetTimeoutError::Timeout),
+        }
+    }
+
+    /// A copy of the next item without waiting.
+    ///
+    /// # Errors
+    /// [`TryGetError::Empty`] or [`TryGetError::ShutDown`].
+    pub fn peek_nowait(&self) -> Result<T, TryGetError>
+    where
+        T: Clone,
+    {
+        match self.peek_inner(Block::No) {
+            Ok(t) => Ok(t),
+            Err(Fail::ShutDown) => Err(TryGetError::ShutDown),
+            Err(_) => Err(TryGetError::Empty),
+        }
+    }
+
+    /// Items put and not yet marked done with [`Queue::task_done`] (gevent's `unfinished_tasks`).
+    pub fn unfinished_tasks(&self) -> usize {
+        self.core.borrow().unfinished
+    }
+
+    /// Marks one item taken with `get` as processed; the last one wakes [`Queue::join`].
+    ///
+    /// # Errors
+    /// [`TaskDoneError`] if more items were marked done than were put.
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        let mut c = self.core.borrow_mut();
+        if c.unfinished == 0 {
+            return Err(TaskDoneError);
+        }
+        c.finish_tasks(1);
+        Ok(())
+    }
+
+    /// Waits until every item put has been marked done.
+    ///
+    /// # Panics
+    /// With [`LoopExit`]'s message when that can never happen.
+    ///
+    /// # Cancel safety
+    /// A kill or Timeout landing here unwinds out of it and leaves no trace.
+    pub fn join(&self) {
+        if let Err(e) = self.join_deadline(None) {
+            panic!("{e}");
+        }
+    }
+
+    /// As [`Queue::join`], at most `timeout`; returns whether every item was marked done.
+    ///
+    /// # Cancel safety
+    /// As [`Queue::join`].
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        let _ = self.join_deadline(Some(Instant::now() + timeout));
+        self.unfinished_tasks() == 0
+    }
+
+    fn join_deadline(&self, deadline: Option<Instant>) -> Result<(), LoopExit> {
+        while self.unfinished_tasks() > 0 {
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                return Ok(());
+            }
+            let w = Waiter::new();
+            self.core.borrow_mut().joiners.push(w.clone());
+            struct Leave<'a, T, S: Store<T>>(&'a StoreQueue<T, S>, &'a Rc<Waiter>);
+            impl<T, S: Store<T>> Drop for Leave<'_, T, S> {
+                fn drop(&mut self) {
+                    self.0
+                        .core
+                        .borrow_mut()
+                        .joiners
+                        .retain(|x| !Rc::ptr_eq(x, self.1));
+                }
+            }
+            let _leave = Leave(self, &w);
+            wait_with_deadline(&w, deadline)?;
+        }
+        Ok(())
+    }
+
+    /// Shuts the queue down (Python 3.13's `shutdown()`): later puts fail with the item back;
+    /// gets go on until the queue is empty, then fail. Waiting putters and (if empty) getters are
+    /// woken with the error.
+    pub fn shutdown(&self) {
+        let mut c = self.core.borrow_mut();
+        c.shutdown = true;
+        for w in c.getters.drain(..) {
+            w.wake();
+        }
+        for (w, _) in &c.putters {
+            w.wake();
+        }
+        for w in c.peekers.drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Shuts the queue down and empties it at once (`shutdown(immediate=True)`): gets fail from now
+    /// on, the removed items count as done (waking `join`) and are returned, so nothing is lost.
+    pub fn shutdown_immediate(&self) -> Vec<T> {
+        self.shutdown();
+        let mut c = self.core.borrow_mut();
+        let mut out = Vec::with_capacity(c.items.len());
+        while let Some(t) = c.items.pop() {
+            out.push(t);
+        }
+        let n = out.len();
+        c.finish_tasks(n);
+        out
+    }
+
+    /// Whether [`Queue::shutdown`] was called.
+    pub fn is_shutdown(&self) -> bool {
+        self.core.borrow().shutdown
+    }
+
+    /// An iterator that takes items until the queue is shut down and empty (gevent's iteration).
+    ///
+    /// # Panics
+    /// As [`Queue::get`], from `next`.
+    pub fn iter(&self) -> Iter<'_, T, S> {
+        Iter { q: self }
+    }
+}
+
+/// Takes items from a queue until it is shut down and empty: see [`Queue::iter`].
+pub struct Iter<'a, T, S: Store<T>> {
+    q: &'a StoreQueue<T, S>,
+}
+
+impl<T, S: Store<T>> fmt::Debug for Iter<'_, T, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Iter").field(&self.q).finish()
+    }
+}
+
+impl<T, S: Store<T>> Iterator for Iter<'_, T, S> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.q.get().ok()
+    }
+}
+
+/// A rendezvous between greenlets (gevent's `Channel`): it holds nothing, so `put` waits until a
+/// getter takes the item.
+///
+/// Unlike gevent, a `put` that finds a getter already waiting hands the item over and returns at
+/// once (the getter runs on the hub's next turn), as a Go unbuffered channel does: a ping-pong
+/// round costs two switches per hand-off.
+///
+/// # Examples
+/// ```
+/// let ch = gevent::queue::Channel::new();
+/// let ch2 = ch.clone();
+/// let g = gevent::spawn(move || ch2.get().unwrap() + 1);
+/// ch.put(41).unwrap(); // waits until `g` takes it
+/// assert_eq!(g.get(), Ok(42));
+/// ```
+pub struct Channel<T> {
+    q: Queue<T>,
+}
+
+impl<T> Clone for Channel<T> {
+    fn clone(&self) -> Self {
+        Channel { q: self.q.clone() }
+    }
+}
+
+impl<T> Default for Channel<T> {
+    fn default() -> Self {
+        Channel::new()
+    }
+}
+
+impl<T> fmt::Debug for Channel<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Channel").field(&self.q).finish()
+    }
+}
+
+impl<T> Channel<T> {
+    /// A new channel.
+    pub fn new() -> Channel<T> {
+        Channel {
+            q: Queue::with_maxsize(Some(0)),
+        }
+    }
+
+    /// Hands `item` to a getter, waiting for one.
+    ///
+    /// # Errors
+    /// [`ShutDownError`] (with the item) once [`Channel::shutdown`] was called.
+    ///
+    /// # Panics
+    /// With [`LoopExit`]'s message when no getter can ever come.
+    ///
+    /// # Cancel safety
+    /// As [`Queue::put`]: a killed putter's item was not delivered and goes down with it.
+    pub fn put(&self, item: T) -> Result<(), ShutDownError<T>> {
+        self.q.put(item)
+    }
+
+    /// As [`Channel::put`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`PutTimeoutError`] with the item.
+    ///
+    /// # Cancel safety
+    /// As [`Channel::put`].
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
+        self.q.put_timeout(item, timeout)
+    }
+
+    /// Hands `item` to a getter that is already waiting.
+    ///
+    /// # Errors
+    /// [`TryPutError::Full`] (with the item) if none waits.
+    pub fn put_nowait(&self, item: T) -> Result<(), TryPutError<T>> {
+        self.q.put_nowait(item)
+    }
+
+    /// Takes an item from a putter, waiting for one.
+    ///
+    /// # Errors
+    /// [`ShutDown`] after [`Channel::shutdown`].
+    ///
+    /// # Panics
+    /// With [`LoopExit`]'s message when no putter can ever come.
+    ///
+    /// # Cancel safety
+    /// As [`Queue::get`]: an item handed to a getter that is then killed is passed on, not lost.
+    pub fn get(&self) -> Result<T, ShutDown> {
+        self.q.get()
+    }
+
+    /// As [`Channel::get`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`GetTimeoutError`].
+    ///
+    /// # Cancel safety
+    /// As [`Channel::get`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
+        self.q.get_timeout(timeout)
+    }
+
+    /// Takes an item from a putter that is already waiting. Works from hub callbacks.
+    ///
+    /// # Errors
+    /// [`TryGetError::Empty`] if none waits.
+    pub fn get_nowait(&self) -> Result<T, TryGetError> {
+        self.q.get_nowait()
+    }
+
+    /// Always true, except for an item given back by a killed getter (see the module docs).
+    pub fn empty(&self) -> bool {
+        self.q.empty()
+    }
+
+    /// Whether a `put` would wait (no getter is waiting).
+    pub fn full(&self) -> bool {
+        self.q.full()
+    }
+
+    /// How many greenlets wait in `get`.
+    pub fn getter_count(&self) -> usize {
+        self.q.getter_count()
+    }
+
+    /// How many greenlets wait in `put`.
+    pub fn putter_count(&self) -> usize {
+        self.q.putter_count()
+    }
+
+    /// Shuts it down: waiting and later puts fail with their item, gets fail once no item is left.
+    pub fn shutdown(&self) {
+        self.q.shutdown();
+    }
+
+    /// Takes items until the channel is shut down.
+    ///
+    /// # Panics
+    /// As [`Channel::get`], from `next`.
+    pub fn iter(&self) -> Iter<'_, T, VecDeque<T>> {
+        self.q.iter()
+    }
+}
