@@ -186,7 +186,9 @@ pub fn spawn_raw(f: impl FnOnce() + 'static) {
         match greenlet::Builder::new()
             .parent(hub.greenlet())
             .build(move |_| {
-                if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+                let r = catch_unwind(AssertUnwindSafe(f));
+                crate::local::greenlet_exited();
+                if let Err(p) = r {
                     if !p.is::<GreenletExit>() {
                         eprintln!(
                             "<raw greenlet> failed with {}",
@@ -262,6 +264,7 @@ impl<T: 'static> Greenlet<T> {
             .parent(hub.greenlet())
             .build(move |_| {
                 let result = catch_unwind(AssertUnwindSafe(func));
+                crate::local::greenlet_exited();
                 let g = Greenlet { st };
                 let outcome = match (result, crate::hub::take_deferred()) {
                     // A kill that landed inside a C caller (see `monkey`) still counts.
