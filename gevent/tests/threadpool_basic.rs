@@ -96,3 +96,9 @@ fn the_main_greenlet_waiting_on_the_pool_is_not_loop_exit() {
     });
     assert_eq!(v, 9);
 }
+
+#[test]
+fn thread_pool_is_send_and_sync() {
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<ThreadPool>();
+}
