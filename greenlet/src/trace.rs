@@ -8,7 +8,7 @@
 use std::cell::{Cell, RefCell};
 use std::panic::resume_unwind;
 
-use crate::greenlet::{getcurrent, Greenlet, Msg};
+use crate::greenlet::{getcurrent, Greenlet, Inner, Msg};
 use crate::value::Value;
 
 /// One switch, as seen by a tracer.
@@ -75,16 +75,19 @@ pub(crate) fn set_origin_current() {
     }
 }
 
-/// Records `g` (a greenlet that just finished) as the origin of the switch to its parent.
+/// Records the greenlet at `g` (which just finished, and is alive) as the origin of the switch to its
+/// parent.
 #[inline]
-pub(crate) fn set_origin(g: &Greenlet) {
+pub(crate) fn set_origin_ptr(g: *const Inner) {
     if enabled() {
-        ORIGIN.with(|o| *o.borrow_mut() = Some(g.clone()));
+        // SAFETY: the caller guarantees `g` is a live greenlet; this is `Rc::clone`.
+        let g = unsafe { Greenlet::from_raw_clone(g) };
+        ORIGIN.with(|o| *o.borrow_mut() = Some(g));
     }
 }
 
 /// Reports the arrival of `msg` in the current greenlet to the tracer, if any.
-#[inline]
+#[inline(always)]
 pub(crate) fn arrived(msg: &Msg) {
     if enabled() {
         fire(matches!(msg, Msg::Throw(_)));
@@ -119,7 +122,7 @@ fn fire(throw: bool) {
 }
 
 /// Reports the arrival and turns the message into what `switch` returns (or unwinds with).
-#[inline]
+#[inline(always)]
 pub(crate) fn arrive(msg: Msg) -> Value {
     arrived(&msg);
     match msg {

@@ -19,8 +19,19 @@ use std::fmt;
 /// assert_eq!(v.take::<i32>(), 42);
 /// ```
 pub struct Value {
-    inner: Box<dyn Any>,
-    type_name: &'static str,
+    inner: Box<dyn Payload>,
+}
+
+/// `Any` plus the type's name, so a `Value` stays two words (it travels in registers on a switch)
+/// and can still name what it holds in errors.
+trait Payload: Any {
+    fn type_name(&self) -> &'static str;
+}
+
+impl<T: Any> Payload for T {
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
 }
 
 impl Value {
@@ -35,10 +46,7 @@ impl Value {
             }
             unreachable!("TypeId said T is Value");
         }
-        Value {
-            inner: Box::new(x),
-            type_name: std::any::type_name::<T>(),
-        }
+        Value { inner: Box::new(x) }
     }
 
     /// The "nothing" value, `()`.
@@ -52,13 +60,15 @@ impl Value {
     }
 
     /// Whether the value holds a `T`.
+    #[inline]
     pub fn is<T: 'static>(&self) -> bool {
-        self.inner.is::<T>()
+        let any: &dyn Any = &*self.inner;
+        any.is::<T>()
     }
 
-    /// The name of the type held, as given by `std::any::type_name` when it was wrapped.
+    /// The name of the type held, as `std::any::type_name` gives it.
     pub fn type_name(&self) -> &'static str {
-        self.type_name
+        (*self.inner).type_name()
     }
 
     /// Takes the `T` out.
@@ -66,10 +76,13 @@ impl Value {
     /// # Errors
     /// Gives the value back unchanged when it does not hold a `T`.
     pub fn downcast<T: 'static>(self) -> Result<T, Value> {
-        let type_name = self.type_name;
-        match self.inner.downcast::<T>() {
+        if !self.is::<T>() {
+            return Err(self);
+        }
+        let any: Box<dyn Any> = self.inner;
+        match any.downcast::<T>() {
             Ok(b) => Ok(*b),
-            Err(inner) => Err(Value { inner, type_name }),
+            Err(_) => unreachable!("checked with is::<T>()"),
         }
     }
 
@@ -83,7 +96,7 @@ impl Value {
             Ok(x) => x,
             Err(v) => panic!(
                 "greenlet::Value holds a {}, not a {}",
-                v.type_name,
+                v.type_name(),
                 std::any::type_name::<T>()
             ),
         }
@@ -91,12 +104,14 @@ impl Value {
 
     /// A reference to the `T` inside, if it holds one.
     pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
-        self.inner.downcast_ref::<T>()
+        let any: &dyn Any = &*self.inner;
+        any.downcast_ref::<T>()
     }
 
     /// A mutable reference to the `T` inside, if it holds one.
     pub fn downcast_mut<T: 'static>(&mut self) -> Option<&mut T> {
-        self.inner.downcast_mut::<T>()
+        let any: &mut dyn Any = &mut *self.inner;
+        any.downcast_mut::<T>()
     }
 }
 
@@ -110,7 +125,7 @@ impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         macro_rules! try_show {
             ($($t:ty),*) => {$(
-                if let Some(x) = self.inner.downcast_ref::<$t>() {
+                if let Some(x) = self.downcast_ref::<$t>() {
                     return write!(f, "Value({:?})", x);
                 }
             )*};
@@ -136,13 +151,25 @@ impl fmt::Debug for Value {
             &'static str,
             String
         );
-        write!(f, "Value(<{}>)", self.type_name)
+        write!(f, "Value(<{}>)", self.type_name())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_two_words() {
+        assert_eq!(
+            std::mem::size_of::<Value>(),
+            2 * std::mem::size_of::<usize>()
+        );
+        assert_eq!(
+            std::mem::size_of::<Option<Value>>(),
+            2 * std::mem::size_of::<usize>()
+        );
+    }
 
     #[test]
     fn wrap_unwrap_and_no_double_wrapping() {
