@@ -37,15 +37,11 @@
 //! }
 //! ```
 
-use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::RawFd;
-use std::time::{Duration, Instant};
 
-use crate::io::{Interest, IoSource};
-
+mod socket;
 mod tcp;
 mod udp;
 mod unix;
@@ -76,141 +72,6 @@ impl fmt::Display for ConcurrentObjectUseError {
 }
 
 impl std::error::Error for ConcurrentObjectUseError {}
-
-/// The registration and per-side state every socket type shares.
-pub(crate) struct Evented {
-    src: IoSource,
-    reading: Cell<bool>,
-    writing: Cell<bool>,
-    read_timeout: Cell<Option<Duration>>,
-    write_timeout: Cell<Option<Duration>>,
-}
-
-impl fmt::Debug for Evented {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "fd {}", self.src.fd())
-    }
-}
-
-fn closed_error() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "the socket was closed")
-}
-
-fn check_timeout(t: Option<Duration>) -> io::Result<()> {
-    if t == Some(Duration::ZERO) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "cannot set a 0 duration timeout",
-        ));
-    }
-    Ok(())
-}
-
-impl Evented {
-    /// Registers `fd`, which must already be non-blocking and outlive the value.
-    pub(crate) fn new(fd: RawFd) -> io::Result<Evented> {
-        Ok(Evented {
-            src: IoSource::new(fd)?,
-            reading: Cell::new(false),
-            writing: Cell::new(false),
-            read_timeout: Cell::new(None),
-            write_timeout: Cell::new(None),
-        })
-    }
-
-    pub(crate) fn close(&self) {
-        self.src.close();
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.src.is_closed()
-    }
-
-    pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        self.read_timeout.set(t);
-        Ok(())
-    }
-
-    pub(crate) fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        check_timeout(t)?;
-        self.write_timeout.set(t);
-        Ok(())
-    }
-
-    pub(crate) fn read_timeout(&self) -> Option<Duration> {
-        self.read_timeout.get()
-    }
-
-    pub(crate) fn write_timeout(&self) -> Option<Duration> {
-        self.write_timeout.get()
-    }
-
-    /// Runs a read-side syscall, parking on readability while it says `WouldBlock`.
-    pub(crate) fn read<R>(&self, f: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-        let deadline = self.read_timeout.get().map(|t| Instant::now() + t);
-        self.op(Interest::Read, deadline, f)
-    }
-
-    /// Runs a write-side syscall, parking on writability while it says `WouldBlock`.
-    pub(crate) fn write<R>(&self, f: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-        let deadline = self.write_timeout.get().map(|t| Instant::now() + t);
-        self.op(Interest::Write, deadline, f)
-    }
-
-    /// The fast path and the park loop. `deadline` overrides the socket's timeout.
-    pub(crate) fn op<R>(
-        &self,
-        interest: Interest,
-        deadline: Option<Instant>,
-        mut f: impl FnMut() -> io::Result<R>,
-    ) -> io::Result<R> {
-        let (busy, side) = match interest {
-            Interest::Read => (&self.reading, "reading"),
-            Interest::Write => (&self.writing, "writing"),
-        };
-        let mut claimed = false;
-        struct Release<'a>(&'a Cell<bool>, bool);
-        impl Drop for Release<'_> {
-            fn drop(&mut self) {
-                if self.1 {
-                    self.0.set(false);
-                }
-            }
-        }
-        let mut release = Release(busy, false);
-        loop {
-            if self.src.is_closed() {
-                return Err(closed_error());
-            }
-            match f() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r,
-            }
-            if !claimed {
-                if busy.get() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::ResourceBusy,
-                        ConcurrentObjectUseError { side },
-                    ));
-                }
-                busy.set(true);
-                claimed = true;
-                release.1 = true;
-            }
-            // No readiness can be dispatched between the syscall and here (the hub is not running).
-            self.src.clear_ready(interest);
-            self.src.wait(interest, deadline)?;
-        }
-    }
-
-    /// Parks until `interest` readiness (for connect), honouring `deadline`.
-    pub(crate) fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
-        self.src.clear_ready(interest);
-        self.src.wait(interest, deadline)
-    }
-}
 
 /// Addresses a socket can be bound or connected to: gevent's version of `std::net::ToSocketAddrs`.
 ///

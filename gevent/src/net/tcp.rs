@@ -1,12 +1,14 @@
 //! [`TcpListener`] and [`TcpStream`].
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
+use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{each_addr, Evented, ToSocketAddrs};
+use super::socket::{
+    impl_fd, impl_std_conversions, impl_stream_common, impl_stream_io, impl_timeouts, Socket,
+};
+use super::{each_addr, ToSocketAddrs};
 use crate::io::Interest;
 
 /// A TCP socket server, listening for connections (gevent's listening `socket`; `std::net::TcpListener`'s
@@ -35,9 +37,7 @@ use crate::io::Interest;
 /// server.join();
 /// ```
 pub struct TcpListener {
-    // Declared first: deregistered before `inner` closes the fd.
-    ev: Evented,
-    inner: mio::net::TcpListener,
+    sock: Socket<mio::net::TcpListener>,
 }
 
 impl fmt::Debug for TcpListener {
@@ -45,7 +45,7 @@ impl fmt::Debug for TcpListener {
         write!(
             f,
             "TcpListener({:?}, {:?})",
-            self.ev,
+            self.sock,
             self.local_addr().ok()
         )
     }
@@ -62,10 +62,8 @@ impl TcpListener {
     /// Only a host-name lookup can wait; see [`resolve`](super::resolve).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         each_addr(&addr, |a| {
-            let inner = mio::net::TcpListener::bind(a)?;
             Ok(TcpListener {
-                ev: Evented::new(inner.as_raw_fd())?,
-                inner,
+                sock: Socket::new(mio::net::TcpListener::bind(a)?)?,
             })
         })
     }
@@ -76,18 +74,14 @@ impl TcpListener {
     /// If it cannot be made non-blocking or registered.
     pub fn from_std(l: std::net::TcpListener) -> io::Result<TcpListener> {
         l.set_nonblocking(true)?;
-        let inner = mio::net::TcpListener::from_std(l);
         Ok(TcpListener {
-            ev: Evented::new(inner.as_raw_fd())?,
-            inner,
+            sock: Socket::new(mio::net::TcpListener::from_std(l))?,
         })
     }
 
     /// Gives the socket back as a std listener, in blocking mode again.
     pub fn into_std(self) -> std::net::TcpListener {
-        let TcpListener { ev, inner } = self;
-        drop(ev);
-        let l = std::net::TcpListener::from(inner);
+        let l = std::net::TcpListener::from(self.sock.into_inner());
         let _ = l.set_nonblocking(false);
         l
     }
@@ -103,7 +97,7 @@ impl TcpListener {
     /// A kill or Timeout landing here unwinds out of it; no connection is lost (it stays queued in the
     /// kernel for the next `accept`).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (s, a) = self.ev.read(|| self.inner.accept())?;
+        let (s, a) = self.sock.read(|l| l.accept())?;
         Ok((TcpStream::from_mio(s)?, a))
     }
 
@@ -117,8 +111,8 @@ impl TcpListener {
     pub fn accept_timeout(&self, timeout: Duration) -> io::Result<(TcpStream, SocketAddr)> {
         let deadline = Instant::now() + timeout;
         let (s, a) = self
-            .ev
-            .op(Interest::Read, Some(deadline), || self.inner.accept())?;
+            .sock
+            .op(Interest::Read, Some(deadline), || self.sock.get().accept())?;
         Ok((TcpStream::from_mio(s)?, a))
     }
 
@@ -132,18 +126,18 @@ impl TcpListener {
     /// # Errors
     /// As `getsockname(2)`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        self.sock.get().local_addr()
     }
 
     /// Stops listening for greenlets: a greenlet waiting in `accept` gets `NotConnected`, as does every
     /// later `accept`. The fd is closed when the value is dropped.
     pub fn close(&self) {
-        self.ev.close();
+        self.sock.close();
     }
 
     /// Whether [`TcpListener::close`] was called.
     pub fn is_closed(&self) -> bool {
-        self.ev.is_closed()
+        self.sock.is_closed()
     }
 
     /// The pending socket error (`SO_ERROR`), if any.
@@ -151,45 +145,12 @@ impl TcpListener {
     /// # Errors
     /// As `getsockopt(2)`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
+        self.sock.get().take_error()
     }
 }
 
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for TcpListener {
-    /// The fd, still non-blocking, no longer registered with the hub.
-    fn into_raw_fd(self) -> RawFd {
-        let TcpListener { ev, inner } = self;
-        drop(ev);
-        inner.into_raw_fd()
-    }
-}
-
-impl TryFrom<std::net::TcpListener> for TcpListener {
-    type Error = io::Error;
-    /// As [`TcpListener::from_std`]. (`TryFrom`, not `From`: registering with the poller can fail.)
-    fn try_from(l: std::net::TcpListener) -> io::Result<TcpListener> {
-        TcpListener::from_std(l)
-    }
-}
-
-impl From<TcpListener> for std::net::TcpListener {
-    /// As [`TcpListener::into_std`].
-    fn from(l: TcpListener) -> std::net::TcpListener {
-        l.into_std()
-    }
-}
+impl_fd!(TcpListener);
+impl_std_conversions!(TcpListener, std::net::TcpListener);
 
 /// A TCP connection (gevent's cooperative `socket`; `std::net::TcpStream`'s shape).
 ///
@@ -206,9 +167,7 @@ impl From<TcpListener> for std::net::TcpListener {
 /// A kill or Timeout landing in a read or write unwinds out of it; nothing is registered afterwards.
 /// A read that unwinds consumed nothing; a `write_all` that unwinds may have sent a prefix.
 pub struct TcpStream {
-    // Declared first: deregistered before `inner` closes the fd.
-    ev: Evented,
-    inner: std::net::TcpStream,
+    sock: Socket<std::net::TcpStream>,
 }
 
 impl fmt::Debug for TcpStream {
@@ -216,7 +175,7 @@ impl fmt::Debug for TcpStream {
         write!(
             f,
             "TcpStream({:?}, {:?} -> {:?})",
-            self.ev,
+            self.sock,
             self.local_addr().ok(),
             self.peer_addr().ok()
         )
@@ -225,10 +184,8 @@ impl fmt::Debug for TcpStream {
 
 impl TcpStream {
     fn from_mio(s: mio::net::TcpStream) -> io::Result<TcpStream> {
-        let inner = std::net::TcpStream::from(s);
         Ok(TcpStream {
-            ev: Evented::new(inner.as_raw_fd())?,
-            inner,
+            sock: Socket::new(std::net::TcpStream::from(s))?,
         })
     }
 
@@ -256,17 +213,12 @@ impl TcpStream {
 
     fn connect_deadline(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
         let s = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
-        loop {
-            if let Some(e) = s.inner.take_error()? {
-                return Err(e);
-            }
-            match s.inner.peer_addr() {
-                Ok(_) => return Ok(s),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
-                Err(e) => return Err(e),
-            }
-            s.ev.wait(Interest::Write, deadline)?;
-        }
+        s.sock.finish_connect(
+            deadline,
+            std::net::TcpStream::take_error,
+            std::net::TcpStream::peer_addr,
+        )?;
+        Ok(s)
     }
 
     /// Takes over a std stream (made non-blocking and registered with this thread's hub).
@@ -274,89 +226,15 @@ impl TcpStream {
     /// # Errors
     /// If it cannot be made non-blocking or registered.
     pub fn from_std(s: std::net::TcpStream) -> io::Result<TcpStream> {
-        s.set_nonblocking(true)?;
         Ok(TcpStream {
-            ev: Evented::new(s.as_raw_fd())?,
-            inner: s,
+            sock: Socket::from_std(s)?,
         })
     }
 
     /// Gives the socket back as a std stream, in blocking mode again (timeouts set here are not carried
     /// over: they were the hub's).
     pub fn into_std(self) -> std::net::TcpStream {
-        let TcpStream { ev, inner } = self;
-        drop(ev);
-        let _ = inner.set_nonblocking(false);
-        inner
-    }
-
-    /// The local address.
-    ///
-    /// # Errors
-    /// As `getsockname(2)`.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    /// The peer's address.
-    ///
-    /// # Errors
-    /// As `getpeername(2)`.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
-    }
-
-    /// Shuts down the read side, write side or both (`shutdown(2)`); a peer sees EOF after `Write`.
-    ///
-    /// # Errors
-    /// As `shutdown(2)`.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.shutdown(how)
-    }
-
-    /// Closes the socket for greenlets: the ones waiting on it wake with `NotConnected`, later calls
-    /// fail the same way, and the connection is shut down both ways (the peer sees EOF). The fd is
-    /// released when the value is dropped.
-    pub fn close(&self) {
-        self.ev.close();
-        let _ = self.inner.shutdown(Shutdown::Both);
-    }
-
-    /// Whether [`TcpStream::close`] was called.
-    pub fn is_closed(&self) -> bool {
-        self.ev.is_closed()
-    }
-
-    /// How long a read may wait before failing with `TimedOut` (`None`: forever). Enforced by the hub.
-    ///
-    /// # Errors
-    /// `InvalidInput` for `Some(Duration::ZERO)` (as std).
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.ev.set_read_timeout(t)
-    }
-
-    /// How long a write may wait before failing with `TimedOut` (`None`: forever).
-    ///
-    /// # Errors
-    /// `InvalidInput` for `Some(Duration::ZERO)` (as std).
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.ev.set_write_timeout(t)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    /// Never; `io::Result` for std's shape.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.ev.read_timeout())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    /// Never; `io::Result` for std's shape.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.ev.write_timeout())
+        self.sock.into_std()
     }
 
     /// Sets `TCP_NODELAY`.
@@ -364,7 +242,7 @@ impl TcpStream {
     /// # Errors
     /// As `setsockopt(2)`.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.inner.set_nodelay(on)
+        self.sock.get().set_nodelay(on)
     }
 
     /// Reads `TCP_NODELAY`.
@@ -372,7 +250,7 @@ impl TcpStream {
     /// # Errors
     /// As `getsockopt(2)`.
     pub fn nodelay(&self) -> io::Result<bool> {
-        self.inner.nodelay()
+        self.sock.get().nodelay()
     }
 
     /// Sets `IP_TTL`.
@@ -380,7 +258,7 @@ impl TcpStream {
     /// # Errors
     /// As `setsockopt(2)`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.inner.set_ttl(ttl)
+        self.sock.get().set_ttl(ttl)
     }
 
     /// The pending socket error (`SO_ERROR`), if any.
@@ -388,7 +266,7 @@ impl TcpStream {
     /// # Errors
     /// As `getsockopt(2)`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
+        self.sock.get().take_error()
     }
 
     /// Reads without consuming, waiting for data like `read`.
@@ -399,7 +277,7 @@ impl TcpStream {
     /// # Cancel safety
     /// As `read`.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.ev.read(|| self.inner.peek(buf))
+        self.sock.read(|s| s.peek(buf))
     }
 
     /// A second handle on the same connection (a `dup`'d fd, registered on its own). The
@@ -408,94 +286,14 @@ impl TcpStream {
     /// # Errors
     /// As `dup(2)`; registration.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let inner = self.inner.try_clone()?;
         Ok(TcpStream {
-            ev: Evented::new(inner.as_raw_fd())?,
-            inner,
+            sock: Socket::new(self.sock.get().try_clone()?)?,
         })
     }
 }
 
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.ev.read(|| (&self.inner).read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.ev.read(|| (&self.inner).read_vectored(bufs))
-    }
-}
-
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.ev.write(|| (&self.inner).write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.ev.write(|| (&self.inner).write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for TcpStream {
-    /// The fd, still non-blocking, no longer registered with the hub.
-    fn into_raw_fd(self) -> RawFd {
-        let TcpStream { ev, inner } = self;
-        drop(ev);
-        inner.into_raw_fd()
-    }
-}
-
-impl TryFrom<std::net::TcpStream> for TcpStream {
-    type Error = io::Error;
-    /// As [`TcpStream::from_std`]. (`TryFrom`, not `From`: registering with the poller can fail.)
-    fn try_from(s: std::net::TcpStream) -> io::Result<TcpStream> {
-        TcpStream::from_std(s)
-    }
-}
-
-impl From<TcpStream> for std::net::TcpStream {
-    /// As [`TcpStream::into_std`].
-    fn from(s: TcpStream) -> std::net::TcpStream {
-        s.into_std()
-    }
-}
+impl_stream_io!(TcpStream);
+impl_stream_common!(TcpStream, SocketAddr);
+impl_timeouts!(TcpStream);
+impl_fd!(TcpStream);
+impl_std_conversions!(TcpStream, std::net::TcpStream);

@@ -3,10 +3,9 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
-use std::time::Duration;
 
-use super::{each_addr, Evented, ToSocketAddrs};
+use super::socket::{impl_fd, impl_std_conversions, impl_timeouts, Socket};
+use super::{each_addr, ToSocketAddrs};
 
 /// A UDP socket (`std::net::UdpSocket`'s shape); receiving parks the calling greenlet.
 ///
@@ -28,14 +27,17 @@ use super::{each_addr, Evented, ToSocketAddrs};
 /// assert_eq!((&buf[..n], from), (&b"ping"[..], b.local_addr().unwrap()));
 /// ```
 pub struct UdpSocket {
-    // Declared first: deregistered before `inner` closes the fd.
-    ev: Evented,
-    inner: std::net::UdpSocket,
+    sock: Socket<std::net::UdpSocket>,
 }
 
 impl fmt::Debug for UdpSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UdpSocket({:?}, {:?})", self.ev, self.local_addr().ok())
+        write!(
+            f,
+            "UdpSocket({:?}, {:?})",
+            self.sock,
+            self.local_addr().ok()
+        )
     }
 }
 
@@ -58,19 +60,14 @@ impl UdpSocket {
     /// # Errors
     /// If it cannot be made non-blocking or registered.
     pub fn from_std(s: std::net::UdpSocket) -> io::Result<UdpSocket> {
-        s.set_nonblocking(true)?;
         Ok(UdpSocket {
-            ev: Evented::new(s.as_raw_fd())?,
-            inner: s,
+            sock: Socket::from_std(s)?,
         })
     }
 
     /// Gives the socket back as a std socket in blocking mode.
     pub fn into_std(self) -> std::net::UdpSocket {
-        let UdpSocket { ev, inner } = self;
-        drop(ev);
-        let _ = inner.set_nonblocking(false);
-        inner
+        self.sock.into_std()
     }
 
     /// Sets the default peer (`connect(2)`; no packets are sent).
@@ -81,7 +78,7 @@ impl UdpSocket {
     /// # Cancel safety
     /// Only a host-name lookup can wait.
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        each_addr(&addr, |a| self.inner.connect(a))
+        each_addr(&addr, |a| self.sock.get().connect(a))
     }
 
     /// Sends a datagram to `addr`, waiting for buffer space if needed.
@@ -92,7 +89,7 @@ impl UdpSocket {
     /// # Cancel safety
     /// A kill unwinds before or after the datagram went, never halfway.
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        each_addr(&addr, |a| self.ev.write(|| self.inner.send_to(buf, a)))
+        each_addr(&addr, |a| self.sock.write(|s| s.send_to(buf, a)))
     }
 
     /// Waits for a datagram; returns its length and sender.
@@ -103,7 +100,7 @@ impl UdpSocket {
     /// # Cancel safety
     /// See the type.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.ev.read(|| self.inner.recv_from(buf))
+        self.sock.read(|s| s.recv_from(buf))
     }
 
     /// Like `recv_from` without consuming the datagram.
@@ -114,7 +111,7 @@ impl UdpSocket {
     /// # Cancel safety
     /// See the type.
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.ev.read(|| self.inner.peek_from(buf))
+        self.sock.read(|s| s.peek_from(buf))
     }
 
     /// Sends to the connected peer.
@@ -125,7 +122,7 @@ impl UdpSocket {
     /// # Cancel safety
     /// As [`UdpSocket::send_to`].
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.ev.write(|| self.inner.send(buf))
+        self.sock.write(|s| s.send(buf))
     }
 
     /// Waits for a datagram from the connected peer.
@@ -136,7 +133,7 @@ impl UdpSocket {
     /// # Cancel safety
     /// See the type.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.ev.read(|| self.inner.recv(buf))
+        self.sock.read(|s| s.recv(buf))
     }
 
     /// The local address.
@@ -144,7 +141,7 @@ impl UdpSocket {
     /// # Errors
     /// As `getsockname(2)`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        self.sock.get().local_addr()
     }
 
     /// The connected peer's address.
@@ -152,7 +149,7 @@ impl UdpSocket {
     /// # Errors
     /// `NotConnected` if not connected.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
+        self.sock.get().peer_addr()
     }
 
     /// Sets `SO_BROADCAST`.
@@ -160,34 +157,18 @@ impl UdpSocket {
     /// # Errors
     /// As `setsockopt(2)`.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
-        self.inner.set_broadcast(on)
-    }
-
-    /// How long a receive may wait (`None`: forever); enforced by the hub.
-    ///
-    /// # Errors
-    /// `InvalidInput` for zero.
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.ev.set_read_timeout(t)
-    }
-
-    /// How long a send may wait (`None`: forever).
-    ///
-    /// # Errors
-    /// `InvalidInput` for zero.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.ev.set_write_timeout(t)
+        self.sock.get().set_broadcast(on)
     }
 
     /// Wakes waiting greenlets with `NotConnected`; later calls fail the same way. The fd is closed
     /// on drop.
     pub fn close(&self) {
-        self.ev.close();
+        self.sock.close();
     }
 
     /// Whether [`UdpSocket::close`] was called.
     pub fn is_closed(&self) -> bool {
-        self.ev.is_closed()
+        self.sock.is_closed()
     }
 
     /// The pending socket error, if any.
@@ -195,42 +176,10 @@ impl UdpSocket {
     /// # Errors
     /// As `getsockopt(2)`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
+        self.sock.get().take_error()
     }
 }
 
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for UdpSocket {
-    /// The fd, still non-blocking, no longer registered.
-    fn into_raw_fd(self) -> RawFd {
-        let UdpSocket { ev, inner } = self;
-        drop(ev);
-        inner.into_raw_fd()
-    }
-}
-
-impl TryFrom<std::net::UdpSocket> for UdpSocket {
-    type Error = io::Error;
-    /// As [`UdpSocket::from_std`].
-    fn try_from(s: std::net::UdpSocket) -> io::Result<UdpSocket> {
-        UdpSocket::from_std(s)
-    }
-}
-
-impl From<UdpSocket> for std::net::UdpSocket {
-    /// As [`UdpSocket::into_std`].
-    fn from(s: UdpSocket) -> std::net::UdpSocket {
-        s.into_std()
-    }
-}
+impl_timeouts!(UdpSocket);
+impl_fd!(UdpSocket);
+impl_std_conversions!(UdpSocket, std::net::UdpSocket);

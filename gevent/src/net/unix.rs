@@ -1,15 +1,13 @@
 //! [`UnixListener`] and [`UnixStream`].
 
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
+use std::io;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
-use super::Evented;
-use crate::io::Interest;
+use super::socket::{
+    impl_fd, impl_std_conversions, impl_stream_common, impl_stream_io, impl_timeouts, Socket,
+};
 
 /// A Unix-domain stream listener (`std::os::unix::net::UnixListener`'s shape).
 ///
@@ -29,13 +27,12 @@ use crate::io::Interest;
 /// std::fs::remove_file(&dir).unwrap();
 /// ```
 pub struct UnixListener {
-    ev: Evented,
-    inner: std::os::unix::net::UnixListener,
+    sock: Socket<std::os::unix::net::UnixListener>,
 }
 
 impl fmt::Debug for UnixListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UnixListener({:?})", self.ev)
+        write!(f, "UnixListener({:?})", self.sock)
     }
 }
 
@@ -53,19 +50,14 @@ impl UnixListener {
     /// # Errors
     /// If it cannot be made non-blocking or registered.
     pub fn from_std(l: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        l.set_nonblocking(true)?;
         Ok(UnixListener {
-            ev: Evented::new(l.as_raw_fd())?,
-            inner: l,
+            sock: Socket::from_std(l)?,
         })
     }
 
     /// Gives the socket back as a std listener in blocking mode.
     pub fn into_std(self) -> std::os::unix::net::UnixListener {
-        let UnixListener { ev, inner } = self;
-        drop(ev);
-        let _ = inner.set_nonblocking(false);
-        inner
+        self.sock.into_std()
     }
 
     /// Waits for a connection.
@@ -76,7 +68,7 @@ impl UnixListener {
     /// # Cancel safety
     /// A kill or Timeout unwinds out of it; no connection is lost.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (s, a) = self.ev.read(|| self.inner.accept())?;
+        let (s, a) = self.sock.read(|l| l.accept())?;
         Ok((UnixStream::from_std(s)?, a))
     }
 
@@ -85,56 +77,22 @@ impl UnixListener {
     /// # Errors
     /// As `getsockname(2)`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        self.sock.get().local_addr()
     }
 
     /// Wakes a greenlet waiting in `accept` with `NotConnected`; later calls fail the same way.
     pub fn close(&self) {
-        self.ev.close();
+        self.sock.close();
+    }
+
+    /// Whether [`UnixListener::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.sock.is_closed()
     }
 }
 
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for UnixListener {
-    /// The fd, still non-blocking, no longer registered.
-    fn into_raw_fd(self) -> RawFd {
-        self.into_std_nonblocking().into_raw_fd()
-    }
-}
-
-impl UnixListener {
-    fn into_std_nonblocking(self) -> std::os::unix::net::UnixListener {
-        let UnixListener { ev, inner } = self;
-        drop(ev);
-        inner
-    }
-}
-
-impl TryFrom<std::os::unix::net::UnixListener> for UnixListener {
-    type Error = io::Error;
-    /// As [`UnixListener::from_std`].
-    fn try_from(l: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        UnixListener::from_std(l)
-    }
-}
-
-impl From<UnixListener> for std::os::unix::net::UnixListener {
-    /// As [`UnixListener::into_std`].
-    fn from(l: UnixListener) -> Self {
-        l.into_std()
-    }
-}
+impl_fd!(UnixListener);
+impl_std_conversions!(UnixListener, std::os::unix::net::UnixListener);
 
 /// A Unix-domain stream connection (`std::os::unix::net::UnixStream`'s shape), `Read` + `Write`.
 ///
@@ -144,13 +102,12 @@ impl From<UnixListener> for std::os::unix::net::UnixListener {
 /// # Cancel safety
 /// As [`TcpStream`](super::TcpStream).
 pub struct UnixStream {
-    ev: Evented,
-    inner: std::os::unix::net::UnixStream,
+    sock: Socket<std::os::unix::net::UnixStream>,
 }
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UnixStream({:?})", self.ev)
+        write!(f, "UnixStream({:?})", self.sock)
     }
 }
 
@@ -164,18 +121,15 @@ impl UnixStream {
     /// A kill unwinds out of it; the half-made socket is closed.
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         let m = mio::net::UnixStream::connect(path)?;
-        let s = UnixStream::from_std_nonblocking(std::os::unix::net::UnixStream::from(m))?;
-        loop {
-            if let Some(e) = s.inner.take_error()? {
-                return Err(e);
-            }
-            match s.inner.peer_addr() {
-                Ok(_) => return Ok(s),
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
-                Err(e) => return Err(e),
-            }
-            s.ev.wait(Interest::Write, None)?;
-        }
+        let s = UnixStream {
+            sock: Socket::new(std::os::unix::net::UnixStream::from(m))?,
+        };
+        s.sock.finish_connect(
+            None,
+            std::os::unix::net::UnixStream::take_error,
+            std::os::unix::net::UnixStream::peer_addr,
+        )?;
+        Ok(s)
     }
 
     /// A connected pair (`socketpair(2)`), both registered.
@@ -187,157 +141,24 @@ impl UnixStream {
         Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
     }
 
-    fn from_std_nonblocking(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        Ok(UnixStream {
-            ev: Evented::new(s.as_raw_fd())?,
-            inner: s,
-        })
-    }
-
     /// Takes over a std stream (made non-blocking and registered).
     ///
     /// # Errors
     /// If it cannot be made non-blocking or registered.
     pub fn from_std(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        s.set_nonblocking(true)?;
-        UnixStream::from_std_nonblocking(s)
+        Ok(UnixStream {
+            sock: Socket::from_std(s)?,
+        })
     }
 
     /// Gives the socket back as a std stream in blocking mode.
     pub fn into_std(self) -> std::os::unix::net::UnixStream {
-        let UnixStream { ev, inner } = self;
-        drop(ev);
-        let _ = inner.set_nonblocking(false);
-        inner
-    }
-
-    /// The local address.
-    ///
-    /// # Errors
-    /// As `getsockname(2)`.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    /// The peer's address.
-    ///
-    /// # Errors
-    /// As `getpeername(2)`.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
-    }
-
-    /// Shuts down one side or both.
-    ///
-    /// # Errors
-    /// As `shutdown(2)`.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.shutdown(how)
-    }
-
-    /// Wakes waiting greenlets with `NotConnected`, shuts the connection down; later calls fail.
-    pub fn close(&self) {
-        self.ev.close();
-        let _ = self.inner.shutdown(Shutdown::Both);
-    }
-
-    /// How long a read may wait (`None`: forever); enforced by the hub.
-    ///
-    /// # Errors
-    /// `InvalidInput` for zero.
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.ev.set_read_timeout(t)
-    }
-
-    /// How long a write may wait (`None`: forever).
-    ///
-    /// # Errors
-    /// `InvalidInput` for zero.
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.ev.set_write_timeout(t)
+        self.sock.into_std()
     }
 }
 
-impl Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.ev.read(|| (&self.inner).read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.ev.read(|| (&self.inner).read_vectored(bufs))
-    }
-}
-
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.ev.write(|| (&self.inner).write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.ev.write(|| (&self.inner).write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-
-impl IntoRawFd for UnixStream {
-    /// The fd, still non-blocking, no longer registered.
-    fn into_raw_fd(self) -> RawFd {
-        let UnixStream { ev, inner } = self;
-        drop(ev);
-        inner.into_raw_fd()
-    }
-}
-
-impl TryFrom<std::os::unix::net::UnixStream> for UnixStream {
-    type Error = io::Error;
-    /// As [`UnixStream::from_std`].
-    fn try_from(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        UnixStream::from_std(s)
-    }
-}
-
-impl From<UnixStream> for std::os::unix::net::UnixStream {
-    /// As [`UnixStream::into_std`].
-    fn from(s: UnixStream) -> Self {
-        s.into_std()
-    }
-}
+impl_stream_io!(UnixStream);
+impl_stream_common!(UnixStream, SocketAddr);
+impl_timeouts!(UnixStream);
+impl_fd!(UnixStream);
+impl_std_conversions!(UnixStream, std::os::unix::net::UnixStream);

@@ -1,0 +1,443 @@
+//! The core every socket type is built on: [`Socket<S>`], a non-blocking std (or mio) socket `S`
+//! registered with the hub, with the fast-path-then-park logic for reads, writes, accepts and
+//! connects, the per-side busy flags and the hub-kept timeouts.
+//!
+//! # Ground rules
+//! - `Socket<S>` owns `S`; its fd is registered once, in [`Socket::new`], and deregistered before
+//!   `S` closes it (field order: `src` before `inner`), or when [`Socket::into_inner`] hands `S` back.
+//! - Every operation is a closure over `&S` that performs one syscall; [`Socket::op`] runs it and,
+//!   only on `WouldBlock`, claims the side (one waiting greenlet per side), clears the remembered
+//!   readiness edge and parks. Nothing can dispatch readiness between the syscall and the clear: the
+//!   hub does not run until this greenlet parks.
+//! - The public types add what is specific to them; the trait boilerplate they share (fd access,
+//!   std conversions, `Read`/`Write`, timeouts) comes from the macros at the bottom of this file.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use super::ConcurrentObjectUseError;
+use crate::io::{Interest, IoSource};
+
+/// A std socket type that can be switched between blocking and non-blocking mode.
+pub(crate) trait Nonblocking {
+    /// As the std method of the same name.
+    fn set_nonblocking(&self, on: bool) -> io::Result<()>;
+}
+
+macro_rules! nonblocking {
+    ($($t:ty),*) => {$(
+        impl Nonblocking for $t {
+            fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+                <$t>::set_nonblocking(self, on)
+            }
+        }
+    )*};
+}
+nonblocking!(
+    std::net::TcpListener,
+    std::net::TcpStream,
+    std::net::UdpSocket,
+    std::os::unix::net::UnixListener,
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixDatagram
+);
+
+/// A non-blocking socket registered with this thread's hub.
+pub(crate) struct Socket<S> {
+    /// # Invariant
+    /// Registers `inner`'s fd; declared before `inner` so it is deregistered before the fd closes.
+    src: IoSource,
+    /// A greenlet is parked on the read side (claimed only while parked, see [`Socket::op`]).
+    reading: Cell<bool>,
+    /// A greenlet is parked on the write side.
+    writing: Cell<bool>,
+    read_timeout: Cell<Option<Duration>>,
+    write_timeout: Cell<Option<Duration>>,
+    inner: S,
+}
+
+impl<S> fmt::Debug for Socket<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fd {}", self.src.fd())
+    }
+}
+
+fn closed_error() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the socket was closed")
+}
+
+fn check_timeout(t: Option<Duration>) -> io::Result<()> {
+    if t == Some(Duration::ZERO) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        ));
+    }
+    Ok(())
+}
+
+impl<S: AsRawFd> Socket<S> {
+    /// Registers `inner`, which must already be non-blocking.
+    pub(crate) fn new(inner: S) -> io::Result<Socket<S>> {
+        Ok(Socket {
+            src: IoSource::new(inner.as_raw_fd())?,
+            reading: Cell::new(false),
+            writing: Cell::new(false),
+            read_timeout: Cell::new(None),
+            write_timeout: Cell::new(None),
+            inner,
+        })
+    }
+}
+
+impl<S: AsRawFd + Nonblocking> Socket<S> {
+    /// Makes `inner` non-blocking and registers it.
+    pub(crate) fn from_std(inner: S) -> io::Result<Socket<S>> {
+        inner.set_nonblocking(true)?;
+        Socket::new(inner)
+    }
+
+    /// Deregisters and hands the socket back in blocking mode.
+    pub(crate) fn into_std(self) -> S {
+        let s = self.into_inner();
+        let _ = s.set_nonblocking(false);
+        s
+    }
+}
+
+impl<S> Socket<S> {
+    /// The socket itself, for the calls that never wait.
+    pub(crate) fn get(&self) -> &S {
+        &self.inner
+    }
+
+    /// Deregisters and hands the socket back, still non-blocking.
+    pub(crate) fn into_inner(self) -> S {
+        let Socket { src, inner, .. } = self;
+        drop(src);
+        inner
+    }
+
+    pub(crate) fn close(&self) {
+        self.src.close();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.src.is_closed()
+    }
+
+    pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        self.read_timeout.set(t);
+        Ok(())
+    }
+
+    pub(crate) fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        self.write_timeout.set(t);
+        Ok(())
+    }
+
+    pub(crate) fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout.get()
+    }
+
+    pub(crate) fn write_timeout(&self) -> Option<Duration> {
+        self.write_timeout.get()
+    }
+
+    /// Runs a read-side syscall (read, recv, accept, ...), parking on readability while it says
+    /// `WouldBlock`, until the read timeout.
+    pub(crate) fn read<R>(&self, mut f: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        let deadline = self.read_timeout.get().map(|t| Instant::now() + t);
+        self.op(Interest::Read, deadline, || f(&self.inner))
+    }
+
+    /// Runs a write-side syscall, parking on writability while it says `WouldBlock`.
+    pub(crate) fn write<R>(&self, mut f: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        let deadline = self.write_timeout.get().map(|t| Instant::now() + t);
+        self.op(Interest::Write, deadline, || f(&self.inner))
+    }
+
+    /// The fast path and the park loop. `deadline` overrides the socket's timeout.
+    pub(crate) fn op<R>(
+        &self,
+        interest: Interest,
+        deadline: Option<Instant>,
+        mut f: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        let (busy, side) = match interest {
+            Interest::Read => (&self.reading, "reading"),
+            Interest::Write => (&self.writing, "writing"),
+        };
+        struct Release<'a>(&'a Cell<bool>, bool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    self.0.set(false);
+                }
+            }
+        }
+        let mut claimed = Release(busy, false);
+        loop {
+            if self.src.is_closed() {
+                return Err(closed_error());
+            }
+            match f() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+            if !claimed.1 {
+                if busy.get() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ResourceBusy,
+                        ConcurrentObjectUseError { side },
+                    ));
+                }
+                busy.set(true);
+                claimed.1 = true;
+            }
+            // No readiness can be dispatched between the syscall and here (the hub is not running).
+            self.src.clear_ready(interest);
+            self.src.wait(interest, deadline)?;
+        }
+    }
+
+    /// Finishes a non-blocking `connect(2)`: waits for writability until `deadline`, then reports
+    /// the socket error (`take_error`) or success (`peer_addr` works).
+    pub(crate) fn finish_connect<A>(
+        &self,
+        deadline: Option<Instant>,
+        take_error: impl Fn(&S) -> io::Result<Option<io::Error>>,
+        peer_addr: impl Fn(&S) -> io::Result<A>,
+    ) -> io::Result<()> {
+        loop {
+            if let Some(e) = take_error(&self.inner)? {
+                return Err(e);
+            }
+            match peer_addr(&self.inner) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+                Err(e) => return Err(e),
+            }
+            self.src.clear_ready(Interest::Write);
+            self.src.wait(Interest::Write, deadline)?;
+        }
+    }
+}
+
+impl<S> Socket<S>
+where
+    for<'a> &'a S: Read + Write,
+{
+    pub(crate) fn read_buf(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read(|mut s| s.read(buf))
+    }
+
+    pub(crate) fn read_bufs(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read(|mut s| s.read_vectored(bufs))
+    }
+
+    pub(crate) fn write_buf(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write(|mut s| s.write(buf))
+    }
+
+    pub(crate) fn write_bufs(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write(|mut s| s.write_vectored(bufs))
+    }
+}
+
+/// `AsRawFd`, `AsFd` and `IntoRawFd` for a type whose `sock` field is a [`Socket`].
+macro_rules! impl_fd {
+    ($t:ty) => {
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(self.sock.get())
+            }
+        }
+
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(self.sock.get())
+            }
+        }
+
+        impl std::os::fd::IntoRawFd for $t {
+            /// The fd, still non-blocking, no longer registered with the hub.
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                std::os::fd::IntoRawFd::into_raw_fd(self.sock.into_inner())
+            }
+        }
+    };
+}
+
+/// `TryFrom<$std>` and `From<$t> for $std` through the type's `from_std` / `into_std`.
+macro_rules! impl_std_conversions {
+    ($t:ident, $std:ty) => {
+        impl TryFrom<$std> for $t {
+            type Error = std::io::Error;
+            #[doc = concat!("As [`", stringify!($t), "::from_std`]. (`TryFrom`, not `From`: ")]
+            /// registering with the poller can fail.)
+            fn try_from(s: $std) -> std::io::Result<$t> {
+                $t::from_std(s)
+            }
+        }
+
+        impl From<$t> for $std {
+            #[doc = concat!("As [`", stringify!($t), "::into_std`].")]
+            fn from(s: $t) -> $std {
+                s.into_std()
+            }
+        }
+    };
+}
+
+/// `Read` and `Write` for `$t` and `&$t` (so one greenlet can read while another writes).
+macro_rules! impl_stream_io {
+    ($t:ty) => {
+        impl std::io::Read for &$t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.sock.read_buf(buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.sock.read_bufs(bufs)
+            }
+        }
+
+        impl std::io::Write for &$t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.sock.write_buf(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.sock.write_bufs(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.sock.read_buf(buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.sock.read_bufs(bufs)
+            }
+        }
+
+        impl std::io::Write for $t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.sock.write_buf(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.sock.write_bufs(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+/// The hub-kept read/write timeouts, as methods of `$t`.
+macro_rules! impl_timeouts {
+    ($t:ty) => {
+        impl $t {
+            /// How long a read (receive) may wait before failing with `TimedOut` (`None`: forever).
+            /// Enforced by the hub, not `SO_RCVTIMEO`.
+            ///
+            /// # Errors
+            /// `InvalidInput` for `Some(Duration::ZERO)` (as std).
+            pub fn set_read_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
+                self.sock.set_read_timeout(t)
+            }
+
+            /// How long a write (send) may wait before failing with `TimedOut` (`None`: forever).
+            ///
+            /// # Errors
+            /// `InvalidInput` for `Some(Duration::ZERO)` (as std).
+            pub fn set_write_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
+                self.sock.set_write_timeout(t)
+            }
+
+            /// The read timeout.
+            ///
+            /// # Errors
+            /// Never; `io::Result` for std's shape.
+            pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self.sock.read_timeout())
+            }
+
+            /// The write timeout.
+            ///
+            /// # Errors
+            /// Never; `io::Result` for std's shape.
+            pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                Ok(self.sock.write_timeout())
+            }
+        }
+    };
+}
+
+/// What every connected stream has: its addresses, `shutdown`, and `close` / `is_closed`.
+macro_rules! impl_stream_common {
+    ($t:ty, $addr:ty) => {
+        impl $t {
+            /// The local address.
+            ///
+            /// # Errors
+            /// As `getsockname(2)`.
+            pub fn local_addr(&self) -> std::io::Result<$addr> {
+                self.sock.get().local_addr()
+            }
+
+            /// The peer's address.
+            ///
+            /// # Errors
+            /// As `getpeername(2)`.
+            pub fn peer_addr(&self) -> std::io::Result<$addr> {
+                self.sock.get().peer_addr()
+            }
+
+            /// Shuts down the read side, write side or both (`shutdown(2)`); the peer sees EOF
+            /// after `Write`.
+            ///
+            /// # Errors
+            /// As `shutdown(2)`.
+            pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
+                self.sock.get().shutdown(how)
+            }
+
+            /// Closes the socket for greenlets: the ones waiting on it wake with `NotConnected`,
+            /// later calls fail the same way, and the connection is shut down both ways (the peer
+            /// sees EOF). The fd is released when the value is dropped.
+            pub fn close(&self) {
+                self.sock.close();
+                let _ = self.sock.get().shutdown(std::net::Shutdown::Both);
+            }
+
+            #[doc = concat!("Whether [`", stringify!($t), "::close`] was called.")]
+            pub fn is_closed(&self) -> bool {
+                self.sock.is_closed()
+            }
+        }
+    };
+}
+
+pub(crate) use {impl_fd, impl_std_conversions, impl_stream_common, impl_stream_io, impl_timeouts};
