@@ -5,9 +5,11 @@
 //! - One accept loop per server, in its own greenlet ([`StreamServer::start`]) or in the caller's
 //!   ([`StreamServer::serve_forever`]). Each accepted connection is handed to the handler in a new
 //!   greenlet; a handler that panics is reported (`<Greenlet-N> failed with ...`) and the server goes on.
-//! - With a connection limit ([`StreamServer::max_connections`]) the loop stops accepting while that
-//!   many handlers run, and resumes (FIFO) when one finishes; connections wait in the kernel's backlog.
-//!   (gevent spells this `spawn=Pool(n)`; this is the same counter, without needing a `Pool`.)
+//! - With a [`Pool`] ([`StreamServer::with_pool`], gevent's `spawn=Pool(n)`; or
+//!   [`StreamServer::max_connections`], a pool of its own) handlers are spawned in the pool, and the
+//!   loop waits for a free slot before it accepts: while the pool is full, connections wait in the
+//!   kernel's backlog. A pool may be shared with other work; [`StreamServer::stop`] kills only the
+//!   server's own handlers.
 //! - Accept errors never end the loop. Running out of descriptors or memory (`EMFILE`, `ENFILE`,
 //!   `ENOBUFS`, `ENOMEM`) is logged once on stderr (at most once per 10 s; episodes in between are
 //!   counted in the next report) and backed off: 10 ms, doubling up to 1 s, retried without waiting
@@ -40,7 +42,7 @@
 //! ```
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -48,8 +50,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::Greenlet;
-use crate::hub::Waiter;
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+use crate::pool::Pool;
 
 const BACKOFF_START: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -72,88 +74,230 @@ fn is_per_connection(e: &io::Error) -> bool {
     ) || matches!(e.raw_os_error(), Some(libc::EPROTO | libc::EPERM))
 }
 
-/// What both servers share: the handler greenlets, the limit and the loop.
-struct Core {
-    name: &'static str,
-    stopped: Cell<bool>,
-    max: Option<usize>,
-    active: RefCell<BTreeMap<u64, Greenlet<()>>>,
-    next_id: Cell<u64>,
-    /// The accept loop, parked until a handler slot frees (at most one entry in practice).
-    slot_waiters: RefCell<VecDeque<Rc<Waiter>>>,
-    run_loop: RefCell<Option<Greenlet<()>>>,
+/// What a server's loop takes work from: a listening TCP socket (connections) or a UDP socket
+/// (datagrams).
+trait Source: 'static {
+    /// One unit of work: a connection or a datagram, with the peer's address.
+    type Item: 'static;
+    /// The server's name in log lines.
+    const NAME: &'static str;
+    /// The operation, in log lines.
+    const OP: &'static str;
+    /// Waits for the next item; `scratch` is the loop's reusable buffer.
+    fn next(&self, scratch: &mut Vec<u8>) -> io::Result<Self::Item>;
+    fn close(&self);
+    fn is_closed(&self) -> bool;
+    /// Errors about one item only, skipped at once.
+    fn skip(e: &io::Error) -> bool {
+        is_per_connection(e)
+    }
 }
 
-impl Core {
-    fn new(name: &'static str, max: Option<usize>) -> Core {
-        Core {
-            name,
-            stopped: Cell::new(false),
-            max,
-            active: RefCell::new(BTreeMap::new()),
-            next_id: Cell::new(0),
-            slot_waiters: RefCell::new(VecDeque::new()),
-            run_loop: RefCell::new(None),
+impl Source for TcpListener {
+    type Item = (TcpStream, SocketAddr);
+    const NAME: &'static str = "StreamServer";
+    const OP: &'static str = "accept";
+    fn next(&self, _: &mut Vec<u8>) -> io::Result<Self::Item> {
+        self.accept()
+    }
+    fn close(&self) {
+        TcpListener::close(self);
+    }
+    fn is_closed(&self) -> bool {
+        TcpListener::is_closed(self)
+    }
+}
+
+/// The largest UDP payload.
+const MAX_DATAGRAM: usize = 65535;
+
+impl Source for UdpSocket {
+    type Item = (Vec<u8>, SocketAddr);
+    const NAME: &'static str = "DatagramServer";
+    const OP: &'static str = "receive";
+    fn next(&self, scratch: &mut Vec<u8>) -> io::Result<Self::Item> {
+        scratch.resize(MAX_DATAGRAM, 0);
+        let (n, peer) = self.recv_from(scratch)?;
+        Ok((scratch[..n].to_vec(), peer))
+    }
+    fn close(&self) {
+        UdpSocket::close(self);
+    }
+    fn is_closed(&self) -> bool {
+        UdpSocket::is_closed(self)
+    }
+    /// Also ICMP errors from earlier sends (`ECONNREFUSED`) and the like.
+    fn skip(e: &io::Error) -> bool {
+        is_per_connection(e) || e.kind() == io::ErrorKind::ConnectionRefused
+    }
+}
+
+/// What a server does with each item, in the item's own greenlet.
+type Handler<S> = Rc<dyn Fn(<S as Source>::Item, &S)>;
+
+/// The state behind every handle of one server.
+struct Core<S: Source> {
+    stopped: Cell<bool>,
+    /// # Invariant
+    /// Set only before the loop starts (the builders assert it).
+    pool: RefCell<Option<Pool>>,
+    /// The server's running handlers, by id (a shared pool may hold other greenlets too).
+    active: RefCell<BTreeMap<u64, Greenlet<()>>>,
+    next_id: Cell<u64>,
+    run_loop: RefCell<Option<Greenlet<()>>>,
+    /// Taken (and so closed, once the loop is dead) by `stop`.
+    socket: RefCell<Option<Rc<S>>>,
+    addr: SocketAddr,
+    handler: Handler<S>,
+}
+
+/// The machinery both servers share: handles to one [`Core`].
+struct Server<S: Source> {
+    core: Rc<Core<S>>,
+}
+
+impl<S: Source> Clone for Server<S> {
+    fn clone(&self) -> Self {
+        Server {
+            core: self.core.clone(),
+        }
+    }
+}
+
+impl<S: Source> Server<S> {
+    fn new(socket: S, addr: SocketAddr, handler: Handler<S>) -> Server<S> {
+        Server {
+            core: Rc::new(Core {
+                stopped: Cell::new(false),
+                pool: RefCell::new(None),
+                active: RefCell::new(BTreeMap::new()),
+                next_id: Cell::new(0),
+                run_loop: RefCell::new(None),
+                socket: RefCell::new(Some(Rc::new(socket))),
+                addr,
+                handler,
+            }),
         }
     }
 
-    /// Waits while the limit is reached. Returns false if the server stopped meanwhile.
+    fn set_pool(&self, pool: Pool, what: &str) {
+        assert!(
+            self.core.run_loop.borrow().is_none(),
+            "{what} must be set before the server starts"
+        );
+        *self.core.pool.borrow_mut() = Some(pool);
+    }
+
+    fn pool(&self) -> Option<Pool> {
+        self.core.pool.borrow().clone()
+    }
+
+    fn connections(&self) -> usize {
+        self.core.active.borrow().len()
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.core.stopped.get()
+    }
+
+    fn start(&self) {
+        if self.core.run_loop.borrow().is_some() || self.core.stopped.get() {
+            return;
+        }
+        let me = self.clone();
+        let g = crate::spawn(move || me.run());
+        *self.core.run_loop.borrow_mut() = Some(g);
+    }
+
+    fn serve_forever(&self) {
+        self.start();
+        let g = self.core.run_loop.borrow().clone();
+        if let Some(g) = g {
+            g.join();
+        }
+    }
+
+    /// Waits while the pool is full. Returns false if the server stopped.
     fn wait_for_slot(&self) -> bool {
-        while let Some(max) = self.max {
-            if self.stopped.get() {
-                return false;
-            }
-            if self.active.borrow().len() < max {
-                break;
-            }
-            let w = Waiter::new();
-            self.slot_waiters.borrow_mut().push_back(w.clone());
-            let r = w.wait();
-            self.slot_waiters
-                .borrow_mut()
-                .retain(|x| !Rc::ptr_eq(x, &w));
-            if r.is_err() {
-                return false;
-            }
+        if let Some(pool) = self.pool() {
+            pool.wait_available(None);
         }
-        !self.stopped.get()
+        !self.core.stopped.get()
     }
 
-    /// Runs `f` in a new greenlet counted in `active`.
-    fn spawn_handler(self: &Rc<Self>, f: impl FnOnce() + 'static) {
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
+    /// Runs `f` in a new greenlet (in the pool, if any) counted in `active`.
+    fn spawn_handler(&self, f: impl FnOnce() + 'static) {
+        let id = self.core.next_id.get();
+        self.core.next_id.set(id + 1);
         /// Unregisters the handler however it ends (returned, panicked, killed, killed before start).
-        struct Done(Rc<Core>, u64);
-        impl Drop for Done {
+        struct Done<S: Source>(Rc<Core<S>>, u64);
+        impl<S: Source> Drop for Done<S> {
             fn drop(&mut self) {
                 self.0.active.borrow_mut().remove(&self.1);
-                let w = self.0.slot_waiters.borrow_mut().pop_front();
-                if let Some(w) = w {
-                    w.wake();
+            }
+        }
+        let done = Done(self.core.clone(), id);
+        let run = move || {
+            let _done = done;
+            f();
+        };
+        let g = match self.pool() {
+            Some(pool) => pool.spawn(run),
+            None => crate::spawn(run),
+        };
+        if !g.ready() {
+            self.core.active.borrow_mut().insert(id, g);
+        }
+    }
+
+    /// The loop: wait for a slot, take the next item, hand it to a handler greenlet; back off on
+    /// resource exhaustion.
+    fn run(&self) {
+        let Some(socket) = self.core.socket.borrow().clone() else {
+            return;
+        };
+        let mut scratch = Vec::new();
+        let mut backoff = Backoff::new();
+        while self.wait_for_slot() {
+            match socket.next(&mut scratch) {
+                Ok(item) => {
+                    backoff.succeeded(S::NAME);
+                    let h = self.core.handler.clone();
+                    let s = socket.clone();
+                    self.spawn_handler(move || h(item, &s));
+                }
+                Err(_) if self.core.stopped.get() || socket.is_closed() => break,
+                Err(e) if is_resource_exhaustion(&e) => {
+                    let d = backoff.failed(S::NAME, S::OP, self.core.addr, &e);
+                    crate::sleep(d);
+                }
+                Err(e) if S::skip(&e) => {}
+                Err(e) => {
+                    eprintln!(
+                        "gevent: {} on {}: {} failed: {e}",
+                        S::NAME,
+                        self.core.addr,
+                        S::OP
+                    );
+                    crate::sleep(BACKOFF_START);
                 }
             }
         }
-        let done = Done(self.clone(), id);
-        let g = crate::spawn(move || {
-            let _done = done;
-            f();
-        });
-        self.active.borrow_mut().insert(id, g);
     }
 
     fn stop(&self, timeout: Duration) {
-        self.stopped.set(true);
-        for w in self.slot_waiters.borrow_mut().drain(..) {
-            w.wake();
+        if let Some(s) = self.core.socket.borrow().as_ref() {
+            s.close();
         }
-        let run_loop = self.run_loop.borrow_mut().take();
+        self.core.stopped.set(true);
+        let run_loop = self.core.run_loop.borrow_mut().take();
         if let Some(g) = run_loop {
             if !g.ready() && !is_current(&g) {
                 g.kill();
             }
         }
         let handlers: Vec<Greenlet<()>> = self
+            .core
             .active
             .borrow()
             .values()
@@ -165,6 +309,8 @@ impl Core {
             let left: Vec<Greenlet<()>> = handlers.into_iter().filter(|g| !g.ready()).collect();
             crate::killall(&left);
         }
+        // The loop is dead, so this is the last handle but the handlers': the fd closes with them.
+        self.core.socket.borrow_mut().take();
     }
 }
 
@@ -195,7 +341,7 @@ impl Backoff {
         }
     }
 
-    fn failed(&mut self, name: &str, addr: SocketAddr, e: &io::Error) -> Duration {
+    fn failed(&mut self, name: &str, op: &str, addr: SocketAddr, e: &io::Error) -> Duration {
         let d = match self.delay {
             None => {
                 if self.last_log.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
@@ -204,7 +350,7 @@ impl Backoff {
                         n => format!(" ({n} more episodes since the last report)"),
                     };
                     eprintln!(
-                        "gevent: {name} on {addr}: accept failed: {e}; backing off \
+                        "gevent: {name} on {addr}: {op} failed: {e}; backing off \
                          (10 ms doubling to 1 s){earlier}"
                     );
                     self.last_log = Some(Instant::now());
@@ -228,8 +374,6 @@ impl Backoff {
     }
 }
 
-type StreamHandler = Rc<dyn Fn(TcpStream, SocketAddr)>;
-
 /// A TCP server that runs `handler(conn, peer)` for every connection in its own greenlet
 /// (gevent's `StreamServer`). See the [module docs](self) for the rules.
 ///
@@ -237,10 +381,7 @@ type StreamHandler = Rc<dyn Fn(TcpStream, SocketAddr)>;
 /// server (its accept loop keeps it alive, as in gevent); call [`StreamServer::stop`].
 #[derive(Clone)]
 pub struct StreamServer {
-    core: Rc<Core>,
-    listener: Rc<RefCell<Option<Rc<TcpListener>>>>,
-    addr: SocketAddr,
-    handler: StreamHandler,
+    inner: Server<TcpListener>,
 }
 
 impl fmt::Debug for StreamServer {
@@ -248,13 +389,9 @@ impl fmt::Debug for StreamServer {
         write!(
             f,
             "StreamServer({}, {} connections{})",
-            self.addr,
+            self.local_addr(),
             self.connections(),
-            if self.core.stopped.get() {
-                ", stopped"
-            } else {
-                ""
-            }
+            if self.is_stopped() { ", stopped" } else { "" }
         )
     }
 }
@@ -270,10 +407,11 @@ impl StreamServer {
     ) -> io::Result<StreamServer> {
         let addr = listener.local_addr()?;
         Ok(StreamServer {
-            core: Rc::new(Core::new("StreamServer", None)),
-            listener: Rc::new(RefCell::new(Some(Rc::new(listener)))),
-            addr,
-            handler: Rc::new(handler),
+            inner: Server::new(
+                listener,
+                addr,
+                Rc::new(move |(conn, peer), _| handler(conn, peer)),
+            ),
         })
     }
 
@@ -288,44 +426,65 @@ impl StreamServer {
         StreamServer::new(TcpListener::bind(addr)?, handler)
     }
 
-    /// Limits the handlers running at once to `n` (at least 1); call before starting.
+    /// Runs the handlers in `pool` (gevent's `StreamServer(.., spawn=pool)`): while it is full the
+    /// server does not accept, and connections wait in the kernel's backlog. The pool may be shared
+    /// with other servers or work, limiting all of them together. Call before starting.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use gevent::pool::Pool;
+    /// use gevent::server::StreamServer;
+    ///
+    /// let pool = Pool::new(100);
+    /// let server = StreamServer::bind("127.0.0.1:0", |_conn, _peer| {})
+    ///     .unwrap()
+    ///     .with_pool(pool.clone());
+    /// server.start();
+    /// let _c = gevent::net::TcpStream::connect(server.local_addr()).unwrap();
+    /// server.stop(Duration::from_secs(1));
+    /// ```
+    ///
+    /// # Panics
+    /// If the server was already started.
+    pub fn with_pool(self, pool: Pool) -> StreamServer {
+        self.inner.set_pool(pool, "with_pool");
+        self
+    }
+
+    /// Limits the handlers running at once to `n` (at least 1): the same as
+    /// [`with_pool`](StreamServer::with_pool)`(Pool::new(n))`. Call before starting.
     ///
     /// # Panics
     /// If the server was already started.
     pub fn max_connections(self, n: usize) -> StreamServer {
-        assert!(
-            self.core.run_loop.borrow().is_none(),
-            "max_connections must be set before the server starts"
-        );
-        StreamServer {
-            core: Rc::new(Core::new("StreamServer", Some(n.max(1)))),
-            ..self
-        }
+        self.inner.set_pool(Pool::new(n.max(1)), "max_connections");
+        self
+    }
+
+    /// The pool the handlers run in, if any.
+    pub fn pool(&self) -> Option<Pool> {
+        self.inner.pool()
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.inner.core.addr
     }
 
     /// How many handlers are running.
     pub fn connections(&self) -> usize {
-        self.core.active.borrow().len()
+        self.inner.connections()
     }
 
     /// Whether [`StreamServer::stop`] was called.
     pub fn is_stopped(&self) -> bool {
-        self.core.stopped.get()
+        self.inner.is_stopped()
     }
 
     /// Starts the accept loop in a new greenlet and returns. Starting twice does nothing.
     pub fn start(&self) {
-        if self.core.run_loop.borrow().is_some() || self.core.stopped.get() {
-            return;
-        }
-        let me = self.clone();
-        let g = crate::spawn(move || me.accept_loop());
-        *self.core.run_loop.borrow_mut() = Some(g);
+        self.inner.start();
     }
 
     /// Starts (if needed) and waits until the server is stopped (gevent's `serve_forever`).
@@ -333,11 +492,7 @@ impl StreamServer {
     /// # Cancel safety
     /// A kill or Timeout landing here unwinds out of the wait; the server keeps running.
     pub fn serve_forever(&self) {
-        self.start();
-        let g = self.core.run_loop.borrow().clone();
-        if let Some(g) = g {
-            g.join();
-        }
+        self.inner.serve_forever();
     }
 
     /// Stops accepting at once (closing the listening socket), lets running handlers finish for up
@@ -347,45 +502,9 @@ impl StreamServer {
     /// # Cancel safety
     /// A kill landing here unwinds out of it; accepting has stopped, handlers may still run.
     pub fn stop(&self, timeout: Duration) {
-        if let Some(l) = self.listener.borrow().as_ref() {
-            l.close();
-        }
-        self.core.stop(timeout);
-        // The loop is dead, so this is the last handle: the fd is closed here.
-        self.listener.borrow_mut().take();
-    }
-
-    fn accept_loop(&self) {
-        let Some(listener) = self.listener.borrow().clone() else {
-            return;
-        };
-        let mut backoff = Backoff::new();
-        while self.core.wait_for_slot() {
-            match listener.accept() {
-                Ok((conn, peer)) => {
-                    backoff.succeeded(self.core.name);
-                    let h = self.handler.clone();
-                    self.core.spawn_handler(move || h(conn, peer));
-                }
-                Err(_) if self.core.stopped.get() || listener.is_closed() => break,
-                Err(e) if is_resource_exhaustion(&e) => {
-                    let d = backoff.failed(self.core.name, self.addr, &e);
-                    crate::sleep(d);
-                }
-                Err(e) if is_per_connection(&e) => {}
-                Err(e) => {
-                    eprintln!(
-                        "gevent: {} on {}: accept failed: {e}",
-                        self.core.name, self.addr
-                    );
-                    crate::sleep(BACKOFF_START);
-                }
-            }
-        }
+        self.inner.stop(timeout);
     }
 }
-
-type DatagramHandler = Rc<dyn Fn(Vec<u8>, SocketAddr, &UdpSocket)>;
 
 /// A UDP server that runs `handler(data, peer, socket)` for every datagram in its own greenlet
 /// (gevent's `DatagramServer`); reply with `socket.send_to(.., peer)`.
@@ -409,20 +528,14 @@ type DatagramHandler = Rc<dyn Fn(Vec<u8>, SocketAddr, &UdpSocket)>;
 /// ```
 #[derive(Clone)]
 pub struct DatagramServer {
-    core: Rc<Core>,
-    socket: Rc<RefCell<Option<Rc<UdpSocket>>>>,
-    addr: SocketAddr,
-    handler: DatagramHandler,
+    inner: Server<UdpSocket>,
 }
 
 impl fmt::Debug for DatagramServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatagramServer({})", self.addr)
+        write!(f, "DatagramServer({})", self.local_addr())
     }
 }
-
-/// The largest UDP payload.
-const MAX_DATAGRAM: usize = 65535;
 
 impl DatagramServer {
     /// A server on an already bound socket.
@@ -435,10 +548,11 @@ impl DatagramServer {
     ) -> io::Result<DatagramServer> {
         let addr = socket.local_addr()?;
         Ok(DatagramServer {
-            core: Rc::new(Core::new("DatagramServer", None)),
-            socket: Rc::new(RefCell::new(Some(Rc::new(socket)))),
-            addr,
-            handler: Rc::new(handler),
+            inner: Server::new(
+                socket,
+                addr,
+                Rc::new(move |(data, peer), sock| handler(data, peer, sock)),
+            ),
         })
     }
 
@@ -453,34 +567,38 @@ impl DatagramServer {
         DatagramServer::new(UdpSocket::bind(addr)?, handler)
     }
 
-    /// Limits the handlers running at once to `n`; further datagrams wait in the socket's buffer.
+    /// Runs the handlers in `pool`; while it is full, datagrams wait in the socket's buffer.
+    ///
+    /// # Panics
+    /// If the server was already started.
+    pub fn with_pool(self, pool: Pool) -> DatagramServer {
+        self.inner.set_pool(pool, "with_pool");
+        self
+    }
+
+    /// Limits the handlers running at once to `n` (at least 1); further datagrams wait in the
+    /// socket's buffer.
     ///
     /// # Panics
     /// If the server was already started.
     pub fn max_handlers(self, n: usize) -> DatagramServer {
-        assert!(
-            self.core.run_loop.borrow().is_none(),
-            "max_handlers must be set before the server starts"
-        );
-        DatagramServer {
-            core: Rc::new(Core::new("DatagramServer", Some(n.max(1)))),
-            ..self
-        }
+        self.inner.set_pool(Pool::new(n.max(1)), "max_handlers");
+        self
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.inner.core.addr
+    }
+
+    /// How many handlers are running.
+    pub fn handlers(&self) -> usize {
+        self.inner.connections()
     }
 
     /// Starts the receive loop in a new greenlet. Starting twice does nothing.
     pub fn start(&self) {
-        if self.core.run_loop.borrow().is_some() || self.core.stopped.get() {
-            return;
-        }
-        let me = self.clone();
-        let g = crate::spawn(move || me.recv_loop());
-        *self.core.run_loop.borrow_mut() = Some(g);
+        self.inner.start();
     }
 
     /// Starts (if needed) and waits until stopped.
@@ -488,11 +606,7 @@ impl DatagramServer {
     /// # Cancel safety
     /// A kill or Timeout unwinds out of the wait; the server keeps running.
     pub fn serve_forever(&self) {
-        self.start();
-        let g = self.core.run_loop.borrow().clone();
-        if let Some(g) = g {
-            g.join();
-        }
+        self.inner.serve_forever();
     }
 
     /// Stops receiving, lets handlers finish until `timeout`, kills the rest.
@@ -500,44 +614,6 @@ impl DatagramServer {
     /// # Cancel safety
     /// As [`StreamServer::stop`].
     pub fn stop(&self, timeout: Duration) {
-        if let Some(s) = self.socket.borrow().as_ref() {
-            s.close();
-        }
-        self.core.stop(timeout);
-        self.socket.borrow_mut().take();
-    }
-
-    fn recv_loop(&self) {
-        let Some(sock) = self.socket.borrow().clone() else {
-            return;
-        };
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        let mut backoff = Backoff::new();
-        while self.core.wait_for_slot() {
-            match sock.recv_from(&mut buf) {
-                Ok((n, peer)) => {
-                    backoff.succeeded(self.core.name);
-                    let data = buf[..n].to_vec();
-                    let h = self.handler.clone();
-                    let s = sock.clone();
-                    self.core.spawn_handler(move || h(data, peer, &s));
-                }
-                Err(_) if self.core.stopped.get() || sock.is_closed() => break,
-                Err(e) if is_resource_exhaustion(&e) => {
-                    let d = backoff.failed(self.core.name, self.addr, &e);
-                    crate::sleep(d);
-                }
-                // ICMP errors from earlier sends (ECONNREFUSED) and the like: skip.
-                Err(e) if is_per_connection(&e) || e.kind() == io::ErrorKind::ConnectionRefused => {
-                }
-                Err(e) => {
-                    eprintln!(
-                        "gevent: {} on {}: receive failed: {e}",
-                        self.core.name, self.addr
-                    );
-                    crate::sleep(BACKOFF_START);
-                }
-            }
-        }
+        self.inner.stop(timeout);
     }
 }
