@@ -187,6 +187,8 @@ pub fn spawn_raw(f: impl FnOnce() + 'static) {
             .parent(hub.greenlet())
             .build(move |_| {
                 let r = catch_unwind(AssertUnwindSafe(f));
+                crate::hub::done_unwinding();
+                crate::hub::take_deferred();
                 crate::local::greenlet_exited();
                 if let Err(p) = r {
                     if !p.is::<GreenletExit>() {
@@ -266,6 +268,7 @@ impl<T: 'static> Greenlet<T> {
                 let result = catch_unwind(AssertUnwindSafe(func));
                 crate::local::greenlet_exited();
                 let g = Greenlet { st };
+                crate::hub::done_unwinding();
                 let outcome = match (result, crate::hub::take_deferred()) {
                     // A kill that landed inside a C caller (see `monkey`) still counts.
                     (Ok(_), Some(p)) => g.outcome_of_panic(p),
@@ -595,7 +598,7 @@ impl<T: 'static> Greenlet<T> {
                 get_hub().run_callback(move || {
                     if let Some(raw) = g.raw() {
                         if !raw.is_dead() && !g.st.kill_thrown.replace(true) {
-                            raw.throw_payload(payload);
+                            crate::hub::throw_into(&raw, payload);
                         }
                     }
                 });

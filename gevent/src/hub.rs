@@ -517,9 +517,51 @@ pub(crate) fn take_deferred() -> Option<Box<dyn std::any::Any + Send>> {
     })
 }
 
-/// Raises a deferred kill or timeout of the current greenlet now.
+/// At the start of a wait: a greenlet that waits while not unwinding has finished (or caught) any
+/// kill or timeout thrown into it earlier, so it can take the next one; a deferred one is raised now.
 fn raise_deferred() {
+    if std::thread::panicking() {
+        // Waiting inside a destructor run by an unwind: raising here would abort the process.
+        return;
+    }
+    let me = greenlet::getcurrent();
+    UNWINDING.with(|u| u.borrow_mut().retain(|id| *id != me.id()));
     if let Some(p) = take_deferred() {
+        UNWINDING.with(|u| u.borrow_mut().push(me.id()));
         std::panic::resume_unwind(p);
     }
+}
+
+thread_local! {
+    /// Greenlets into which the hub threw a kill or timeout that they have not finished unwinding
+    /// (ids; they leave the list when they next wait normally, finish, or catch a timeout).
+    static UNWINDING: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Throws `payload` (a kill or a timeout) into `g` from the hub.
+///
+/// A greenlet still unwinding from an earlier one may be waiting inside a destructor that the
+/// unwind runs; a second panic there would abort the process, so the payload is kept and raised at
+/// its next normal wait instead (or dropped when it finishes).
+pub(crate) fn throw_into(g: &greenlet::Greenlet, payload: Box<dyn std::any::Any + Send>) {
+    if g.is_dead() {
+        return;
+    }
+    if UNWINDING.with(|u| u.borrow().contains(&g.id())) {
+        DEFERRED.with(|d| d.borrow_mut().push((g.clone(), payload)));
+        return;
+    }
+    UNWINDING.with(|u| u.borrow_mut().push(g.id()));
+    g.throw_payload(payload);
+}
+
+/// Drops deferred payloads that `stale` says no longer apply (a cancelled Timeout's).
+pub(crate) fn forget_deferred(stale: impl Fn(&(dyn std::any::Any + Send)) -> bool) {
+    DEFERRED.with(|d| d.borrow_mut().retain(|(_, p)| !stale(&**p)));
+}
+
+/// The current greenlet has caught (or finished with) what was thrown into it.
+pub(crate) fn done_unwinding() {
+    let me = greenlet::getcurrent();
+    UNWINDING.with(|u| u.borrow_mut().retain(|id| *id != me.id()));
 }

@@ -93,9 +93,7 @@ impl Timeout {
         let target = greenlet::getcurrent();
         let err = self.err;
         let id = get_hub().add_timer(Instant::now() + self.err.after, move || {
-            if !target.is_dead() {
-                target.throw_with(err);
-            }
+            crate::hub::throw_into(&target, Box::new(err));
         });
         self.timer.set(Some(id));
     }
@@ -104,7 +102,10 @@ impl Timeout {
     pub fn cancel(&self) {
         if let Some(id) = self.timer.take() {
             if let Some(hub) = crate::hub::try_hub() {
-                hub.cancel_timer(id);
+                if !hub.cancel_timer(id) {
+                    // It fired; if its payload is still waiting to be raised (deferred), drop it.
+                    crate::hub::forget_deferred(|p| self.is_mine(p));
+                }
             }
         }
     }
@@ -144,7 +145,10 @@ pub fn with_timeout<T>(after: Duration, f: impl FnOnce() -> T) -> Result<T, Time
     let t = Timeout::start_new(after);
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => Ok(v),
-        Err(p) if t.is_mine(&*p) => Err(t.error()),
+        Err(p) if t.is_mine(&*p) => {
+            crate::hub::done_unwinding();
+            Err(t.error())
+        }
         Err(p) => {
             drop(t);
             resume_unwind(p)
