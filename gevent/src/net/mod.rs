@@ -41,7 +41,7 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-mod socket;
+pub(crate) mod socket;
 mod tcp;
 mod udp;
 mod unix;

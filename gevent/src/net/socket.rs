@@ -1,4 +1,4 @@
-//! The core every socket type is built on: [`Socket<S>`], a non-blocking std (or mio) socket `S`
+//! The core every socket type (and the subprocess pipes) is built on: [`Socket<S>`], a non-blocking std (or mio) socket `S`
 //! registered with the hub, with the fast-path-then-park logic for reads, writes, accepts and
 //! connects, the per-side busy flags and the hub-kept timeouts.
 //!
@@ -42,7 +42,9 @@ nonblocking!(
     std::net::UdpSocket,
     std::os::unix::net::UnixListener,
     std::os::unix::net::UnixStream,
-    std::os::unix::net::UnixDatagram
+    std::os::unix::net::UnixDatagram,
+    mio::unix::pipe::Sender,
+    mio::unix::pipe::Receiver
 );
 
 /// A non-blocking socket registered with this thread's hub.
@@ -232,7 +234,7 @@ impl<S> Socket<S> {
 
 impl<S> Socket<S>
 where
-    for<'a> &'a S: Read + Write,
+    for<'a> &'a S: Read,
 {
     pub(crate) fn read_buf(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.read(|mut s| s.read(buf))
@@ -241,7 +243,12 @@ where
     pub(crate) fn read_bufs(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         self.read(|mut s| s.read_vectored(bufs))
     }
+}
 
+impl<S> Socket<S>
+where
+    for<'a> &'a S: Write,
+{
     pub(crate) fn write_buf(&self, buf: &[u8]) -> io::Result<usize> {
         self.write(|mut s| s.write(buf))
     }
