@@ -83,6 +83,8 @@ pub struct Hub {
 struct Remote {
     queue: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     waker: mio::Waker,
+    /// Set when `queue` may be non-empty, so the hub's turn skips the lock when it is not.
+    has_work: std::sync::atomic::AtomicBool,
     /// Operations in flight on other threads that will come back through `queue`; while non-zero
     /// the hub does not declare [`LoopExit`].
     pending: AtomicUsize,
@@ -102,6 +104,7 @@ impl HubHandle {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Box::new(f));
+        self.remote.has_work.store(true, Ordering::Release);
         // A failing eventfd write leaves the hub to find the entry on its next turn; nothing to do here.
         let _ = self.remote.waker.wake();
     }
@@ -126,10 +129,16 @@ thread_local! {
 ///
 /// # Panics
 /// If the OS poller cannot be created (out of file descriptors).
+#[inline]
 pub fn get_hub() -> Rc<Hub> {
     if let Some(h) = HUB.with(|h| h.borrow().clone()) {
         return h;
     }
+    new_hub()
+}
+
+#[cold]
+fn new_hub() -> Rc<Hub> {
     let hub = Hub::new().unwrap_or_else(|e| panic!("gevent: cannot create the hub: {e}"));
     HUB.with(|h| *h.borrow_mut() = Some(hub.clone()));
     hub
@@ -165,6 +174,7 @@ impl Hub {
             remote: Arc::new(Remote {
                 queue: Mutex::new(Vec::new()),
                 waker,
+                has_work: std::sync::atomic::AtomicBool::new(false),
                 pending: AtomicUsize::new(0),
             }),
             turns_without_poll: Cell::new(0),
@@ -228,6 +238,7 @@ impl Hub {
     ///
     /// # Panics
     /// When called from the hub itself (the hub cannot wait for itself).
+    #[inline(always)]
     pub fn switch(&self) -> Value {
         assert!(
             !self.greenlet.is_current(),
@@ -251,8 +262,10 @@ impl Hub {
         }
         // 2. Cross-thread callbacks.
         self.drain_remote();
-        // 3. Timers that are due.
-        self.fire_timers(Instant::now());
+        // 3. Timers that are due (the clock is read only when there are timers).
+        if !self.timers.borrow().is_empty() {
+            self.fire_timers(Instant::now());
+        }
         // 4. Idle waiters, when nothing else is ready.
         if self.ready.borrow().is_empty() && !self.idle.borrow().is_empty() {
             let idle = std::mem::take(&mut *self.idle.borrow_mut());
@@ -264,8 +277,10 @@ impl Hub {
         let busy = !self.ready.borrow().is_empty();
         let timeout = if busy {
             let t = self.turns_without_poll.get();
-            // While busy, ask the poller only every 64 turns (fd readiness must not starve).
-            if t < 64 && !self.io.has_waiters() {
+            // While busy, ask the poller only every 16 turns when fds have waiters, every 64 when
+            // not (a zero-timeout poll is a syscall; readiness must not starve either).
+            let every = if self.io.has_waiters() { 16 } else { 64 };
+            if t < every {
                 self.turns_without_poll.set(t + 1);
                 return true;
             }
@@ -294,6 +309,9 @@ impl Hub {
     }
 
     fn drain_remote(&self) {
+        if !self.remote.has_work.swap(false, Ordering::Acquire) {
+            return;
+        }
         let batch =
             std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
         for f in batch {
@@ -362,11 +380,10 @@ fn run_loop() {
     }
 }
 
-/// What the hub passes to a greenlet it switches back to.
+/// What the hub passes to a greenlet it switches back to when it is not a plain wake (which is
+/// `()`, allocation-free).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wakeup {
-    /// The thing waited for happened.
-    Woken,
     /// Nothing will ever happen: the loop is empty.
     LoopExit,
 }
@@ -395,6 +412,7 @@ impl fmt::Debug for Waiter {
 
 impl Waiter {
     /// A waiter for the current greenlet.
+    #[inline]
     pub fn new() -> Rc<Waiter> {
         Rc::new(Waiter {
             greenlet: greenlet::getcurrent(),
@@ -404,6 +422,7 @@ impl Waiter {
 
     /// Wakes the waiting greenlet (on the hub's next turn). Returns false if it was already woken or
     /// has stopped waiting (killed, timed out).
+    #[inline]
     pub fn wake(self: &Rc<Self>) -> bool {
         if self.state.get() != WaitState::Waiting {
             return false;
@@ -429,9 +448,11 @@ impl Waiter {
     }
 
     /// Called by the hub: switch into the greenlet if this waiter was woken and nothing else resumed it.
+    #[inline(always)]
     fn resume(self: Rc<Self>) {
         if self.state.get() == WaitState::Woken && !self.greenlet.is_dead() {
-            self.greenlet.switch(Wakeup::Woken);
+            // `()` is Woken: it needs no allocation (LoopExit is the rare, boxed case).
+            self.greenlet.switch(());
         }
     }
 
@@ -444,6 +465,7 @@ impl Waiter {
     /// A kill or a [`Timeout`](crate::Timeout) landing here unwinds out of this call; the waiter is
     /// then cancelled, so a later `wake` does nothing. Callers that were handed something with the
     /// wake (a lock, a queue slot) check [`Waiter::is_woken`] in their own guard and pass it on.
+    #[inline]
     pub fn wait(self: &Rc<Self>) -> Result<(), LoopExit> {
         struct Cancel<'a>(&'a Waiter);
         impl Drop for Cancel<'_> {
@@ -459,17 +481,16 @@ impl Waiter {
         );
         raise_deferred();
         let guard = Cancel(self);
-        let hub = get_hub();
         loop {
-            let v = hub.switch();
+            let v = get_hub().switch();
+            if v.is_none() && self.state.get() == WaitState::Woken {
+                std::mem::forget(guard);
+                return Ok(());
+            }
             match v.downcast_ref::<Wakeup>() {
                 Some(Wakeup::LoopExit) => {
                     drop(guard);
                     return Err(LoopExit);
-                }
-                Some(Wakeup::Woken) if self.state.get() == WaitState::Woken => {
-                    std::mem::forget(guard);
-                    return Ok(());
                 }
                 // A switch that was not meant for this wait (a stray raw switch): keep waiting.
                 _ => continue,
@@ -519,7 +540,16 @@ pub(crate) fn take_deferred() -> Option<Box<dyn std::any::Any + Send>> {
 
 /// At the start of a wait: a greenlet that waits while not unwinding has finished (or caught) any
 /// kill or timeout thrown into it earlier, so it can take the next one; a deferred one is raised now.
+#[inline]
 fn raise_deferred() {
+    if UNWINDING.with(|u| u.borrow().is_empty()) && DEFERRED.with(|d| d.borrow().is_empty()) {
+        return;
+    }
+    raise_deferred_slow();
+}
+
+#[cold]
+fn raise_deferred_slow() {
     if std::thread::panicking() {
         // Waiting inside a destructor run by an unwind: raising here would abort the process.
         return;

@@ -36,6 +36,7 @@ impl<T: Any> Payload for T {
 
 impl Value {
     /// Wraps `x`. If `x` is already a `Value`, it is returned as is (no double wrapping).
+    #[inline]
     pub fn new<T: 'static>(x: T) -> Value {
         if TypeId::of::<T>() == TypeId::of::<Value>() {
             let mut slot = Some(x);
@@ -50,11 +51,13 @@ impl Value {
     }
 
     /// The "nothing" value, `()`.
+    #[inline]
     pub fn none() -> Value {
         Value::new(())
     }
 
     /// Whether this is the "nothing" value `()`.
+    #[inline]
     pub fn is_none(&self) -> bool {
         self.is::<()>()
     }
@@ -75,6 +78,7 @@ impl Value {
     ///
     /// # Errors
     /// Gives the value back unchanged when it does not hold a `T`.
+    #[inline]
     pub fn downcast<T: 'static>(self) -> Result<T, Value> {
         if !self.is::<T>() {
             return Err(self);
@@ -90,6 +94,7 @@ impl Value {
     ///
     /// # Panics
     /// When the value does not hold a `T`; the message names both types.
+    #[inline]
     #[track_caller]
     pub fn take<T: 'static>(self) -> T {
         match self.downcast::<T>() {
@@ -103,12 +108,14 @@ impl Value {
     }
 
     /// A reference to the `T` inside, if it holds one.
+    #[inline]
     pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
         let any: &dyn Any = &*self.inner;
         any.downcast_ref::<T>()
     }
 
     /// A mutable reference to the `T` inside, if it holds one.
+    #[inline]
     pub fn downcast_mut<T: 'static>(&mut self) -> Option<&mut T> {
         let any: &mut dyn Any = &mut *self.inner;
         any.downcast_mut::<T>()
