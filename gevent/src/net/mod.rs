@@ -1,5 +1,5 @@
 //! Cooperative sockets shaped like `std::net`: [`TcpListener`], [`TcpStream`], [`UdpSocket`],
-//! [`UnixListener`], [`UnixStream`] (gevent's `gevent.socket`).
+//! [`UnixListener`], [`UnixStream`], [`UnixDatagram`] (gevent's `gevent.socket`).
 //!
 //! Every socket is non-blocking underneath and registered with the hub once, when it is made.
 //! Each operation tries the syscall first; only on `WouldBlock` does the greenlet park until the hub's
@@ -48,7 +48,7 @@ mod unix;
 
 pub use self::tcp::{TcpListener, TcpStream};
 pub use self::udp::UdpSocket;
-pub use self::unix::{UnixListener, UnixStream};
+pub use self::unix::{UnixDatagram, UnixListener, UnixStream};
 pub use crate::io::{wait_read, wait_write};
 
 /// Two greenlets tried to wait on the same side (read or write) of one socket at once.

@@ -1,4 +1,4 @@
-//! [`UnixListener`] and [`UnixStream`].
+//! [`UnixListener`], [`UnixStream`] and [`UnixDatagram`].
 
 use std::fmt;
 use std::io;
@@ -162,3 +162,167 @@ impl_stream_common!(UnixStream, SocketAddr);
 impl_timeouts!(UnixStream);
 impl_fd!(UnixStream);
 impl_std_conversions!(UnixStream, std::os::unix::net::UnixStream);
+
+/// A Unix-domain datagram socket (`std::os::unix::net::UnixDatagram`'s shape); receiving parks the
+/// calling greenlet, as does sending while the peer's queue is full.
+///
+/// # Errors
+/// Every I/O method can also fail with `NotConnected` after [`UnixDatagram::close`], `TimedOut`
+/// when a timeout passes, and `ResourceBusy` when another greenlet already waits on the same side.
+///
+/// # Cancel safety
+/// A kill or Timeout landing in a send or receive unwinds out of it; a datagram is sent whole or
+/// not at all, and none is consumed by a receive that unwinds.
+///
+/// # Examples
+/// ```
+/// use gevent::net::UnixDatagram;
+/// let (a, b) = UnixDatagram::pair().unwrap();
+/// a.send(b"ping").unwrap();
+/// let mut buf = [0; 16];
+/// let n = b.recv(&mut buf).unwrap();
+/// assert_eq!(&buf[..n], b"ping");
+/// ```
+pub struct UnixDatagram {
+    sock: Socket<std::os::unix::net::UnixDatagram>,
+}
+
+impl fmt::Debug for UnixDatagram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UnixDatagram({:?})", self.sock)
+    }
+}
+
+impl UnixDatagram {
+    /// Binds to `path`.
+    ///
+    /// # Errors
+    /// As std's `bind` (`AddrInUse` if the path exists); registration.
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std::os::unix::net::UnixDatagram::bind(path)?)
+    }
+
+    /// A socket bound to no address (it can send, and receive replies once connected).
+    ///
+    /// # Errors
+    /// As `socket(2)`; registration.
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std::os::unix::net::UnixDatagram::unbound()?)
+    }
+
+    /// A connected pair (`socketpair(2)`), both registered.
+    ///
+    /// # Errors
+    /// As `socketpair(2)`.
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
+        Ok((UnixDatagram::from_std(a)?, UnixDatagram::from_std(b)?))
+    }
+
+    /// Takes over a std socket (made non-blocking and registered).
+    ///
+    /// # Errors
+    /// If it cannot be made non-blocking or registered.
+    pub fn from_std(s: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        Ok(UnixDatagram {
+            sock: Socket::from_std(s)?,
+        })
+    }
+
+    /// Gives the socket back as a std socket in blocking mode.
+    pub fn into_std(self) -> std::os::unix::net::UnixDatagram {
+        self.sock.into_std()
+    }
+
+    /// Sets the default peer (`connect(2)`; nothing is sent).
+    ///
+    /// # Errors
+    /// As `connect(2)` (`ConnectionRefused`/`NotFound` if nobody is bound at `path`).
+    pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
+        self.sock.get().connect(path)
+    }
+
+    /// Sends a datagram to `path`, waiting while the receiver's queue is full.
+    ///
+    /// # Errors
+    /// As `sendto(2)`.
+    ///
+    /// # Cancel safety
+    /// See the type.
+    pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
+        let path = path.as_ref();
+        self.sock.write(|s| s.send_to(buf, path))
+    }
+
+    /// Sends a datagram to the connected peer, waiting while its queue is full.
+    ///
+    /// # Errors
+    /// As `send(2)`.
+    ///
+    /// # Cancel safety
+    /// See the type.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.sock.write(|s| s.send(buf))
+    }
+
+    /// Waits for a datagram; returns its length and the sender's address.
+    ///
+    /// # Errors
+    /// As `recvfrom(2)`.
+    ///
+    /// # Cancel safety
+    /// See the type.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.sock.read(|s| s.recv_from(buf))
+    }
+
+    /// Waits for a datagram from the connected peer (or any sender if unconnected).
+    ///
+    /// # Errors
+    /// As `recv(2)`.
+    ///
+    /// # Cancel safety
+    /// See the type.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sock.read(|s| s.recv(buf))
+    }
+
+    /// The bound address.
+    ///
+    /// # Errors
+    /// As `getsockname(2)`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.get().local_addr()
+    }
+
+    /// The connected peer's address.
+    ///
+    /// # Errors
+    /// `NotConnected` if not connected.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.get().peer_addr()
+    }
+
+    /// Wakes waiting greenlets with `NotConnected`; later calls fail the same way. The fd is closed
+    /// on drop.
+    pub fn close(&self) {
+        self.sock.close();
+    }
+
+    /// Whether [`UnixDatagram::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.sock.is_closed()
+    }
+
+    /// The pending socket error, if any.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.get().take_error()
+    }
+}
+
+impl_timeouts!(UnixDatagram);
+impl_fd!(UnixDatagram);
+impl_std_conversions!(UnixDatagram, std::os::unix::net::UnixDatagram);
