@@ -28,6 +28,20 @@
 //! # What lives where (as in gevent)
 //! - [`spawn`], [`Greenlet`], [`joinall`], [`sleep`], [`Timeout`]: this page.
 //! - [`hub`]: the loop; [`event`], [`queue`], [`lock`], [`pool`], [`local`]: synchronisation.
+//! - [`net`] (TCP, UDP, Unix sockets shaped like `std::net`), [`server`] (`StreamServer`,
+//!   `DatagramServer`), [`io`] (`wait_read`/`wait_write` for any fd), [`select`]: cooperative I/O.
+//! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`].
+//! - `monkey` (cargo feature `monkey`): `patch_all()` makes std's and C libraries' blocking calls
+//!   cooperative.
+//!
+//! # Ground rules
+//! - One hub per OS thread, created on first use; greenlets and everything here are `!Send`, and
+//!   stay on the thread that made them. Other threads reach a hub through a [`HubHandle`].
+//! - Every blocking call parks the calling greenlet on the hub; each says in its docs what a kill
+//!   or [`Timeout`] landing there does ("Cancel safety").
+//! - `std::thread::panicking()` and std's `Mutex` poisoning are per OS thread: while one greenlet is
+//!   suspended in the middle of unwinding (a destructor that waits), others on the thread see
+//!   `panicking()` as true.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
