@@ -32,6 +32,9 @@ pub mod ours;
 pub mod names {
     /// group `switch`: one A->B->A round trip (resume + suspend, or two `switch` calls), ns.
     pub const ROUNDTRIP: &str = "roundtrip";
+    /// group `switch`: one A->B->A round trip between two greenlets that are both not the thread's main
+    /// (symmetric switching, which corosensei has no direct equivalent of), ns.
+    pub const ROUNDTRIP_AB: &str = "roundtrip_ab";
     /// group `switch`: create + run to completion + drop/finish with a reused (pooled) stack, ns.
     pub const CREATE_RUN_FINISH: &str = "create_run_finish";
     /// group `lifecycle`: spawn N trivial tasks and join them all, ns per task. Suffixed by the count.
@@ -124,6 +127,8 @@ pub struct Opts {
     pub mem: Option<usize>,
     /// `--serve echo|http --port-file F`: be a loopback server for the io group (see [`Serve`]).
     pub serve: Option<Serve>,
+    /// `--stack KIND`: which kind of stack a `--mem` child measures (peers with one kind ignore it).
+    pub stack: Option<String>,
 }
 
 /// A server the io group asks a peer to be: bind `127.0.0.1:0`, write the port to `port_file` (atomically,
@@ -169,6 +174,7 @@ impl Opts {
         let mut quick = false;
         let mut duration = None;
         let mut mem = None;
+        let mut stack = None;
         let (mut serve_kind, mut port_file) = (None, None);
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -187,13 +193,14 @@ impl Opts {
                     let v = args.next().expect("--mem needs a count");
                     mem = Some(v.parse().expect("--mem takes a task count"));
                 }
+                "--stack" => stack = Some(args.next().expect("--stack needs a kind")),
                 "--serve" => serve_kind = Some(args.next().expect("--serve needs echo or http")),
                 "--port-file" => {
                     port_file = Some(args.next().expect("--port-file needs a path").into())
                 }
                 other => panic!(
                     "unknown option {other:?} (known: --group G, --quick, --duration S, --mem N, \
-                     --serve K --port-file F)"
+                     --stack KIND, --serve K --port-file F)"
                 ),
             }
         }
@@ -208,6 +215,7 @@ impl Opts {
             duration,
             counts: Counts::new(quick),
             mem,
+            stack,
             serve: serve_kind.map(|kind| Serve {
                 kind,
                 port_file: port_file.expect("--serve needs --port-file"),
@@ -316,6 +324,11 @@ pub fn report_parked(group: &str, peer: &str, n: usize, rss_before: u64) {
 /// stacks and task records in its pools, and the RSS growth would hide them. Returns whether the child
 /// succeeded; on failure it prints a `SKIP` line naming the exit status.
 pub fn parked_in_child(o: &Opts, group: &str, peer: &str, n: usize) -> bool {
+    parked_in_child_with(o, group, peer, n, &[])
+}
+
+/// [`parked_in_child`] with more arguments for the child (e.g. `--stack dense`).
+pub fn parked_in_child_with(o: &Opts, group: &str, peer: &str, n: usize, extra: &[&str]) -> bool {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
@@ -329,7 +342,7 @@ pub fn parked_in_child(o: &Opts, group: &str, peer: &str, n: usize) -> bool {
         }
     };
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--mem").arg(n.to_string());
+    cmd.arg("--mem").arg(n.to_string()).args(extra);
     if o.quick {
         cmd.arg("--quick");
     }

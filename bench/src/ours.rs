@@ -1,32 +1,71 @@
-//! The project's own measurements: the extension points the table's `ours` column comes from.
+//! The project's own measurements: the table's `ours` column.
 //!
-//! Every function here measures one row of the table for this project's crates and returns `Some(value)` in
-//! the row's unit, or `None` while the API it needs does not exist yet (the `ours` binary then prints a
-//! `SKIP ... reason=not_yet` line and the table shows "not yet"). Fill one in by replacing its body; keep
-//! its signature and its unit, and measure the same thing as the peers named in its doc (read the peer's
-//! source under `bench/src/bin/peer_*.rs`, `bench/peers/go/main.go`, `bench/peers/python/peer.py`).
+//! Every measurement here measures one row of the table for this project's crates, doing what the peers
+//! named in its doc do (their sources: `bench/src/bin/peer_*.rs`, `bench/peers/go/main.go`,
+//! `bench/peers/python/peer.py`). The `ours` binary (`bench/src/bin/ours.rs`) runs them in table order.
 //!
 //! Conventions (see also the crate docs in `lib.rs`):
-//! - time per operation: use [`crate::time_per_op`] with `o.duration` and the counts in `o.counts`, wrap
-//!   inputs/outputs in [`std::hint::black_box`], keep every loop bounded;
-//! - memory: take [`crate::rss_bytes`] before creating the tasks, return the growth divided by the count;
-//!   [`crate::map_count`] gives the mapping count;
+//! - time per operation: [`crate::time_per_op`] with `o.duration` and the counts in `o.counts`, inputs and
+//!   outputs through [`std::hint::black_box`], every loop bounded;
+//! - memory: a fresh child process (`--mem N --stack KIND`, see [`crate::parked_in_child_with`]) takes
+//!   [`crate::rss_bytes`] before creating the greenlets and reports the growth per greenlet and the mapping
+//!   count ([`crate::report_parked`]), as every peer does;
 //! - everything runs on the calling (main) thread: greenlets and the hub are per thread.
 //!
-//! The greenlet API these will use (issue 2): `greenlet::Greenlet::new(|v: greenlet::Value| -> Value)`,
-//! `g.switch(v) -> Value`, `greenlet::getcurrent()`. The gevent API (issue 3): `gevent::spawn`, `join`,
-//! `gevent::sleep(Duration::ZERO)`, `gevent::queue::Channel`, `gevent::event::Event`.
+//! Stacks: greenlets get the default guarded stack (256 KiB of address space, a guard page, two kernel
+//! mappings each) except where a row needs more live greenlets than `vm.max_map_count` (65530) allows with
+//! two mappings each: `parked_mem_100k`/`_1m` and `event_set_100k` use dense stacks
+//! ([`greenlet::StackConfig::dense`], 32 KiB slots in shared arenas, no guard page), which is what a user
+//! holding that many greenlets must choose too.
 
-use crate::{Opts, Serve};
+use std::cell::Cell;
+use std::hint::black_box as bb;
+use std::io::{self, Read, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
 
-/// io group: be the project's echo (`s.kind == "echo"`) or HTTP plaintext (`"http"`) server on
-/// `127.0.0.1:0`, call `s.announce(port)`, and serve (one hub, one thread) until killed; call
-/// [`Serve::exit_after_max`] first. Return `false` while the project cannot serve yet: the `ours` binary
-/// then exits with status 3 and `bench/run` reports the rows as "not yet". The peers' servers to match:
-/// `serve` in `bench/src/bin/peer_tokio.rs` / `peer_may.rs`, `serveEcho` / `serveHTTP` in
-/// `bench/peers/go/main.go`, `serve` in `bench/peers/python/peer.py` (gevent StreamServer / pywsgi).
-pub fn serve(_s: &Serve) -> bool {
-    false
+use greenlet::{Builder, Greenlet, StackConfig, Value};
+
+use crate::{report_parked, rss_bytes, time_per_op, Opts, Serve};
+
+const PEER: &str = "ours";
+
+/// Which kind of stack a parked-memory child measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StackKind {
+    /// The default: guarded stacks from the per-thread pool.
+    Guarded,
+    /// Dense stacks ([`greenlet::StackConfig::dense`] with the default dense size).
+    Dense,
+}
+
+impl StackKind {
+    /// The `--stack` argument that names it.
+    pub fn arg(self) -> &'static str {
+        match self {
+            StackKind::Guarded => "guarded",
+            StackKind::Dense => "dense",
+        }
+    }
+
+    /// Parses a `--stack` argument.
+    pub fn from_arg(s: &str) -> Option<StackKind> {
+        match s {
+            "guarded" => Some(StackKind::Guarded),
+            "dense" => Some(StackKind::Dense),
+            _ => None,
+        }
+    }
+}
+
+/// How a measurement is made.
+#[derive(Clone, Copy)]
+pub enum Run {
+    /// In this process; returns the value in the row's unit (`None`: cannot be measured, reported as skipped).
+    Here(fn(&Opts, usize) -> Option<f64>),
+    /// Parked memory and mapping count, in a fresh child process with this kind of stack (the child prints
+    /// its own `RESULT` lines; see [`parked`]).
+    Parked(StackKind),
 }
 
 /// One measurement of the project, as the `ours` binary runs them.
@@ -39,141 +78,494 @@ pub struct Measurement {
     pub metric: &'static str,
     /// The count to append to `name` (e.g. `spawn_join` + 100k), if any.
     pub counted: Option<fn(&Opts) -> usize>,
-    /// Runs the measurement with the count (from `counted`, else `o.counts.ops`); `None` means "not yet".
-    pub run: fn(&Opts, usize) -> Option<f64>,
+    /// How to measure it, with the count (from `counted`, else `o.counts.ops`).
+    pub run: Run,
 }
 
 /// Every measurement of the project, in table order.
 pub fn all() -> Vec<Measurement> {
     use crate::names::*;
+    let here = |group, name, counted, f| Measurement {
+        group,
+        name,
+        metric: "ns_per_op",
+        counted,
+        run: Run::Here(f),
+    };
+    let parked = |counted, kind| Measurement {
+        group: "lifecycle",
+        name: PARKED_MEM,
+        metric: "bytes_per_task",
+        counted: Some(counted),
+        run: Run::Parked(kind),
+    };
     vec![
-        Measurement {
-            group: "switch",
-            name: ROUNDTRIP,
-            metric: "ns_per_op",
-            counted: None,
-            run: greenlet_switch_roundtrip,
-        },
-        Measurement {
-            group: "switch",
-            name: CREATE_RUN_FINISH,
-            metric: "ns_per_op",
-            counted: None,
-            run: greenlet_create_run_finish,
-        },
-        Measurement {
-            group: "lifecycle",
-            name: PARKED_MEM,
-            metric: "bytes_per_task",
-            counted: Some(|o| o.counts.parked),
-            run: greenlet_dense_rss_per_greenlet,
-        },
-        Measurement {
-            group: "lifecycle",
-            name: PARKED_MEM,
-            metric: "bytes_per_task",
-            counted: Some(|o| o.counts.parked_large),
-            run: greenlet_dense_rss_per_greenlet,
-        },
-        Measurement {
-            group: "lifecycle",
-            name: PARKED_MEM,
-            metric: "bytes_per_task",
-            counted: Some(|o| o.counts.parked_guarded),
-            run: greenlet_guarded_rss_per_greenlet,
-        },
-        Measurement {
-            group: "lifecycle",
-            name: SPAWN_JOIN,
-            metric: "ns_per_op",
-            counted: Some(|o| o.counts.spawn),
-            run: gevent_spawn_join,
-        },
-        Measurement {
-            group: "hub",
-            name: SLEEP0_X1,
-            metric: "ns_per_op",
-            counted: None,
-            run: gevent_sleep0_x1,
-        },
-        Measurement {
-            group: "hub",
-            name: SLEEP0_X100,
-            metric: "ns_per_op",
-            counted: None,
-            run: gevent_sleep0_x100,
-        },
-        Measurement {
-            group: "hub",
-            name: CHAN_HANDOFF,
-            metric: "ns_per_op",
-            counted: None,
-            run: gevent_channel_handoff,
-        },
-        Measurement {
-            group: "hub",
-            name: EVENT_SET,
-            metric: "ns_per_op",
-            counted: Some(|o| o.counts.waiters),
-            run: gevent_event_set,
-        },
+        here("switch", ROUNDTRIP, None, greenlet_switch_roundtrip),
+        here("switch", ROUNDTRIP_AB, None, greenlet_switch_roundtrip_ab),
+        here(
+            "switch",
+            CREATE_RUN_FINISH,
+            None,
+            greenlet_create_run_finish,
+        ),
+        parked(|o| o.counts.parked, StackKind::Dense),
+        parked(|o| o.counts.parked_large, StackKind::Dense),
+        parked(|o| o.counts.parked_guarded, StackKind::Guarded),
+        here(
+            "lifecycle",
+            SPAWN_JOIN,
+            Some(|o| o.counts.spawn),
+            gevent_spawn_join,
+        ),
+        // Also at the guarded count, the count may can hold (its row has no 100k).
+        here(
+            "lifecycle",
+            SPAWN_JOIN,
+            Some(|o| o.counts.parked_guarded),
+            gevent_spawn_join,
+        ),
+        here("hub", SLEEP0_X1, None, gevent_sleep0_x1),
+        here("hub", SLEEP0_X100, None, gevent_sleep0_x100),
+        here("hub", CHAN_HANDOFF, None, gevent_channel_handoff),
+        here(
+            "hub",
+            EVENT_SET,
+            Some(|o| o.counts.waiters),
+            gevent_event_set,
+        ),
     ]
 }
 
-/// `switch/roundtrip`, ns: greenlet A switches to B, B switches back to A, passing a `Value` each way
-/// (peers: corosensei `resume`+`suspend`, Python greenlet's two `switch` calls). Bar: <= 2.0x corosensei.
-pub fn greenlet_switch_roundtrip(_o: &Opts, _n: usize) -> Option<f64> {
-    None
+/// The dense stack configuration the rows with 100k+ live greenlets use.
+fn dense() -> StackConfig {
+    // SAFETY: every greenlet given this stack in this file runs a closure of a few frames (a switch, a
+    // wait on an Event, a counter update): far below the 32 KiB slot, with room for a signal handler.
+    unsafe { StackConfig::dense(StackConfig::DEFAULT_DENSE_SIZE) }
 }
 
-/// `switch/create_run_finish`, ns: `Greenlet::new` + first `switch` + `run` returns, with the stack from the
-/// per-thread pool (peer: corosensei `with_stack` + `resume` + `into_stack`). Bar: <= 5x corosensei.
-pub fn greenlet_create_run_finish(_o: &Opts, _n: usize) -> Option<f64> {
-    None
+/// `switch/roundtrip`, ns: the main greenlet switches to `g`, `g` switches back to main, passing `()` each
+/// way (peers: corosensei `resume`+`suspend`, Python greenlet's `g.switch(i)` / `main.switch(x)`).
+/// Bar (issue 2): <= 2.0x corosensei.
+pub fn greenlet_switch_roundtrip(o: &Opts, ops: usize) -> Option<f64> {
+    let main = greenlet::getcurrent();
+    // Bounded: runs until main switches in a `bool` (the stop marker).
+    let g = Greenlet::new(move |mut v: Value| {
+        while !v.is::<bool>() {
+            v = main.switch(());
+        }
+        v
+    });
+    let ns = time_per_op(o.duration, ops, || {
+        for _ in 0..ops {
+            bb(g.switch(()));
+        }
+    });
+    g.switch(false);
+    assert!(g.is_dead(), "roundtrip greenlet did not finish");
+    Some(ns)
 }
 
-/// `lifecycle/parked_mem_<n>`, bytes per greenlet: `n` greenlets alive and suspended at once in dense mode
-/// (called with `o.counts.parked` = 100k, peers gevent, Python greenlet, Go, tokio; and with
-/// `o.counts.parked_large` = 1m, peer Go); RSS growth / n. Measure in a fresh process (see
-/// [`crate::parked_in_child`]: pools left by earlier measurements hide the cost) and report `maps_<n>` too
-/// ([`crate::report_parked`]). Bar (issue 2): <= 5 KiB at 1m.
-pub fn greenlet_dense_rss_per_greenlet(_o: &Opts, _n: usize) -> Option<f64> {
-    None
+/// `switch/roundtrip_ab`, ns: two greenlets A and B, neither the main one, switch A->B->A passing `()`
+/// (symmetric switching: on corosensei every such switch goes through the thread's driver; peer: Python
+/// greenlet doing the same). Main switches into A once per batch, which then does `ops` round trips.
+pub fn greenlet_switch_roundtrip_ab(o: &Opts, ops: usize) -> Option<f64> {
+    let main = greenlet::getcurrent();
+    let a = Greenlet::unbound();
+    let b = Greenlet::unbound();
+    {
+        let b = b.clone();
+        // A: do `n` round trips with B, report back to main; return when given 0.
+        a.set_run(move |v: Value| {
+            let mut n = v.take::<usize>();
+            while n != 0 {
+                for _ in 0..n {
+                    bb(b.switch(()));
+                }
+                n = main.switch(()).take::<usize>();
+            }
+            Value::none()
+        })
+        .expect("a fresh greenlet takes a run");
+    }
+    {
+        let a = a.clone();
+        // B: bounce back to A until main switches in a `bool` (the stop marker).
+        b.set_run(move |mut v: Value| {
+            while !v.is::<bool>() {
+                v = a.switch(());
+            }
+            Value::none()
+        })
+        .expect("a fresh greenlet takes a run");
+    }
+    let ns = time_per_op(o.duration, ops, || {
+        a.switch(ops);
+    });
+    a.switch(0usize);
+    b.switch(false);
+    assert!(a.is_dead() && b.is_dead(), "A/B greenlets did not finish");
+    Some(ns)
 }
 
-/// `lifecycle/parked_mem_30k`, bytes per greenlet: `n` = `o.counts.parked_guarded` greenlets in the default
-/// (guard page) mode (peers: corosensei `DefaultStack`, may). Fresh process, as above.
-pub fn greenlet_guarded_rss_per_greenlet(_o: &Opts, _n: usize) -> Option<f64> {
-    None
+/// `switch/create_run_finish`, ns: `Greenlet::new(|v| v).switch(())`, the stack coming from the per-thread
+/// pool (peer: corosensei `with_stack` on a reused stack + `resume` + `into_stack`; Python greenlet's
+/// `greenlet(f).switch(i)`). Bar (issue 2): <= 5x corosensei.
+pub fn greenlet_create_run_finish(o: &Opts, ops: usize) -> Option<f64> {
+    let ns = time_per_op(o.duration, ops, || {
+        for _ in 0..ops {
+            bb(Greenlet::new(|v| v).switch(()));
+        }
+    });
+    Some(ns)
 }
 
-/// `lifecycle/spawn_join_100k`, ns per task: `gevent::spawn` `o.counts.spawn` trivial greenlets, then join
-/// them all (peers: Python gevent spawn+joinall, Go `go`+WaitGroup, may spawn+join, tokio current_thread
-/// spawn+await). Bar: <= 0.5x Go.
-pub fn gevent_spawn_join(_o: &Opts, _n: usize) -> Option<f64> {
-    None
+/// `lifecycle/parked_mem_<n>` and `maps_<n>`, bytes per greenlet: `n` greenlets alive at once, each suspended
+/// inside its `run` (switched back to main), in a fresh process (the `--mem n --stack kind` child).
+///
+/// Dense at `o.counts.parked` (100k: peers Python greenlet and gevent, Go, tokio) and `o.counts.parked_large`
+/// (1m: peer Go); guarded at `o.counts.parked_guarded` (30k: peers corosensei, may). The RSS growth includes
+/// the `Vec` of handles, as the peers' does. Bar (issue 2): <= 5 KiB at 1m (dense).
+///
+/// # Panics
+/// If a greenlet cannot be created (the child then fails and the parent reports the row as skipped).
+pub fn parked(kind: StackKind, n: usize) {
+    let cfg = match kind {
+        StackKind::Dense => dense(),
+        StackKind::Guarded => StackConfig::guarded(StackConfig::DEFAULT_SIZE),
+    };
+    let main = greenlet::getcurrent();
+    let before = rss_bytes();
+    let mut all: Vec<Greenlet> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let main = main.clone();
+        let g = Builder::new()
+            .stack(cfg)
+            .build(move |_| {
+                main.switch(());
+                Value::none()
+            })
+            .unwrap_or_else(|e| panic!("greenlet {} of {n}: {e}", all.len()));
+        g.switch(());
+        all.push(g);
+    }
+    report_parked("lifecycle", PEER, n, before);
+    // Finish them all (each returns from `run`), as the peers release theirs.
+    for g in &all {
+        g.switch(());
+    }
+    assert!(all.iter().all(Greenlet::is_dead));
+}
+
+/// `lifecycle/spawn_join_100k` (and `_30k`, may's count), ns per task: `gevent::spawn` `n` trivial
+/// greenlets, then `gevent::joinall` (peers: Python gevent spawn+joinall, Go `go`+WaitGroup, may
+/// spawn+join, tokio current_thread spawn+await). A spawned greenlet gets its stack when it starts and
+/// gives it back to the pool when it ends, so the default guarded stacks serve any `n`.
+/// Bar (issue 3): <= 0.5x Go.
+pub fn gevent_spawn_join(o: &Opts, n: usize) -> Option<f64> {
+    let ns = time_per_op(o.duration, n, || {
+        let gs: Vec<_> = (0..n).map(|i| gevent::spawn(move || bb(i))).collect();
+        gevent::joinall(&gs);
+        bb(gs);
+    });
+    Some(ns)
+}
+
+/// `sleep(Duration::ZERO)` `per` times in each of `tasks` spawned greenlets, joined; ns per sleep.
+fn sleep0(o: &Opts, tasks: usize) -> f64 {
+    let per = (o.counts.ops / tasks).max(1);
+    let total = per * tasks;
+    time_per_op(o.duration, total, || {
+        let gs: Vec<_> = (0..tasks)
+            .map(|_| {
+                gevent::spawn(move || {
+                    for _ in 0..per {
+                        gevent::sleep(bb(Duration::ZERO));
+                    }
+                })
+            })
+            .collect();
+        gevent::joinall(&gs);
+    })
 }
 
 /// `hub/sleep0_x1`, ns per `sleep(Duration::ZERO)` with one greenlet looping on it (peers: gevent.sleep(0),
-/// Go runtime.Gosched, may yield_now). Bar: <= 0.1x gevent.
-pub fn gevent_sleep0_x1(_o: &Opts, _n: usize) -> Option<f64> {
-    None
+/// Go runtime.Gosched, may yield_now, tokio yield_now). Bar (issue 3): <= 0.1x gevent.
+pub fn gevent_sleep0_x1(o: &Opts, _n: usize) -> Option<f64> {
+    Some(sleep0(o, 1))
 }
 
 /// `hub/sleep0_x100`, ns per `sleep(Duration::ZERO)` with 100 greenlets each looping on it; total time /
 /// (100 x iterations each).
-pub fn gevent_sleep0_x100(_o: &Opts, _n: usize) -> Option<f64> {
-    None
+pub fn gevent_sleep0_x100(o: &Opts, _n: usize) -> Option<f64> {
+    Some(sleep0(o, 100))
 }
 
-/// `hub/chan_handoff`, ns per hand-off: two greenlets ping-pong an integer over two `gevent::queue::Channel`s;
-/// round trip / 2 (peers: Go unbuffered chan, may mpsc, gevent Channel). Bar: <= 0.5x Go.
-pub fn gevent_channel_handoff(_o: &Opts, _n: usize) -> Option<f64> {
-    None
+/// `hub/chan_handoff`, ns per hand-off: main and a spawned greenlet ping-pong an integer over two
+/// `gevent::queue::Channel`s; round trip / 2 (peers: Go unbuffered chan, may mpsc, tokio mpsc(1), gevent
+/// Channel). Bar (issue 3): <= 0.5x Go.
+pub fn gevent_channel_handoff(o: &Opts, ops: usize) -> Option<f64> {
+    use gevent::queue::Channel;
+    let ns = time_per_op(o.duration, 2 * ops, || {
+        let to_b: Channel<u64> = Channel::new();
+        let to_a: Channel<u64> = Channel::new();
+        let (from_a, back) = (to_b.clone(), to_a.clone());
+        let b = gevent::spawn(move || {
+            for _ in 0..ops {
+                let v = from_a.get().expect("ping");
+                back.put(v + 1).expect("pong");
+            }
+        });
+        let mut v = 0u64;
+        for _ in 0..ops {
+            to_b.put(bb(v)).expect("ping");
+            v = to_a.get().expect("pong");
+        }
+        bb(v);
+        b.join();
+    });
+    Some(ns)
 }
 
-/// `hub/event_set_100k`, ns per waiter: `o.counts.waiters` greenlets wait on one `gevent::event::Event`;
-/// time from `set()` until every waiter has run, / waiters (peers: gevent Event, Go close(chan)).
-pub fn gevent_event_set(_o: &Opts, _n: usize) -> Option<f64> {
-    None
+/// `hub/event_set_100k`, ns per waiter: `n` spawned greenlets wait on one `gevent::event::Event`; time from
+/// `set()` until every waiter has run (the last one sets a second Event main waits on), / n; median of 3
+/// (peers: gevent Event + AsyncResult, Go close(chan) + WaitGroup, tokio Notify). The waiters have dense
+/// stacks: 100k guarded ones would need 200k mappings.
+pub fn gevent_event_set(_o: &Opts, n: usize) -> Option<f64> {
+    use gevent::event::Event;
+    // The hub's own greenlet keeps its guarded stack: make it exist before the default changes.
+    gevent::sleep(Duration::ZERO);
+    let old = greenlet::stack::thread_default();
+    greenlet::stack::set_thread_default(dense());
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        let ev = Event::new();
+        let all_done = Event::new();
+        let left = Rc::new(Cell::new(n));
+        let gs: Vec<_> = (0..n)
+            .map(|_| {
+                let (ev, all_done, left) = (ev.clone(), all_done.clone(), left.clone());
+                gevent::spawn(move || {
+                    ev.wait();
+                    left.set(left.get() - 1);
+                    if left.get() == 0 {
+                        all_done.set();
+                    }
+                })
+            })
+            .collect();
+        gevent::sleep(Duration::ZERO); // every waiter starts and parks in ev.wait()
+        assert_eq!(ev.waiter_count(), n, "every waiter parked before set()");
+        let t = Instant::now();
+        ev.set();
+        all_done.wait();
+        samples.push(t.elapsed().as_nanos() as f64 / n as f64);
+        gevent::joinall(&gs);
+    }
+    greenlet::stack::set_thread_default(old);
+    Some(crate::median(&mut samples))
+}
+
+/// io group: the project's echo (`s.kind == "echo"`) or HTTP plaintext (`"http"`) server on `127.0.0.1:0`
+/// on one hub, one thread, with [`gevent::server::StreamServer`] (a greenlet per connection, as the Python
+/// gevent peer's StreamServer; Go and tokio/may spawn a task per connection the same way). Accepted sockets
+/// get TCP_NODELAY, as every peer's do. Serves until killed or [`crate::SERVE_MAX`] has passed.
+///
+/// `http` is a minimal hand-written HTTP/1.1 keep-alive responder (requests parsed with `httparse`,
+/// pipelining honoured, one fixed `Hello, World!` response with `Content-Type`, `Content-Length` and
+/// `Date`, the headers Go's net/http sends): the project has no HTTP server of its own yet, so this row
+/// measures the hub and sockets under an HTTP load, not a full HTTP stack like net/http or pywsgi.
+pub fn serve(s: &Serve) -> bool {
+    Serve::exit_after_max();
+    let http = match s.kind.as_str() {
+        "echo" => false,
+        "http" => true,
+        other => {
+            eprintln!("ours: unknown --serve kind {other:?} (echo or http)");
+            std::process::exit(2);
+        }
+    };
+    let server = gevent::server::StreamServer::bind("127.0.0.1:0", move |mut conn, _addr| {
+        let _ = conn.set_nodelay(true);
+        let r = if http {
+            http_conn(&mut conn)
+        } else {
+            echo_conn(&mut conn)
+        };
+        // Resets and the like are the clients' business (wrk closes without reading the last answer).
+        drop(r);
+    })
+    .expect("bind 127.0.0.1:0");
+    s.announce(server.local_addr().port());
+    server.serve_forever();
+    true
+}
+
+/// Writes back every byte read, until EOF.
+fn echo_conn(c: &mut gevent::net::TcpStream) -> io::Result<()> {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = c.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        c.write_all(&buf[..n])?;
+    }
+}
+
+/// The one response body of the io group's HTTP servers (TechEmpower plaintext style).
+const HELLO: &[u8] = b"Hello, World!";
+
+/// Answers every request on the connection with [`HELLO`], until EOF, `Connection: close`, or a request it
+/// cannot parse (answered with 400 and closed).
+fn http_conn(c: &mut gevent::net::TcpStream) -> io::Result<()> {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut have = 0usize;
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        // Answer every complete request in the buffer (pipelining), then write them all at once.
+        let mut start = 0usize;
+        let mut close = false;
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut req = httparse::Request::new(&mut headers);
+            match req.parse(&buf[start..have]) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let mut body = 0usize;
+                    for h in req.headers.iter() {
+                        if h.name.eq_ignore_ascii_case("content-length") {
+                            body = std::str::from_utf8(h.value)
+                                .ok()
+                                .and_then(|v| v.trim().parse().ok())
+                                .unwrap_or(0);
+                        } else if h.name.eq_ignore_ascii_case("connection")
+                            && h.value.eq_ignore_ascii_case(b"close")
+                        {
+                            close = true;
+                        }
+                    }
+                    if req.version == Some(0) {
+                        close = true; // HTTP/1.0 without keep-alive support here
+                    }
+                    if start + len + body > have {
+                        break; // the body is not all here yet: read more, parse again
+                    }
+                    respond(&mut out);
+                    start += len + body;
+                    if close {
+                        break;
+                    }
+                }
+                Ok(httparse::Status::Partial) => break,
+                Err(_) => {
+                    c.write_all(
+                        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )?;
+                    return Ok(());
+                }
+            }
+        }
+        if !out.is_empty() {
+            c.write_all(&out)?;
+            out.clear();
+        }
+        if close {
+            return Ok(());
+        }
+        buf.copy_within(start..have, 0);
+        have -= start;
+        if have == buf.len() {
+            // A request head larger than the buffer: grow (bounded).
+            if buf.len() >= 1 << 20 {
+                return Ok(());
+            }
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = c.read(&mut buf[have..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        have += n;
+    }
+}
+
+/// Appends one `200 OK` response with [`HELLO`].
+fn respond(out: &mut Vec<u8>) {
+    out.extend_from_slice(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nDate: ",
+    );
+    http_date(out);
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(HELLO);
+}
+
+thread_local! {
+    /// The `Date` header value and the second it was formatted for.
+    static DATE: Cell<(u64, [u8; 29])> = const { Cell::new((u64::MAX, [0; 29])) };
+}
+
+/// Appends the current time as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), formatted once a second.
+fn http_date(out: &mut Vec<u8>) {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (secs, mut text) = DATE.with(Cell::get);
+    if secs != now {
+        text = format_date(now);
+        DATE.with(|d| d.set((now, text)));
+    }
+    out.extend_from_slice(&text);
+}
+
+/// `secs` since the Unix epoch as an IMF-fixdate.
+fn format_date(secs: u64) -> [u8; 29] {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's days_from_civil, inverted).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let s = format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        day,
+        MONTHS[(month - 1) as usize],
+        year,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    let mut b = [b' '; 29];
+    let n = s.len().min(29);
+    b[..n].copy_from_slice(&s.as_bytes()[..n]);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(&format_date(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(&format_date(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(&format_date(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn every_row_has_a_unit_and_a_group() {
+        for m in all() {
+            assert!(["switch", "lifecycle", "hub"].contains(&m.group));
+            assert!(!m.metric.is_empty());
+        }
+    }
 }

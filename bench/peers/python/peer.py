@@ -12,6 +12,7 @@ Counts are those of bench::Counts in bench/src/lib.rs (keep them in step). Time 
 the interpreter's loop overhead, which is what a Python user pays.
 
 - switch/roundtrip (py-greenlet): main switches into g, g switches back to main, passing an int each way.
+- switch/roundtrip_ab (py-greenlet): greenlets A and B, neither the main one, switch A->B->A passing None.
 - switch/create_run_finish (py-greenlet): greenlet(f).switch(x) with f returning at once.
 - lifecycle/spawn_join_<n> (py-gevent): gevent.spawn n trivial functions, then gevent.joinall.
 - lifecycle/parked_mem_<n>, maps_<n> (py-greenlet: started greenlets suspended in a switch; py-gevent:
@@ -106,6 +107,31 @@ def greenlet_roundtrip(c, d):
     ns = time_per_op(d, ops, batch)
     g.switch(None)
     report("switch", "roundtrip", "py-greenlet", "ns_per_op", ns, ops)
+
+
+def greenlet_roundtrip_ab(c, d):
+    from greenlet import greenlet, getcurrent
+
+    main = getcurrent()
+    ops = c["ops"]
+
+    def a_body(n):
+        # n round trips with B per batch, then back to main; ends when given 0.
+        while n:
+            sw = gb.switch
+            for _ in range(n):
+                sw(None)
+            n = main.switch(None)
+
+    def b_body(x):
+        while x is not False:
+            x = ga.switch(None)
+
+    ga, gb = greenlet(a_body), greenlet(b_body)
+    ns = time_per_op(d, ops, lambda: ga.switch(ops))
+    ga.switch(0)
+    gb.switch(False)
+    report("switch", "roundtrip_ab", "py-greenlet", "ns_per_op", ns, ops)
 
 
 def greenlet_create_run_finish(c, d):
@@ -326,6 +352,7 @@ def main():
     c = counts(a.quick)
     if want("switch"):
         greenlet_roundtrip(c, d)
+        greenlet_roundtrip_ab(c, d)
         greenlet_create_run_finish(c, d)
     if want("lifecycle"):
         gevent_spawn_join(c, d)

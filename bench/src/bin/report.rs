@@ -104,6 +104,7 @@ fn parse(text: &str) -> Groups {
 /// Base names in table order; a counted name (`spawn_join_100k`) sorts by base, then by count.
 const ROW_ORDER: &[&str] = &[
     "roundtrip",
+    "roundtrip_ab",
     "create_run_finish",
     "spawn_join",
     "parked_mem",
@@ -122,6 +123,10 @@ const LEGEND: &[(&str, &str)] = &[
     (
         "roundtrip",
         "switch A->B->A passing a value each way (corosensei: resume + suspend)",
+    ),
+    (
+        "roundtrip_ab",
+        "switch A->B->A between two greenlets that are both not the thread's main one (symmetric switch)",
     ),
     (
         "create_run_finish",
@@ -156,7 +161,7 @@ const LEGEND: &[(&str, &str)] = &[
         "N tasks wait on one event; from set() until all ran, per waiter",
     ),
     ("echo_<size>_c<conns>", "echo server on loopback (server on core 0, bench/src/bin/loadgen.rs on core 1): wall time per round trip, i.e. latency at c1 and inverse throughput above; `_cpu`: the server's CPU time per round trip"),
-    ("http_c<conns>", "HTTP plaintext (Hello, World!) under wrk -t1 (Go net/http, gevent.pywsgi, both with TCP_NODELAY); per request, and `_cpu` as above"),
+    ("http_c<conns>", "HTTP plaintext (Hello, World!) under wrk -t1 (Go net/http, gevent.pywsgi, both with TCP_NODELAY; ours: a minimal hand-written HTTP/1.1 keep-alive responder with httparse on gevent::server::StreamServer, not a full HTTP stack); per request, and `_cpu` as above"),
     ("syscall", "raw syscall(SYS_getppid)"),
     ("page_fault", "first touch of a fresh anonymous 4 KiB page"),
     (
@@ -334,11 +339,16 @@ fn markdown(
             }
             if has_ours {
                 let ours = row.cells.get("ours").and_then(med);
+                // "not yet" only where the project said so; a row it does not have at all is "—".
+                let ours_not_yet = row
+                    .cells
+                    .get("ours")
+                    .is_some_and(|c| c.skip.as_deref() == Some("not yet"));
                 for p in &others {
                     let peer = row.cells.get(*p).and_then(med);
                     let s = match (ours, peer) {
                         (Some(o), Some(v)) if v > 0.0 => format!("{:.2}x", o / v),
-                        (None, Some(_)) => "not yet".into(),
+                        (None, Some(_)) if ours_not_yet => "not yet".into(),
                         _ => "—".into(),
                     };
                     let _ = write!(line, " {s} |");
