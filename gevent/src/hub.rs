@@ -145,8 +145,13 @@ fn new_hub() -> Rc<Hub> {
 }
 
 /// This thread's hub if it exists.
+///
+/// Never panics, also not while thread-locals are destroyed (the `monkey` hooks call it from
+/// `close` and friends, which run then too): that case is `None`.
 pub(crate) fn try_hub() -> Option<Rc<Hub>> {
-    HUB.with(|h| h.borrow().clone())
+    HUB.try_with(|h| h.try_borrow().ok().and_then(|h| h.clone()))
+        .ok()
+        .flatten()
 }
 
 impl Hub {

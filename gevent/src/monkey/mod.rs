@@ -1,36 +1,103 @@
 //! `monkey::patch_all()`: make ordinary blocking Rust and C code cooperative (cargo feature `monkey`).
 //!
 //! gevent patches Python's modules; here the libc functions that std and C libraries call are
-//! interposed: this crate defines `clock_nanosleep`, `nanosleep`, `usleep`, `sleep`, `recv`, `send`,
-//! `accept`, `accept4` and `connect` with C linkage, so the executable's calls bind to them. Each
-//! hook does the plain system call unless **all** of these hold, in which case it parks the calling
-//! greenlet on the hub instead of blocking the thread:
-//! - [`patch_all`] (or the matching finer switch) was called;
-//! - this thread has a hub, and the caller is not the hub itself (hub callbacks never yield);
-//! - the call would block: a socket in blocking mode without `MSG_DONTWAIT`, or a relative sleep.
+//! interposed: this crate defines them with C linkage, so the executable's calls — std's, and those
+//! of every C library it links or `dlopen`s — bind to them. Each hook does the plain system call
+//! unless **all** of these hold, in which case it parks the calling greenlet on the hub instead of
+//! blocking the thread:
+//! - the matching switch ([`patch_all`], [`patch_time`], [`patch_socket`], [`patch_io`],
+//!   [`patch_select`], [`patch_dns`]) was called;
+//! - this thread has a hub, and the caller is not the hub itself (hub callbacks never yield, and the
+//!   hub's own `epoll_wait` — mio calls it through libc — goes straight to the kernel);
+//! - the call would block: a socket or pipe in blocking mode without `MSG_DONTWAIT`, a relative
+//!   sleep, a `poll`/`select`/`epoll_wait` with a timeout other than zero, a name lookup.
 //!
-//! Outside greenlets, on other threads, on non-blocking sockets and on anything that is not a
-//! socket, behaviour is exactly the system call's. `SO_RCVTIMEO` / `SO_SNDTIMEO` are honoured
-//! (`EAGAIN` at the timeout, as the kernel would), and errno is preserved.
+//! Outside greenlets, on other threads (the thread pool's workers included), on non-blocking fds and
+//! on fds that are neither sockets nor pipes (TTYs, regular files) — and on fds 0-2 (inherited stdio)
+//! for `read`/`write` — behaviour is exactly the system call's: the hooks call the kernel directly
+//! (`libc::syscall`), or the next definition (`dlsym(RTLD_NEXT)`) for the name-service functions.
+//!
+//! | switch | hooks |
+//! |---|---|
+//! | [`patch_time`] | `clock_nanosleep` (std's sleep), `nanosleep`, `usleep`, `sleep` |
+//! | [`patch_socket`] | `recv`, `recvfrom`, `recvmsg`, `send`, `sendto`, `sendmsg`, `accept`, `accept4`, `connect`, `__recv_chk`, `__recvfrom_chk` |
+//! | [`patch_io`] | `read`, `readv`, `write`, `writev`, `__read_chk` on sockets and pipes |
+//! | [`patch_select`] | `poll`, `ppoll`, `select`, `pselect`, `epoll_wait`, `epoll_pwait`, `__poll_chk`, `__ppoll_chk` |
+//! | [`patch_dns`] | `getaddrinfo` (std's `ToSocketAddrs`), `getnameinfo`, `gethostbyname` — on the thread pool |
+//! | always, once any is on | `close`, `dup2`, `dup3`: a greenlet parked on the fd wakes with `EBADF` |
+//!
+//! # Semantics kept
+//! - **The user's non-blocking mode**: a hook tries the operation without blocking first
+//!   (`MSG_DONTWAIT`, or a zero-timeout `poll`) and only when that would block reads the fd's
+//!   `O_NONBLOCK` (`fcntl(F_GETFL)`, from the kernel each time, so `fcntl`, `ioctl(FIONBIO)` and dup'd
+//!   fds need no hooks and there is no cache to go stale). Non-blocking fds get `EAGAIN` as always.
+//!   `O_NONBLOCK` is never changed, except by `connect`, for the duration of the call, on the socket
+//!   being connected.
+//! - **Timeouts**: `SO_RCVTIMEO` / `SO_SNDTIMEO` give `EAGAIN` at the timeout (`connect`:
+//!   `EINPROGRESS`), as the kernel's blocking calls do; a blocking stream `send`/`write`
+//!   writes everything (parking as often as needed) unless a timeout or error cuts it short, and then
+//!   returns the count written so far, as the kernel does.
+//! - **errno** is what the system call would have left: unchanged by the hook's own bookkeeping on
+//!   success, the kernel's error on failure. `EINTR` from the kernel is returned, never retried.
 //!
 //! # Linking
-//! [`patch_all`] takes the address of every hook, so calling it is what links them: a binary that
-//! never calls it gets none (and the plain libc functions).
+//! Each switch takes the address of its hooks, so calling it is what links them: a binary that never
+//! calls one gets none (and the plain libc functions).
+//!
+//! # What cannot be made cooperative
+//! Raw system calls (`libc::syscall`, rustix, io_uring), `std::sync::Mutex`/`Condvar` (futexes), and
+//! variadic functions (`fcntl`, `ioctl`: Rust cannot define them; not needed, see above) are not
+//! interposed. A greenlet that blocks in one freezes its thread's hub; [`crate::monitor`] reports
+//! it with its name and backtrace.
 //!
 //! # Cancel safety
 //! A kill or [`Timeout`](crate::Timeout) cannot unwind through a C caller. When one lands while a
-//! greenlet is parked inside a hook, the hook returns at once — sleeps as if completed, socket calls
-//! with `ECANCELED` — and the kill or timeout is raised at the greenlet's next gevent wait.
+//! greenlet is parked inside a hook, the hook returns at once — sleeps as if completed, everything
+//! else with `-1`/`ECANCELED` (name lookups: `EAI_SYSTEM` with `ECANCELED`) — and the kill or timeout
+//! is raised at the greenlet's next gevent wait (or when it finishes).
+//!
+//! # Limits
+//! - `ppoll`/`pselect`/`epoll_pwait`'s signal mask is not applied while the greenlet is parked.
+//! - `close` of an fd that a greenlet of *another* thread's hub is parked on does not wake it.
+//! - `writev` of more than `PIPE_BUF` bytes to a blocking pipe parks until the pipe is writable, then
+//!   may block the thread for the rest (a plain `write` is split and never blocks).
 
+mod dns;
+mod fd;
 mod net;
+mod poll;
+mod rw;
 mod time;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
-static TIME: AtomicBool = AtomicBool::new(false);
-static SOCKET: AtomicBool = AtomicBool::new(false);
+/// Which hook groups are on: one bit per switch.
+static PATCHED: AtomicU8 = AtomicU8::new(0);
 
-/// Patches everything this module can: [`patch_time`] and [`patch_socket`].
+/// A group of hooks, as turned on by one switch (gevent's module names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Module {
+    /// [`patch_time`].
+    Time = 1,
+    /// [`patch_socket`].
+    Socket = 2,
+    /// [`patch_io`].
+    Io = 4,
+    /// [`patch_select`].
+    Select = 8,
+    /// [`patch_dns`].
+    Dns = 16,
+}
+
+const ALL: u8 = Module::Time as u8
+    | Module::Socket as u8
+    | Module::Io as u8
+    | Module::Select as u8
+    | Module::Dns as u8;
+
+/// Patches everything this module can: [`patch_time`], [`patch_socket`], [`patch_io`],
+/// [`patch_select`] and [`patch_dns`].
 ///
 /// # Examples
 /// ```
@@ -45,24 +112,68 @@ static SOCKET: AtomicBool = AtomicBool::new(false);
 pub fn patch_all() {
     patch_time();
     patch_socket();
+    patch_io();
+    patch_select();
+    patch_dns();
+}
+
+fn turn_on(m: Module) {
+    fd::link();
+    PATCHED.fetch_or(m as u8, Ordering::SeqCst);
 }
 
 /// Makes `std::thread::sleep`, `nanosleep`, `clock_nanosleep`, `usleep` and `sleep` cooperative.
 pub fn patch_time() {
     time::link();
-    TIME.store(true, Ordering::SeqCst);
+    turn_on(Module::Time);
 }
 
-/// Makes blocking `recv`, `send`, `accept`, `accept4` and `connect` on sockets cooperative (what
-/// `std::net::TcpStream` / `TcpListener` call).
+/// Makes blocking `recv`, `recvfrom`, `recvmsg`, `send`, `sendto`, `sendmsg`, `accept`, `accept4`
+/// and `connect` on sockets cooperative (what `std::net::TcpStream`, `TcpListener` and `UdpSocket`
+/// call), with the `_chk` variants of fortified C code.
 pub fn patch_socket() {
     net::link();
-    SOCKET.store(true, Ordering::SeqCst);
+    turn_on(Module::Socket);
 }
 
-/// Whether [`patch_all`] (or every finer switch) was called.
+/// Makes blocking `read`, `readv`, `write`, `writev` (and `__read_chk`) cooperative on sockets and
+/// pipes (what `std::os::unix::net::UnixStream`, `std::process` pipes and C code call). Never on
+/// TTYs, regular files or fds 0-2.
+pub fn patch_io() {
+    rw::link();
+    turn_on(Module::Io);
+}
+
+/// Makes `poll`, `ppoll`, `select`, `pselect`, `epoll_wait` and `epoll_pwait` with a non-zero timeout
+/// cooperative (what `TcpStream::connect_timeout` and C event loops call).
+pub fn patch_select() {
+    poll::link();
+    turn_on(Module::Select);
+}
+
+/// Runs `getaddrinfo` (what `ToSocketAddrs` calls), `getnameinfo` and `gethostbyname` on the hub's
+/// thread pool ([`crate::threadpool::default_pool`]) while the calling greenlet waits.
+pub fn patch_dns() {
+    dns::link();
+    turn_on(Module::Dns);
+}
+
+/// Whether every switch was called (as by [`patch_all`]).
 pub fn is_patched() -> bool {
-    TIME.load(Ordering::Relaxed) && SOCKET.load(Ordering::Relaxed)
+    PATCHED.load(Ordering::Relaxed) == ALL
+}
+
+/// Whether the switch of `m` was called (gevent's `is_module_patched`).
+pub fn is_module_patched(m: Module) -> bool {
+    PATCHED.load(Ordering::Relaxed) & m as u8 != 0
+}
+
+/// Whether hooks of `m` should act for this caller: `m` is on, the thread has a hub, and the caller
+/// is not the hub. The first check is one relaxed load, so outside patched programs and greenlets a
+/// hook costs a load and a thread-local read.
+#[inline]
+fn active(m: Module) -> bool {
+    PATCHED.load(Ordering::Relaxed) & m as u8 != 0 && cooperative()
 }
 
 /// Whether a hook may park the caller: the thread has a hub and the caller is not the hub.
@@ -75,7 +186,7 @@ fn cooperative() -> bool {
 
 /// Runs a cooperative wait inside a hook. A kill or Timeout landing there is caught (it cannot unwind
 /// through the C caller) and kept to be raised at the greenlet's next gevent wait; returns false then.
-fn park(f: impl FnOnce() -> std::io::Result<()>) -> Result<std::io::Result<()>, ()> {
+fn park<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => Ok(r),
         Err(payload) => {
@@ -93,4 +204,15 @@ fn set_errno(e: i32) {
 fn errno() -> i32 {
     // SAFETY: as in `set_errno`.
     unsafe { *libc::__errno_location() }
+}
+
+/// Whether `fd` is in blocking mode (false for a bad fd: let the system call report it).
+fn is_blocking(fd: libc::c_int) -> bool {
+    // SAFETY: F_GETFL takes no pointer; a bad fd just returns -1.
+    let fl = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFL) };
+    fl >= 0 && fl as libc::c_int & libc::O_NONBLOCK == 0
+}
+
+fn would_block(e: i32) -> bool {
+    e == libc::EAGAIN || e == libc::EWOULDBLOCK
 }

@@ -1,41 +1,51 @@
-//! The socket hooks: `recv`, `send`, `accept`, `accept4`, `connect` — what `std::net` calls.
+//! The socket hooks: `recv`, `recvfrom`, `recvmsg`, `send`, `sendto`, `sendmsg`, `accept`,
+//! `accept4`, `connect` (what `std::net` calls), and the `_chk` variants fortified C code calls.
 //!
 //! Each tries the operation without blocking first (`MSG_DONTWAIT`, or a readiness check for
-//! `accept`), and parks the greenlet on the fd's readiness only when it would block.
+//! `accept`), and parks the greenlet on the fd's readiness only when it would block and the socket
+//! is in blocking mode.
 
-use std::io;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use libc::{c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{c_int, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
-use super::{cooperative, errno, park, set_errno, SOCKET};
+use super::fd::{fail, wait_fd, Failed};
+use super::{active, errno, is_blocking, set_errno, would_block, Module};
 use crate::io::Interest;
 
 /// Takes every hook's address so the linker keeps them (see the module docs).
 pub(super) fn link() {
-    let hooks: [usize; 5] = [
+    let hooks: [usize; 11] = [
         recv as *const () as usize,
+        recvfrom as *const () as usize,
+        recvmsg as *const () as usize,
         send as *const () as usize,
+        sendto as *const () as usize,
+        sendmsg as *const () as usize,
         accept as *const () as usize,
         accept4 as *const () as usize,
         connect as *const () as usize,
+        __recv_chk as *const () as usize,
+        __recvfrom_chk as *const () as usize,
     ];
     std::hint::black_box(hooks);
 }
 
-/// Whether a hook should park on `fd`: patched, in a greenlet, and `fd` is in blocking mode.
-fn active(fd: c_int) -> bool {
-    if !SOCKET.load(Ordering::Relaxed) || !cooperative() {
-        return false;
+extern "C" {
+    /// glibc's "buffer overflow detected" abort, what the real `_chk` functions call.
+    fn __chk_fail() -> !;
+}
+
+/// Aborts as glibc's fortified functions do when `len` exceeds the buffer's known size.
+pub(super) fn check_len(len: size_t, buflen: size_t) {
+    if len > buflen {
+        // SAFETY: __chk_fail takes no arguments and never returns (it aborts the process).
+        unsafe { __chk_fail() }
     }
-    // SAFETY: F_GETFL takes no pointer; a bad fd just returns -1.
-    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    fl >= 0 && fl & libc::O_NONBLOCK == 0
 }
 
 /// The socket's `SO_RCVTIMEO` / `SO_SNDTIMEO`, if set.
-fn sock_timeout(fd: c_int, opt: c_int) -> Option<Duration> {
+pub(super) fn sock_timeout(fd: c_int, opt: c_int) -> Option<Duration> {
     let mut tv = libc::timeval {
         tv_sec: 0,
         tv_usec: 0,
@@ -43,12 +53,13 @@ fn sock_timeout(fd: c_int, opt: c_int) -> Option<Duration> {
     let mut len = std::mem::size_of::<libc::timeval>() as socklen_t;
     // SAFETY: `tv` and `len` are valid out-pointers of the right size.
     let r = unsafe {
-        libc::getsockopt(
+        libc::syscall(
+            libc::SYS_getsockopt,
             fd,
             libc::SOL_SOCKET,
             opt,
-            (&mut tv as *mut libc::timeval).cast(),
-            &mut len,
+            &mut tv as *mut libc::timeval,
+            &mut len as *mut socklen_t,
         )
     };
     if r != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0) {
@@ -57,57 +68,166 @@ fn sock_timeout(fd: c_int, opt: c_int) -> Option<Duration> {
     Some(Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
 }
 
-fn would_block(e: i32) -> bool {
-    e == libc::EAGAIN || e == libc::EWOULDBLOCK
+/// Whether `fd` has `events` pending now (a zero-timeout `ppoll`, straight to the kernel).
+pub(super) fn poll0(fd: c_int, events: libc::c_short) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `pfd` and `ts` are valid for the call; nfds = 1; no signal mask.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_ppoll,
+            &mut pfd as *mut _,
+            1,
+            &ts as *const _,
+            0usize,
+            8usize,
+        )
+    };
+    n != 0
 }
 
-/// Parks until `fd` is ready for `interest` or `deadline`. On failure sets errno and returns false:
-/// `EAGAIN` at the deadline (what the kernel reports for SO_RCVTIMEO), `ECANCELED` on kill/Timeout.
-fn wait(fd: c_int, interest: Interest, deadline: Option<Instant>) -> bool {
-    let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    if timeout.is_some_and(|t| t.is_zero()) {
-        set_errno(libc::EAGAIN);
-        return false;
-    }
-    let r = park(|| match interest {
-        Interest::Read => crate::io::wait_read(fd, timeout),
-        Interest::Write => crate::io::wait_write(fd, timeout),
-    });
-    match r {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            set_errno(match e.kind() {
-                io::ErrorKind::TimedOut => libc::EAGAIN,
-                _ => e.raw_os_error().unwrap_or(libc::EBADF),
-            });
-            false
-        }
-        Err(()) => {
-            set_errno(libc::ECANCELED);
-            false
-        }
-    }
-}
-
-/// The loop shared by recv/send: try without blocking, park on `WouldBlock`.
-fn retry(
+/// A receive on a socket: `op(offset, flags)` receives into the caller's buffer from `offset` on.
+/// Without `MSG_DONTWAIT` in `flags`, inside a greenlet, on a blocking socket: parks instead of
+/// blocking, until data, the `SO_RCVTIMEO` timeout (`EAGAIN`), or an error. `MSG_WAITALL` on a
+/// stream keeps receiving until `len` bytes, the end of the stream, or an error (as the kernel does).
+pub(super) fn recv_like(
     fd: c_int,
-    interest: Interest,
-    timeout_opt: c_int,
-    mut op: impl FnMut() -> ssize_t,
+    flags: c_int,
+    len: usize,
+    mut op: impl FnMut(usize, c_int) -> ssize_t,
 ) -> ssize_t {
+    if flags & libc::MSG_DONTWAIT != 0 || !active(Module::Socket) {
+        return op(0, flags);
+    }
+    recv_loop(fd, flags, len, &mut op)
+}
+
+/// The loop of [`recv_like`], also used by `read`/`readv` on sockets.
+pub(super) fn recv_loop(
+    fd: c_int,
+    flags: c_int,
+    len: usize,
+    op: &mut dyn FnMut(usize, c_int) -> ssize_t,
+) -> ssize_t {
+    let saved = errno();
     let mut deadline: Option<Option<Instant>> = None;
+    let mut done = 0usize;
     loop {
-        let r = op();
-        if r >= 0 || !would_block(errno()) {
-            return r;
+        let r = op(done, flags | libc::MSG_DONTWAIT);
+        if r > 0 && flags & libc::MSG_WAITALL != 0 && done + (r as usize) < len {
+            done += r as usize;
+            continue;
         }
-        let d = *deadline
-            .get_or_insert_with(|| sock_timeout(fd, timeout_opt).map(|t| Instant::now() + t));
-        if !wait(fd, interest, d) {
+        if r >= 0 {
+            set_errno(saved);
+            return (done + r as usize) as ssize_t;
+        }
+        let e = errno();
+        if !would_block(e) || !is_blocking(fd) {
+            if done > 0 {
+                set_errno(saved);
+                return done as ssize_t;
+            }
+            set_errno(e);
             return -1;
         }
+        let d = *deadline
+            .get_or_insert_with(|| sock_timeout(fd, libc::SO_RCVTIMEO).map(|t| Instant::now() + t));
+        if let Err(f) = wait_fd(fd, Interest::Read, d) {
+            if done > 0 {
+                set_errno(saved);
+                return done as ssize_t;
+            }
+            return fail(f);
+        }
     }
+}
+
+/// A send on a socket: `op(offset, flags)` sends the caller's data from `offset` on. Without
+/// `MSG_DONTWAIT`, inside a greenlet, on a blocking socket: sends everything (a blocking stream
+/// send does), parking while the buffer is full; a timeout (`SO_SNDTIMEO`) or error after some data
+/// went returns the count sent, as the kernel does.
+pub(super) fn send_like(
+    fd: c_int,
+    flags: c_int,
+    len: usize,
+    mut op: impl FnMut(usize, c_int) -> ssize_t,
+) -> ssize_t {
+    if flags & libc::MSG_DONTWAIT != 0 || !active(Module::Socket) {
+        return op(0, flags);
+    }
+    send_loop(fd, flags, len, &mut op)
+}
+
+/// The loop of [`send_like`], also used by `write`/`writev` on sockets.
+pub(super) fn send_loop(
+    fd: c_int,
+    flags: c_int,
+    len: usize,
+    op: &mut dyn FnMut(usize, c_int) -> ssize_t,
+) -> ssize_t {
+    let saved = errno();
+    let mut deadline: Option<Option<Instant>> = None;
+    let mut done = 0usize;
+    loop {
+        let r = op(done, flags | libc::MSG_DONTWAIT);
+        if r >= 0 {
+            done += r as usize;
+            if done >= len {
+                set_errno(saved);
+                return done as ssize_t;
+            }
+            continue; // a partial send: the next try tells whether to park
+        }
+        let e = errno();
+        if !would_block(e) || !is_blocking(fd) {
+            if done > 0 {
+                set_errno(saved);
+                return done as ssize_t;
+            }
+            set_errno(e);
+            return -1;
+        }
+        let d = *deadline
+            .get_or_insert_with(|| sock_timeout(fd, libc::SO_SNDTIMEO).map(|t| Instant::now() + t));
+        if let Err(f) = wait_fd(fd, Interest::Write, d) {
+            if done > 0 {
+                set_errno(saved);
+                return done as ssize_t;
+            }
+            return fail(f);
+        }
+    }
+}
+
+/// The iovecs of `iov` after skipping `skip` bytes.
+pub(super) fn advance_iov(iov: &[iovec], mut skip: usize) -> Vec<iovec> {
+    let mut out = Vec::with_capacity(iov.len());
+    for v in iov {
+        if skip >= v.iov_len {
+            skip -= v.iov_len;
+            continue;
+        }
+        out.push(iovec {
+            // SAFETY: `skip < iov_len`, so the result stays inside the caller's buffer.
+            iov_base: unsafe { v.iov_base.cast::<u8>().add(skip) }.cast(),
+            iov_len: v.iov_len - skip,
+        });
+        skip = 0;
+    }
+    out
+}
+
+/// The total length of `iov`.
+pub(super) fn iov_len(iov: &[iovec]) -> usize {
+    iov.iter().map(|v| v.iov_len).sum()
 }
 
 /// Interposed `recv(2)`.
@@ -116,15 +236,62 @@ fn retry(
 /// The C contract: `buf` is valid for `len` bytes of writes.
 #[no_mangle]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
-    // SAFETY: the caller's arguments, forwarded unchanged (plus MSG_DONTWAIT).
-    let raw = |flags: c_int| unsafe {
-        libc::syscall(libc::SYS_recvfrom, fd, buf, len, flags, 0usize, 0usize) as ssize_t
-    };
-    if flags & libc::MSG_DONTWAIT != 0 || !active(fd) {
-        return raw(flags);
-    }
-    retry(fd, Interest::Read, libc::SO_RCVTIMEO, || {
-        raw(flags | libc::MSG_DONTWAIT)
+    recv_like(fd, flags, len, |off, flags| {
+        // SAFETY: the caller's buffer from `off < len` on (off is 0 unless MSG_WAITALL advanced it).
+        unsafe {
+            libc::syscall(
+                libc::SYS_recvfrom,
+                fd,
+                buf.cast::<u8>().add(off),
+                len - off,
+                flags,
+                0usize,
+                0usize,
+            ) as ssize_t
+        }
+    })
+}
+
+/// Interposed `recvfrom(2)`.
+///
+/// # Safety
+/// The C contract: `buf` is valid for `len` bytes of writes; `addr`/`addrlen` null or valid.
+#[no_mangle]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    addrlen: *mut socklen_t,
+) -> ssize_t {
+    recv_like(fd, flags, len, |off, flags| {
+        // SAFETY: the caller's arguments (the buffer from `off < len` on).
+        unsafe {
+            libc::syscall(
+                libc::SYS_recvfrom,
+                fd,
+                buf.cast::<u8>().add(off),
+                len - off,
+                flags,
+                addr,
+                addrlen,
+            ) as ssize_t
+        }
+    })
+}
+
+/// Interposed `recvmsg(2)` (`MSG_WAITALL` is passed to the kernel but not looped on here).
+///
+/// # Safety
+/// The C contract: `msg` is valid, its buffers writable.
+#[no_mangle]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+    recv_like(fd, flags & !libc::MSG_WAITALL, 0, |_, f| {
+        // SAFETY: the caller's arguments, forwarded unchanged (plus MSG_DONTWAIT).
+        unsafe {
+            libc::syscall(libc::SYS_recvmsg, fd, msg, f | (flags & libc::MSG_WAITALL)) as ssize_t
+        }
     })
 }
 
@@ -134,15 +301,84 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c
 /// The C contract: `buf` is valid for `len` bytes of reads.
 #[no_mangle]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
-    // SAFETY: the caller's arguments, forwarded unchanged (plus MSG_DONTWAIT).
-    let raw = |flags: c_int| unsafe {
-        libc::syscall(libc::SYS_sendto, fd, buf, len, flags, 0usize, 0usize) as ssize_t
+    send_like(fd, flags, len, |off, flags| {
+        // SAFETY: the caller's buffer from `off <= len` on.
+        unsafe {
+            libc::syscall(
+                libc::SYS_sendto,
+                fd,
+                buf.cast::<u8>().add(off),
+                len - off,
+                flags,
+                0usize,
+                0usize,
+            ) as ssize_t
+        }
+    })
+}
+
+/// Interposed `sendto(2)`.
+///
+/// # Safety
+/// The C contract: `buf` valid for `len` bytes of reads, `addr` null or valid for `addrlen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    addrlen: socklen_t,
+) -> ssize_t {
+    send_like(fd, flags, len, |off, flags| {
+        // SAFETY: the caller's arguments (the buffer from `off <= len` on).
+        unsafe {
+            libc::syscall(
+                libc::SYS_sendto,
+                fd,
+                buf.cast::<u8>().add(off),
+                len - off,
+                flags,
+                addr,
+                addrlen,
+            ) as ssize_t
+        }
+    })
+}
+
+/// Interposed `sendmsg(2)`.
+///
+/// # Safety
+/// The C contract: `msg` is valid, its iovecs readable.
+#[no_mangle]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    let raw = |m: *const msghdr, f: c_int| {
+        // SAFETY: the caller's message (or a copy with advanced iovecs), forwarded.
+        unsafe { libc::syscall(libc::SYS_sendmsg, fd, m, f) as ssize_t }
     };
-    if flags & libc::MSG_DONTWAIT != 0 || !active(fd) {
-        return raw(flags);
+    if flags & libc::MSG_DONTWAIT != 0 || !active(Module::Socket) || msg.is_null() {
+        return raw(msg, flags);
     }
-    retry(fd, Interest::Write, libc::SO_SNDTIMEO, || {
-        raw(flags | libc::MSG_DONTWAIT)
+    // SAFETY: non-null and valid per the C contract.
+    let m = unsafe { &*msg };
+    let iov: &[iovec] = if m.msg_iov.is_null() || m.msg_iovlen == 0 {
+        &[]
+    } else {
+        // SAFETY: msg_iov points to msg_iovlen iovecs per the C contract.
+        unsafe { std::slice::from_raw_parts(m.msg_iov, m.msg_iovlen as usize) }
+    };
+    let len = iov_len(iov);
+    send_loop(fd, flags, len, &mut |off, f| {
+        if off == 0 {
+            return raw(msg, f);
+        }
+        // The rest of a partial stream send: the remaining bytes, no ancillary data (already sent).
+        let mut rest = advance_iov(iov, off);
+        // SAFETY: msghdr is plain data; all-zero is a valid empty message.
+        let mut m2: msghdr = unsafe { std::mem::zeroed() };
+        m2.msg_iov = rest.as_mut_ptr();
+        m2.msg_iovlen = rest.len() as _;
+        raw(&m2, f)
     })
 }
 
@@ -159,25 +395,18 @@ pub unsafe extern "C" fn accept4(
 ) -> c_int {
     // SAFETY: the caller's arguments, forwarded unchanged.
     let raw = || unsafe { libc::syscall(libc::SYS_accept4, fd, addr, len, flags) as c_int };
-    if !active(fd) {
+    if !active(Module::Socket) || !is_blocking(fd) {
         return raw();
     }
     let deadline = sock_timeout(fd, libc::SO_RCVTIMEO).map(|t| Instant::now() + t);
     loop {
         // Accept only when a connection is pending, so the blocking call returns at once. (Another
         // process sharing the listener could take it first; then this call blocks, as it would have.)
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is valid for the call; nfds = 1; timeout 0.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-        if n != 0 {
+        if poll0(fd, libc::POLLIN) {
             return raw();
         }
-        if !wait(fd, Interest::Read, deadline) {
-            return -1;
+        if let Err(f) = wait_fd(fd, Interest::Read, deadline) {
+            return fail(f) as c_int;
         }
     }
 }
@@ -193,7 +422,8 @@ pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut sockle
 }
 
 /// Interposed `connect(2)`: on a blocking socket in a greenlet, starts the connection non-blocking
-/// and parks until it completes (or `SO_SNDTIMEO` passes, as the kernel's blocking connect would).
+/// and parks until it completes. At an `SO_SNDTIMEO` timeout it fails with `EINPROGRESS` and the
+/// connection goes on in the background, as the kernel's blocking connect does.
 ///
 /// # Safety
 /// The C contract: `addr` is valid for `len` bytes.
@@ -201,48 +431,83 @@ pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut sockle
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: the caller's arguments, forwarded unchanged.
     let raw = || unsafe { libc::syscall(libc::SYS_connect, fd, addr, len) as c_int };
-    if !active(fd) {
+    if !active(Module::Socket) || !is_blocking(fd) {
         return raw();
     }
+    let saved = errno();
     // SAFETY: F_GETFL/F_SETFL take no pointers.
-    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    let fl = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFL) } as c_int;
     // SAFETY: as above.
-    unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) };
+    unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFL, fl | libc::O_NONBLOCK) };
     let r = raw();
     let e = errno();
-    let result = if r == 0 || e != libc::EINPROGRESS {
-        r
+    let (result, e) = if r == 0 || e != libc::EINPROGRESS {
+        (r, e)
     } else {
         let deadline = sock_timeout(fd, libc::SO_SNDTIMEO).map(|t| Instant::now() + t);
-        if wait(fd, Interest::Write, deadline) {
-            let mut err: c_int = 0;
-            let mut elen = std::mem::size_of::<c_int>() as socklen_t;
-            // SAFETY: `err`/`elen` are valid out-pointers of the right size.
-            unsafe {
-                libc::getsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_ERROR,
-                    (&mut err as *mut c_int).cast(),
-                    &mut elen,
-                )
-            };
-            if err == 0 {
-                0
-            } else {
-                set_errno(err);
-                -1
+        match wait_fd(fd, Interest::Write, deadline) {
+            Ok(()) => {
+                let mut err: c_int = 0;
+                let mut elen = std::mem::size_of::<c_int>() as socklen_t;
+                // SAFETY: `err`/`elen` are valid out-pointers of the right size.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_getsockopt,
+                        fd,
+                        libc::SOL_SOCKET,
+                        libc::SO_ERROR,
+                        &mut err as *mut c_int,
+                        &mut elen as *mut socklen_t,
+                    )
+                };
+                if err == 0 {
+                    (0, saved)
+                } else {
+                    (-1, err)
+                }
             }
-        } else {
-            if errno() == libc::EAGAIN {
-                set_errno(libc::ETIMEDOUT);
-            }
-            -1
+            Err(Failed::TimedOut) => (-1, libc::EINPROGRESS),
+            Err(f) => (-1, f.errno()),
         }
     };
-    let e = errno();
     // SAFETY: restores the caller's file status flags.
-    unsafe { libc::fcntl(fd, libc::F_SETFL, fl) };
+    unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFL, fl) };
     set_errno(e);
     result
+}
+
+/// Interposed `__recv_chk` (fortified `recv`).
+///
+/// # Safety
+/// As [`recv`]; `buflen` is the buffer's real size.
+#[no_mangle]
+pub unsafe extern "C" fn __recv_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    buflen: size_t,
+    flags: c_int,
+) -> ssize_t {
+    check_len(len, buflen);
+    // SAFETY: as recv; the length was checked against the buffer.
+    unsafe { recv(fd, buf, len, flags) }
+}
+
+/// Interposed `__recvfrom_chk` (fortified `recvfrom`).
+///
+/// # Safety
+/// As [`recvfrom`]; `buflen` is the buffer's real size.
+#[no_mangle]
+pub unsafe extern "C" fn __recvfrom_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    buflen: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    addrlen: *mut socklen_t,
+) -> ssize_t {
+    check_len(len, buflen);
+    // SAFETY: as recvfrom; the length was checked against the buffer.
+    unsafe { recvfrom(fd, buf, len, flags, addr, addrlen) }
 }

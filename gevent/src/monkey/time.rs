@@ -1,11 +1,10 @@
 //! The sleep hooks: `clock_nanosleep` (what `std::thread::sleep` calls), `nanosleep`, `usleep`, `sleep`.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use libc::{c_int, c_uint, clockid_t, timespec};
 
-use super::{cooperative, park, set_errno, TIME};
+use super::{park, set_errno, Module};
 
 /// Takes every hook's address so the linker keeps them (see the module docs).
 pub(super) fn link() {
@@ -19,16 +18,12 @@ pub(super) fn link() {
 }
 
 fn active() -> bool {
-    TIME.load(Ordering::Relaxed) && cooperative()
+    super::active(Module::Time)
 }
 
 /// Sleeps cooperatively for `d`; true if it completed, false if a kill/timeout cut it short.
 fn green_sleep(d: Duration) -> bool {
-    park(|| {
-        crate::sleep(d);
-        Ok(())
-    })
-    .is_ok()
+    park(|| crate::sleep(d)).is_ok()
 }
 
 fn to_duration(ts: &timespec) -> Option<Duration> {
