@@ -365,7 +365,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         &[]
     } else {
         // SAFETY: msg_iov points to msg_iovlen iovecs per the C contract.
-        unsafe { std::slice::from_raw_parts(m.msg_iov, m.msg_iovlen as usize) }
+        unsafe { std::slice::from_raw_parts(m.msg_iov, m.msg_iovlen) }
     };
     let len = iov_len(iov);
     send_loop(fd, flags, len, &mut |off, f| {
