@@ -262,22 +262,24 @@ impl<T: 'static> Greenlet<T> {
         };
         let hub = get_hub();
         let st = self.st.clone();
-        let built = greenlet::Builder::new()
-            .parent(hub.greenlet())
-            .build(move |_| {
-                let result = catch_unwind(AssertUnwindSafe(func));
-                crate::local::greenlet_exited();
-                let g = Greenlet { st };
-                crate::hub::done_unwinding();
-                let outcome = match (result, crate::hub::take_deferred()) {
-                    // A kill that landed inside a C caller (see `monkey`) still counts.
-                    (Ok(_), Some(p)) => g.outcome_of_panic(p),
-                    (Ok(v), None) => Outcome::Value(v),
-                    (Err(p), _) => g.outcome_of_panic(p),
-                };
-                g.finish(outcome);
-                Value::none()
-            });
+        let mut builder = greenlet::Builder::new().parent(hub.greenlet());
+        if crate::monitor::naming() {
+            builder = builder.name(self.name()); // so a monitor report can say who blocked
+        }
+        let built = builder.build(move |_| {
+            let result = catch_unwind(AssertUnwindSafe(func));
+            crate::local::greenlet_exited();
+            let g = Greenlet { st };
+            crate::hub::done_unwinding();
+            let outcome = match (result, crate::hub::take_deferred()) {
+                // A kill that landed inside a C caller (see `monkey`) still counts.
+                (Ok(_), Some(p)) => g.outcome_of_panic(p),
+                (Ok(v), None) => Outcome::Value(v),
+                (Err(p), _) => g.outcome_of_panic(p),
+            };
+            g.finish(outcome);
+            Value::none()
+        });
         match built {
             Ok(raw) => {
                 self.st.phase.set(Phase::Running);

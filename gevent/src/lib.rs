@@ -52,6 +52,7 @@ pub mod hub;
 pub mod io;
 pub mod local;
 pub mod lock;
+pub mod monitor;
 #[cfg(feature = "monkey")]
 pub mod monkey;
 pub mod net;
