@@ -1,0 +1,81 @@
+//! The `monkey_std_echo` example (a plain `std::net` echo server under `patch_all()`) serves 100
+//! clients of another process concurrently from one OS thread. The clients hold their connections
+//! open together and each talks twice, after all of them talked once: a server that blocked in one
+//! client's `read` would never reach the others (the clients' 10 s read timeout would fail the test).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+#[test]
+fn std_echo_server_serves_many_clients_concurrently_from_one_thread() {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "gevent",
+            "--features",
+            "monkey",
+            "--example",
+            "monkey_std_echo",
+        ])
+        .status()
+        .expect("cargo build");
+    assert!(status.success());
+    let mut exe = std::env::current_exe().unwrap();
+    exe.pop();
+    exe.pop();
+    exe.push("examples/monkey_std_echo");
+    let mut server = Command::new(&exe)
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run the example");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+
+    const CLIENTS: usize = 100;
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let addr = addr.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(&addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                for round in 0..2 {
+                    let msg = format!("client {i} round {round}\n");
+                    s.write_all(msg.as_bytes()).unwrap();
+                    let mut back = vec![0u8; msg.len()];
+                    s.read_exact(&mut back).expect("echo within 10 s");
+                    assert_eq!(back, msg.as_bytes());
+                    if round == 0 {
+                        barrier.wait(); // everyone is connected and served once
+                    }
+                }
+            })
+        })
+        .collect();
+    let results: Vec<_> = clients.into_iter().map(|c| c.join()).collect();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(results.iter().all(|r| r.is_ok()));
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(threads, "1", "the server used more than one OS thread");
+}

@@ -1,0 +1,71 @@
+//! Code nobody here wrote: the blocking HTTP client `ureq`, used from 100 greenlets at once after
+//! `patch_all()`, against a local server that answers each request after 200 ms. Together they take
+//! about one request's time, not 100.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+const DELAY: Duration = Duration::from_millis(200);
+
+/// A thread-per-connection HTTP server (in threads without a hub: the hooks pass through there).
+fn slow_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            std::thread::spawn(move || {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                std::thread::sleep(DELAY);
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+                );
+            });
+        }
+    });
+    addr
+}
+
+fn get(url: &str) -> String {
+    ureq::get(url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+}
+
+#[test]
+fn hundred_ureq_requests_from_greenlets_take_about_one_requests_time() {
+    gevent::monkey::patch_all();
+    let url = format!("http://{}/", slow_server());
+    let u = url.clone();
+    let one = gevent::spawn(move || {
+        let t = Instant::now();
+        assert_eq!(get(&u), "hello");
+        t.elapsed()
+    });
+    let one = one.get().unwrap();
+    let t = Instant::now();
+    let gs: Vec<_> = (0..100)
+        .map(|_| {
+            let u = url.clone();
+            gevent::spawn(move || get(&u))
+        })
+        .collect();
+    for g in &gs {
+        assert_eq!(g.get().unwrap(), "hello");
+    }
+    let all = t.elapsed();
+    eprintln!("ureq: one request {one:?}, 100 concurrent {all:?}");
+    assert!(one >= DELAY);
+    assert!(all < one * 3, "100 requests took {all:?}, one took {one:?}");
+}
