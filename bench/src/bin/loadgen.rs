@@ -7,7 +7,9 @@
 //! Prints `RESULT group=io name=echo_<S>b_c<C> peer=NAME us_per_req=..` (wall time / round trips: the
 //! latency with one connection, the inverse throughput with many) and, with `--server-pid`,
 //! `name=echo_<S>b_c<C>_cpu .. cpu_us_per_req=..` (the server's user+system CPU time from
-//! `/proc/PID/stat` / round trips). A server that stops answering fails the run after D + 10 s.
+//! `/proc/PID/stat` / round trips), and `name=echo_<S>b_c<C>_p50` / `_p99` (`us_p50=` / `us_p99=`: the
+//! median and 99th percentile of the individual round trips' latencies, write start to read end, over all
+//! connections). A server that stops answering fails the run after D + 10 s.
 
 use std::time::{Duration, Instant};
 
@@ -79,33 +81,50 @@ fn main() {
                     tokio::spawn(async move {
                         let out = vec![b'x'; size];
                         let mut back = vec![0u8; size];
-                        let mut n = 0u64;
-                        while Instant::now() < deadline {
+                        // Round-trip latencies in ns, for the percentiles.
+                        let mut lat: Vec<u32> = Vec::with_capacity(1 << 16);
+                        let mut now = Instant::now();
+                        while now < deadline {
                             s.write_all(&out).await?;
                             s.read_exact(&mut back).await?;
-                            n += 1;
+                            let t = Instant::now();
+                            lat.push((t - now).as_nanos().min(u32::MAX as u128) as u32);
+                            now = t;
                         }
-                        Ok::<u64, std::io::Error>(n)
+                        Ok::<Vec<u32>, std::io::Error>(lat)
                     })
                 })
                 .collect();
-            let mut total = 0u64;
+            let mut lat: Vec<u32> = Vec::new();
             for h in hs {
-                total += h.await.map_err(std::io::Error::other)??;
+                lat.extend(h.await.map_err(std::io::Error::other)??);
             }
+            let total = lat.len() as u64;
             let wall = t0.elapsed();
             let cpu = match (cpu0, pid.and_then(cpu_us)) {
                 (Some(a), Some(b)) => Some(b - a),
                 _ => None,
             };
-            Ok::<_, std::io::Error>((total, wall, cpu))
+            Ok::<_, std::io::Error>((total, wall, cpu, lat))
         })
         .await
     });
     let res = res.unwrap_or_else(|_| Err(std::io::Error::other("server stopped answering")));
     match res {
-        Ok((total, wall, cpu)) if total > 0 => {
+        Ok((total, wall, cpu, mut lat)) if total > 0 => {
             let t = total as usize;
+            lat.sort_unstable();
+            for (label, q) in [("p50", 0.50), ("p99", 0.99)] {
+                let i = ((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1;
+                report(
+                    "io",
+                    &format!("{name}_{label}"),
+                    &peer,
+                    &format!("us_{label}"),
+                    f64::from(lat[i]) / 1e3,
+                    t,
+                );
+            }
             report(
                 "io",
                 &name,

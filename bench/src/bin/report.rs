@@ -160,7 +160,7 @@ const LEGEND: &[(&str, &str)] = &[
         "event_set",
         "N tasks wait on one event; from set() until all ran, per waiter",
     ),
-    ("echo_<size>_c<conns>", "echo server on loopback (server on core 0, bench/src/bin/loadgen.rs on core 1): wall time per round trip, i.e. latency at c1 and inverse throughput above; `_cpu`: the server's CPU time per round trip"),
+    ("echo_<size>_c<conns>", "echo server on loopback (server on core 0, bench/src/bin/loadgen.rs on core 1): wall time per round trip, i.e. latency at c1 and inverse throughput above; `_cpu`: the server's CPU time per round trip; `_p50`/`_p99`: percentiles of the single round trips' latency"),
     ("http_c<conns>", "HTTP plaintext (Hello, World!) under wrk -t1 (Go net/http, gevent.pywsgi, both with TCP_NODELAY; ours: a minimal hand-written HTTP/1.1 keep-alive responder with httparse on gevent::server::StreamServer, not a full HTTP stack); per request, and `_cpu` as above"),
     ("syscall", "raw syscall(SYS_getppid)"),
     ("page_fault", "first touch of a fresh anonymous 4 KiB page"),
@@ -253,6 +253,8 @@ fn unit(metric: &str) -> &str {
         "ghz" => "GHz",
         "us_per_req" => "us/req",
         "cpu_us_per_req" => "CPU us/req",
+        "us_p50" => "us p50",
+        "us_p99" => "us p99",
         m => m,
     }
 }
