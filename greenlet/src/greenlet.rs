@@ -302,8 +302,11 @@ impl Builder {
         let stack = Stack::alloc(cfg)?;
         let bounds = stack.bounds();
         let parent = self.parent.unwrap_or_else(getcurrent);
-        let coro = Coroutine::with_stack(stack, body);
-        Ok(Greenlet(Rc::new(Inner {
+        // Allocate first and build in place: moving the finished `Inner` (coroutine included) into
+        // `Rc::new` was a visible part of creating a greenlet.
+        let mut rc: Rc<std::mem::MaybeUninit<Inner>> = Rc::new_uninit();
+        let slot = Rc::get_mut(&mut rc).expect("a fresh Rc is unique");
+        slot.write(Inner {
             id: next_id(),
             state: Cell::new(State::Unstarted),
             in_chain: Cell::new(false),
@@ -312,11 +315,13 @@ impl Builder {
             run: Cell::new(run),
             inbox: Cell::new(None),
             inbox_throw: Cell::new(false),
-            coro: UnsafeCell::new(Some(coro)),
+            coro: UnsafeCell::new(Some(Coroutine::with_stack(stack, body))),
             yielder: Cell::new(ptr::null()),
             bounds: Some(bounds),
             name: self.name.map(String::into_boxed_str),
-        })))
+        });
+        // SAFETY: every field was written by the `write` just above.
+        Ok(Greenlet(unsafe { rc.assume_init() }))
     }
 }
 

@@ -64,6 +64,7 @@ fn mapping_len(size: usize) -> usize {
 }
 
 /// A guarded stack of at least `size` usable bytes: `(start, len)` of its mapping, guard page first.
+#[inline]
 pub(super) fn alloc(size: usize) -> io::Result<(usize, usize)> {
     let len = mapping_len(size);
     let pooled = POOL
@@ -108,6 +109,7 @@ fn fresh(len: usize) -> io::Result<(usize, usize)> {
 ///
 /// # Safety
 /// The caller owned the mapping (a guarded stack from [`alloc`]) and no longer uses it.
+#[inline]
 pub(super) unsafe fn release(start: usize, len: usize) {
     let kept = POOL
         .try_with(|p| {

@@ -303,6 +303,7 @@ impl Stack {
     ///
     /// # Errors
     /// When the kernel refuses the memory; at the mapping limit the error says so.
+    #[inline]
     pub(crate) fn alloc(cfg: StackConfig) -> Result<Stack, StackError> {
         let (base, limit, kind) = if cfg.dense {
             let (base, limit, arena) =
@@ -323,12 +324,14 @@ impl Stack {
     }
 
     /// Gives the stack back for reuse (same as dropping it).
+    #[inline]
     pub(crate) fn release(self) {
         drop(self);
     }
 
     /// Where the stack is; kept by the greenlet so overflow can be checked without the `Stack` itself
     /// (which the coroutine owns).
+    #[inline]
     pub(crate) fn bounds(&self) -> StackBounds {
         match self.kind {
             Kind::Guarded => StackBounds {
@@ -350,6 +353,7 @@ impl Stack {
 }
 
 impl Drop for Stack {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: dropped exactly once, here; the registration is not used afterwards.
         unsafe { ManuallyDrop::drop(&mut self.valgrind) };
