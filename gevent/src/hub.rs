@@ -470,7 +470,7 @@ impl Waiter {
     /// A kill or a [`Timeout`](crate::Timeout) landing here unwinds out of this call; the waiter is
     /// then cancelled, so a later `wake` does nothing. Callers that were handed something with the
     /// wake (a lock, a queue slot) check [`Waiter::is_woken`] in their own guard and pass it on.
-    #[inline]
+    #[inline(always)]
     pub fn wait(self: &Rc<Self>) -> Result<(), LoopExit> {
         struct Cancel<'a>(&'a Waiter);
         impl Drop for Cancel<'_> {

@@ -11,7 +11,7 @@ use crate::hub::{get_hub, LoopExit, Waiter};
 ///
 /// # Errors
 /// [`LoopExit`] when nothing can ever wake it.
-#[inline]
+#[inline(always)]
 pub(crate) fn wait_with_deadline(
     w: &Rc<Waiter>,
     deadline: Option<Instant>,
