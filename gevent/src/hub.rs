@@ -300,6 +300,11 @@ impl Hub {
             return false;
         };
         self.turns_without_poll.set(0);
+        let timeout = if timeout == Some(Duration::ZERO) {
+            timeout
+        } else {
+            trim_stacks_before_sleep(timeout)
+        };
         self.poll_io(timeout);
         true
     }
@@ -363,6 +368,28 @@ impl Hub {
             self.io.dispatch(token, r, w);
         }
     }
+}
+
+/// The hub is about to sleep for `timeout` (`None`: until I/O or another thread wakes it): give
+/// back the pages of dense stack arenas that have been idle long enough (see `greenlet::stack`),
+/// and wake up when the next one is due, so the stacks of a burst that ended do not stay resident
+/// while the thread sleeps. Costs one thread-local read when no arena waits for that; never keeps
+/// the loop alive (only called when the hub sleeps anyway).
+#[inline]
+fn trim_stacks_before_sleep(timeout: Option<Duration>) -> Option<Duration> {
+    let Some(mut due) = greenlet::stack::trim_due() else {
+        return timeout;
+    };
+    let mut now = Instant::now();
+    if due <= now {
+        match greenlet::stack::trim_idle() {
+            Some(next) => due = next,
+            None => return timeout,
+        }
+        now = Instant::now();
+    }
+    let until_due = due.saturating_duration_since(now);
+    Some(timeout.map_or(until_due, |t| t.min(until_due)))
 }
 
 fn run_guarded(f: Callback) {

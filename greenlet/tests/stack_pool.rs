@@ -159,3 +159,54 @@ fn threads_have_their_own_pools() {
         assert!(s.maps <= 3, "{s:?}");
     }
 }
+
+#[test]
+fn dense_pages_are_given_back_after_a_second_idle_not_during_the_burst() {
+    // In a child process: RSS is process-wide and other tests' greenlets would move it.
+    const NAME: &str = "dense_pages_are_given_back_after_a_second_idle_not_during_the_burst";
+    if !stack_util::is_child(NAME) {
+        let out = stack_util::run_child(NAME);
+        assert!(out.status.success(), "{}", stack_util::describe(&out));
+        return;
+    }
+    // SAFETY: the closures need a few hundred bytes of stack.
+    let cfg = unsafe { StackConfig::dense(StackConfig::DEFAULT_DENSE_SIZE) };
+    let n = 20_000; // more than one trim interval (16k releases), about ten arenas
+    let burst = || {
+        let gs: Vec<Greenlet> = (0..n)
+            .map(|_| {
+                let g = Builder::new()
+                    .stack(cfg)
+                    .build(|_| {
+                        // Touch a few pages of the stack, as a real greenlet would.
+                        black_box([0u8; 8192]);
+                        stack_util::to_parent(())
+                    })
+                    .unwrap();
+                g.switch(());
+                g
+            })
+            .collect();
+        for g in &gs {
+            g.switch(());
+        }
+    };
+    burst();
+    let resident = stack_util::rss_bytes();
+    // Nothing was given back while the burst ended: the next burst finds its pages.
+    let due = greenlet::stack::trim_due().expect("idle arenas wait to be trimmed");
+    assert_eq!(greenlet::stack::trim_idle(), Some(due), "not due yet");
+    assert!(stack_util::rss_bytes() + n * 4096 / 2 > resident);
+    // Reused within the delay: still nothing given back.
+    burst();
+    assert!(stack_util::rss_bytes() + n * 4096 / 2 > resident);
+    // Idle for a second: given back.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(greenlet::stack::trim_idle(), None);
+    assert_eq!(greenlet::stack::trim_due(), None);
+    let after = stack_util::rss_bytes();
+    assert!(
+        after + n * 4096 < resident,
+        "RSS {resident} -> {after} after trimming {n} idle dense stacks"
+    );
+}

@@ -48,8 +48,9 @@
 //! - Guarded stacks are pooled per size, LIFO, at most 128 per size (`guarded::POOL_CAP`); beyond that they
 //!   are unmapped. Creating and finishing greenlets in a steady state therefore maps nothing.
 //! - Dense stacks go back to a per-size LIFO free list; arenas are never unmapped while the thread lives
-//!   (a stack of another greenlet may sit next door), but the pages of arenas with no live stack are
-//!   periodically given back to the kernel.
+//!   (a stack of another greenlet may sit next door), but the pages of an arena that has had no live
+//!   stack for a second are given back to the kernel: checked every 16k releases, and whenever
+//!   [`trim_idle`] is called (the gevent hub calls it before it sleeps, at the time [`trim_due`] names).
 //! - All platform calls are in `crate::sys`.
 
 use std::fmt;
@@ -466,6 +467,24 @@ pub fn thread_default() -> StackConfig {
 /// Sets the stack new greenlets of this thread get by default.
 pub fn set_thread_default(cfg: StackConfig) {
     THREAD_DEFAULT.with(|d| d.set(cfg));
+}
+
+/// When this thread's next idle dense arena is due to give its pages back to the kernel, if any is
+/// waiting for that (an arena that has had no live stack for one second).
+///
+/// Cheap (one thread-local read), so an event loop can ask before it sleeps and call [`trim_idle`]
+/// at that time. The time may be early (the arena was reused meanwhile), never late.
+pub fn trim_due() -> Option<std::time::Instant> {
+    dense::trim_due()
+}
+
+/// Gives back to the kernel the pages of this thread's dense arenas that have had no live stack for
+/// a second; returns when the next one is due ([`trim_due`]).
+///
+/// Releases do this too, every 16k of them; call it from an event loop that goes idle after a burst,
+/// so the burst's stacks do not stay resident while no greenlet ends.
+pub fn trim_idle() -> Option<std::time::Instant> {
+    dense::trim_idle()
 }
 
 /// A fixed buffer that `write!` fills without allocating, truncating what does not fit.
