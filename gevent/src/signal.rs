@@ -59,7 +59,7 @@ const NSIG: usize = 65;
 ///
 /// # Invariant
 /// A non-negative entry is an open fd until [`IN_HANDLER`] has been seen at 0 after the entry was
-/// reset to -1 (see [`close_pipe`]).
+/// reset to -1 (see `Local`'s `Drop`, the only place a write end closes).
 static ROUTE: [AtomicI32; NSIG] = [const { AtomicI32::new(-1) }; NSIG];
 
 /// How many C handlers are running right now (on any thread).
@@ -75,7 +75,7 @@ struct Owner {
 /// `OWNERS[s]` is `Some` exactly while `on_signal` is installed for `s` by this module.
 static OWNERS: Mutex<[Option<Owner>; NSIG]> = Mutex::new([const { None }; NSIG]);
 
-/// The C handler: async-signal-safe work only (atomics and `write(2)`).
+/// The C handler: async-signal-safe work only (atomics, `errno` and the `write(2)` system call).
 extern "C" fn on_signal(sig: libc::c_int) {
     IN_HANDLER.fetch_add(1, SeqCst);
     // SAFETY: __errno_location returns this thread's errno slot, valid for the thread's life.
@@ -84,9 +84,13 @@ extern "C" fn on_signal(sig: libc::c_int) {
         let fd = route.load(SeqCst);
         if fd >= 0 {
             let byte = sig as u8;
-            // SAFETY: `fd` is open (ROUTE's invariant: it cannot be closed while IN_HANDLER > 0);
-            // the buffer is one valid byte. write(2) is async-signal-safe.
-            unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+            // The system call itself, not `libc::write`: with `gevent::monkey` linked, `write`
+            // is the interposed hook (thread-locals, the hub's `Rc`, `fstat`, maybe parking),
+            // which is not async-signal-safe code.
+            // SAFETY: `fd` is open (ROUTE's invariant: it cannot be closed while IN_HANDLER > 0,
+            // and IN_HANDLER was raised before `fd` was loaded); the buffer is one valid byte.
+            // The write(2) system call is async-signal-safe and cannot block (O_NONBLOCK pipe).
+            unsafe { libc::syscall(libc::SYS_write, fd, &byte as *const u8, 1usize) };
         }
     }
     // SAFETY: as above.
@@ -121,12 +125,36 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Closes a pipe write end once no C handler can still write to it (its routes are already -1).
-fn close_pipe(write: OwnedFd) {
-    while IN_HANDLER.load(SeqCst) != 0 {
-        std::hint::spin_loop();
+impl Drop for Local {
+    /// Gives up every signal still routed to this pipe, then lets `write` close once no C handler
+    /// can still be writing to it.
+    ///
+    /// Normally every route is already -1 here (each signal's last [`SignalGuard`] cleared its
+    /// own). Not when the thread exits while a guard is still alive (leaked, or dropped only after
+    /// `LOCAL`): then this thread-local's destructor is where the pipe closes, and a route left
+    /// behind would make the C handler write into whatever fd reuses the number next.
+    fn drop(&mut self) {
+        let fd = self.write.as_raw_fd();
+        let mut owners = OWNERS.lock().unwrap_or_else(|p| p.into_inner());
+        for (s, route) in ROUTE.iter().enumerate() {
+            if route.load(SeqCst) != fd {
+                continue;
+            }
+            // `fd` is open (owned by `self.write`), so a route equal to it is one of ours.
+            if let Some(owner) = owners[s].take() {
+                // SAFETY: `previous` is the disposition sigaction returned for signal `s` (OWNERS'
+                // invariant: `Some` exactly while `on_signal` is installed for it by this module).
+                unsafe { libc::sigaction(s as libc::c_int, &owner.previous, std::ptr::null_mut()) };
+            }
+            route.store(-1, SeqCst);
+        }
+        drop(owners);
+        // ROUTE's invariant: no route is `fd` any more; once IN_HANDLER is seen at 0, no C handler
+        // can still hold it, so `self.write` may close (the fields drop after this).
+        while IN_HANDLER.load(SeqCst) != 0 {
+            std::hint::spin_loop();
+        }
     }
-    drop(write);
 }
 
 /// The reader greenlet: spawns the handlers for each signal byte read from `read`.
@@ -281,9 +309,10 @@ fn teardown_if_unused() {
         .ok()
         .flatten();
     if let Some(local) = local {
-        // The reader owns the read end and its registration; both go when it unwinds.
+        // The reader owns the read end and its registration; both go when it unwinds. The write
+        // end closes in `Local`'s drop, once no C handler can still use it.
         local.reader.kill_nowait();
-        close_pipe(local.write);
+        drop(local);
     }
 }
 
@@ -314,8 +343,10 @@ impl Drop for SignalGuard {
         let last = LOCAL
             .try_with(|l| {
                 let mut l = l.borrow_mut();
+                // No `Local`: it was dropped with the thread's thread-locals, and its drop gave up
+                // this thread's signals already (another thread may own this one by now).
                 let Some(local) = l.as_mut() else {
-                    return true;
+                    return false;
                 };
                 let hs = local.handlers.entry(self.signum).or_default();
                 hs.retain(|(id, _)| *id != self.id);
@@ -325,7 +356,7 @@ impl Drop for SignalGuard {
                 }
                 last
             })
-            .unwrap_or(true);
+            .unwrap_or(false); // `LOCAL` is gone: as for `None` above.
         if last {
             let s = self.signum as usize;
             let mut owners = OWNERS.lock().unwrap_or_else(|p| p.into_inner());
