@@ -10,10 +10,19 @@
 //!   deregister, wake every waiter with an error) and forget it, so a new fd that reuses the number
 //!   gets a new registration; waiters of the old one see their `Rc` no longer in the table and leave
 //!   it alone.
+//! - The table and the hub's epoll instance are inherited by a `fork`ed child, but the epoll
+//!   instance stays *shared* with the parent while the fd table is copied: a child that closes
+//!   an inherited fd (a `fork` + close-everything + `exec` in some C library, a `pre_exec`) must
+//!   not deregister it, or the parent's parked greenlet never wakes. Each entry records the pid
+//!   that made it; `closing` in another process leaves it alone.
+//! - `closing` touches the table only on threads where a hook has parked once ([`USED`], a
+//!   constant-initialised flag): elsewhere — threads without greenlets, signal handlers there,
+//!   thread-local destruction — `close` does no lazy thread-local initialisation (which would
+//!   allocate and register a destructor).
 //! - If the hub's epoll refuses the fd itself (`EEXIST`: a gevent type registered it already,
 //!   `EPERM`: not pollable), the wait falls back to [`crate::select::poll`] (a dup'd registration).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::rc::Rc;
@@ -37,11 +46,15 @@ pub(super) fn link() {
 struct Entry {
     src: Rc<IoSource>,
     users: usize,
+    /// The process that registered it (see the ground rules: `fork`).
+    pid: libc::pid_t,
 }
 
 thread_local! {
     /// The fds greenlets of this thread are parked on (see the ground rules).
     static FDS: RefCell<HashMap<c_int, Entry>> = RefCell::new(HashMap::new());
+    /// Whether this thread ever touched [`FDS`] (set before its first access, never cleared).
+    static USED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Leaves a shared registration when the wait ends, however it ends.
@@ -67,6 +80,7 @@ impl Drop for Lease {
 }
 
 fn lease(fd: c_int) -> io::Result<Lease> {
+    USED.set(true);
     FDS.with(|m| {
         let mut m = m.borrow_mut();
         if let Some(e) = m.get_mut(&fd) {
@@ -82,6 +96,8 @@ fn lease(fd: c_int) -> io::Result<Lease> {
             Entry {
                 src: src.clone(),
                 users: 1,
+                // SAFETY: getpid(2) has no preconditions.
+                pid: unsafe { libc::getpid() },
             },
         );
         Ok(Lease { fd, src })
@@ -157,11 +173,18 @@ fn wait_fd_dup(fd: c_int, interest: Interest, deadline: Option<Instant>) -> Resu
 
 /// Wakes (with an error) every greenlet of this thread parked on `fd`, and forgets its registration.
 fn closing(fd: c_int) {
-    if PATCHED.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+    if PATCHED.load(std::sync::atomic::Ordering::Relaxed) == 0 || !USED.get() {
         return;
     }
     let entry = FDS
-        .try_with(|m| m.try_borrow_mut().ok().and_then(|mut m| m.remove(&fd)))
+        .try_with(|m| {
+            let mut m = m.try_borrow_mut().ok()?;
+            // SAFETY: getpid(2) has no preconditions.
+            if m.get(&fd)?.pid != unsafe { libc::getpid() } {
+                return None; // a forked child: the registration is the parent's
+            }
+            m.remove(&fd)
+        })
         .ok()
         .flatten();
     if let Some(e) = entry {

@@ -68,6 +68,24 @@ pub(super) fn sock_timeout(fd: c_int, opt: c_int) -> Option<Duration> {
     Some(Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
 }
 
+/// Whether `fd` is a `SOCK_STREAM` socket (`SO_TYPE`; errno untouched on success).
+fn is_stream(fd: c_int) -> bool {
+    let mut ty: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: `ty` and `len` are valid out-pointers; `len` is `ty`'s size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_getsockopt,
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            &mut ty as *mut c_int,
+            &mut len as *mut socklen_t,
+        )
+    };
+    r == 0 && ty == libc::SOCK_STREAM
+}
+
 /// Whether `fd` has `events` pending now (a zero-timeout `ppoll`, straight to the kernel).
 pub(super) fn poll0(fd: c_int, events: libc::c_short) -> bool {
     let mut pfd = libc::pollfd {
@@ -96,7 +114,7 @@ pub(super) fn poll0(fd: c_int, events: libc::c_short) -> bool {
 /// A receive on a socket: `op(offset, flags)` receives into the caller's buffer from `offset` on.
 /// Without `MSG_DONTWAIT` in `flags`, inside a greenlet, on a blocking socket: parks instead of
 /// blocking, until data, the `SO_RCVTIMEO` timeout (`EAGAIN`), or an error. `MSG_WAITALL` on a
-/// stream keeps receiving until `len` bytes, the end of the stream, or an error (as the kernel does).
+/// stream socket (only: not on datagram or seqpacket sockets, as in the kernel) keeps receiving until `len` bytes, the end of the stream, or an error (as the kernel does).
 pub(super) fn recv_like(
     fd: c_int,
     flags: c_int,
@@ -118,10 +136,17 @@ pub(super) fn recv_loop(
 ) -> ssize_t {
     let saved = errno();
     let mut deadline: Option<Option<Instant>> = None;
+    // Whether `fd` is a stream socket: only there does MSG_WAITALL ask for more than one receive
+    // (the kernel ignores it on datagram and seqpacket sockets). Asked once, when it matters.
+    let mut stream: Option<bool> = None;
     let mut done = 0usize;
     loop {
         let r = op(done, flags | libc::MSG_DONTWAIT);
-        if r > 0 && flags & libc::MSG_WAITALL != 0 && done + (r as usize) < len {
+        if r > 0
+            && flags & libc::MSG_WAITALL != 0
+            && done + (r as usize) < len
+            && *stream.get_or_insert_with(|| is_stream(fd))
+        {
             done += r as usize;
             continue;
         }
