@@ -80,6 +80,31 @@ struct Shared {
     /// The running greenlet's name.
     name: Mutex<String>,
     stop: AtomicBool,
+    /// The monitored thread is exiting (its thread-locals are being destroyed): its `pthread_t`
+    /// must never be signalled again (`pthread_kill` on a joined thread is undefined behaviour;
+    /// glibc reads the descriptor in the thread's stack mapping, which may be unmapped by then).
+    ///
+    /// # Invariant
+    /// Set only by [`Watched`]'s drop, on the monitored thread, while it holds [`CAPTURE`]; so a
+    /// capture that sees it clear under `CAPTURE` signals a thread that is still running.
+    gone: AtomicBool,
+}
+
+/// The monitors of one thread: marks them [`Shared::gone`] when the thread's thread-locals go.
+/// (A [`Monitor`] is `Send`: it may outlive its thread, moved out or leaked.)
+struct Watched(std::cell::RefCell<Vec<Arc<Shared>>>);
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _one = CAPTURE.lock().unwrap_or_else(|e| e.into_inner());
+        for s in self.0.borrow().iter() {
+            s.gone.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+thread_local! {
+    static WATCHED: Watched = const { Watched(std::cell::RefCell::new(Vec::new())) };
 }
 
 /// Whether some monitor is running (gevent greenlets then carry their name into the raw greenlet).
@@ -146,6 +171,12 @@ pub fn start_with(threshold: Duration, on_report: impl Fn(&Report) + Send + 'sta
         in_hub: AtomicBool::new(hub_g.is_current()),
         name: Mutex::new(greenlet::getcurrent().name()),
         stop: AtomicBool::new(false),
+        gone: AtomicBool::new(false),
+    });
+    WATCHED.with(|w| {
+        let mut w = w.0.borrow_mut();
+        w.retain(|s| !s.stop.load(Ordering::SeqCst));
+        w.push(shared.clone());
     });
     let s = shared.clone();
     let mut previous = greenlet::settrace(None);
@@ -192,7 +223,7 @@ fn watch(
     let mut last = s.switches.load(Ordering::SeqCst);
     let mut since = Instant::now();
     let mut reported = false;
-    while !s.stop.load(Ordering::SeqCst) {
+    while !s.stop.load(Ordering::SeqCst) && !s.gone.load(Ordering::SeqCst) {
         std::thread::park_timeout(period);
         let now = s.switches.load(Ordering::SeqCst);
         if now != last {
@@ -208,7 +239,7 @@ fn watch(
         let report = Report {
             greenlet: s.name.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             blocked_for: since.elapsed(),
-            backtrace: capture(target),
+            backtrace: capture(target, &s.gone),
         };
         on_report(&report);
     }
@@ -228,10 +259,21 @@ extern "C" fn on_signal(_: libc::c_int) {
     if !WANTED.load(Ordering::SeqCst) {
         return;
     }
+    // SAFETY: __errno_location returns this thread's errno slot, valid for the thread's life.
+    let errno = unsafe { *libc::__errno_location() };
     let mut n = 0;
-    // SAFETY: `trace_unsynchronized` requires that no other unwinder call races it in a way the
-    // platform unwinder cannot handle; libgcc's `_Unwind_Backtrace` is thread-safe, and its one-time
-    // setup was done by `start` outside the handler. The closure only writes atomics.
+    // SAFETY: `trace_unsynchronized` requires that nothing else uses the unwinder in a way that
+    // conflicts with this call. Here that means async-signal reentrancy, not threads:
+    // - no allocation or lock that the interrupted code could hold: `start` ran a first trace
+    //   outside any handler, so libgcc's one-time setup is done; `_Unwind_Backtrace` then walks
+    //   frames on the stack and finds FDEs through `dl_iterate_phdr`, whose loader lock is
+    //   recursive (re-entered safely if the interrupted code holds it, waited for if another
+    //   thread does — never by a thread that waits for this one);
+    // - the one hazard left is interrupting the same thread *inside* an unwind (a panic or a
+    //   backtrace in progress): libgcc's FDE cache may then be updated under the interrupted
+    //   walk. This is not ruled out, only made unlikely: the watchdog signals a thread that has
+    //   not switched for the whole threshold, i.e. one blocked, not one unwinding;
+    // - the closure only writes atomics, at indices `n < MAX_FRAMES`.
     unsafe {
         backtrace::trace_unsynchronized(|f| {
             FRAMES[n].store(f.ip() as usize, Ordering::Relaxed);
@@ -241,6 +283,8 @@ extern "C" fn on_signal(_: libc::c_int) {
     }
     NFRAMES.store(n, Ordering::SeqCst);
     WANTED.store(false, Ordering::SeqCst);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
 }
 
 fn install_handler() {
@@ -258,14 +302,17 @@ fn install_handler() {
     });
 }
 
-/// Takes `target`'s backtrace through the signal handler and resolves it.
-fn capture(target: libc::pthread_t) -> String {
+/// Takes `target`'s backtrace through the signal handler and resolves it (empty if `gone`).
+fn capture(target: libc::pthread_t, gone: &AtomicBool) -> String {
     let _one = CAPTURE.lock().unwrap_or_else(|e| e.into_inner());
+    if gone.load(Ordering::SeqCst) {
+        return String::new();
+    }
     NFRAMES.store(0, Ordering::SeqCst);
     WANTED.store(true, Ordering::SeqCst);
-    // SAFETY: `target` is the monitored thread, alive while its Monitor (which joins this watchdog
-    // before the thread can drop it) lives... unless the thread exited without dropping it, in
-    // which case pthread_kill reports ESRCH or signals a reused id, whose handler ignores it.
+    // SAFETY: `target` is the monitored thread's id, and that thread has not finished exiting:
+    // `gone` was clear under `CAPTURE`, which we hold, so its `Watched` thread-local (which sets
+    // `gone` under `CAPTURE` before the thread can end) has not run yet (`Shared::gone`'s invariant).
     if unsafe { libc::pthread_kill(target, signal()) } != 0 {
         WANTED.store(false, Ordering::SeqCst);
         return String::new();
