@@ -83,10 +83,28 @@ pub enum Interest {
 
 /// An fd registered with this thread's hub for as long as this value lives.
 ///
-/// Not `Send`: it belongs to the hub of the thread that registered it.
+/// Not `Send`: it belongs to the hub of the thread that registered it (its key indexes that hub's
+/// table; on another thread it would name another fd's slot). So are the sockets and pipes built
+/// on it:
+/// ```compile_fail
+/// fn is_send<T: Send>() {}
+/// is_send::<gevent::io::IoSource>();
+/// ```
+/// ```compile_fail
+/// fn is_send<T: Send>() {}
+/// is_send::<gevent::net::TcpStream>();
+/// ```
+/// ```compile_fail
+/// fn is_send<T: Send>() {}
+/// is_send::<gevent::subprocess::ChildStdout>();
+/// ```
 pub struct IoSource {
+    /// # Invariant
+    /// An index into the table of the hub of the thread that made this value (which is why the
+    /// value stays on that thread: `_not_send`).
     key: usize,
     fd: RawFd,
+    _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl std::fmt::Debug for IoSource {
@@ -128,7 +146,11 @@ impl IoSource {
             reg.free.borrow_mut().push(key);
             return Err(e);
         }
-        Ok(IoSource { key, fd })
+        Ok(IoSource {
+            key,
+            fd,
+            _not_send: std::marker::PhantomData,
+        })
     }
 
     /// The fd.
