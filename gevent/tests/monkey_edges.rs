@@ -63,3 +63,18 @@ fn msg_waitall_on_a_datagram_socket_receives_one_datagram() {
     let r = r.expect("recv(MSG_WAITALL) on a datagram socket waited for a second datagram");
     assert_eq!(r.unwrap(), (2, b"ab".to_vec()));
 }
+
+#[test]
+fn sleeping_forever_in_a_greenlet_sleeps() {
+    gevent::monkey::patch_all();
+    // std's sleep passes i64::MAX seconds to clock_nanosleep; no Instant is that far away.
+    let g = gevent::spawn(|| std::thread::sleep(Duration::MAX));
+    gevent::sleep(Duration::from_millis(100));
+    assert!(
+        !g.ready(),
+        "thread::sleep(Duration::MAX) returned: {:?}",
+        g.get()
+    );
+    g.kill();
+    assert!(matches!(g.get(), Err(gevent::GetError::Killed)));
+}

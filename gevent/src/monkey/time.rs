@@ -22,8 +22,24 @@ fn active() -> bool {
 }
 
 /// Sleeps cooperatively for `d`; true if it completed, false if a kill/timeout cut it short.
+///
+/// In steps of at most [`STEP`]: `crate::sleep` needs a deadline `Instant` can represent, and
+/// "sleep forever" (std's `sleep(Duration::MAX)` passes `i64::MAX` seconds) must sleep, not panic.
 fn green_sleep(d: Duration) -> bool {
-    park(|| crate::sleep(d)).is_ok()
+    /// About 34 years.
+    const STEP: Duration = Duration::from_secs(1 << 30);
+    if d.is_zero() {
+        return park(|| crate::sleep(d)).is_ok(); // a zero sleep yields, as before
+    }
+    let mut left = d;
+    while !left.is_zero() {
+        let step = left.min(STEP);
+        if park(|| crate::sleep(step)).is_err() {
+            return false;
+        }
+        left -= step;
+    }
+    true
 }
 
 fn to_duration(ts: &timespec) -> Option<Duration> {
