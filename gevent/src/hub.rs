@@ -154,6 +154,18 @@ pub(crate) fn try_hub() -> Option<Rc<Hub>> {
         .flatten()
 }
 
+/// Whether this thread has a hub and the caller is not it (a greenlet that may park), without
+/// cloning the hub: one thread-local read (the `monkey` hooks' check). Never panics, as [`try_hub`].
+#[cfg(feature = "monkey")]
+#[inline]
+pub(crate) fn may_park() -> bool {
+    HUB.try_with(|h| {
+        h.try_borrow()
+            .is_ok_and(|h| h.as_ref().is_some_and(|hub| !hub.greenlet.is_current()))
+    })
+    .unwrap_or(false)
+}
+
 impl Hub {
     fn new() -> std::io::Result<Rc<Hub>> {
         let poll = mio::Poll::new()?;

@@ -177,11 +177,9 @@ fn active(m: Module) -> bool {
 }
 
 /// Whether a hook may park the caller: the thread has a hub and the caller is not the hub.
+#[inline]
 fn cooperative() -> bool {
-    match crate::hub::try_hub() {
-        Some(hub) => !hub.greenlet().is_current(),
-        None => false,
-    }
+    crate::hub::may_park()
 }
 
 /// Runs a cooperative wait inside a hook. A kill or Timeout landing there is caught (it cannot unwind

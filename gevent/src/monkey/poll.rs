@@ -58,6 +58,59 @@ fn duration_to_ts(d: Duration) -> timespec {
     }
 }
 
+/// `poll(2)` in the kernel, the caller's arguments unchanged: the fast path (no timeout conversion).
+#[inline(always)]
+fn raw_poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller's arguments (valid per its C contract), forwarded unchanged.
+    unsafe {
+        libc::syscall(libc::SYS_poll, fds, nfds, timeout) as c_int
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // No poll system call here (aarch64 and newer ports): ppoll with the timeout in a timespec.
+        let ts = timespec {
+            tv_sec: (timeout / 1000) as libc::time_t,
+            tv_nsec: (timeout % 1000) as libc::c_long * 1_000_000,
+        };
+        let tsp = if timeout < 0 {
+            std::ptr::null()
+        } else {
+            &ts as *const timespec
+        };
+        // SAFETY: the caller's fds (valid per its C contract) and our own timespec.
+        unsafe { libc::syscall(libc::SYS_ppoll, fds, nfds, tsp, 0usize, SIGSET_SIZE) as c_int }
+    }
+}
+
+/// `ppoll(2)` in the kernel with the caller's timeout pointer (copied: the system call writes the
+/// time left into it, glibc's wrapper does not).
+#[inline(always)]
+fn raw_ppoll_ts(
+    fds: *mut pollfd,
+    nfds: nfds_t,
+    tmo: *const timespec,
+    mask: *const sigset_t,
+) -> c_int {
+    let mut copy;
+    let tsp = if tmo.is_null() {
+        std::ptr::null()
+    } else {
+        // SAFETY: non-null and valid per the C contract.
+        copy = unsafe { *tmo };
+        &mut copy as *const timespec
+    };
+    // SAFETY: the caller's fds/mask (valid per its C contract) and our own timespec copy.
+    unsafe { libc::syscall(libc::SYS_ppoll, fds, nfds, tsp, mask, SIGSET_SIZE) as c_int }
+}
+
+/// Whether a C timeout pointer is a zero timeout (null: forever, not zero).
+#[inline(always)]
+fn ts_is_zero(ts: *const timespec) -> bool {
+    // SAFETY: non-null and valid per the C contract.
+    !ts.is_null() && unsafe { (*ts).tv_sec == 0 && (*ts).tv_nsec == 0 }
+}
+
 /// `ppoll(2)` in the kernel; `timeout` `None` waits forever.
 fn raw_ppoll(
     fds: *mut pollfd,
@@ -125,11 +178,12 @@ fn green_poll(fds: *mut pollfd, nfds: nfds_t, timeout: Option<Duration>) -> c_in
 /// The C contract: `fds` points to `nfds` valid pollfds (or `nfds` is 0).
 #[no_mangle]
 pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
-    let t = ms_to_duration(timeout);
-    if timeout == 0 || !active(Module::Select) {
-        return raw_ppoll(fds, nfds, t, std::ptr::null());
+    // The fast path: a compare, one relaxed load (and a thread-local read once patched), the
+    // system call. Nothing is converted before it is known that the call may park.
+    if timeout != 0 && active(Module::Select) {
+        return green_poll(fds, nfds, ms_to_duration(timeout));
     }
-    green_poll(fds, nfds, t)
+    raw_poll(fds, nfds, timeout)
 }
 
 /// Interposed `ppoll(2)`. Parked in a greenlet, the signal mask is not applied.
@@ -143,11 +197,10 @@ pub unsafe extern "C" fn ppoll(
     tmo: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
-    let t = ts_to_duration(tmo);
-    if t == Some(Duration::ZERO) || !active(Module::Select) {
-        return raw_ppoll(fds, nfds, t, mask);
+    if ts_is_zero(tmo) || !active(Module::Select) {
+        return raw_ppoll_ts(fds, nfds, tmo, mask);
     }
-    green_poll(fds, nfds, t)
+    green_poll(fds, nfds, ts_to_duration(tmo))
 }
 
 /// Interposed `__poll_chk` (fortified `poll`).
@@ -291,6 +344,16 @@ pub unsafe extern "C" fn select(
     e: *mut fd_set,
     tv: *mut timeval,
 ) -> c_int {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // The fast path: straight to the kernel's select, which writes the time left into `tv`.
+        // SAFETY: non-null and valid per the C contract.
+        let zero = !tv.is_null() && unsafe { (*tv).tv_sec == 0 && (*tv).tv_usec == 0 };
+        if zero || !active(Module::Select) {
+            // SAFETY: the caller's arguments (valid per its C contract), forwarded unchanged.
+            return unsafe { libc::syscall(libc::SYS_select, nfds, r, w, e, tv) as c_int };
+        }
+    }
     let t = if tv.is_null() {
         None
     } else {
@@ -339,12 +402,13 @@ pub unsafe extern "C" fn pselect(
     ts: *const timespec,
     mask: *const sigset_t,
 ) -> c_int {
-    let t = ts_to_duration(ts);
-    if t == Some(Duration::ZERO) || !active(Module::Select) {
-        let mut copy = t.map(duration_to_ts);
+    if ts_is_zero(ts) || !active(Module::Select) {
+        // The system call writes the time left; the caller's timespec is const: pass a copy.
+        // SAFETY: non-null and valid per the C contract.
+        let mut copy = (!ts.is_null()).then(|| unsafe { *ts });
         return raw_pselect(nfds, r, w, e, copy.as_mut(), mask);
     }
-    green_select(nfds, r, w, e, t)
+    green_select(nfds, r, w, e, ts_to_duration(ts))
 }
 
 /// `epoll_pwait(2)` in the kernel.
