@@ -136,11 +136,22 @@ impl IoSource {
             };
             key
         };
-        let r = hub.registry().registry().register(
-            &mut mio::unix::SourceFd(&fd),
-            mio::Token(key),
-            mio::Interest::READABLE | mio::Interest::WRITABLE,
-        );
+        let register = || {
+            hub.registry().registry().register(
+                &mut mio::unix::SourceFd(&fd),
+                mio::Token(key),
+                mio::Interest::READABLE | mio::Interest::WRITABLE,
+            )
+        };
+        let r = register();
+        // A registration the monkey hooks keep for an fd they waited on gives way to a gevent type's.
+        #[cfg(feature = "monkey")]
+        let r = match r {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && crate::monkey::evict(fd) => {
+                register()
+            }
+            r => r,
+        };
         if let Err(e) = r {
             reg.slots.borrow_mut()[key].in_use = false;
             reg.free.borrow_mut().push(key);
@@ -190,6 +201,32 @@ impl IoSource {
         for w in &woken {
             w.wake();
         }
+    }
+
+    /// Releases the slot without deregistering: the fd was closed behind the owner's back (its
+    /// registration went with it) and the number may name another file now. Wakes waiters as
+    /// [`IoSource::close`] does.
+    #[cfg(feature = "monkey")]
+    pub(crate) fn abandon(self) {
+        if let Some(hub) = crate::hub::try_hub() {
+            let woken: Vec<Rc<Waiter>> = {
+                let mut slots = hub.io.slots.borrow_mut();
+                let slot = &mut slots[self.key];
+                slot.closed = true;
+                slot.readers
+                    .drain(..)
+                    .chain(slot.writers.drain(..))
+                    .collect()
+            };
+            hub.io.waiters.set(hub.io.waiters.get() - woken.len());
+            for w in &woken {
+                w.wake();
+            }
+            let key = self.key;
+            let h = hub.clone();
+            hub.run_callback(move || release(&h, key));
+        }
+        std::mem::forget(self);
     }
 
     /// Forgets a remembered readiness edge (call after the syscall said `WouldBlock`).

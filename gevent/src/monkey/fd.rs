@@ -2,10 +2,18 @@
 //! (`close`, `dup2`, `dup3`): a greenlet parked on the fd wakes with `EBADF` before it goes.
 //!
 //! # Ground rules
-//! - One registration ([`IoSource`]) per fd per thread while at least one greenlet of this thread is
-//!   parked on it; every parked greenlet of the fd shares it (epoll takes one registration per fd,
-//!   so a reader and a writer of one `&TcpStream` could not register separately). The last one to
-//!   leave drops it (deregistered then).
+//! - One registration ([`IoSource`]) per fd per thread; every parked greenlet of the fd shares it
+//!   (epoll takes one registration per fd, so a reader and a writer of one `&TcpStream` could not
+//!   register separately). It stays after the last waiter leaves (fds below [`GEN_SLOTS`]), so an fd
+//!   waited on again and again — a connection's socket — is registered once, as a gevent type's is,
+//!   not twice per wait (`epoll_ctl` ADD and DEL cost more than the read itself).
+//! - A kept registration is forgotten when its fd goes: `close`/`dup2`/`dup3` on this thread drop it
+//!   (below); on any thread they bump the fd's close generation ([`GEN`]), and a registration whose
+//!   generation is old is abandoned (its slot released, no `epoll_ctl` on a number that may now name
+//!   another file) and made anew. A gevent type that registers a kept fd (`EEXIST`) takes it over:
+//!   [`evict`] drops the idle kept registration first. (Closes by raw system call on another thread
+//!   are not seen — as with every hook, raw system calls bypass them.) An idle kept registration
+//!   inherited by a `fork`ed child is abandoned there, never deregistered (see below).
 //! - `close`/`dup2`/`dup3` on a registered fd first close the registration ([`IoSource::close`]:
 //!   deregister, wake every waiter with an error) and forget it, so a new fd that reuses the number
 //!   gets a new registration; waiters of the old one see their `Rc` no longer in the table and leave
@@ -26,6 +34,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::Once;
 use std::time::Instant;
 
 use libc::c_int;
@@ -41,6 +51,30 @@ pub(super) fn link() {
         dup3 as *const () as usize,
     ];
     std::hint::black_box(hooks);
+    static AT_FORK: Once = Once::new();
+    AT_FORK.call_once(|| {
+        extern "C" fn child() {
+            PID.store(0, Ordering::Relaxed);
+        }
+        // SAFETY: registers a handler that only stores to an atomic (async-signal-safe).
+        unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    });
+}
+
+/// This process's pid, cached (reset in a `fork`ed child by the handler `link` registers), so the
+/// check on every wait is a load, not a `getpid` system call.
+static PID: AtomicI32 = AtomicI32::new(0);
+
+fn my_pid() -> libc::pid_t {
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: getpid(2) has no preconditions.
+            let p = unsafe { libc::getpid() };
+            PID.store(p, Ordering::Relaxed);
+            p
+        }
+        p => p,
+    }
 }
 
 struct Entry {
@@ -48,6 +82,21 @@ struct Entry {
     users: usize,
     /// The process that registered it (see the ground rules: `fork`).
     pid: libc::pid_t,
+    /// [`GEN`] of the fd when it was registered.
+    gen: u32,
+}
+
+/// Fds below this keep their registration between waits (above: dropped when the last waiter
+/// leaves, as there is no close generation for them).
+pub(super) const GEN_SLOTS: usize = 1 << 16;
+
+/// Per fd number, how many times it was closed (or replaced by `dup2`/`dup3`) through the hooks,
+/// on any thread, once any switch is on.
+static GEN: [AtomicU32; GEN_SLOTS] = [const { AtomicU32::new(0) }; GEN_SLOTS];
+
+fn gen_of(fd: c_int) -> Option<u32> {
+    GEN.get(usize::try_from(fd).ok()?)
+        .map(|g| g.load(Ordering::Acquire))
 }
 
 thread_local! {
@@ -70,8 +119,15 @@ impl Drop for Lease {
             if let Some(e) = m.get_mut(&self.fd) {
                 if Rc::ptr_eq(&e.src, &self.src) {
                     e.users -= 1;
-                    if e.users == 0 {
-                        m.remove(&self.fd);
+                    let gen = gen_of(self.fd);
+                    if e.users == 0 && (gen != Some(e.gen) || e.pid != my_pid()) {
+                        // No close generation (a high fd), closed on another thread meanwhile, or
+                        // inherited from the parent process.
+                        let stale = gen.is_some();
+                        if let Some(e) = m.remove(&self.fd) {
+                            drop(m);
+                            forget_entry(e, stale);
+                        }
                     }
                 }
             }
@@ -79,29 +135,84 @@ impl Drop for Lease {
     }
 }
 
+/// Drops a registration taken out of the table; `stale`: its fd was closed on another thread
+/// (the number may name another file now), so no `epoll_ctl` is made on it — nor when the entry
+/// is the parent process's (the epoll instance is shared with it).
+fn forget_entry(e: Entry, stale: bool) {
+    let stale = stale || e.pid != my_pid();
+    match Rc::try_unwrap(e.src) {
+        Ok(src) if stale => src.abandon(),
+        Ok(src) => drop(src),
+        Err(rc) => drop(rc), // a waiter still holds it: it goes with the last one
+    }
+}
+
 fn lease(fd: c_int) -> io::Result<Lease> {
     USED.set(true);
-    FDS.with(|m| {
+    let gen = gen_of(fd);
+    let pid = my_pid();
+    let stale = FDS.with(|m| {
         let mut m = m.borrow_mut();
-        if let Some(e) = m.get_mut(&fd) {
-            e.users += 1;
-            return Ok(Lease {
-                fd,
-                src: e.src.clone(),
-            });
+        match m.get_mut(&fd) {
+            Some(e) if e.users > 0 || (Some(e.gen) == gen && e.pid == pid) => {
+                e.users += 1;
+                Ok(Lease {
+                    fd,
+                    src: e.src.clone(),
+                })
+            }
+            Some(_) => Err(m.remove(&fd)),
+            None => Err(None),
         }
-        let src = Rc::new(IoSource::new(fd)?);
-        m.insert(
+    });
+    let stale = match stale {
+        Ok(l) => return Ok(l),
+        Err(e) => e,
+    };
+    if let Some(e) = stale {
+        forget_entry(e, true);
+    }
+    let src = Rc::new(IoSource::new(fd)?);
+    FDS.with(|m| {
+        m.borrow_mut().insert(
             fd,
             Entry {
                 src: src.clone(),
                 users: 1,
-                // SAFETY: getpid(2) has no preconditions.
-                pid: unsafe { libc::getpid() },
+                pid,
+                gen: gen.unwrap_or(0),
             },
-        );
-        Ok(Lease { fd, src })
-    })
+        )
+    });
+    Ok(Lease { fd, src })
+}
+
+/// Called by [`IoSource::new`] when epoll says `EEXIST`: drops this thread's idle kept registration
+/// of `fd`, if there is one (true: the caller may register again).
+pub(crate) fn evict(fd: c_int) -> bool {
+    if !USED.get() {
+        return false;
+    }
+    let gen = gen_of(fd);
+    let e = FDS
+        .try_with(|m| {
+            let mut m = m.try_borrow_mut().ok()?;
+            if m.get(&fd).is_some_and(|e| e.users == 0) {
+                m.remove(&fd)
+            } else {
+                None
+            }
+        })
+        .ok()
+        .flatten();
+    match e {
+        Some(e) => {
+            let stale = gen_of(fd).is_some() && Some(e.gen) != gen;
+            forget_entry(e, stale);
+            true
+        }
+        None => false,
+    }
 }
 
 /// How a wait ended, when not with readiness.
@@ -142,6 +253,9 @@ pub(super) fn wait_fd(
         }
         Err(e) => return Err(Failed::Errno(e.raw_os_error().unwrap_or(libc::EBADF))),
     };
+    // Every caller has just seen the fd not ready (`EAGAIN`, or a zero-timeout poll), and no event
+    // can have been dispatched since: an edge remembered from before is stale.
+    lease.src.clear_ready(interest);
     let r = park(|| lease.src.wait(interest, deadline));
     drop(lease);
     match r {
@@ -173,7 +287,14 @@ fn wait_fd_dup(fd: c_int, interest: Interest, deadline: Option<Instant>) -> Resu
 
 /// Wakes (with an error) every greenlet of this thread parked on `fd`, and forgets its registration.
 fn closing(fd: c_int) {
-    if PATCHED.load(std::sync::atomic::Ordering::Relaxed) == 0 || !USED.get() {
+    if PATCHED.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    // On every thread (a static, no thread-local): a registration of another thread sees it.
+    if let Some(g) = usize::try_from(fd).ok().and_then(|i| GEN.get(i)) {
+        g.fetch_add(1, Ordering::AcqRel);
+    }
+    if !USED.get() {
         return;
     }
     let entry = FDS

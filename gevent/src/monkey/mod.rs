@@ -64,6 +64,7 @@
 
 mod dns;
 mod fd;
+pub(crate) use fd::evict;
 mod net;
 mod poll;
 mod rw;

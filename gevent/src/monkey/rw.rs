@@ -1,6 +1,10 @@
 //! The generic I/O hooks: `read`, `readv`, `write`, `writev`, `__read_chk` — cooperative only on
 //! sockets and pipes (FIFOs) in blocking mode, above fd 2.
 //!
+//! `read` and `write` inside a greenlet first try the fd as a socket (`recv`/`send` with
+//! `MSG_DONTWAIT`, which is what they are on a socket): on a socket that is the call itself, with no
+//! `fstat`; anything else answers `ENOTSOCK` (errno is then restored) and goes on as below.
+//!
 //! The fd's kind comes from `fstat` on each call inside a greenlet (one system call; not cached,
 //! because a cache keyed by fd number goes stale whenever an fd is closed or replaced behind the
 //! hooks' back — raw `close` system calls, `close_range`, another thread). Outside greenlets there is
@@ -115,13 +119,19 @@ fn pipe_loop(
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
     // SAFETY: the caller's arguments, forwarded unchanged.
     let raw = || unsafe { libc::syscall(libc::SYS_read, fd, buf, len) as ssize_t };
+    if fd <= 2 || !active(Module::Io) {
+        return raw();
+    }
+    let saved = errno();
+    let r = recv_loop(fd, 0, len, &mut |_, flags| {
+        // SAFETY: the caller's buffer; on a socket read(2) is recv(2) without flags.
+        unsafe { libc::syscall(libc::SYS_recvfrom, fd, buf, len, flags, 0usize, 0usize) as ssize_t }
+    });
+    if r >= 0 || errno() != libc::ENOTSOCK {
+        return r;
+    }
+    set_errno(saved);
     match kind(fd) {
-        Some(Kind::Socket) => recv_loop(fd, 0, len, &mut |_, flags| {
-            // SAFETY: the caller's buffer; on a socket read(2) is recv(2) without flags.
-            unsafe {
-                libc::syscall(libc::SYS_recvfrom, fd, buf, len, flags, 0usize, 0usize) as ssize_t
-            }
-        }),
         Some(Kind::Pipe) => pipe_loop(fd, Interest::Read, 0, &mut |_| raw()),
         _ => raw(),
     }
@@ -137,21 +147,29 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: size_t) -> ss
         // SAFETY: `off + n <= len`: a piece of the caller's buffer.
         unsafe { libc::syscall(libc::SYS_write, fd, buf.cast::<u8>().add(off), n) as ssize_t }
     };
+    if fd <= 2 || !active(Module::Io) {
+        return raw_at(0, len);
+    }
+    let saved = errno();
+    let r = send_loop(fd, 0, len, &mut |off, flags| {
+        // SAFETY: the caller's buffer from `off <= len` on; on a socket write(2) is send(2).
+        unsafe {
+            libc::syscall(
+                libc::SYS_sendto,
+                fd,
+                buf.cast::<u8>().add(off),
+                len - off,
+                flags,
+                0usize,
+                0usize,
+            ) as ssize_t
+        }
+    });
+    if r >= 0 || errno() != libc::ENOTSOCK {
+        return r;
+    }
+    set_errno(saved);
     match kind(fd) {
-        Some(Kind::Socket) => send_loop(fd, 0, len, &mut |off, flags| {
-            // SAFETY: the caller's buffer from `off <= len` on; on a socket write(2) is send(2).
-            unsafe {
-                libc::syscall(
-                    libc::SYS_sendto,
-                    fd,
-                    buf.cast::<u8>().add(off),
-                    len - off,
-                    flags,
-                    0usize,
-                    0usize,
-                ) as ssize_t
-            }
-        }),
         Some(Kind::Pipe) if len > 0 => pipe_loop(fd, Interest::Write, len, &mut |off| {
             raw_at(off, (len - off).min(PIPE_BUF))
         }),
