@@ -23,6 +23,7 @@ use plotters::prelude::*;
 /// Column order: the project first, then peers in a fixed order, then any peer not listed here.
 const PEER_ORDER: &[&str] = &[
     "ours",
+    "ours-monkey",
     "corosensei",
     "py-greenlet",
     "py-gevent",
@@ -161,6 +162,7 @@ const LEGEND: &[(&str, &str)] = &[
         "N tasks wait on one event; from set() until all ran, per waiter",
     ),
     ("echo_<size>_c<conns>", "echo server on loopback (server on core 0, bench/src/bin/loadgen.rs on core 1): wall time per round trip, i.e. latency at c1 and inverse throughput above; `_cpu`: the server's CPU time per round trip; `_p50`/`_p99`: percentiles of the single round trips' latency"),
+    ("ours-monkey", "(io column) the project's plain std::net echo server, no gevent type, a greenlet per connection (gevent::spawn_raw), made cooperative by gevent::monkey::patch_all() (bench/src/bin/ours_monkey.rs); issue 5's bar: its CPU per request within 1.3x of `ours` (the `ours / ours-monkey` column is the inverse: >= 0.77x)"),
     ("http_c<conns>", "HTTP plaintext (Hello, World!) under wrk -t1 (Go net/http, gevent.pywsgi, both with TCP_NODELAY; ours: a minimal hand-written HTTP/1.1 keep-alive responder with httparse on gevent::server::StreamServer, not a full HTTP stack); per request, and `_cpu` as above"),
     ("syscall", "raw syscall(SYS_getppid)"),
     ("page_fault", "first touch of a fresh anonymous 4 KiB page"),
@@ -434,6 +436,7 @@ fn color(peer: &str) -> RGBColor {
         "go" => RGBColor(0x76, 0xb7, 0xb2),
         "may" => RGBColor(0x59, 0xa1, 0x4f),
         "tokio" => RGBColor(0xb0, 0x7a, 0xa1),
+        "ours-monkey" => RGBColor(0xed, 0xc9, 0x48),
         _ => RGBColor(0x9c, 0x75, 0x5f),
     }
 }
