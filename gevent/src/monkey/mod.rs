@@ -59,6 +59,10 @@
 //! # Limits
 //! - `ppoll`/`pselect`/`epoll_pwait`'s signal mask is not applied while the greenlet is parked.
 //! - `close` of an fd that a greenlet of *another* thread's hub is parked on does not wake it.
+//! - A thread keeps its registration of an fd its greenlets waited on (fds below 65536) until the fd
+//!   is closed through the hooks (`close`, `dup2`, `dup3`, on any thread). An fd closed by a raw
+//!   system call (`close_range`, `syscall(SYS_close)`) whose number is then reused for another
+//!   socket, waited on by a greenlet of that thread, would wait on the dead registration.
 //! - `writev` of more than `PIPE_BUF` bytes to a blocking pipe parks until the pipe is writable, then
 //!   may block the thread for the rest (a plain `write` is split and never blocks).
 
