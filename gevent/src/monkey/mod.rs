@@ -178,12 +178,20 @@ pub fn is_module_patched(m: Module) -> bool {
 /// hook costs a load and a thread-local read.
 #[inline]
 fn active(m: Module) -> bool {
-    PATCHED.load(Ordering::Relaxed) & m as u8 != 0 && cooperative()
+    patched(m) && cooperative()
+}
+
+/// Whether the switch of `m` was called: one relaxed load. Hooks whose fast path must stay a
+/// frameless jump to the system call test this inline and leave [`cooperative`] to an outlined
+/// function.
+#[inline(always)]
+fn patched(m: Module) -> bool {
+    PATCHED.load(Ordering::Relaxed) & m as u8 != 0
 }
 
 /// Whether a hook may park the caller: the thread has a hub and the caller is not the hub.
 #[inline]
-fn cooperative() -> bool {
+pub(super) fn cooperative() -> bool {
     crate::hub::may_park()
 }
 
@@ -196,6 +204,58 @@ fn park<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
             crate::hub::defer_unwind(payload);
             Err(())
         }
+    }
+}
+
+/// A system call with up to six arguments, the kernel's way: on x86_64 the `syscall` instruction
+/// itself (as glibc's own wrappers do), not the variadic `syscall(3)`, which shuffles seven argument
+/// registers and costs a few ns more on the hooks' fast paths; elsewhere `syscall(3)`. Sets errno
+/// and returns -1 on failure, as `syscall(3)` does.
+///
+/// # Safety
+/// As the system call `nr` with these arguments.
+#[inline(always)]
+unsafe fn sys6(
+    nr: libc::c_long,
+    a: usize,
+    b: usize,
+    c: usize,
+    d: usize,
+    e: usize,
+    f: usize,
+) -> isize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let ret: isize;
+        // SAFETY: the Linux x86_64 system call convention (number in rax, arguments in
+        // rdi/rsi/rdx/r10/r8/r9, result in rax, rcx and r11 clobbered); the call's own contract
+        // is the caller's.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") nr as isize => ret,
+                in("rdi") a,
+                in("rsi") b,
+                in("rdx") c,
+                in("r10") d,
+                in("r8") e,
+                in("r9") f,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        if (-4095..0).contains(&ret) {
+            set_errno(-ret as i32);
+            -1
+        } else {
+            ret
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: the caller's.
+    unsafe {
+        libc::syscall(nr, a, b, c, d, e, f) as isize
     }
 }
 

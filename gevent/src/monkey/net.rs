@@ -264,15 +264,15 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c
     recv_like(fd, flags, len, |off, flags| {
         // SAFETY: the caller's buffer from `off < len` on (off is 0 unless MSG_WAITALL advanced it).
         unsafe {
-            libc::syscall(
+            super::sys6(
                 libc::SYS_recvfrom,
-                fd,
-                buf.cast::<u8>().add(off),
+                fd as usize,
+                buf.cast::<u8>().add(off) as usize,
                 len - off,
-                flags,
-                0usize,
-                0usize,
-            ) as ssize_t
+                flags as usize,
+                0,
+                0,
+            )
         }
     })
 }
@@ -293,15 +293,15 @@ pub unsafe extern "C" fn recvfrom(
     recv_like(fd, flags, len, |off, flags| {
         // SAFETY: the caller's arguments (the buffer from `off < len` on).
         unsafe {
-            libc::syscall(
+            super::sys6(
                 libc::SYS_recvfrom,
-                fd,
-                buf.cast::<u8>().add(off),
+                fd as usize,
+                buf.cast::<u8>().add(off) as usize,
                 len - off,
-                flags,
-                addr,
-                addrlen,
-            ) as ssize_t
+                flags as usize,
+                addr as usize,
+                addrlen as usize,
+            )
         }
     })
 }
@@ -329,15 +329,15 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags:
     send_like(fd, flags, len, |off, flags| {
         // SAFETY: the caller's buffer from `off <= len` on.
         unsafe {
-            libc::syscall(
+            super::sys6(
                 libc::SYS_sendto,
-                fd,
-                buf.cast::<u8>().add(off),
+                fd as usize,
+                buf.cast::<u8>().add(off) as usize,
                 len - off,
-                flags,
-                0usize,
-                0usize,
-            ) as ssize_t
+                flags as usize,
+                0,
+                0,
+            )
         }
     })
 }
@@ -358,15 +358,15 @@ pub unsafe extern "C" fn sendto(
     send_like(fd, flags, len, |off, flags| {
         // SAFETY: the caller's arguments (the buffer from `off <= len` on).
         unsafe {
-            libc::syscall(
+            super::sys6(
                 libc::SYS_sendto,
-                fd,
-                buf.cast::<u8>().add(off),
+                fd as usize,
+                buf.cast::<u8>().add(off) as usize,
                 len - off,
-                flags,
-                addr,
-                addrlen,
-            ) as ssize_t
+                flags as usize,
+                addr as usize,
+                addrlen as usize,
+            )
         }
     })
 }

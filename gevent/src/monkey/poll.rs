@@ -14,7 +14,7 @@ use libc::{c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, timespec, timev
 
 use super::fd::{wait_fd, Failed};
 use super::net::check_len;
-use super::{active, errno, park, set_errno, Module};
+use super::{active, cooperative, errno, park, patched, set_errno, Module};
 use crate::io::Interest;
 
 /// Takes every hook's address so the linker keeps them (see the module docs).
@@ -64,7 +64,15 @@ fn raw_poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the caller's arguments (valid per its C contract), forwarded unchanged.
     unsafe {
-        libc::syscall(libc::SYS_poll, fds, nfds, timeout) as c_int
+        super::sys6(
+            libc::SYS_poll,
+            fds as usize,
+            nfds as usize,
+            timeout as isize as usize,
+            0,
+            0,
+            0,
+        ) as c_int
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -178,9 +186,19 @@ fn green_poll(fds: *mut pollfd, nfds: nfds_t, timeout: Option<Duration>) -> c_in
 /// The C contract: `fds` points to `nfds` valid pollfds (or `nfds` is 0).
 #[no_mangle]
 pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
-    // The fast path: a compare, one relaxed load (and a thread-local read once patched), the
-    // system call. Nothing is converted before it is known that the call may park.
-    if timeout != 0 && active(Module::Select) {
+    // The fast path: a compare and one relaxed load, then a jump to the system call (no frame:
+    // the thread-local check and everything else are in `poll_slow`). Nothing is converted before
+    // it is known that the call may park.
+    if timeout != 0 && patched(Module::Select) {
+        return poll_slow(fds, nfds, timeout);
+    }
+    raw_poll(fds, nfds, timeout)
+}
+
+/// [`poll`] with a non-zero timeout once patched: cooperative in a greenlet, else the system call.
+#[inline(never)]
+fn poll_slow(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
+    if cooperative() {
         return green_poll(fds, nfds, ms_to_duration(timeout));
     }
     raw_poll(fds, nfds, timeout)
@@ -456,6 +474,22 @@ fn green_epoll(epfd: c_int, events: *mut epoll_event, max: c_int, timeout: c_int
     }
 }
 
+/// `epoll_wait`/`epoll_pwait` with a non-zero timeout once patched: cooperative in a greenlet (the
+/// mask is not applied then), else the system call.
+#[inline(never)]
+fn epoll_slow(
+    epfd: c_int,
+    events: *mut epoll_event,
+    max: c_int,
+    timeout: c_int,
+    mask: *const sigset_t,
+) -> c_int {
+    if cooperative() {
+        return green_epoll(epfd, events, max, timeout);
+    }
+    raw_epoll(epfd, events, max, timeout, mask)
+}
+
 /// Interposed `epoll_wait(2)`. The hub's own call (mio's) is a plain system call: the caller is
 /// the hub greenlet then.
 ///
@@ -468,10 +502,10 @@ pub unsafe extern "C" fn epoll_wait(
     max: c_int,
     timeout: c_int,
 ) -> c_int {
-    if timeout == 0 || !active(Module::Select) {
+    if timeout == 0 || !patched(Module::Select) {
         return raw_epoll(epfd, events, max, timeout, std::ptr::null());
     }
-    green_epoll(epfd, events, max, timeout)
+    epoll_slow(epfd, events, max, timeout, std::ptr::null())
 }
 
 /// Interposed `epoll_pwait(2)`. Parked in a greenlet, the signal mask is not applied.
@@ -486,8 +520,8 @@ pub unsafe extern "C" fn epoll_pwait(
     timeout: c_int,
     mask: *const sigset_t,
 ) -> c_int {
-    if timeout == 0 || !active(Module::Select) {
+    if timeout == 0 || !patched(Module::Select) {
         return raw_epoll(epfd, events, max, timeout, mask);
     }
-    green_epoll(epfd, events, max, timeout)
+    epoll_slow(epfd, events, max, timeout, mask)
 }
