@@ -19,10 +19,6 @@ use greenlet::{GreenletExit, Value};
 
 use crate::hub::{get_hub, LoopExit, TimerId, Waiter};
 
-thread_local! {
-    static NEXT_IDENT: Cell<u64> = const { Cell::new(1) };
-}
-
 /// How a greenlet ended badly: the panic message (the payload itself stays in the greenlet).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -120,6 +116,14 @@ struct State<T: 'static> {
     /// A kill was thrown in already: it is unwinding. A second throw could land in a destructor
     /// run by that unwind, and a panic there aborts the process, so later kills only wait.
     kill_thrown: Cell<bool>,
+    /// Its slot in the registry of `util::format_run_info`.
+    registry_slot: u32,
+}
+
+impl<T: 'static> Drop for State<T> {
+    fn drop(&mut self) {
+        crate::util::unregister(self.registry_slot);
+    }
 }
 
 /// A greenlet scheduled by the hub, returning a `T`.
@@ -211,13 +215,11 @@ pub fn spawn_raw(f: impl FnOnce() + 'static) {
 impl<T: 'static> Greenlet<T> {
     /// Creates a greenlet for `f` without starting it (gevent's `Greenlet(f)`); see [`Greenlet::start`].
     pub fn new(f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
-        let ident = NEXT_IDENT.with(|n| {
-            let i = n.get();
-            n.set(i + 1);
-            i
-        });
-        Greenlet {
-            st: Rc::new(State {
+        // Registered for `util::format_run_info` (which also hands out the ident): a weak reference
+        // in a slab, freed when the state is dropped; nothing on switches or waits.
+        let st = Rc::new_cyclic(|weak: &std::rc::Weak<State<T>>| {
+            let (ident, registry_slot) = crate::util::register(weak.clone());
+            State {
                 ident,
                 name: RefCell::new(None),
                 func: Cell::new(Some(Box::new(f))),
@@ -229,8 +231,10 @@ impl<T: 'static> Greenlet<T> {
                 joiners: RefCell::new(Vec::new()),
                 start_timer: Cell::new(None),
                 kill_thrown: Cell::new(false),
-            }),
-        }
+                registry_slot,
+            }
+        });
+        Greenlet { st }
     }
 
     /// Schedules the start on the hub's next turn. Starting twice, or after a kill, does nothing.
@@ -605,6 +609,25 @@ impl<T: 'static> Greenlet<T> {
                     }
                 });
             }
+        }
+    }
+}
+
+impl<T: 'static> crate::util::Tracked for State<T> {
+    fn snapshot(&self) -> crate::util::Snapshot {
+        use crate::util::Phase as P;
+        crate::util::Snapshot {
+            ident: self.ident,
+            name: match &*self.name.borrow() {
+                Some(n) => n.clone(),
+                None => format!("Greenlet-{}", self.ident),
+            },
+            phase: match self.phase.get() {
+                Phase::Pending => P::Pending,
+                Phase::Running => P::Started,
+                Phase::Dead => P::Dead,
+            },
+            raw: self.raw.borrow().clone(),
         }
     }
 }

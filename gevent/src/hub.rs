@@ -216,6 +216,11 @@ impl Hub {
         self.poll.borrow()
     }
 
+    /// Entries in the ready queue and armed timers (for `util::format_run_info`).
+    pub(crate) fn run_counts(&self) -> (usize, usize) {
+        (self.ready.borrow().len(), self.timers.borrow().len())
+    }
+
     /// Queues `f` to run in the hub on its next turn (FIFO). gevent's `loop.run_callback`.
     pub fn run_callback(&self, f: impl FnOnce() + 'static) {
         self.ready.borrow_mut().push_back(Ready::Call(Box::new(f)));
@@ -511,6 +516,25 @@ impl Waiter {
     /// wake (a lock, a queue slot) check [`Waiter::is_woken`] in their own guard and pass it on.
     #[inline(always)]
     pub fn wait(self: &Rc<Self>) -> Result<(), LoopExit> {
+        if crate::util::track_waits() {
+            return self.wait_recording_where();
+        }
+        self.wait_here()
+    }
+
+    /// [`Waiter::wait`] while `util::set_track_waits` is on: records where the wait was called
+    /// from, for `util::format_run_info`, for as long as it lasts. Out of line, so that the usual
+    /// wait pays only the flag's load.
+    #[cold]
+    #[inline(never)]
+    fn wait_recording_where(self: &Rc<Self>) -> Result<(), LoopExit> {
+        let _site = crate::util::record_wait_site(&self.greenlet);
+        self.wait_here()
+    }
+
+    /// [`Waiter::wait`] itself.
+    #[inline(always)]
+    fn wait_here(self: &Rc<Self>) -> Result<(), LoopExit> {
         struct Cancel<'a>(&'a Waiter);
         impl Drop for Cancel<'_> {
             fn drop(&mut self) {

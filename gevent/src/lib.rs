@@ -31,6 +31,7 @@
 //! - [`net`] (TCP, UDP, Unix sockets shaped like `std::net`), [`server`] (`StreamServer`,
 //!   `DatagramServer`), [`io`] (`wait_read`/`wait_write` for any fd), [`select`]: cooperative I/O.
 //! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`].
+//! - [`monitor`] (a greenlet that blocks its hub), [`util`] (`print_run_info`: the hub and its greenlets).
 //! - `monkey` (cargo feature `monkey`): `patch_all()` makes std's and C libraries' blocking calls
 //!   cooperative.
 //!
@@ -64,6 +65,7 @@ pub mod signal;
 pub mod subprocess;
 pub mod threadpool;
 mod timeout;
+pub mod util;
 mod wait;
 
 pub use crate::greenlet::{
