@@ -51,6 +51,10 @@ pub mod names {
     pub const CHAN_HANDOFF: &str = "chan_handoff";
     /// group `hub`: set an event that N tasks wait on, until all have run, ns per waiter. Suffixed by the count.
     pub const EVENT_SET: &str = "event_set";
+    /// group `hub`: N tasks each sleep a distinct duration spread over [`super::Counts::timer_spread_ms`];
+    /// `timers_<n>_mean` / `timers_<n>_p99`: lateness (wake - deadline), us; `timers_<n>_cpu`: process CPU
+    /// time of the whole run (spawn, sleep, wake, exit) per timer, ns.
+    pub const TIMERS: &str = "timers";
 }
 
 /// The counts every peer uses, so that rows line up. Peers in other languages copy these numbers.
@@ -69,6 +73,11 @@ pub struct Counts {
     pub ops: usize,
     /// Waiters on one event in `event_set_*`.
     pub waiters: usize,
+    /// Sleeping tasks in `timers_*`.
+    pub timers: usize,
+    /// The sleeps of `timers_*` are spread evenly over (0, this many ms]: task i sleeps
+    /// `timer_spread_ms * (i + 1) / timers`.
+    pub timer_spread_ms: u64,
 }
 
 impl Counts {
@@ -82,6 +91,8 @@ impl Counts {
                 parked_guarded: 3_000,
                 ops: 20_000,
                 waiters: 10_000,
+                timers: 1_000,
+                timer_spread_ms: 50,
             }
         } else {
             Counts {
@@ -91,6 +102,8 @@ impl Counts {
                 parked_guarded: 30_000,
                 ops: 200_000,
                 waiters: 100_000,
+                timers: 100_000,
+                timer_spread_ms: 500,
             }
         }
     }
@@ -241,6 +254,53 @@ pub fn skip(group: &str, name: &str, peer: &str, reason: &str) {
     println!(
         "SKIP group={group} name={name} peer={peer} reason={}",
         reason.replace(' ', "_")
+    );
+}
+
+/// The sleep of timer task `i` of `n` (see [`Counts::timer_spread_ms`]).
+pub fn timer_duration(c: &Counts, i: usize) -> Duration {
+    Duration::from_nanos(c.timer_spread_ms * 1_000_000 * (i as u64 + 1) / c.timers.max(1) as u64)
+}
+
+/// CPU time this process has used (user + system, every thread), from `CLOCK_PROCESS_CPUTIME_ID`.
+pub fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Reports the `timers_<n>` rows from every task's lateness (ns, wake - deadline) and the CPU time the run
+/// took.
+pub fn report_timers(peer: &str, late_ns: &mut [u64], cpu: Duration) {
+    let n = late_ns.len();
+    if n == 0 {
+        skip("hub", &counted(names::TIMERS, 0), peer, "no timers");
+        return;
+    }
+    late_ns.sort_unstable();
+    let mean = late_ns.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+    let p99 = late_ns[((n * 99).div_ceil(100)).min(n) - 1] as f64;
+    let base = counted(names::TIMERS, n);
+    report(
+        "hub",
+        &format!("{base}_mean"),
+        peer,
+        "us_late",
+        mean / 1e3,
+        n,
+    );
+    report("hub", &format!("{base}_p99"), peer, "us_late", p99 / 1e3, n);
+    report(
+        "hub",
+        &format!("{base}_cpu"),
+        peer,
+        "cpu_ns_per_timer",
+        cpu.as_nanos() as f64 / n as f64,
+        n,
     );
 }
 

@@ -365,6 +365,40 @@ pub fn gevent_event_set(_o: &Opts, n: usize) -> Option<f64> {
     Some(crate::median(&mut samples))
 }
 
+/// `hub/timers_<n>_{mean,p99,cpu}`: `n` spawned greenlets each `gevent::sleep` a distinct duration (spread
+/// over `o.counts.timer_spread_ms`) and record how late they woke (now - (start of the sleep + duration));
+/// CPU time of the whole run / n (peers: Go time.Sleep in goroutines, gevent.sleep in greenlets, tokio
+/// `time::sleep` in current_thread tasks, may `coroutine::sleep`). Dense stacks, as in `event_set`: the
+/// sleepers are all alive at once.
+pub fn gevent_timers(o: &Opts) {
+    use std::cell::RefCell;
+    let n = o.counts.timers;
+    gevent::sleep(Duration::ZERO);
+    let old = greenlet::stack::thread_default();
+    greenlet::stack::set_thread_default(dense());
+    let late = Rc::new(RefCell::new(vec![0u64; n]));
+    let cpu0 = crate::process_cpu();
+    let gs: Vec<_> = (0..n)
+        .map(|i| {
+            let late = late.clone();
+            let d = crate::timer_duration(&o.counts, i);
+            gevent::spawn(move || {
+                let deadline = Instant::now() + d;
+                gevent::sleep(d);
+                late.borrow_mut()[i] = Instant::now()
+                    .saturating_duration_since(deadline)
+                    .as_nanos() as u64;
+            })
+        })
+        .collect();
+    gevent::joinall(&gs);
+    let cpu = crate::process_cpu() - cpu0;
+    drop(gs);
+    greenlet::stack::set_thread_default(old);
+    let mut late = late.take();
+    crate::report_timers("ours", &mut late, cpu);
+}
+
 /// io group: the project's echo (`s.kind == "echo"`) or HTTP plaintext (`"http"`) server on `127.0.0.1:0`
 /// on one hub, one thread, with [`gevent::server::StreamServer`] (a greenlet per connection, as the Python
 /// gevent peer's StreamServer; Go and tokio/may spawn a task per connection the same way). Accepted sockets

@@ -18,6 +18,8 @@
 //   - hub/chan_handoff: ping-pong over two unbuffered channels; ns per hand-off (round trip / 2).
 //   - hub/event_set_<n>: n goroutines blocked on one channel; close(ch) until all have run (WaitGroup);
 //     ns per waiter.
+//   - hub/timers_<n>_{mean,p99,cpu}: n goroutines each time.Sleep a distinct duration (task i: spread*(i+1)/n);
+//     lateness (wake - deadline) in us, and the process CPU time of the whole run per timer in ns.
 package main
 
 import (
@@ -34,18 +36,19 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
 type counts struct {
-	spawn, parked, parkedLarge, ops, waiters int
+	spawn, parked, parkedLarge, ops, waiters, timers, timerSpreadMs int
 }
 
 func newCounts(quick bool) counts {
 	if quick {
-		return counts{spawn: 10000, parked: 10000, parkedLarge: 100000, ops: 20000, waiters: 10000}
+		return counts{spawn: 10000, parked: 10000, parkedLarge: 100000, ops: 20000, waiters: 10000, timers: 1000, timerSpreadMs: 50}
 	}
-	return counts{spawn: 100000, parked: 100000, parkedLarge: 1000000, ops: 200000, waiters: 100000}
+	return counts{spawn: 100000, parked: 100000, parkedLarge: 1000000, ops: 200000, waiters: 100000, timers: 100000, timerSpreadMs: 500}
 }
 
 var peer = "go"
@@ -251,6 +254,45 @@ func eventSet(c counts) {
 	report("hub", "event_set_"+label(n), "ns_per_op", median(samples), n)
 }
 
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func timers(c counts) {
+	n := c.timers
+	late := make([]int64, n)
+	var wg sync.WaitGroup
+	wg.Add(n)
+	cpu0 := processCPU()
+	for i := 0; i < n; i++ {
+		d := time.Duration(int64(c.timerSpreadMs) * 1000000 * int64(i+1) / int64(n))
+		go func(i int, d time.Duration) {
+			deadline := time.Now().Add(d)
+			time.Sleep(d)
+			l := time.Since(deadline)
+			if l < 0 {
+				l = 0
+			}
+			late[i] = l.Nanoseconds()
+			wg.Done()
+		}(i, d)
+	}
+	wg.Wait()
+	cpu := processCPU() - cpu0
+	sort.Slice(late, func(a, b int) bool { return late[a] < late[b] })
+	var sum float64
+	for _, l := range late {
+		sum += float64(l)
+	}
+	p99 := late[(n*99+99)/100-1]
+	base := "timers_" + label(n)
+	report("hub", base+"_mean", "us_late", sum/float64(n)/1e3, n)
+	report("hub", base+"_p99", "us_late", float64(p99)/1e3, n)
+	report("hub", base+"_cpu", "cpu_ns_per_timer", float64(cpu.Nanoseconds())/float64(n), n)
+}
+
 // The one HTTP response body of the io group's http servers (TechEmpower plaintext style).
 var hello = []byte("Hello, World!")
 
@@ -354,5 +396,6 @@ func main() {
 		yields(c, d, 100, "sleep0_x100")
 		handoff(c, d)
 		eventSet(c)
+		timers(c)
 	}
 }

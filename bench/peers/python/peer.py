@@ -20,6 +20,8 @@ the interpreter's loop overhead, which is what a Python user pays.
 - hub/sleep0_x1, sleep0_x100 (py-gevent): gevent.sleep(0) in 1 or 100 greenlets; ns per sleep.
 - hub/chan_handoff (py-gevent): ping-pong over two gevent.queue.Channel; ns per hand-off (round trip / 2).
 - hub/event_set_<n> (py-gevent): n greenlets wait on one gevent.event.Event; set() until all have run.
+- hub/timers_<n>_{mean,p99,cpu} (py-gevent): n greenlets each gevent.sleep a distinct duration (greenlet i:
+  spread*(i+1)/n); lateness (wake - deadline) in us, and the process CPU time of the whole run per timer, ns.
 """
 
 import argparse
@@ -34,8 +36,8 @@ MAX_BATCHES = 1000
 
 def counts(quick):
     if quick:
-        return dict(spawn=10_000, parked=10_000, ops=20_000, waiters=10_000)
-    return dict(spawn=100_000, parked=100_000, ops=200_000, waiters=100_000)
+        return dict(spawn=10_000, parked=10_000, ops=20_000, waiters=10_000, timers=1_000, timer_spread_ms=50)
+    return dict(spawn=100_000, parked=100_000, ops=200_000, waiters=100_000, timers=100_000, timer_spread_ms=500)
 
 
 def label(n):
@@ -270,6 +272,29 @@ def gevent_event_set(c):
     report("hub", f"event_set_{label(n)}", "py-gevent", "ns_per_op", median(samples), n)
 
 
+def gevent_timers(c):
+    import gevent
+
+    n, spread_ns = c["timers"], c["timer_spread_ms"] * 1_000_000
+    late = [0] * n
+
+    def sleeper(i, d_ns):
+        deadline = time.perf_counter_ns() + d_ns
+        gevent.sleep(d_ns / 1e9)
+        late[i] = max(0, time.perf_counter_ns() - deadline)
+
+    cpu0 = time.process_time_ns()
+    gs = [gevent.spawn(sleeper, i, spread_ns * (i + 1) // n) for i in range(n)]
+    gevent.joinall(gs)
+    cpu = time.process_time_ns() - cpu0
+    late.sort()
+    p99 = late[-(-n * 99 // 100) - 1]
+    base = f"timers_{label(n)}"
+    report("hub", f"{base}_mean", "py-gevent", "us_late", sum(late) / n / 1e3, n)
+    report("hub", f"{base}_p99", "py-gevent", "us_late", p99 / 1e3, n)
+    report("hub", f"{base}_cpu", "py-gevent", "cpu_ns_per_timer", cpu / n, n)
+
+
 HELLO = b"Hello, World!"
 
 
@@ -363,6 +388,7 @@ def main():
         gevent_sleep0(c, d, 100, "sleep0_x100")
         gevent_handoff(c, d)
         gevent_event_set(c)
+        gevent_timers(c)
 
 
 if __name__ == "__main__":

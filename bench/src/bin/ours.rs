@@ -45,4 +45,7 @@ fn main() {
             }
         }
     }
+    if o.wants("hub") {
+        ours::gevent_timers(&o);
+    }
 }

@@ -14,6 +14,8 @@
 //!   two mappings each, so 100k would exceed `vm.max_map_count` (65530).
 //! - `hub/sleep0_x1`, `hub/sleep0_x100`: `coroutine::yield_now()` in 1 or 100 coroutines; ns per yield.
 //! - `hub/chan_handoff`: ping-pong over two `may::sync::mpsc` channels; ns per hand-off (round trip / 2).
+//! - `hub/timers_<n>_{mean,p99,cpu}`: n coroutines each `coroutine::sleep` a distinct duration; lateness,
+//!   CPU (skipped above the guarded count: may's stacks carry guard pages).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -157,6 +159,41 @@ fn serve(s: &bench::Serve) {
     let _ = acceptor.join();
 }
 
+/// `hub/timers_<n>_*`: n coroutines each `coroutine::sleep` a distinct duration; lateness and CPU per timer.
+/// may's stacks carry guard pages (2 mappings each): above the guarded count the row is skipped.
+fn timers(o: &Opts) {
+    let n = o.counts.timers;
+    if n > o.counts.parked_guarded {
+        bench::skip(
+            "hub",
+            &bench::counted(names::TIMERS, n),
+            PEER,
+            "guard pages: 2 mappings per coroutine, over vm.max_map_count",
+        );
+        return;
+    }
+    let counts = o.counts;
+    let cpu0 = bench::process_cpu();
+    let hs: Vec<_> = (0..n)
+        .map(|i| {
+            let d = bench::timer_duration(&counts, i);
+            go!(move || {
+                let deadline = std::time::Instant::now() + d;
+                may::coroutine::sleep(d);
+                std::time::Instant::now()
+                    .saturating_duration_since(deadline)
+                    .as_nanos() as u64
+            })
+        })
+        .collect();
+    let mut late: Vec<u64> = hs
+        .into_iter()
+        .map(|h| h.join().expect("timer coroutine"))
+        .collect();
+    let cpu = bench::process_cpu() - cpu0;
+    bench::report_timers(PEER, &mut late, cpu);
+}
+
 fn main() {
     let o = Opts::from_args();
     may::config().set_workers(1);
@@ -180,6 +217,7 @@ fn main() {
             yields(&o, 1, names::SLEEP0_X1);
             yields(&o, 100, names::SLEEP0_X100);
             handoff(&o);
+            timers(&o);
         }
     });
     driver.join().expect("may driver coroutine");

@@ -7,6 +7,7 @@
 //! - `hub/sleep0_x1`, `hub/sleep0_x100`: `tokio::task::yield_now()` in 1 or 100 tasks; ns per yield.
 //! - `hub/chan_handoff`: ping-pong over two `tokio::sync::mpsc` channels of capacity 1; ns per hand-off.
 //! - `hub/event_set_<n>`: n tasks await one `Notify`; `notify_waiters()` until all have run; ns per waiter.
+//! - `hub/timers_<n>_{mean,p99,cpu}`: n tasks each `tokio::time::sleep` a distinct duration; lateness, CPU.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -209,6 +210,38 @@ fn serve(s: &bench::Serve) {
     });
 }
 
+/// `hub/timers_<n>_*`: n tasks each `tokio::time::sleep` a distinct duration; lateness and CPU per timer
+/// (a runtime of its own with the time driver, which the measuring runtime leaves out).
+fn timers(o: &Opts) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio runtime with timers");
+    let n = o.counts.timers;
+    let counts = o.counts;
+    let (mut late, cpu) = rt.block_on(async move {
+        let cpu0 = bench::process_cpu();
+        let hs: Vec<_> = (0..n)
+            .map(|i| {
+                let d = bench::timer_duration(&counts, i);
+                tokio::spawn(async move {
+                    let deadline = std::time::Instant::now() + d;
+                    tokio::time::sleep(d).await;
+                    std::time::Instant::now()
+                        .saturating_duration_since(deadline)
+                        .as_nanos() as u64
+                })
+            })
+            .collect();
+        let mut late = Vec::with_capacity(n);
+        for h in hs {
+            late.push(h.await.expect("timer task"));
+        }
+        (late, bench::process_cpu() - cpu0)
+    });
+    bench::report_timers(PEER, &mut late, cpu);
+}
+
 fn main() {
     let o = Opts::from_args();
     if let Some(s) = &o.serve {
@@ -229,5 +262,6 @@ fn main() {
         yields(&rt, &o, 100, names::SLEEP0_X100);
         handoff(&rt, &o);
         event_set(&rt, &o);
+        timers(&o);
     }
 }

@@ -114,6 +114,7 @@ const ROW_ORDER: &[&str] = &[
     "sleep0_x100",
     "chan_handoff",
     "event_set",
+    "timers",
     "echo_64b",
     "echo_4k",
     "http",
@@ -160,6 +161,10 @@ const LEGEND: &[(&str, &str)] = &[
     (
         "event_set",
         "N tasks wait on one event; from set() until all ran, per waiter",
+    ),
+    (
+        "timers_<n>",
+        "N tasks each sleep a distinct duration spread evenly over 0.5 s (quick: 1k over 50 ms); `_mean` / `_p99`: lateness (wake - deadline), us; `_cpu`: process CPU time of the whole run (spawn, sleep, wake, join) per timer",
     ),
     ("echo_<size>_c<conns>", "echo server on loopback (server on core 0, bench/src/bin/loadgen.rs on core 1): wall time per round trip, i.e. latency at c1 and inverse throughput above; `_cpu`: the server's CPU time per round trip; `_p50`/`_p99`: percentiles of the single round trips' latency"),
     ("ours-monkey", "(io column) the project's plain std::net echo server, no gevent type, a greenlet per connection (gevent::spawn_raw), made cooperative by gevent::monkey::patch_all() (bench/src/bin/ours_monkey.rs); issue 5's bar: its CPU per request within 1.3x of `ours` (the `ours / ours-monkey` column is the inverse: >= 0.77x)"),
@@ -257,6 +262,8 @@ fn unit(metric: &str) -> &str {
         "cpu_us_per_req" => "CPU us/req",
         "us_p50" => "us p50",
         "us_p99" => "us p99",
+        "us_late" => "us late",
+        "cpu_ns_per_timer" => "CPU ns/timer",
         m => m,
     }
 }
