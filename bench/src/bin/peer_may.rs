@@ -16,6 +16,8 @@
 //! - `hub/chan_handoff`: ping-pong over two `may::sync::mpsc` channels; ns per hand-off (round trip / 2).
 //! - `hub/timers_<n>_{mean,p99,cpu}`: n coroutines each `coroutine::sleep` a distinct duration; lateness,
 //!   CPU (skipped above the guarded count: may's stacks carry guard pages).
+//! - io (`--serve echo|http --port-file F`): a coroutine-per-connection echo server, or may_minihttp's
+//!   `HttpServer` (`Hello, World!`) for wrk; both on the one worker.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -127,14 +129,18 @@ fn handoff(o: &Opts) {
     report("hub", names::CHAN_HANDOFF, PEER, "ns_per_op", ns, 2 * ops);
 }
 
-/// io group: echo server on `127.0.0.1:0`, one worker, a coroutine per connection.
+/// io group: echo server (`s.kind == "echo"`) or may_minihttp (`"http"`, see [`serve_http`]) on
+/// `127.0.0.1:0`, one worker, a coroutine per connection.
 fn serve(s: &bench::Serve) {
     use std::io::{Read, Write};
     bench::Serve::exit_after_max();
-    if s.kind != "echo" {
-        // A hand-rolled HTTP responder is not what a user deploys; HTTP rows need hyper / may_minihttp.
-        eprintln!("{PEER}: only --serve echo is implemented");
-        std::process::exit(2);
+    match s.kind.as_str() {
+        "echo" => {}
+        "http" => return serve_http(s),
+        k => {
+            eprintln!("{PEER}: --serve takes echo or http, not {k:?}");
+            std::process::exit(2);
+        }
     }
     let l = may::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     s.announce(l.local_addr().expect("local addr").port());
@@ -157,6 +163,30 @@ fn serve(s: &bench::Serve) {
         }
     });
     let _ = acceptor.join();
+}
+
+/// io group, HTTP plaintext: may_minihttp's `HttpServer` (one may worker, a coroutine per connection,
+/// keep-alive, pipelining) answering every request `200 Hello, World!`. It binds by address and does not
+/// tell the port it got, so the port is found first by binding (and closing) a std listener on port 0.
+fn serve_http(s: &bench::Serve) {
+    use may_minihttp::{HttpServer, HttpService, Request, Response};
+    #[derive(Clone)]
+    struct Hello;
+    impl HttpService for Hello {
+        fn call(&mut self, _req: Request, rsp: &mut Response) -> std::io::Result<()> {
+            rsp.body("Hello, World!");
+            Ok(())
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let server = HttpServer(Hello)
+        .start(("127.0.0.1", port))
+        .expect("may_minihttp start");
+    s.announce(port);
+    let _ = server.join();
 }
 
 /// `hub/timers_<n>_*`: n coroutines each `coroutine::sleep` a distinct duration; lateness and CPU per timer.

@@ -8,6 +8,8 @@
 //! - `hub/chan_handoff`: ping-pong over two `tokio::sync::mpsc` channels of capacity 1; ns per hand-off.
 //! - `hub/event_set_<n>`: n tasks await one `Notify`; `notify_waiters()` until all have run; ns per waiter.
 //! - `hub/timers_<n>_{mean,p99,cpu}`: n tasks each `tokio::time::sleep` a distinct duration; lateness, CPU.
+//! - io (`--serve echo|http --port-file F`): a task-per-connection echo server, or hyper 1's HTTP/1.1 server
+//!   (keep-alive, `Hello, World!`) for wrk; both on a current_thread runtime.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -170,14 +172,18 @@ fn handoff(rt: &tokio::runtime::Runtime, o: &Opts) {
     report("hub", names::CHAN_HANDOFF, PEER, "ns_per_op", ns, 2 * ops);
 }
 
-/// io group: echo server on `127.0.0.1:0`, one thread (current_thread runtime).
+/// io group: echo server (`s.kind == "echo"`) or hyper's HTTP/1.1 server (`"http"`, see [`serve_http`]) on
+/// `127.0.0.1:0`, one thread (current_thread runtime).
 fn serve(s: &bench::Serve) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     bench::Serve::exit_after_max();
-    if s.kind != "echo" {
-        // A hand-rolled HTTP responder is not what a user deploys; HTTP rows need hyper / may_minihttp.
-        eprintln!("{PEER}: only --serve echo is implemented");
-        std::process::exit(2);
+    match s.kind.as_str() {
+        "echo" => {}
+        "http" => return serve_http(s),
+        k => {
+            eprintln!("{PEER}: --serve takes echo or http, not {k:?}");
+            std::process::exit(2);
+        }
     }
     // The measuring runtime has no I/O driver (it would tax every yield); the server needs one.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -205,6 +211,42 @@ fn serve(s: &bench::Serve) {
                         return;
                     }
                 }
+            });
+        }
+    });
+}
+
+/// io group, HTTP plaintext: hyper 1 (`server::conn::http1`, keep-alive, TCP_NODELAY) on a current_thread
+/// runtime, a task per connection, every request answered `200 Hello, World!` (hyper adds content-length
+/// and date).
+fn serve_http(s: &bench::Serve) {
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+    use hyper::{Request, Response};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime with I/O");
+    rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        s.announce(l.local_addr().expect("local addr").port());
+        loop {
+            let Ok((c, _)) = l.accept().await else {
+                continue;
+            };
+            let _ = c.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
+                        b"Hello, World!",
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(hyper_util::rt::TokioIo::new(c), svc)
+                    .await;
             });
         }
     });

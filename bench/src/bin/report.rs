@@ -168,7 +168,7 @@ const LEGEND: &[(&str, &str)] = &[
     ),
     ("echo_<size>_c<conns>", "echo server on loopback (server on core 0, bench/src/bin/loadgen.rs on core 1): wall time per round trip, i.e. latency at c1 and inverse throughput above; `_cpu`: the server's CPU time per round trip; `_p50`/`_p99`: percentiles of the single round trips' latency"),
     ("ours-monkey", "(io column) the project's plain std::net echo server, no gevent type, a greenlet per connection (gevent::spawn_raw), made cooperative by gevent::monkey::patch_all() (bench/src/bin/ours_monkey.rs); issue 5's bar: its CPU per request within 1.3x of `ours` (the `ours / ours-monkey` column is the inverse: >= 0.77x)"),
-    ("http_c<conns>", "HTTP plaintext (Hello, World!) under wrk -t1 (Go net/http, gevent.pywsgi, both with TCP_NODELAY; ours: a minimal hand-written HTTP/1.1 keep-alive responder with httparse on gevent::server::StreamServer, not a full HTTP stack); per request, and `_cpu` as above"),
+    ("http_c<conns>", "HTTP plaintext (Hello, World!) under wrk -t1 (Go net/http, gevent.pywsgi, both with TCP_NODELAY; tokio: hyper 1 http1 on a current_thread runtime; may: may_minihttp on one may worker; ours: a minimal hand-written HTTP/1.1 keep-alive responder with httparse on gevent::server::StreamServer, not a full HTTP stack); per request, and `_cpu` as above"),
     ("syscall", "raw syscall(SYS_getppid)"),
     ("page_fault", "first touch of a fresh anonymous 4 KiB page"),
     (
