@@ -1,39 +1,51 @@
 //! [`Greenlet`]: a stackful task switched explicitly, and the per-thread switching machinery.
 //!
-//! # How a symmetric switch is built on corosensei's asymmetric coroutines
+//! # How a switch works
 //!
-//! corosensei gives `resume` (enter a coroutine) and `suspend` (return to whoever resumed it). A greenlet
-//! may switch to *any* other greenlet, so each thread keeps a **resume chain**: the main greenlet at the
-//! root, then every greenlet that is blocked inside `Coroutine::resume` of the next one, and the current
-//! greenlet on top. A switch from the current greenlet `C` to a target `T`:
+//! Every greenlet but the main one runs on its own stack; a suspended greenlet is its saved stack
+//! pointer (`Inner::sp`). A switch from the current greenlet `C` to a target `T`:
 //!
-//! - `T` is `C`: the value is simply returned (greenlet's switch-to-self).
-//! - `T` is not in the chain (suspended or not yet started): `C` resumes `T`, which pushes it — one
-//!   context switch, exactly corosensei's cost.
-//! - `T` is in the chain below `C`: `C` suspends with `T`'s address; its resumer receives it
-//!   and either is `T` (done: one context switch) or passes it on the same way.
+//! 1. `T` dead: the switch goes to `T`'s parent instead (walking up past dead parents).
+//! 2. `T` is `C`: the value is simply returned (greenlet's switch-to-self).
+//! 3. Otherwise `CURRENT` becomes `T` and one machine-level switch (`arch::switch`) saves
+//!    `C`'s stack pointer and resumes `T` where it stopped (an unstarted `T` starts in `entry`).
+//!    It carries three words in registers: `C`'s address with flag bits (`SlowBits`), and the message:
+//!    the two words of a [`Value`]. A panic payload to raise waits in `THROWN` instead.
 //!
-//! In gevent's pattern (the hub resumes a greenlet, the greenlet switches back to the hub) every switch is
-//! a single context switch; only switches to a greenlet deeper than one level below pay one hop per level.
-//! A greenlet that finishes returns to its resumer, which forwards the result to the greenlet's *parent*
-//! (walking up past dead parents), so values and panics reach the parent whoever resumed last.
+//! This is the switch of Python's greenlet minus the stack copying: symmetric, one context switch
+//! whatever the greenlets' relation. (It used to be built on corosensei's asymmetric coroutines with a
+//! per-thread chain of resumers; that bookkeeping made a round trip 3.2x corosensei's own.)
+//!
+//! A greenlet whose `run` is over sends its result to its parent and switches there for good
+//! (`arch::switch_final`) with the `DEAD` bit: it cannot give its stack back itself (it still
+//! runs on it, and the pool may unmap it), so the parent does on arrival.
+//!
+//! # Who keeps what alive
+//! - The running greenlet is kept alive by the greenlet that switched to it: that one is suspended
+//!   inside `switch(&self)`, borrowing a handle, and nothing can drop a borrowed handle (safe code
+//!   reaches a shared one only through a `RefCell`-like guard, which stays locked). Internal
+//!   switches hold an owned handle in the switcher's frame instead (to a dead greenlet's parent, or
+//!   to a greenlet being unwound because its last handle went).
+//! - The exception: a finished greenlet's frame is gone for good, so the parent it switches to is
+//!   held by the thread-local `KEEP` for as long as it runs (unless it is the main greenlet); when it next switches away, the next
+//!   greenlet drops that handle on arrival (and so unwinds the parent if that was the last one).
+//! - A suspended greenlet lives as long as handles to it do; dropping the last one unwinds it.
+//! - The main greenlet is also held by the thread-local `MAIN`.
 //!
 //! # What makes a switch cheap
-//! - The message never travels through corosensei: the sender leaves it in the target's `inbox`
-//!   (a two-word [`Value`] plus a flag) and passes at most one register (the target's address).
-//!   Larger values passed through `resume`/`suspend` cost several times the switch itself here.
+//! - The message travels in registers, never through memory; the flag bits put everything uncommon
+//!   (tracing, throws, finished greenlets, `KEEP`) behind one test on each side.
 //! - The switch path is inlined into `Greenlet::switch`. After a stack switch, every `ret` on the new
-//!   stack is mispredicted (the return-stack buffer holds the other stack's addresses), so each frame
-//!   between the user's `switch` call and corosensei's switch costs ~15 cycles: with the helpers
-//!   out of line a round trip took 31-34 ns here, inlined 5.5-6 ns (corosensei's own: 2.2 ns).
+//!   stack is mispredicted (the return-stack buffer holds the other stack's addresses), so each
+//!   out-of-line frame between the user's `switch` call and the machine switch costs ~15 cycles.
 //!
 //! # Ground rules
 //! - Everything here is thread-local: a [`Greenlet`] is `!Send` and `!Sync`, so no greenlet is ever
 //!   touched from another thread.
-//! - A greenlet in the chain is kept alive by the strong handle on its resumer's stack frame; the main
-//!   greenlet by the thread-local `MAIN`. `CURRENT` is therefore a plain pointer.
-//! - Panics never cross a coroutine boundary by unwinding: the coroutine body catches them and they travel
-//!   as `Msg::Throw`, to be resumed (with `resume_unwind`) in whichever greenlet receives them.
+//! - Panics never cross a stack boundary by unwinding: `entry` catches them and they travel as
+//!   `Msg::Throw`, to be resumed (with `resume_unwind`) in whichever greenlet receives them.
+//! - Backtraces: a greenlet's root frame links to the frames of the greenlet that switched to it, and
+//!   stops there (see the `arch` module).
 
 use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
@@ -42,8 +54,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
 
-use corosensei::{Coroutine, CoroutineResult, Yielder};
-
+use crate::arch;
 use crate::error::{Error, GreenletExit};
 use crate::stack::{Stack, StackBounds, StackConfig, StackError};
 use crate::trace;
@@ -59,10 +70,6 @@ pub(crate) enum Msg {
     /// A payload to raise: its pending `switch` unwinds with it.
     Throw(Payload),
 }
-
-/// The coroutine's types: nothing is passed through corosensei but, on a suspend, the address of the
-/// greenlet to transfer control to (one register). The message itself waits in the target's `inbox`.
-type Coro = Coroutine<(), usize, (), Stack>;
 
 type RunFn = Box<dyn FnOnce(Value) -> Value>;
 
@@ -80,36 +87,36 @@ enum State {
 pub(crate) struct Inner {
     id: u64,
     state: Cell<State>,
-    /// # Invariant
-    /// True iff this greenlet is the current one, or is blocked inside `Coroutine::resume` of the next
-    /// greenlet of the chain (see the module docs). The main greenlet's is always true.
-    in_chain: Cell<bool>,
     is_main: bool,
     /// `None` only for the main greenlet.
     parent: RefCell<Option<Greenlet>>,
     run: Cell<Option<RunFn>>,
-    /// The message of the switch under way to this greenlet.
+    /// The saved stack pointer.
     ///
     /// # Invariant
-    /// Filled by the switching greenlet just before control starts towards this one, emptied by this
-    /// greenlet as the first thing it does on arrival; only intermediaries that run no user code
-    /// execute in between, so it never holds two messages. A finished greenlet leaves its result here
-    /// for its resumer.
-    inbox: Cell<Option<Value>>,
-    /// Whether `inbox` holds a [`Thrown`] payload rather than a value (a flag, so telling the two
-    /// apart costs no dynamic type check on the hot path).
-    inbox_throw: Cell<bool>,
-    /// # Invariant
-    /// `Some` from creation until the greenlet is dead (then its stack went back to the pool); always
-    /// `None` for the main greenlet. Only the greenlet that resumes this one touches it, and only while
-    /// `in_chain` is false (nobody else is inside `resume`), so no two `&mut` to it ever coexist.
-    coro: UnsafeCell<Option<Coro>>,
-    /// The coroutine's yielder, set when the body starts.
+    /// While the greenlet is suspended (or unstarted): a context [`arch::switch`] can resume, on
+    /// `stack` (on the thread's own stack for the main greenlet). Meaningless while it runs and once
+    /// it is dead.
+    sp: Cell<usize>,
+    /// Where a switch to this greenlet records the switcher's frame, for backtraces (see
+    /// [`crate::arch`]).
     ///
     /// # Invariant
-    /// Null before the body starts; afterwards points into this greenlet's own stack, which stays
-    /// mapped until the coroutine is finished (after which it is never read again).
-    yielder: Cell<*const Yielder<(), usize>>,
+    /// The link slot at the top of `stack` for the others; `main_link` for the main greenlet (which
+    /// has no root frame to read it, but a switch writes it all the same, so the path has no branch).
+    link: *mut usize,
+    /// The main greenlet's `link` target.
+    main_link: UnsafeCell<usize>,
+    /// The address of a dense stack's canary word (checked when the greenlet switches away), 0 for
+    /// guarded stacks and the main greenlet; see [`StackBounds`].
+    canary: usize,
+    /// The greenlet's stack.
+    ///
+    /// # Invariant
+    /// `Some` from creation until the greenlet has finished and switched away for good (then the
+    /// greenlet it switched to gave it back to the pool, in [`receive_slow`]); always `None` for the
+    /// main greenlet.
+    stack: Cell<Option<Stack>>,
     /// Where the stack is (for overflow checks and the fault handler); `None` for the main greenlet.
     bounds: Option<StackBounds>,
     name: Option<Box<str>>,
@@ -117,38 +124,86 @@ pub(crate) struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let coro = self.coro.get_mut().take();
-        if let Some(coro) = coro {
-            if coro.started() && !coro.done() {
-                // The greenlet refused to die when its last handle was dropped (it switched away from
-                // its own GreenletExit). Unwinding it now, from inside its own destructor, could touch
-                // this half-dropped state; leaking its stack is the only sound choice.
-                eprintln!(
-                    "greenlet: {} was dropped while still running; its stack is leaked",
-                    DisplayName(self)
-                );
-                std::mem::forget(coro);
-            } else {
-                let coro = finish_unstarted(coro);
-                coro.into_stack().release();
-            }
+        let Some(stack) = self.stack.take() else {
+            return; // main, or finished: the stack went back to the pool
+        };
+        if self.state.get() == State::Started {
+            // The greenlet refused to die when its last handle was dropped (it switched away from
+            // its own GreenletExit), or the thread is being torn down. Its frames are still on the
+            // stack and cannot be unwound from here; leaking the stack is the only sound choice.
+            eprintln!(
+                "greenlet: {} was dropped while still running; its stack is leaked",
+                DisplayName(self)
+            );
+            std::mem::forget(stack);
+        } else {
+            // Unstarted: nothing of ours is on it (`run` lives in this struct).
+            stack.release();
         }
     }
 }
 
-/// Marks an unstarted (or finished) coroutine as done so its stack can be taken back.
-fn finish_unstarted(mut coro: Coro) -> Coro {
-    // Not started: this only drops the initial closure (it captures nothing that unwinds). Done: no-op.
-    coro.force_unwind();
-    coro
+/// This thread's main greenlet; dropping it at thread exit also clears `CURRENT`.
+struct MainSlot(RefCell<Option<Greenlet>>);
+
+impl Drop for MainSlot {
+    fn drop(&mut self) {
+        let Some(main) = self.0.get_mut().take() else {
+            return;
+        };
+        if CURRENT.with(Cell::get) == Rc::as_ptr(&main.0) {
+            // Registered when the main greenlet was made, so destroyed after every thread-local
+            // first used later (whose greenlets could still be unwound from here); greenlets dropped
+            // later find no current greenlet and leak what they cannot unwind.
+            CURRENT.with(|c| c.set(ptr::null()));
+        }
+        drop(main);
+    }
 }
+
+/// The flag bits of a switch's first word (the switcher's address, whose low bits are free).
+///
+/// Any of them set sends the arriving greenlet down [`receive_slow`].
+pub(crate) struct SlowBits;
+
+impl SlowBits {
+    /// The switcher finished: give its stack back.
+    const DEAD: usize = 1;
+    /// The message is a panic payload, waiting in `THROWN`.
+    const THROW: usize = 2;
+    /// Something else: a tracer to call (`ORIGIN` set), a handle in `RELEASE` to drop.
+    const OTHER: usize = 4;
+    const ALL: usize = 7;
+}
+
+/// Bits of `SLOW`: what the switcher side must look at.
+pub(crate) const TRACING: u8 = 1;
+/// `KEEP` holds a handle to the current greenlet.
+const KEEPING: u8 = 2;
 
 thread_local! {
     /// The running greenlet of this thread; null until the main greenlet is created.
+    ///
+    /// # Invariant
+    /// When not null, points to a live greenlet (see the module docs for who keeps it alive).
     static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
+    /// `TRACING | KEEPING`: when not 0, a switch away takes the slow path on the switcher side.
+    static SLOW: Cell<u8> = const { Cell::new(0) };
+    /// A handle to the current greenlet, when nothing else keeps it alive (it was switched to by a
+    /// finishing greenlet). `KEEPING` is set in `SLOW` exactly when this is `Some`.
+    static KEEP: Cell<Option<Greenlet>> = const { Cell::new(None) };
+    /// A handle for the arriving greenlet to drop (`SlowBits::OTHER`): what `KEEP` held.
+    static RELEASE: Cell<Option<Greenlet>> = const { Cell::new(None) };
+    /// The payload of a switch with `SlowBits::THROW`.
+    static THROWN: Cell<Option<Payload>> = const { Cell::new(None) };
     /// This thread's main greenlet, created on first use.
-    static MAIN: RefCell<Option<Greenlet>> = const { RefCell::new(None) };
+    static MAIN: MainSlot = const { MainSlot(RefCell::new(None)) };
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
+}
+
+/// Sets or clears `bit` of this thread's `SLOW` flags.
+pub(crate) fn set_slow(bit: u8, on: bool) {
+    SLOW.with(|s| s.set(if on { s.get() | bit } else { s.get() & !bit }));
 }
 
 /// The current greenlet's state, creating the main greenlet on first use.
@@ -164,22 +219,27 @@ fn current_ptr() -> *const Inner {
 
 #[cold]
 fn init_main() -> *const Inner {
-    let main = Greenlet(Rc::new(Inner {
+    let mut rc: Rc<std::mem::MaybeUninit<Inner>> = Rc::new_uninit();
+    let slot = Rc::get_mut(&mut rc).expect("a fresh Rc is unique");
+    let inner = slot.write(Inner {
         id: 0,
         state: Cell::new(State::Started),
-        in_chain: Cell::new(true),
         is_main: true,
         parent: RefCell::new(None),
         run: Cell::new(None),
-        inbox: Cell::new(None),
-        inbox_throw: Cell::new(false),
-        coro: UnsafeCell::new(None),
-        yielder: Cell::new(ptr::null()),
+        sp: Cell::new(0),
+        link: ptr::null_mut(),
+        main_link: UnsafeCell::new(0),
+        canary: 0,
+        stack: Cell::new(None),
         bounds: None,
         name: Some("main".into()),
-    }));
+    });
+    inner.link = inner.main_link.get();
+    // SAFETY: every field was written just above.
+    let main = Greenlet(unsafe { rc.assume_init() });
     let p = Rc::as_ptr(&main.0);
-    MAIN.with(|m| *m.borrow_mut() = Some(main));
+    MAIN.with(|m| *m.0.borrow_mut() = Some(main));
     CURRENT.with(|c| c.set(p));
     p
 }
@@ -301,22 +361,26 @@ impl Builder {
         let cfg = self.stack.unwrap_or_else(crate::stack::thread_default);
         let stack = Stack::alloc(cfg)?;
         let bounds = stack.bounds();
+        let base = stack.base();
+        // SAFETY: `base` is the 16-byte aligned top of a stack we own and that only this greenlet
+        // will run on, until it finishes.
+        let sp = unsafe { arch::init_stack(base, entry) };
         let parent = self.parent.unwrap_or_else(getcurrent);
-        // Allocate first and build in place: moving the finished `Inner` (coroutine included) into
-        // `Rc::new` was a visible part of creating a greenlet.
+        // Allocate first and build in place: moving the finished `Inner` into `Rc::new` was a
+        // visible part of creating a greenlet.
         let mut rc: Rc<std::mem::MaybeUninit<Inner>> = Rc::new_uninit();
         let slot = Rc::get_mut(&mut rc).expect("a fresh Rc is unique");
         slot.write(Inner {
             id: next_id(),
             state: Cell::new(State::Unstarted),
-            in_chain: Cell::new(false),
             is_main: false,
             parent: RefCell::new(Some(parent)),
             run: Cell::new(run),
-            inbox: Cell::new(None),
-            inbox_throw: Cell::new(false),
-            coro: UnsafeCell::new(Some(Coroutine::with_stack(stack, body))),
-            yielder: Cell::new(ptr::null()),
+            sp: Cell::new(sp),
+            link: arch::link_slot(base),
+            main_link: UnsafeCell::new(0),
+            canary: bounds.canary_addr(),
+            stack: Cell::new(Some(stack)),
             bounds: Some(bounds),
             name: self.name.map(String::into_boxed_str),
         });
@@ -325,14 +389,19 @@ impl Builder {
     }
 }
 
-/// The coroutine body of every greenlet.
-fn body(yielder: &Yielder<(), usize>, _: ()) {
-    // SAFETY: the resumer set CURRENT to this greenlet just before resuming it and holds a strong
-    // handle to it for as long as it runs; when it is suspended nothing here runs.
+/// Where every greenlet starts, on its own stack, at the first switch to it, with that switch's
+/// words.
+///
+/// # Safety
+/// Called only by the root frame [`arch::init_stack`] prepared, on the stack of the greenlet that
+/// `CURRENT` names, with the words of the switch to it.
+unsafe extern "C" fn entry(arg: usize, w0: usize, w1: usize) -> ! {
+    // SAFETY: CURRENT is this greenlet, alive while it runs (module docs); `me` is only used then.
     let me = unsafe { &*current_ptr() };
-    me.yielder.set(yielder);
-    let first = take_inbox(me);
-    trace::arrived(&first);
+    me.state.set(State::Started);
+    // A tracer that panics on our arrival kills us before `run` starts: the panic goes to our parent.
+    // SAFETY: the words of the switch that started us.
+    let first = catch_unwind(|| unsafe { receive(arg, w0, w1) }).unwrap_or_else(Msg::Throw);
     let result = match first {
         Msg::Throw(payload) => {
             // Dies without running: release what `run` captured now, as greenlet clears `run`.
@@ -350,7 +419,147 @@ fn body(yielder: &Yielder<(), usize>, _: ()) {
             ))),
         },
     };
-    deposit(me, result);
+    // SAFETY: `me` is current and its `run` is over; nothing of ours on this stack is used again.
+    unsafe { finish(me, result) }
+}
+
+/// Ends the current greenlet `me`: sends `msg` to its parent (walking up past dead parents) and
+/// switches there for good.
+///
+/// # Safety
+/// `me` must be the current greenlet, called from [`entry`] after `run` is over: everything still on
+/// this stack is abandoned.
+unsafe fn finish(me: &Inner, mut msg: Msg) -> ! {
+    me.state.set(State::Dead);
+    check_stack(me);
+    let mut target = me
+        .parent
+        .borrow()
+        .clone()
+        .expect("a non-main greenlet always has a parent");
+    while target.is_dead() {
+        if let Msg::Throw(p) = msg {
+            msg = died_of(p);
+        }
+        let up = target
+            .parent()
+            .expect("a dead greenlet always has a parent");
+        target = up;
+    }
+    let me_ptr: *const Inner = me;
+    let tracing = SLOW.with(Cell::get) & TRACING != 0;
+    if tracing {
+        // SAFETY: `me` is alive (it runs).
+        trace::set_origin(unsafe { Greenlet::from_raw_clone(me_ptr) });
+    }
+    let t = &*target.0;
+    // SAFETY: the link slot of a live greenlet (field invariant); our stack is about to be reused,
+    // so backtraces taken in the target must not continue into it.
+    unsafe { *t.link = arch::terminator() };
+    let to = t.sp.get();
+    let tp = Rc::as_ptr(&target.0);
+    let mut bits = SlowBits::DEAD;
+    if tracing {
+        bits |= SlowBits::OTHER;
+    }
+    if SLOW.with(Cell::get) & KEEPING != 0 {
+        // We were kept alive by KEEP; whoever we switch to drops that handle once we are off our stack.
+        RELEASE.with(|r| r.set(KEEP.with(Cell::take)));
+        set_slow(KEEPING, false);
+        bits |= SlowBits::OTHER;
+    }
+    if t.is_main {
+        drop(target); // MAIN keeps it alive
+    } else {
+        // Nothing else keeps the target alive while it runs (our frame is abandoned): our handle
+        // goes to KEEP.
+        KEEP.with(|k| k.set(Some(target)));
+        set_slow(KEEPING, true);
+    }
+    let (w0, w1) = match msg {
+        Msg::Value(v) => v.into_raw(),
+        Msg::Throw(p) => {
+            THROWN.with(|t| t.set(Some(p)));
+            bits |= SlowBits::THROW;
+            (0, 0)
+        }
+    };
+    CURRENT.with(|c| c.set(tp));
+    // SAFETY: `to` is the target's saved context (it is suspended or unstarted: not current, not
+    // dead), kept alive by KEEP or MAIN; nothing on this stack is used again (every local with a destructor
+    // was moved out above). The target gives our stack back when it sees `DEAD`.
+    unsafe { arch::switch_final(to, (me_ptr as usize | bits, w0, w1)) }
+}
+
+/// Turns the words of the switch that just resumed the current greenlet into its message.
+///
+/// # Safety
+/// The words must be those of that switch (each switch's words are received exactly once).
+#[inline(always)]
+unsafe fn receive(arg: usize, w0: usize, w1: usize) -> Msg {
+    if arg & SlowBits::ALL != 0 {
+        if arg & SlowBits::ALL == SlowBits::DEAD {
+            // A child finished (the common way to get here), nothing else: inline, it is the end of
+            // every greenlet's life.
+            // SAFETY: as in `receive_slow`.
+            unsafe { release_stack((arg & !SlowBits::ALL) as *const Inner) };
+            // SAFETY: without `THROW`, the message words are a value taken apart by the switcher.
+            return Msg::Value(unsafe { Value::from_raw(w0, w1) });
+        }
+        // SAFETY: per the contract.
+        return unsafe { receive_slow(arg, w0, w1) };
+    }
+    // SAFETY: without `THROW`, the message words are a value taken apart by the switcher.
+    Msg::Value(unsafe { Value::from_raw(w0, w1) })
+}
+
+/// [`receive`] for a switch with any [`SlowBits`].
+///
+/// # Safety
+/// As [`receive`].
+#[cold]
+#[inline(never)]
+unsafe fn receive_slow(arg: usize, w0: usize, w1: usize) -> Msg {
+    let prev = (arg & !SlowBits::ALL) as *const Inner;
+    // Take what this switch left in the thread-locals before running anything that might switch.
+    let msg = if arg & SlowBits::THROW != 0 {
+        Msg::Throw(
+            THROWN
+                .with(Cell::take)
+                .expect("a switch with THROW leaves its payload"),
+        )
+    } else {
+        // SAFETY: the message words are a value taken apart by the switcher.
+        Msg::Value(unsafe { Value::from_raw(w0, w1) })
+    };
+    if arg & SlowBits::DEAD != 0 {
+        // SAFETY: as in `release_stack`: RELEASE, which may hold the switcher, is dropped only below.
+        unsafe { release_stack(prev) };
+    }
+    if arg & SlowBits::OTHER != 0 {
+        let origin = trace::take_origin();
+        // May unwind a greenlet whose last handle this was (a switch to it and back).
+        drop(RELEASE.with(Cell::take));
+        if let Some(origin) = origin {
+            trace::fire(origin, matches!(msg, Msg::Throw(_)));
+        }
+    }
+    msg
+}
+
+/// Gives the stack of the greenlet at `prev`, which finished and switched away from it for good, back
+/// to the pool.
+///
+/// # Safety
+/// `prev` is the switcher of a switch with `DEAD` that just arrived. It is still alive: held by a
+/// handle in the suspended frame that switched to it, or by `RELEASE`.
+#[inline(always)]
+unsafe fn release_stack(prev: *const Inner) {
+    // SAFETY: per the contract.
+    let prev = unsafe { &*prev };
+    if let Some(stack) = prev.stack.take() {
+        stack.release();
+    }
 }
 
 /// What a greenlet that died of `payload` sends its parent: `GreenletExit` as a plain value (greenlet
@@ -362,131 +571,111 @@ fn died_of(payload: Payload) -> Msg {
     }
 }
 
-/// Takes the message of the switch that just arrived in `g`.
-#[inline(always)]
-fn take_inbox(g: &Inner) -> Msg {
-    let v = match g.inbox.take() {
-        Some(v) => v,
-        None => unreachable!("every switch leaves a message in its target's inbox"),
-    };
-    if g.inbox_throw.get() {
-        g.inbox_throw.set(false);
-        match v.downcast::<Thrown>() {
-            Ok(Thrown(p)) => Msg::Throw(p),
-            Err(_) => unreachable!("inbox_throw marks a Thrown"),
-        }
-    } else {
-        Msg::Value(v)
-    }
-}
-
-/// Leaves `msg` in `g`'s inbox (two words and a flag: what is stored and loaded on every switch).
-#[inline(always)]
-fn deposit(g: &Inner, msg: Msg) {
-    debug_assert!(
-        g.inbox.take().is_none(),
-        "a greenlet has one switch under way at most"
-    );
-    match msg {
-        Msg::Value(v) => g.inbox.set(Some(v)),
-        Msg::Throw(p) => {
-            g.inbox.set(Some(Value::new(Thrown(p))));
-            g.inbox_throw.set(true);
-        }
-    }
-}
-
-/// A payload on its way to be raised, boxed as a [`Value`] while it waits in an inbox.
-struct Thrown(Payload);
-
-/// Leaves the CPU to our resumer, asking it to pass control on to `target` (a greenlet below us in
-/// the chain, whose inbox already holds the message); returns what we are switched back with.
-#[inline(always)]
-fn suspend_towards(cur: &Inner, target: *const Inner) -> Value {
-    let y = cur.yielder.get();
-    debug_assert!(
-        !y.is_null(),
-        "only a started, non-main greenlet can be above another"
-    );
-    // SAFETY: `cur` is running, so it is started and its yielder points into its live stack.
-    unsafe { &*y }.suspend(target as usize);
-    trace::arrive(take_inbox(cur))
-}
-
 /// Switches from the current greenlet to `target` carrying `msg`; returns what the current greenlet
 /// receives when it is next switched to.
 #[inline(always)]
-fn switch_to(target: &Rc<Inner>, mut msg: Msg) -> Value {
+fn switch_to(target: &Rc<Inner>, msg: Msg) -> Value {
     let cur_ptr = current_ptr();
-    // SAFETY: the current greenlet is alive (invariant of CURRENT, see the module docs).
-    let cur = unsafe { &*cur_ptr };
-    trace::set_origin_current();
-    // Keeps alive a target found by walking up parents (the caller's handle keeps `target` alive).
-    let mut owned: Option<Greenlet> = None;
-    let mut tp: *const Inner = Rc::as_ptr(target);
-    loop {
-        // SAFETY: `tp` is alive: it is `target` (borrowed from the caller for this whole call) or
-        // held by `owned`.
-        let t = unsafe { &*tp };
-        if t.state.get() == State::Dead {
-            // greenlet's switch to a dead greenlet goes to its parent; a GreenletExit thrown at it
-            // becomes a plain value on the way (nothing is left to exit).
-            if let Msg::Throw(p) = msg {
-                msg = died_of(p);
-            }
-            let parent = t.parent.borrow().clone();
-            let parent = parent.expect("a dead greenlet always has a parent (main never dies)");
-            tp = Rc::as_ptr(&parent.0);
-            owned = Some(parent);
-            continue;
+    let tp = Rc::as_ptr(target);
+    // SAFETY: the caller's handle keeps `target` alive for this whole call.
+    let t = unsafe { &*tp };
+    if t.state.get() == State::Dead || tp == cur_ptr {
+        return switch_slow(target, msg);
+    }
+    // SAFETY: the current greenlet is alive (CURRENT's invariant); `t` is alive (borrowed by our
+    // caller for as long as we are suspended), not dead and not current.
+    unsafe { switch_into(&*cur_ptr, t, msg) }
+}
+
+/// The uncommon switches: to the current greenlet, or to a dead one (which goes to its parent).
+#[cold]
+#[inline(never)]
+fn switch_slow(target: &Rc<Inner>, mut msg: Msg) -> Value {
+    let cur_ptr = current_ptr();
+    let mut target = Greenlet(target.clone());
+    while target.is_dead() {
+        // greenlet's switch to a dead greenlet goes to its parent; a GreenletExit thrown at it becomes
+        // a plain value on the way (nothing is left to exit).
+        if let Msg::Throw(p) = msg {
+            msg = died_of(p);
         }
-        if tp == cur_ptr {
-            drop(owned);
-            return trace::arrive(msg);
+        let up = target
+            .parent()
+            .expect("a dead greenlet always has a parent (main never dies)");
+        target = up;
+    }
+    if Rc::as_ptr(&target.0) == cur_ptr {
+        if SLOW.with(Cell::get) & TRACING != 0 {
+            trace::fire(getcurrent(), matches!(msg, Msg::Throw(_)));
         }
-        deposit(t, msg);
-        if t.in_chain.get() {
-            // The target is below us in the chain: give control back to our resumer, who passes it on.
-            return suspend_towards(cur, tp);
-        }
-        t.in_chain.set(true);
-        t.state.set(State::Started);
-        CURRENT.with(|c| c.set(tp));
-        // SAFETY: `in_chain` was false, so no other frame is inside this coroutine's `resume` (field
-        // invariant of `coro`); `t` is kept alive as said above.
-        let coro = unsafe { (*t.coro.get()).as_mut() }.expect("a live greenlet has a coroutine");
-        let result = coro.resume(());
-        CURRENT.with(|c| c.set(cur_ptr));
-        t.in_chain.set(false);
-        check_stack(t);
-        match result {
-            CoroutineResult::Yield(next) => {
-                // `next` was in the chain when `t` suspended, so it is us or below us; its inbox holds
-                // the message.
-                let next = next as *const Inner;
-                if next == cur_ptr {
-                    return trace::arrive(take_inbox(cur));
-                }
-                return suspend_towards(cur, next);
-            }
-            CoroutineResult::Return(()) => {
-                t.state.set(State::Dead);
-                // SAFETY: as above; the coroutine is done and nobody is inside it.
-                if let Some(coro) = unsafe { (*t.coro.get()).take() } {
-                    coro.into_stack().release();
-                }
-                msg = take_inbox(t);
-                trace::set_origin_ptr(tp);
-                let parent = t.parent.borrow().clone();
-                let parent = parent.expect("a non-main greenlet always has a parent");
-                tp = Rc::as_ptr(&parent.0);
-                owned = Some(parent);
-            }
-        }
+        return deliver(msg);
+    }
+    // SAFETY: the current greenlet is alive; `target` (held by this frame while we are suspended) is
+    // not dead and not current.
+    unsafe { switch_into(&*cur_ptr, &target.0, msg) }
+}
+
+/// What a `switch` returns for `msg`: the value, or the unwinding of the payload.
+#[inline(always)]
+fn deliver(msg: Msg) -> Value {
+    match msg {
+        Msg::Value(v) => v,
+        Msg::Throw(p) => std::panic::resume_unwind(p),
     }
 }
 
-/// Aborts with a clear message if the greenlet that just left the CPU overflowed a dense stack.
+/// The switch itself: `CURRENT` to `t`, and the machine switch carrying `msg`.
+///
+/// # Safety
+/// `cur` is the current greenlet; `t` is neither current nor dead, and stays alive while we are
+/// suspended (a handle in a frame of ours holds it, see the module docs).
+#[inline(always)]
+unsafe fn switch_into(cur: &Inner, t: &Inner, msg: Msg) -> Value {
+    let mut arg = cur as *const Inner as usize;
+    let (w0, w1) = match msg {
+        Msg::Value(v) => v.into_raw(),
+        Msg::Throw(p) => {
+            THROWN.with(|t| t.set(Some(p)));
+            arg |= SlowBits::THROW;
+            (0, 0)
+        }
+    };
+    if SLOW.with(Cell::get) != 0 {
+        arg |= leave_slow(cur);
+    }
+    if cur.canary != 0 {
+        check_stack(cur);
+    }
+    CURRENT.with(|c| c.set(t));
+    // SAFETY: `t` is suspended or unstarted, so `t.sp` is a context to resume (field invariant), on a
+    // stack it owns; `cur.sp` and both link slots are ours to write; we stay suspended on a live
+    // stack (the current greenlet's) until someone resumes us through `cur.sp`.
+    let (arg, w0, w1) =
+        unsafe { arch::switch(cur.sp.as_ptr(), t.sp.get(), t.link, cur.link, (arg, w0, w1)) };
+    // SAFETY: the words of the switch that resumed us.
+    deliver(unsafe { receive(arg, w0, w1) })
+}
+
+/// The switcher's side of the slow path: records the tracer's origin, moves `KEEP` to `RELEASE`.
+/// Returns the bits to add to the switch.
+#[cold]
+#[inline(never)]
+fn leave_slow(cur: &Inner) -> usize {
+    let slow = SLOW.with(Cell::get);
+    if slow & TRACING != 0 {
+        // SAFETY: `cur` is the current greenlet, alive.
+        trace::set_origin(unsafe { Greenlet::from_raw_clone(cur) });
+    }
+    if slow & KEEPING != 0 {
+        // The greenlet that switched to us finished; we held ourselves alive until now. Whoever we
+        // switch to drops that handle once we are suspended.
+        RELEASE.with(|r| r.set(KEEP.with(Cell::take)));
+        set_slow(KEEPING, false);
+    }
+    SlowBits::OTHER
+}
+
+/// Aborts with a clear message if the greenlet switching away overflowed a dense stack.
 #[inline]
 fn check_stack(inner: &Inner) {
     if let Some(b) = &inner.bounds {
@@ -728,10 +917,6 @@ impl Drop for Greenlet {
         {
             return;
         }
-        debug_assert!(
-            !self.0.in_chain.get(),
-            "a greenlet in the chain has another handle"
-        );
         if CURRENT.try_with(Cell::get).map_or(true, |p| p.is_null()) {
             return; // the thread is being torn down: nothing to switch from; Inner::drop leaks it
         }

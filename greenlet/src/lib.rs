@@ -59,6 +59,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
+mod arch;
 mod error;
 pub mod greenlet;
 pub mod stack;

@@ -2,14 +2,11 @@
 //!
 //! The tracer is called once per logical switch, on the target's side, after the switch happened
 //! (as greenlet's `settrace` callback is): `origin` is the greenlet that switched away (or that
-//! finished), `target` the one now running. Hops through intermediate resumers (see
-//! [`crate::greenlet`]) are not switches and are not reported.
+//! finished), `target` the one now running.
 
-use std::cell::{Cell, RefCell};
-use std::panic::resume_unwind;
+use std::cell::RefCell;
 
-use crate::greenlet::{getcurrent, Greenlet, Inner, Msg};
-use crate::value::Value;
+use crate::greenlet::{getcurrent, set_slow, Greenlet, TRACING};
 
 /// One switch, as seen by a tracer.
 #[derive(Debug, Clone)]
@@ -34,7 +31,6 @@ pub enum Event {
 pub type Tracer = Box<dyn FnMut(&Event)>;
 
 thread_local! {
-    static ENABLED: Cell<bool> = const { Cell::new(false) };
     static TRACER: RefCell<Option<Tracer>> = const { RefCell::new(None) };
     static ORIGIN: RefCell<Option<Greenlet>> = const { RefCell::new(None) };
 }
@@ -58,47 +54,23 @@ thread_local! {
 /// assert_eq!(*seen.borrow(), vec![true, true]); // main -> g, g (finished) -> main
 /// ```
 pub fn settrace(tracer: Option<Tracer>) -> Option<Tracer> {
-    ENABLED.with(|e| e.set(tracer.is_some()));
+    set_slow(TRACING, tracer.is_some());
     TRACER.with(|t| std::mem::replace(&mut *t.borrow_mut(), tracer))
 }
 
-#[inline]
-fn enabled() -> bool {
-    ENABLED.with(Cell::get)
+/// Records `g` as the origin of the switch that is starting (only while a tracer is installed).
+pub(crate) fn set_origin(g: Greenlet) {
+    ORIGIN.with(|o| *o.borrow_mut() = Some(g));
 }
 
-/// Records the current greenlet as the origin of the switch that is starting.
-#[inline]
-pub(crate) fn set_origin_current() {
-    if enabled() {
-        ORIGIN.with(|o| *o.borrow_mut() = Some(getcurrent()));
-    }
+/// Takes the origin recorded for the switch that just arrived, if any.
+pub(crate) fn take_origin() -> Option<Greenlet> {
+    ORIGIN.with(|o| o.borrow_mut().take())
 }
 
-/// Records the greenlet at `g` (which just finished, and is alive) as the origin of the switch to its
-/// parent.
-#[inline]
-pub(crate) fn set_origin_ptr(g: *const Inner) {
-    if enabled() {
-        // SAFETY: the caller guarantees `g` is a live greenlet; this is `Rc::clone`.
-        let g = unsafe { Greenlet::from_raw_clone(g) };
-        ORIGIN.with(|o| *o.borrow_mut() = Some(g));
-    }
-}
-
-/// Reports the arrival of `msg` in the current greenlet to the tracer, if any.
-#[inline(always)]
-pub(crate) fn arrived(msg: &Msg) {
-    if enabled() {
-        fire(matches!(msg, Msg::Throw(_)));
-    }
-}
-
+/// Reports a switch from `origin` to the current greenlet to the tracer, if one is installed.
 #[cold]
-fn fire(throw: bool) {
-    let Some(origin) = ORIGIN.with(|o| o.borrow_mut().take()) else {
-        return;
-    };
+pub(crate) fn fire(origin: Greenlet, throw: bool) {
     let target = getcurrent();
     let event = if throw {
         Event::Throw { origin, target }
@@ -108,25 +80,13 @@ fn fire(throw: bool) {
     let Some(mut tracer) = TRACER.with(|t| t.borrow_mut().take()) else {
         return;
     };
-    ENABLED.with(|e| e.set(false));
+    set_slow(TRACING, false);
     tracer(&event);
     TRACER.with(|t| {
         let mut slot = t.borrow_mut();
         if slot.is_none() {
             *slot = Some(tracer);
-            ENABLED.with(|e| e.set(true));
-        } else {
-            ENABLED.with(|e| e.set(true));
         }
     });
-}
-
-/// Reports the arrival and turns the message into what `switch` returns (or unwinds with).
-#[inline(always)]
-pub(crate) fn arrive(msg: Msg) -> Value {
-    arrived(&msg);
-    match msg {
-        Msg::Value(v) => v,
-        Msg::Throw(p) => resume_unwind(p),
-    }
+    set_slow(TRACING, true);
 }

@@ -1,15 +1,22 @@
 //! [`Value`]: what travels with every switch.
 //!
-//! greenlet passes arbitrary Python objects between greenlets; here that is a boxed `dyn Any`, with
-//! checked ways to take a concrete type back out. A wrong type is an `Err` (or a panic that names both
+//! greenlet passes arbitrary Python objects between greenlets; here that is a boxed value of any
+//! `'static` type with a pointer to its type's description (like a `Box<dyn Any>`, whose vtable it
+//! replaces with a static `Meta` holding the `TypeId`), with checked ways to take a concrete type
+//! back out. A wrong type is an `Err` (or a panic that names both
 //! types, for [`Value::take`]), never undefined behaviour.
 
 use std::any::{Any, TypeId};
 use std::fmt;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 /// A dynamically typed value passed by [`switch`](crate::Greenlet::switch).
 ///
-/// `()` is the "nothing" value (Python's `None`); it costs no allocation.
+/// `()` is the "nothing" value (Python's `None`); like every zero-sized type, it costs no allocation.
+/// A `Value` is two words, a pointer to the boxed value and a pointer to a static
+/// description of its type, so a switch carries it in two registers, and [`Value::is`] is a
+/// comparison with a constant.
 ///
 /// # Examples
 /// ```
@@ -19,18 +26,57 @@ use std::fmt;
 /// assert_eq!(v.take::<i32>(), 42);
 /// ```
 pub struct Value {
-    inner: Box<dyn Payload>,
+    /// # Invariant
+    /// Points to a live `T` owned by this value, where `meta` describes `T`: allocated by `Box<T>`
+    /// (dangling and aligned for a zero-sized `T`).
+    data: NonNull<u8>,
+    meta: &'static Meta,
+    /// A `Value` owns a `dyn Any` (which is neither `Send` nor `Sync`).
+    _owns: PhantomData<Box<dyn Any>>,
 }
 
-/// `Any` plus the type's name, so a `Value` stays two words (it travels in registers on a switch)
-/// and can still name what it holds in errors.
-trait Payload: Any {
-    fn type_name(&self) -> &'static str;
+/// What a [`Value`] knows about the type it holds.
+struct Meta {
+    type_id: TypeId,
+    type_name: fn() -> &'static str,
+    /// Drops and frees the boxed value; `None` when that does nothing (a zero-sized type without
+    /// drop glue, such as `()`), which saves a call on every switch that passes one.
+    ///
+    /// # Safety
+    /// The pointer must be a `Value::data` of this type, used no more afterwards.
+    drop: Option<unsafe fn(NonNull<u8>)>,
 }
 
-impl<T: Any> Payload for T {
-    fn type_name(&self) -> &'static str {
-        std::any::type_name::<T>()
+/// Carries the static [`Meta`] of each `T`.
+struct MetaOf<T>(PhantomData<T>);
+
+impl<T: 'static> MetaOf<T> {
+    const META: Meta = Meta {
+        type_id: TypeId::of::<T>(),
+        type_name: std::any::type_name::<T>,
+        drop: if std::mem::size_of::<T>() == 0 && !std::mem::needs_drop::<T>() {
+            None
+        } else {
+            Some(drop_boxed::<T>)
+        },
+    };
+}
+
+/// # Safety
+/// `p` comes from `Box::<T>::into_raw` and is not used afterwards.
+unsafe fn drop_boxed<T>(p: NonNull<u8>) {
+    // SAFETY: per the contract, this gives the box back its ownership.
+    drop(unsafe { Box::from_raw(p.cast::<T>().as_ptr()) });
+}
+
+impl Drop for Value {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(drop) = self.meta.drop {
+            // SAFETY: `data` is a live value of the type `meta` describes (field invariant), dropped
+            // once.
+            unsafe { drop(self.data) }
+        }
     }
 }
 
@@ -47,7 +93,38 @@ impl Value {
             }
             unreachable!("TypeId said T is Value");
         }
-        Value { inner: Box::new(x) }
+        let data = NonNull::from(Box::leak(Box::new(x))).cast::<u8>();
+        Value {
+            data,
+            meta: &MetaOf::<T>::META,
+            _owns: PhantomData,
+        }
+    }
+
+    /// The two words of the value, to carry across a switch; [`Value::from_raw`] takes them back.
+    #[inline(always)]
+    pub(crate) fn into_raw(self) -> (usize, usize) {
+        let this = std::mem::ManuallyDrop::new(self);
+        (
+            this.data.as_ptr() as usize,
+            this.meta as *const Meta as usize,
+        )
+    }
+
+    /// Rebuilds a value from [`Value::into_raw`]'s words.
+    ///
+    /// # Safety
+    /// The words come from `into_raw` and are used to rebuild one value, once.
+    #[inline(always)]
+    pub(crate) unsafe fn from_raw(data: usize, meta: usize) -> Value {
+        // SAFETY: per the contract these are the fields of a value that was taken apart.
+        unsafe {
+            Value {
+                data: NonNull::new_unchecked(data as *mut u8),
+                meta: &*(meta as *const Meta),
+                _owns: PhantomData,
+            }
+        }
     }
 
     /// The "nothing" value, `()`.
@@ -65,13 +142,12 @@ impl Value {
     /// Whether the value holds a `T`.
     #[inline]
     pub fn is<T: 'static>(&self) -> bool {
-        let any: &dyn Any = &*self.inner;
-        any.is::<T>()
+        self.meta.type_id == TypeId::of::<T>()
     }
 
     /// The name of the type held, as `std::any::type_name` gives it.
     pub fn type_name(&self) -> &'static str {
-        (*self.inner).type_name()
+        (self.meta.type_name)()
     }
 
     /// Takes the `T` out.
@@ -83,11 +159,9 @@ impl Value {
         if !self.is::<T>() {
             return Err(self);
         }
-        let any: Box<dyn Any> = self.inner;
-        match any.downcast::<T>() {
-            Ok(b) => Ok(*b),
-            Err(_) => unreachable!("checked with is::<T>()"),
-        }
+        let (data, _) = self.into_raw();
+        // SAFETY: the value holds a `T` (checked above), boxed; `into_raw` gave up its ownership.
+        Ok(*unsafe { Box::from_raw(data as *mut T) })
     }
 
     /// Takes the `T` out.
@@ -110,15 +184,17 @@ impl Value {
     /// A reference to the `T` inside, if it holds one.
     #[inline]
     pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
-        let any: &dyn Any = &*self.inner;
-        any.downcast_ref::<T>()
+        // SAFETY: a `T` lives at `data` while we do (checked by `is`, field invariant).
+        self.is::<T>()
+            .then(|| unsafe { self.data.cast::<T>().as_ref() })
     }
 
     /// A mutable reference to the `T` inside, if it holds one.
     #[inline]
     pub fn downcast_mut<T: 'static>(&mut self) -> Option<&mut T> {
-        let any: &mut dyn Any = &mut *self.inner;
-        any.downcast_mut::<T>()
+        // SAFETY: as `downcast_ref`; `&mut self` makes the borrow unique.
+        self.is::<T>()
+            .then(|| unsafe { self.data.cast::<T>().as_mut() })
     }
 }
 
@@ -176,6 +252,24 @@ mod tests {
             std::mem::size_of::<Option<Value>>(),
             2 * std::mem::size_of::<usize>()
         );
+    }
+
+    #[test]
+    fn drops_what_it_holds_once() {
+        use std::rc::Rc;
+        let rc = Rc::new(());
+        let v = Value::new(rc.clone());
+        assert_eq!(Rc::strong_count(&rc), 2);
+        let (a, b) = v.into_raw();
+        // SAFETY: the words of the value just taken apart, used once.
+        let v = unsafe { Value::from_raw(a, b) };
+        assert!(v.downcast_ref::<Rc<()>>().is_some());
+        drop(v);
+        assert_eq!(Rc::strong_count(&rc), 1);
+        let v = Value::new(rc.clone());
+        let back: Rc<()> = v.take();
+        drop(back);
+        assert_eq!(Rc::strong_count(&rc), 1);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A panic inside a greenlet, with `RUST_BACKTRACE=1`, shows the greenlet's own frames, and the
 //! backtrace continues across the switch into the frames of the greenlet that resumed it
-//! (corosensei's CFI links the two stacks). Run in a child process so the backtrace can be read.
+//! (the root frame of every greenlet stack links to the frames of the greenlet that switched to it; see
+//! `greenlet/src/arch`). Run in a child process so the backtrace can be read.
 
 use std::env;
 use std::panic::{catch_unwind, AssertUnwindSafe};

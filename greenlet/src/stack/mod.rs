@@ -330,6 +330,12 @@ impl Stack {
         drop(self);
     }
 
+    /// The highest address of the stack (it grows down from here); 16-byte aligned.
+    #[inline]
+    pub(crate) fn base(&self) -> usize {
+        self.base
+    }
+
     /// Where the stack is; kept by the greenlet so overflow can be checked without the `Stack` itself
     /// (which the coroutine owns).
     #[inline]
@@ -368,22 +374,6 @@ impl Drop for Stack {
     }
 }
 
-// SAFETY: `base` and `limit` are 16-byte aligned and bound memory this value owns until dropped (type
-// invariant), at least 4096 usable bytes (both allocators round up to that). Guarded stacks have the
-// guard page corosensei's contract asks for, included in `limit`. Dense stacks do not: that breach is
-// the contract of the `unsafe fn StackConfig::dense`, whose caller promised its greenlets fit; the
-// canary then catches overflows at the next switch.
-unsafe impl corosensei::stack::Stack for Stack {
-    #[inline]
-    fn base(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::StackPointer::new(self.base).expect("stack base is non-null")
-    }
-    #[inline]
-    fn limit(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::StackPointer::new(self.limit).expect("stack limit is non-null")
-    }
-}
-
 /// The addresses of a stack, copied out of it.
 ///
 /// # Invariant
@@ -418,6 +408,12 @@ impl StackBounds {
         // is read volatile because an overflow writes it behind the compiler's back.
         let word = unsafe { (self.canary as *const usize).read_volatile() };
         word != self.canary_value
+    }
+
+    /// The address of a dense stack's canary word; 0 for a guarded stack.
+    #[inline]
+    pub(crate) fn canary_addr(&self) -> usize {
+        self.canary
     }
 
     /// Whether a fault at `addr`, taken while this stack was running, is an overflow of it: a hit on
