@@ -16,9 +16,9 @@
 //! whatever the greenlets' relation. (It used to be built on corosensei's asymmetric coroutines with a
 //! per-thread chain of resumers; that bookkeeping made a round trip 3.2x corosensei's own.)
 //!
-//! A greenlet whose `run` is over sends its result to its parent and switches there for good
-//! (`arch::switch_final`) with the `DEAD` bit: it cannot give its stack back itself (it still
-//! runs on it, and the pool may unmap it), so the parent does on arrival.
+//! A greenlet whose `run` is over returns from `entry` to its root frame, which makes the last
+//! switch: to its parent, carrying its result and the `DEAD` bit. It cannot give its stack back
+//! itself (it still runs on it, and the pool may unmap it), so the parent does on arrival.
 //!
 //! # Who keeps what alive
 //! - The running greenlet is kept alive by the greenlet that switched to it: that one is suspended
@@ -84,14 +84,12 @@ enum State {
 }
 
 /// The shared state of one greenlet.
+///
+/// `repr(C)` with what a switch reads first: a switch to a greenlet that has not run for a while
+/// (one of 100k waking waiters) then misses one cache line of it, not several.
+#[repr(C)]
 pub(crate) struct Inner {
-    id: u64,
-    state: Cell<State>,
-    is_main: bool,
-    /// `None` only for the main greenlet.
-    parent: RefCell<Option<Greenlet>>,
-    run: Cell<Option<RunFn>>,
-    /// The saved stack pointer.
+    /// The saved context.
     ///
     /// # Invariant
     /// While the greenlet is suspended (or unstarted): a context [`arch::switch`] can resume, on
@@ -105,11 +103,17 @@ pub(crate) struct Inner {
     /// The link slot at the top of `stack` for the others; `main_link` for the main greenlet (which
     /// has no root frame to read it, but a switch writes it all the same, so the path has no branch).
     link: *mut usize,
-    /// The main greenlet's `link` target.
-    main_link: UnsafeCell<usize>,
     /// The address of a dense stack's canary word (checked when the greenlet switches away), 0 for
     /// guarded stacks and the main greenlet; see [`StackBounds`].
     canary: usize,
+    state: Cell<State>,
+    is_main: bool,
+    id: u64,
+    /// `None` only for the main greenlet.
+    parent: RefCell<Option<Greenlet>>,
+    run: Cell<Option<RunFn>>,
+    /// The main greenlet's `link` target.
+    main_link: UnsafeCell<usize>,
     /// The greenlet's stack.
     ///
     /// # Invariant
@@ -390,12 +394,12 @@ impl Builder {
 }
 
 /// Where every greenlet starts, on its own stack, at the first switch to it, with that switch's
-/// words.
+/// words; returns (through `out`) where its last switch goes, which the trampoline then makes.
 ///
 /// # Safety
 /// Called only by the root frame [`arch::init_stack`] prepared, on the stack of the greenlet that
-/// `CURRENT` names, with the words of the switch to it.
-unsafe extern "C" fn entry(arg: usize, w0: usize, w1: usize) -> ! {
+/// `CURRENT` names, with the words of the switch to it and a place for the exit.
+unsafe extern "C" fn entry(out: *mut arch::Exit, arg: usize, w0: usize, w1: usize) {
     // SAFETY: CURRENT is this greenlet, alive while it runs (module docs); `me` is only used then.
     let me = unsafe { &*current_ptr() };
     me.state.set(State::Started);
@@ -419,17 +423,17 @@ unsafe extern "C" fn entry(arg: usize, w0: usize, w1: usize) -> ! {
             ))),
         },
     };
-    // SAFETY: `me` is current and its `run` is over; nothing of ours on this stack is used again.
-    unsafe { finish(me, result) }
+    // SAFETY: `me` is current and its `run` is over; `out` is the trampoline's.
+    unsafe { out.write(finish(me, result)) }
 }
 
-/// Ends the current greenlet `me`: sends `msg` to its parent (walking up past dead parents) and
-/// switches there for good.
+/// Ends the current greenlet `me`: prepares the switch that sends `msg` to its parent (walking up
+/// past dead parents), for good.
 ///
 /// # Safety
-/// `me` must be the current greenlet, called from [`entry`] after `run` is over: everything still on
-/// this stack is abandoned.
-unsafe fn finish(me: &Inner, mut msg: Msg) -> ! {
+/// `me` must be the current greenlet, called from [`entry`] after `run` is over; the returned exit
+/// must be taken (by the trampoline) before anything else runs.
+unsafe fn finish(me: &Inner, mut msg: Msg) -> arch::Exit {
     me.state.set(State::Dead);
     check_stack(me);
     let mut target = me
@@ -485,10 +489,12 @@ unsafe fn finish(me: &Inner, mut msg: Msg) -> ! {
         }
     };
     CURRENT.with(|c| c.set(tp));
-    // SAFETY: `to` is the target's saved context (it is suspended or unstarted: not current, not
-    // dead), kept alive by KEEP or MAIN; nothing on this stack is used again (every local with a destructor
-    // was moved out above). The target gives our stack back when it sees `DEAD`.
-    unsafe { arch::switch_final(to, (me_ptr as usize | bits, w0, w1)) }
+    // `to` is the target's saved context (it is suspended or unstarted: not current, not dead), kept
+    // alive by KEEP or MAIN. The target gives our stack back when it sees `DEAD`.
+    arch::Exit {
+        to,
+        words: [me_ptr as usize | bits, w0, w1],
+    }
 }
 
 /// Turns the words of the switch that just resumed the current greenlet into its message.
@@ -579,16 +585,20 @@ fn switch_to(target: &Rc<Inner>, msg: Msg) -> Value {
     let tp = Rc::as_ptr(target);
     // SAFETY: the caller's handle keeps `target` alive for this whole call.
     let t = unsafe { &*tp };
-    if t.state.get() == State::Dead || tp == cur_ptr {
+    if t.state.get() != State::Started || tp == cur_ptr {
+        if t.state.get() == State::Unstarted && tp != cur_ptr {
+            // SAFETY: as below; `t` has not started.
+            return unsafe { switch_into::<true>(&*cur_ptr, t, msg) };
+        }
         return switch_slow(target, msg);
     }
     // SAFETY: the current greenlet is alive (CURRENT's invariant); `t` is alive (borrowed by our
-    // caller for as long as we are suspended), not dead and not current.
-    unsafe { switch_into(&*cur_ptr, t, msg) }
+    // caller for as long as we are suspended), started, not dead and not current.
+    unsafe { switch_into::<false>(&*cur_ptr, t, msg) }
 }
 
-/// The uncommon switches: to the current greenlet, or to a dead one (which goes to its parent).
-#[cold]
+/// The other switches: to a greenlet that has not started (entered with a call, see
+/// `arch::switch_call`), to the current greenlet, or to a dead one (which goes to its parent).
 #[inline(never)]
 fn switch_slow(target: &Rc<Inner>, mut msg: Msg) -> Value {
     let cur_ptr = current_ptr();
@@ -612,7 +622,13 @@ fn switch_slow(target: &Rc<Inner>, mut msg: Msg) -> Value {
     }
     // SAFETY: the current greenlet is alive; `target` (held by this frame while we are suspended) is
     // not dead and not current.
-    unsafe { switch_into(&*cur_ptr, &target.0, msg) }
+    unsafe {
+        if target.0.state.get() == State::Unstarted {
+            switch_into::<true>(&*cur_ptr, &target.0, msg)
+        } else {
+            switch_into::<false>(&*cur_ptr, &target.0, msg)
+        }
+    }
 }
 
 /// What a `switch` returns for `msg`: the value, or the unwinding of the payload.
@@ -628,9 +644,10 @@ fn deliver(msg: Msg) -> Value {
 ///
 /// # Safety
 /// `cur` is the current greenlet; `t` is neither current nor dead, and stays alive while we are
-/// suspended (a handle in a frame of ours holds it, see the module docs).
+/// suspended (a handle in a frame of ours holds it, see the module docs). `START` iff `t` has not
+/// started.
 #[inline(always)]
-unsafe fn switch_into(cur: &Inner, t: &Inner, msg: Msg) -> Value {
+unsafe fn switch_into<const START: bool>(cur: &Inner, t: &Inner, msg: Msg) -> Value {
     let mut arg = cur as *const Inner as usize;
     let (w0, w1) = match msg {
         Msg::Value(v) => v.into_raw(),
@@ -650,8 +667,14 @@ unsafe fn switch_into(cur: &Inner, t: &Inner, msg: Msg) -> Value {
     // SAFETY: `t` is suspended or unstarted, so `t.sp` is a context to resume (field invariant), on a
     // stack it owns; `cur.sp` and both link slots are ours to write; we stay suspended on a live
     // stack (the current greenlet's) until someone resumes us through `cur.sp`.
-    let (arg, w0, w1) =
-        unsafe { arch::switch(cur.sp.as_ptr(), t.sp.get(), t.link, cur.link, (arg, w0, w1)) };
+    let (arg, w0, w1) = unsafe {
+        let words = (arg, w0, w1);
+        if START {
+            arch::switch_call(cur.sp.as_ptr(), t.sp.get(), t.link, cur.link, words)
+        } else {
+            arch::switch(cur.sp.as_ptr(), t.sp.get(), t.link, cur.link, words)
+        }
+    };
     // SAFETY: the words of the switch that resumed us.
     deliver(unsafe { receive(arg, w0, w1) })
 }

@@ -21,12 +21,16 @@
 //!
 //! Provided items, for each supported architecture:
 //! - `Words`: the three machine words a switch carries, in registers.
+//! - `Exit` and `Entry`: a greenlet's entry function receives the words of the switch that started it
+//!   and returns, through an `Exit`, the context its last switch goes to and the words it carries.
 //! - `unsafe fn init_stack(base, entry) -> usize`: prepares a fresh stack so that the first switch to it
-//!   calls `entry(words)` on it; returns the initial saved stack pointer.
+//!   calls `entry` on it, and makes the `Exit`'s switch when `entry` returns; returns the initial
+//!   saved context.
 //! - `unsafe fn switch(save, to, target_link, own_link, words) -> Words` (always inlined): suspends the
-//!   caller, saving its stack pointer in `*save`, and resumes the context saved at `to`, which
+//!   caller, saving its context in `*save`, and resumes the context `to` of a started greenlet, which
 //!   receives `words`. Returns the words of whichever switch resumes the caller.
-//! - `unsafe fn switch_final(to, words) -> !`: resumes `to` and abandons the current stack.
+//! - `unsafe fn switch_call(...)`: the same, to a fresh stack (entered so that its last switch back is
+//!   predicted by the CPU; see the x86_64 module docs).
 //! - `link_slot(base)`: the address of the link slot of the stack whose top is `base`.
 //! - `terminator()`: the value to store in a link slot to end backtraces there.
 //!
