@@ -50,6 +50,7 @@
 use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
@@ -193,13 +194,18 @@ thread_local! {
     static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
     /// `TRACING | KEEPING`: when not 0, a switch away takes the slow path on the switcher side.
     static SLOW: Cell<u8> = const { Cell::new(0) };
+    // The next three have no destructor (`ManuallyDrop`), so they are usable until the thread's very
+    // end (a finishing greenlet must never fail to reach them); they are empty whenever the thread
+    // is not between two halves of a switch, except `KEEP` while a kept greenlet runs.
+
     /// A handle to the current greenlet, when nothing else keeps it alive (it was switched to by a
     /// finishing greenlet). `KEEPING` is set in `SLOW` exactly when this is `Some`.
-    static KEEP: Cell<Option<Greenlet>> = const { Cell::new(None) };
+    static KEEP: ManuallyDrop<Cell<Option<Greenlet>>> = const { ManuallyDrop::new(Cell::new(None)) };
     /// A handle for the arriving greenlet to drop (`SlowBits::OTHER`): what `KEEP` held.
-    static RELEASE: Cell<Option<Greenlet>> = const { Cell::new(None) };
+    static RELEASE: ManuallyDrop<Cell<Option<Greenlet>>> =
+        const { ManuallyDrop::new(Cell::new(None)) };
     /// The payload of a switch with `SlowBits::THROW`.
-    static THROWN: Cell<Option<Payload>> = const { Cell::new(None) };
+    static THROWN: ManuallyDrop<Cell<Option<Payload>>> = const { ManuallyDrop::new(Cell::new(None)) };
     /// This thread's main greenlet, created on first use.
     static MAIN: MainSlot = const { MainSlot(RefCell::new(None)) };
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
@@ -403,24 +409,42 @@ unsafe extern "C" fn entry(out: *mut arch::Exit, arg: usize, w0: usize, w1: usiz
     // SAFETY: CURRENT is this greenlet, alive while it runs (module docs); `me` is only used then.
     let me = unsafe { &*current_ptr() };
     me.state.set(State::Started);
-    // A tracer that panics on our arrival kills us before `run` starts: the panic goes to our parent.
-    // SAFETY: the words of the switch that started us.
-    let first = catch_unwind(|| unsafe { receive(arg, w0, w1) }).unwrap_or_else(Msg::Throw);
-    let result = match first {
-        Msg::Throw(payload) => {
-            // Dies without running: release what `run` captured now, as greenlet clears `run`.
-            drop(me.run.take());
-            died_of(payload)
-        }
-        Msg::Value(v) => match me.run.take() {
-            Some(run) => match catch_unwind(AssertUnwindSafe(move || run(v))) {
-                Ok(v) => Msg::Value(v),
-                Err(payload) => died_of(payload),
+    // Nothing may unwind out of here (an `extern "C"` fn): a panic before or around `run` (a tracer
+    // panicking as we arrive, a destructor of what `run` captured when we die unstarted) is what
+    // we die of, and goes to our parent like a panic in `run`.
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the words of the switch that started us.
+        match unsafe { receive(arg, w0, w1) } {
+            Msg::Throw(payload) => {
+                // Dies without running: release what `run` captured now, as greenlet clears `run`.
+                drop(me.run.take());
+                died_of(payload)
+            }
+            Msg::Value(v) => match me.run.take() {
+                Some(run) => match catch_unwind(AssertUnwindSafe(move || run(v))) {
+                    Ok(v) => Msg::Value(v),
+                    Err(payload) => died_of(payload),
+                },
+                None => died_of(Box::new(format!(
+                    "greenlet {} was switched to but has no run",
+                    DisplayName(me)
+                ))),
             },
-            None => died_of(Box::new(format!(
-                "greenlet {} was switched to but has no run",
-                DisplayName(me)
-            ))),
+        }
+    }))
+    .unwrap_or_else(died_of);
+    // Died before `run` was taken (a tracer panicked as we arrived): release what it captured now,
+    // here, where a panic of its destructors is ours to report, not an abort.
+    let result = match me.run.take() {
+        None => result,
+        Some(run) => match catch_unwind(AssertUnwindSafe(move || drop(run))) {
+            Ok(()) => result,
+            Err(payload) => {
+                // Two panics: report the later one, as a panic in a destructor during an unwind
+                // would; the first payload is leaked rather than dropped (its destructor could panic).
+                std::mem::forget(result);
+                died_of(payload)
+            }
         },
     };
     // SAFETY: `me` is current and its `run` is over; `out` is the trampoline's.
@@ -468,7 +492,7 @@ unsafe fn finish(me: &Inner, mut msg: Msg) -> arch::Exit {
     }
     if SLOW.with(Cell::get) & KEEPING != 0 {
         // We were kept alive by KEEP; whoever we switch to drops that handle once we are off our stack.
-        RELEASE.with(|r| r.set(KEEP.with(Cell::take)));
+        RELEASE.with(|r| r.set(KEEP.with(|k| k.take())));
         set_slow(KEEPING, false);
         bits |= SlowBits::OTHER;
     }
@@ -531,7 +555,7 @@ unsafe fn receive_slow(arg: usize, w0: usize, w1: usize) -> Msg {
     let msg = if arg & SlowBits::THROW != 0 {
         Msg::Throw(
             THROWN
-                .with(Cell::take)
+                .with(|t| t.take())
                 .expect("a switch with THROW leaves its payload"),
         )
     } else {
@@ -545,7 +569,7 @@ unsafe fn receive_slow(arg: usize, w0: usize, w1: usize) -> Msg {
     if arg & SlowBits::OTHER != 0 {
         let origin = trace::take_origin();
         // May unwind a greenlet whose last handle this was (a switch to it and back).
-        drop(RELEASE.with(Cell::take));
+        drop(RELEASE.with(|r| r.take()));
         if let Some(origin) = origin {
             trace::fire(origin, matches!(msg, Msg::Throw(_)));
         }
@@ -692,7 +716,7 @@ fn leave_slow(cur: &Inner) -> usize {
     if slow & KEEPING != 0 {
         // The greenlet that switched to us finished; we held ourselves alive until now. Whoever we
         // switch to drops that handle once we are suspended.
-        RELEASE.with(|r| r.set(KEEP.with(Cell::take)));
+        RELEASE.with(|r| r.set(KEEP.with(|k| k.take())));
         set_slow(KEEPING, false);
     }
     SlowBits::OTHER
@@ -949,8 +973,11 @@ impl Drop for Greenlet {
         let result = catch_unwind(AssertUnwindSafe(|| me.throw()));
         if !me.is_dead() {
             // It caught the exit and lives on (resurrected): give it its parent back, as greenlet's
-            // dealloc does.
-            *me.0.parent.borrow_mut() = old_parent;
+            // dealloc does, unless it made that greenlet its own descendant meanwhile (the cycle
+            // check of `set_parent`); then the dropper stays its parent.
+            if let Some(old) = old_parent {
+                let _ = me.set_parent(&old);
+            }
         }
         if let Err(p) = result {
             let msg = crate::panic_message(&*p);

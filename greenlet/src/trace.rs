@@ -4,7 +4,7 @@
 //! (as greenlet's `settrace` callback is): `origin` is the greenlet that switched away (or that
 //! finished), `target` the one now running.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use crate::greenlet::{getcurrent, set_slow, Greenlet, TRACING};
 
@@ -33,6 +33,9 @@ pub type Tracer = Box<dyn FnMut(&Event)>;
 thread_local! {
     static TRACER: RefCell<Option<Tracer>> = const { RefCell::new(None) };
     static ORIGIN: RefCell<Option<Greenlet>> = const { RefCell::new(None) };
+    /// Bumped by every [`settrace`], so that a tracer that installs another one (or none) while it
+    /// runs is not put back afterwards.
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Installs `tracer` for this thread (or removes it, with `None`); returns the previous one.
@@ -55,17 +58,19 @@ thread_local! {
 /// ```
 pub fn settrace(tracer: Option<Tracer>) -> Option<Tracer> {
     set_slow(TRACING, tracer.is_some());
+    GENERATION.with(|g| g.set(g.get() + 1));
     TRACER.with(|t| std::mem::replace(&mut *t.borrow_mut(), tracer))
 }
 
-/// Records `g` as the origin of the switch that is starting (only while a tracer is installed).
+/// Records `g` as the origin of the switch that is starting (only while a tracer is installed;
+/// ignored while the thread is being torn down).
 pub(crate) fn set_origin(g: Greenlet) {
-    ORIGIN.with(|o| *o.borrow_mut() = Some(g));
+    let _ = ORIGIN.try_with(|o| *o.borrow_mut() = Some(g));
 }
 
 /// Takes the origin recorded for the switch that just arrived, if any.
 pub(crate) fn take_origin() -> Option<Greenlet> {
-    ORIGIN.with(|o| o.borrow_mut().take())
+    ORIGIN.try_with(|o| o.borrow_mut().take()).ok().flatten()
 }
 
 /// Reports a switch from `origin` to the current greenlet to the tracer, if one is installed.
@@ -81,12 +86,11 @@ pub(crate) fn fire(origin: Greenlet, throw: bool) {
         return;
     };
     set_slow(TRACING, false);
+    let generation = GENERATION.with(Cell::get);
     tracer(&event);
-    TRACER.with(|t| {
-        let mut slot = t.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(tracer);
-        }
-    });
-    set_slow(TRACING, true);
+    // Put it back unless it called `settrace` itself (then what it installed stays).
+    if GENERATION.with(Cell::get) == generation {
+        TRACER.with(|t| *t.borrow_mut() = Some(tracer));
+        set_slow(TRACING, true);
+    }
 }

@@ -194,3 +194,117 @@ fn backtraces_cross_into_a_live_switcher_and_stop_after_a_finished_one() {
     assert!(bt.contains("capture_here"), "{bt}");
     assert!(!bt.contains("switcher_marker_frame"), "{bt}");
 }
+
+/// Panics in its destructor (unless already unwinding).
+struct PanicOnDrop(&'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("{}", self.0);
+        }
+    }
+}
+
+// From the review of the own switch (rev2 probes): nothing may unwind out of a greenlet's entry
+// function, which is `extern "C"` (that would abort the process).
+#[test]
+fn throw_into_unstarted_whose_run_panics_when_dropped() {
+    let p = PanicOnDrop("drop of run's capture");
+    let g = Greenlet::new(move |v| {
+        let _keep = &p;
+        v
+    });
+    let r = catch_unwind(AssertUnwindSafe(|| g.throw_with("thrown")));
+    let payload = r.expect_err("the destructor's panic reaches the thrower");
+    assert_eq!(panic_message(&*payload), "drop of run's capture");
+    assert!(g.is_dead());
+}
+
+#[test]
+fn tracer_panicking_on_arrival_when_run_panics_when_dropped() {
+    let p = PanicOnDrop("drop of run's capture (tracer)");
+    let g = Greenlet::new(move |v| {
+        let _keep = &p;
+        v
+    });
+    settrace(Some(Box::new(|e: &Event| {
+        if let Event::Switch { target, .. } = e {
+            if !target.is_main() {
+                panic!("tracer");
+            }
+        }
+    })));
+    let r = catch_unwind(AssertUnwindSafe(|| g.switch(())));
+    settrace(None);
+    let payload = r.expect_err("a panic reaches the parent");
+    assert_eq!(panic_message(&*payload), "drop of run's capture (tracer)");
+    assert!(g.is_dead());
+}
+
+#[test]
+fn tracer_can_uninstall_itself() {
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    settrace(Some(Box::new(move |_: &Event| {
+        c.set(c.get() + 1);
+        settrace(None);
+    })));
+    Greenlet::new(|v| v).switch(());
+    Greenlet::new(|v| v).switch(());
+    assert_eq!(calls.get(), 1);
+    assert!(settrace(None).is_none(), "it stayed uninstalled");
+}
+
+#[test]
+fn tracer_can_replace_itself() {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s1 = seen.clone();
+    settrace(Some(Box::new(move |_: &Event| {
+        s1.borrow_mut().push("first");
+        let s2 = s1.clone();
+        settrace(Some(Box::new(move |_: &Event| {
+            s2.borrow_mut().push("second")
+        })));
+    })));
+    Greenlet::new(|v| v).switch(());
+    settrace(None);
+    assert_eq!(*seen.borrow(), ["first", "second"]);
+}
+
+#[test]
+fn resurrected_greenlet_does_not_get_a_parent_cycle_back() {
+    // From the review: a greenlet that survives the kill of its drop gets its old parent back, unless
+    // it made that parent its own descendant meanwhile. Run on a thread: a cycle would hang.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let main = getcurrent();
+        let p = Greenlet::new(|v| v); // never started
+        let v = {
+            let (main, p2) = (main.clone(), p.clone());
+            Greenlet::with_parent(
+                move |_| {
+                    // Killed by main's drop (main is our parent meanwhile): refuse, adopt p.
+                    let _ = catch_unwind(AssertUnwindSafe(|| main.switch(())));
+                    p2.set_parent(&getcurrent()).unwrap(); // p -> v -> main
+                    main.switch(());
+                    unreachable!("nobody switches back");
+                },
+                &p,
+            )
+        };
+        v.switch(());
+        drop(v); // the last handle: killed, and it survives
+        let v = p.parent().expect("v adopted p");
+        assert!(v.is_active(), "it survived the kill");
+        // Restoring p as v's parent would have made a cycle: the dropper stays its parent.
+        assert!(Greenlet::ptr_eq(&v.parent().unwrap(), &main));
+        // p's parent chain ends: making p another greenlet's parent terminates.
+        let q = Greenlet::new(|v| v);
+        q.set_parent(&p).unwrap();
+        drop(v);
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("no parent cycle: set_parent returned");
+}

@@ -71,9 +71,10 @@ unsafe extern "C" fn trampoline() {
     naked_asm!(
         ".cfi_startproc",
         ".cfi_signal_frame",
-        // Arrived by a call with rcx = the initial context (base - 32). Not yet a frame unwinders
-        // can walk (nothing interrupts these two instructions but an asynchronous signal, and
-        // nothing unwinds from one of those).
+        // Arrived by a call with rcx = the initial context (base - 32). Until rbp points at the
+        // link slot this is no frame to walk: say so, so that an unwinder run from a signal handler
+        // (a sampling profiler) stops here instead of reading the switcher's return address as ours.
+        ".cfi_undefined rip",
         "lea rsp, [rcx + 16]",
         "mov rbp, rsp",
         // DW_CFA_def_cfa_expression: DW_OP_breg6 (rbp) 0; DW_OP_deref; DW_OP_plus_uconst 24.
