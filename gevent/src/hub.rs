@@ -371,18 +371,18 @@ impl Hub {
             }
             return;
         }
-        let ready: Vec<(mio::Token, bool, bool)> = events
+        let ready: Vec<(mio::Token, bool, bool, bool, bool)> = events
             .iter()
             .filter(|ev| ev.token() != TOKEN_WAKER)
             .map(|ev| {
-                let r = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                let w = ev.is_writable() || ev.is_write_closed() || ev.is_error();
-                (ev.token(), r, w)
+                let rh = ev.is_read_closed() || ev.is_error();
+                let wh = ev.is_write_closed() || ev.is_error();
+                (ev.token(), ev.is_readable() || rh, ev.is_writable() || wh, rh, wh)
             })
             .collect();
         drop(events);
-        for (token, r, w) in ready {
-            self.io.dispatch(token, r, w);
+        for (token, r, w, rh, wh) in ready {
+            self.io.dispatch(token, r, w, rh, wh);
         }
     }
 }

@@ -28,6 +28,11 @@ struct Slot {
     writers: VecDeque<Rc<Waiter>>,
     ready_read: bool,
     ready_write: bool,
+    /// The poller reported the read side closed (`EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`) at some point:
+    /// sticky (not consumed by waits), since no further edge may follow.
+    read_hup: bool,
+    /// The same for the write side.
+    write_hup: bool,
     closed: bool,
     in_use: bool,
 }
@@ -46,7 +51,16 @@ impl Registry {
         self.waiters.get() > 0
     }
 
-    pub(crate) fn dispatch(&self, token: mio::Token, readable: bool, writable: bool) {
+    /// The poller reported `token` readable and/or writable; `read_hup` / `write_hup`: that side
+    /// closed (included in `readable` / `writable`).
+    pub(crate) fn dispatch(
+        &self,
+        token: mio::Token,
+        readable: bool,
+        writable: bool,
+        read_hup: bool,
+        write_hup: bool,
+    ) {
         let mut woken = Vec::new();
         {
             let mut slots = self.slots.borrow_mut();
@@ -56,6 +70,8 @@ impl Registry {
             if !slot.in_use {
                 return;
             }
+            slot.read_hup |= read_hup;
+            slot.write_hup |= write_hup;
             if readable {
                 slot.ready_read = true;
                 woken.extend(slot.readers.drain(..));
@@ -227,6 +243,18 @@ impl IoSource {
             hub.run_callback(move || release(&h, key));
         }
         std::mem::forget(self);
+    }
+
+    /// Whether the poller has reported `interest`'s side closed (or in error): from then on that
+    /// side stays ready, and a short transfer does not mean that the next one would block.
+    pub(crate) fn hung_up(&self, interest: Interest) -> bool {
+        let hub = get_hub();
+        let slots = hub.io.slots.borrow();
+        let slot = &slots[self.key];
+        match interest {
+            Interest::Read => slot.read_hup,
+            Interest::Write => slot.write_hup,
+        }
     }
 
     /// Forgets a remembered readiness edge (call after the syscall said `WouldBlock`).

@@ -350,3 +350,76 @@ fn unix_pair_and_listener() {
     assert_eq!(cl.value().as_deref(), Some("UNIX"));
     std::fs::remove_file(&path).unwrap();
 }
+
+/// After a short read the next read parks before its syscall (the queue was drained): data sent
+/// after it, while the reading greenlet still held the thread (no hub turn in between) or while it
+/// was parked, is read; with nothing sent, the read timeout fires.
+#[test]
+fn short_read_then_more_data_is_never_missed() {
+    let (l, addr) = listener();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<u8>();
+    let client = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.write_all(b"first").unwrap();
+        while let Ok(b) = go_rx.recv() {
+            s.write_all(&[b; 3]).unwrap();
+        }
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        rest
+    });
+    let (c, _) = l.accept().unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 64];
+    let mut got = (&c).read(&mut buf).unwrap();
+    while got < 5 {
+        got += (&c).read(&mut buf[got..]).unwrap();
+    }
+    assert_eq!(&buf[..5], b"first");
+    for i in 0..20u8 {
+        go_tx.send(i).unwrap();
+        if i % 2 == 0 {
+            // The data arrives while this greenlet keeps the thread: its edge waits in the poller.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut got = 0;
+        while got < 3 {
+            got += (&c).read(&mut buf[got..]).unwrap();
+        }
+        assert_eq!(&buf[..3], &[i; 3]);
+    }
+    // Nothing more comes: the read after a short one waits for its timeout.
+    c.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+    let e = (&c).read(&mut buf).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    drop(go_tx);
+    (&c).write_all(b"bye").unwrap();
+    drop(c);
+    assert_eq!(client.join().unwrap(), b"bye");
+}
+
+/// Data and EOF that arrive together raise one edge; after the short read that takes the data, the
+/// next read must see the EOF at once, not park for an edge that never comes (TCP and Unix).
+#[test]
+fn short_read_then_eof_that_came_with_the_data() {
+    let (l, addr) = listener();
+    let mut c = TcpStream::connect(addr).unwrap();
+    let (s, _) = l.accept().unwrap();
+    c.write_all(b"abc").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    // Let the hub take the edge while nobody waits on the socket.
+    gevent::sleep(Duration::from_millis(20));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!((&s).read(&mut buf).unwrap(), 3);
+    assert_eq!((&s).read(&mut buf).unwrap(), 0);
+
+    let (x, y) = UnixStream::pair().unwrap();
+    (&x).write_all(b"abc").unwrap();
+    x.shutdown(Shutdown::Write).unwrap();
+    gevent::sleep(Duration::from_millis(20));
+    y.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!((&y).read(&mut buf).unwrap(), 3);
+    assert_eq!((&y).read(&mut buf).unwrap(), 0);
+}

@@ -9,6 +9,18 @@
 //!   only on `WouldBlock`, claims the side (one waiting greenlet per side), clears the remembered
 //!   readiness edge and parks. Nothing can dispatch readiness between the syscall and the clear: the
 //!   hub does not run until this greenlet parks.
+//! - Stream reads and writes ([`Socket::read_buf`], [`Socket::write_buf`], ...) take a short
+//!   transfer (`0 < n < len`) to mean that the kernel's receive queue was empty (send buffer full)
+//!   when the syscall returned, as tokio does on epoll: the next call on that side parks first and
+//!   makes the syscall once the poller reports an edge, instead of a syscall that would say
+//!   `WouldBlock` (one syscall less per request for a request/response loop). Sound because the
+//!   registration is edge-triggered: every arrival (or freed space) after that moment raises an
+//!   edge, and the remembered-edge flag is cleared at the short transfer, with no dispatch in
+//!   between. A side the poller reported closed (EOF, hang-up, error) stays ready: no edge may
+//!   follow (data and FIN that arrived together raise one), so the hint is ignored there. Known
+//!   exceptions, where the kernel returns short while data is still queued: TCP urgent data (a
+//!   read stops at the urgent mark) and Unix stream messages with different credentials under
+//!   `SO_PASSCRED`; such a read then waits for the next edge (or its timeout).
 //! - The public types add what is specific to them; the trait boilerplate they share (fd access,
 //!   std conversions, `Read`/`Write`, timeouts) comes from the macros at the bottom of this file.
 
@@ -56,6 +68,10 @@ pub(crate) struct Socket<S> {
     reading: Cell<bool>,
     /// A greenlet is parked on the write side.
     writing: Cell<bool>,
+    /// The last stream read was short: park before the next one (see the module docs).
+    read_drained: Cell<bool>,
+    /// The last stream write was short: park before the next one.
+    write_drained: Cell<bool>,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
     inner: S,
@@ -88,6 +104,8 @@ impl<S: AsRawFd> Socket<S> {
             src: IoSource::new(inner.as_raw_fd())?,
             reading: Cell::new(false),
             writing: Cell::new(false),
+            read_drained: Cell::new(false),
+            write_drained: Cell::new(false),
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
             inner,
@@ -169,6 +187,43 @@ impl<S> Socket<S> {
         &self,
         interest: Interest,
         deadline: Option<Instant>,
+        f: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.op_from(interest, deadline, false, f)
+    }
+
+    /// A stream read (`Interest::Read`) or write of `len` bytes by `f`, with the side's timeout: as
+    /// [`Socket::op`], but after a short transfer the next call on that side parks before its
+    /// syscall (see the module docs).
+    #[inline]
+    fn stream_op(
+        &self,
+        interest: Interest,
+        len: usize,
+        mut f: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let (drained, timeout) = match interest {
+            Interest::Read => (&self.read_drained, &self.read_timeout),
+            Interest::Write => (&self.write_drained, &self.write_timeout),
+        };
+        let deadline = timeout.get().map(|t| Instant::now() + t);
+        let n = self.op_from(interest, deadline, drained.replace(false), || f(&self.inner))?;
+        if 0 < n && n < len {
+            // The queue was drained (the buffer filled) by this syscall; an edge dispatched before
+            // it is stale, and any later arrival raises a new one (the hub has not run since).
+            self.src.clear_ready(interest);
+            drained.set(true);
+        }
+        Ok(n)
+    }
+
+    /// [`Socket::op`]; with `park_first`, waits for readiness before the first syscall.
+    #[inline]
+    fn op_from<R>(
+        &self,
+        interest: Interest,
+        deadline: Option<Instant>,
+        mut park_first: bool,
         mut f: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
         let (busy, side) = match interest {
@@ -188,10 +243,19 @@ impl<S> Socket<S> {
             if self.src.is_closed() {
                 return Err(closed_error());
             }
-            match f() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r,
+            // Parking first, there is nothing to clear: the short transfer that asked for it did.
+            // Not while another greenlet waits on this side (the syscall decides, as without the
+            // hint, whether this call completes or conflicts), nor once the side was reported
+            // closed (EOF, an error: it stays ready, no edge follows).
+            let tried = !(std::mem::replace(&mut park_first, false)
+                && !busy.get()
+                && !self.src.hung_up(interest));
+            if tried {
+                match f() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => return r,
+                }
             }
             if !claimed.1 {
                 if busy.get() {
@@ -203,8 +267,10 @@ impl<S> Socket<S> {
                 busy.set(true);
                 claimed.1 = true;
             }
-            // No readiness can be dispatched between the syscall and here (the hub is not running).
-            self.src.clear_ready(interest);
+            if tried {
+                // No readiness can be dispatched between the syscall and here (the hub is not running).
+                self.src.clear_ready(interest);
+            }
             self.src.wait(interest, deadline)?;
         }
     }
@@ -237,11 +303,13 @@ where
     for<'a> &'a S: Read,
 {
     pub(crate) fn read_buf(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read(|mut s| s.read(buf))
+        let len = buf.len();
+        self.stream_op(Interest::Read, len, |mut s| s.read(buf))
     }
 
     pub(crate) fn read_bufs(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read(|mut s| s.read_vectored(bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.stream_op(Interest::Read, len, |mut s| s.read_vectored(bufs))
     }
 }
 
@@ -250,11 +318,12 @@ where
     for<'a> &'a S: Write,
 {
     pub(crate) fn write_buf(&self, buf: &[u8]) -> io::Result<usize> {
-        self.write(|mut s| s.write(buf))
+        self.stream_op(Interest::Write, buf.len(), |mut s| s.write(buf))
     }
 
     pub(crate) fn write_bufs(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.write(|mut s| s.write_vectored(bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.stream_op(Interest::Write, len, |mut s| s.write_vectored(bufs))
     }
 }
 
