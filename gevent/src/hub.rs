@@ -371,18 +371,16 @@ impl Hub {
             }
             return;
         }
-        let ready: Vec<(mio::Token, bool, bool, bool, bool)> = events
-            .iter()
-            .filter(|ev| ev.token() != TOKEN_WAKER)
-            .map(|ev| {
-                let rh = ev.is_read_closed() || ev.is_error();
-                let wh = ev.is_write_closed() || ev.is_error();
-                (ev.token(), ev.is_readable() || rh, ev.is_writable() || wh, rh, wh)
-            })
-            .collect();
-        drop(events);
-        for (token, r, w, rh, wh) in ready {
-            self.io.dispatch(token, r, w, rh, wh);
+        // Dispatching only moves waiters into the ready queue (nothing polls meanwhile), so the
+        // events are read in place.
+        for ev in events.iter() {
+            if ev.token() == TOKEN_WAKER {
+                continue;
+            }
+            let rh = ev.is_read_closed() || ev.is_error();
+            let wh = ev.is_write_closed() || ev.is_error();
+            let (r, w) = (ev.is_readable() || rh, ev.is_writable() || wh);
+            self.io.dispatch(self, ev.token(), r, w, rh, wh);
         }
     }
 }
@@ -481,6 +479,18 @@ impl Waiter {
         true
     }
 
+    /// [`Waiter::wake`], handing this reference itself to `hub` (this thread's), which is what the
+    /// hub's own dispatch has at hand: no reference count traffic, no thread-local lookup.
+    #[inline]
+    pub(crate) fn wake_into(self: Rc<Self>, hub: &Hub) -> bool {
+        if self.state.get() != WaitState::Waiting {
+            return false;
+        }
+        self.state.set(WaitState::Woken);
+        hub.schedule_wake(self);
+        true
+    }
+
     /// Whether [`Waiter::wake`] was called.
     pub fn is_woken(&self) -> bool {
         self.state.get() == WaitState::Woken
@@ -516,10 +526,16 @@ impl Waiter {
     /// wake (a lock, a queue slot) check [`Waiter::is_woken`] in their own guard and pass it on.
     #[inline(always)]
     pub fn wait(self: &Rc<Self>) -> Result<(), LoopExit> {
+        self.wait_in(&get_hub())
+    }
+
+    /// [`Waiter::wait`] with this thread's hub at hand.
+    #[inline(always)]
+    pub(crate) fn wait_in(self: &Rc<Self>, hub: &Hub) -> Result<(), LoopExit> {
         if crate::util::track_waits() {
-            return self.wait_recording_where();
+            return self.wait_recording_where(hub);
         }
-        self.wait_here()
+        self.wait_here(hub)
     }
 
     /// [`Waiter::wait`] while `util::set_track_waits` is on: records where the wait was called
@@ -527,14 +543,14 @@ impl Waiter {
     /// wait pays only the flag's load.
     #[cold]
     #[inline(never)]
-    fn wait_recording_where(self: &Rc<Self>) -> Result<(), LoopExit> {
+    fn wait_recording_where(self: &Rc<Self>, hub: &Hub) -> Result<(), LoopExit> {
         let _site = crate::util::record_wait_site(&self.greenlet);
-        self.wait_here()
+        self.wait_here(hub)
     }
 
     /// [`Waiter::wait`] itself.
     #[inline(always)]
-    fn wait_here(self: &Rc<Self>) -> Result<(), LoopExit> {
+    fn wait_here(self: &Rc<Self>, hub: &Hub) -> Result<(), LoopExit> {
         struct Cancel<'a>(&'a Waiter);
         impl Drop for Cancel<'_> {
             fn drop(&mut self) {
@@ -550,7 +566,7 @@ impl Waiter {
         raise_deferred();
         let guard = Cancel(self);
         loop {
-            let v = get_hub().switch();
+            let v = hub.switch();
             if v.is_none() && self.state.get() == WaitState::Woken {
                 std::mem::forget(guard);
                 return Ok(());

@@ -20,7 +20,7 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::hub::{get_hub, Waiter};
+use crate::hub::{get_hub, Hub, Waiter};
 
 #[derive(Default)]
 struct Slot {
@@ -51,17 +51,19 @@ impl Registry {
         self.waiters.get() > 0
     }
 
-    /// The poller reported `token` readable and/or writable; `read_hup` / `write_hup`: that side
-    /// closed (included in `readable` / `writable`).
+    /// The poller reported `token` readable and/or writable (`read_hup` / `write_hup`: that side
+    /// closed, included in `readable` / `writable`): remember the edge(s) and hand every greenlet
+    /// parked on a ready side to `hub`'s ready queue. Called by the hub only; allocates nothing
+    /// (the waiters move from the slot's lists into the ready queue).
     pub(crate) fn dispatch(
         &self,
+        hub: &Hub,
         token: mio::Token,
         readable: bool,
         writable: bool,
         read_hup: bool,
         write_hup: bool,
     ) {
-        let mut woken = Vec::new();
         {
             let mut slots = self.slots.borrow_mut();
             let Some(slot) = slots.get_mut(token.0) else {
@@ -72,18 +74,26 @@ impl Registry {
             }
             slot.read_hup |= read_hup;
             slot.write_hup |= write_hup;
-            if readable {
-                slot.ready_read = true;
-                woken.extend(slot.readers.drain(..));
-            }
-            if writable {
-                slot.ready_write = true;
-                woken.extend(slot.writers.drain(..));
-            }
+            slot.ready_read |= readable;
+            slot.ready_write |= writable;
         }
-        self.waiters.set(self.waiters.get() - woken.len());
-        for w in woken {
-            w.wake();
+        // One waiter at a time, the table not borrowed while it is woken.
+        loop {
+            let w = {
+                let mut slots = self.slots.borrow_mut();
+                let slot = &mut slots[token.0];
+                let w = if readable { slot.readers.pop_front() } else { None };
+                match w {
+                    Some(w) => w,
+                    None if writable => match slot.writers.pop_front() {
+                        Some(w) => w,
+                        None => break,
+                    },
+                    None => break,
+                }
+            };
+            self.waiters.set(self.waiters.get() - 1);
+            w.wake_into(hub);
         }
     }
 }
@@ -120,6 +130,9 @@ pub struct IoSource {
     /// value stays on that thread: `_not_send`).
     key: usize,
     fd: RawFd,
+    /// Whether [`IoSource::close`] was called: the slot's `closed`, which nothing but this value
+    /// sets while it lives, kept here too so the socket fast path reads it without the hub.
+    closed: Cell<bool>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -176,6 +189,7 @@ impl IoSource {
         Ok(IoSource {
             key,
             fd,
+            closed: Cell::new(false),
             _not_send: std::marker::PhantomData,
         })
     }
@@ -186,8 +200,9 @@ impl IoSource {
     }
 
     /// Whether [`IoSource::close`] was called.
+    #[inline]
     pub fn is_closed(&self) -> bool {
-        get_hub().io.slots.borrow()[self.key].closed
+        self.closed.get()
     }
 
     /// Deregisters the fd and wakes every greenlet parked on it, which then gets a `NotConnected`
@@ -202,6 +217,7 @@ impl IoSource {
                 return;
             }
             slot.closed = true;
+            self.closed.set(true);
             slot.ready_read = false;
             slot.ready_write = false;
             slot.readers
@@ -247,8 +263,8 @@ impl IoSource {
 
     /// Whether the poller has reported `interest`'s side closed (or in error): from then on that
     /// side stays ready, and a short transfer does not mean that the next one would block.
-    pub(crate) fn hung_up(&self, interest: Interest) -> bool {
-        let hub = get_hub();
+    /// `hub` is this thread's.
+    pub(crate) fn hung_up_in(&self, hub: &Hub, interest: Interest) -> bool {
         let slots = hub.io.slots.borrow();
         let slot = &slots[self.key];
         match interest {
@@ -259,7 +275,12 @@ impl IoSource {
 
     /// Forgets a remembered readiness edge (call after the syscall said `WouldBlock`).
     pub fn clear_ready(&self, interest: Interest) {
-        let hub = get_hub();
+        self.clear_ready_in(&get_hub(), interest);
+    }
+
+    /// [`IoSource::clear_ready`] with this thread's hub at hand.
+    #[inline]
+    pub(crate) fn clear_ready_in(&self, hub: &Hub, interest: Interest) {
         let mut slots = hub.io.slots.borrow_mut();
         let slot = &mut slots[self.key];
         match interest {
@@ -279,7 +300,16 @@ impl IoSource {
     /// # Cancel safety
     /// A kill or Timeout unwinds out of it and leaves no waiter behind.
     pub fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
-        let hub = get_hub();
+        self.wait_in(&get_hub(), interest, deadline)
+    }
+
+    /// [`IoSource::wait`] with this thread's hub at hand.
+    pub(crate) fn wait_in(
+        &self,
+        hub: &Hub,
+        interest: Interest,
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
         let waiter = {
             let mut slots = hub.io.slots.borrow_mut();
             let slot = &mut slots[self.key];
@@ -307,13 +337,14 @@ impl IoSource {
         });
         // Remove this waiter from the slot whatever way the wait ends (woken, timeout, kill, LoopExit).
         struct Unpark<'a> {
+            hub: &'a Hub,
             src: &'a IoSource,
             waiter: &'a Rc<Waiter>,
             interest: Interest,
         }
         impl Drop for Unpark<'_> {
             fn drop(&mut self) {
-                let hub = get_hub();
+                let hub = self.hub;
                 let mut slots = hub.io.slots.borrow_mut();
                 let slot = &mut slots[self.src.key];
                 let list = match self.interest {
@@ -327,11 +358,12 @@ impl IoSource {
             }
         }
         let unpark = Unpark {
+            hub,
             src: self,
             waiter: &waiter,
             interest,
         };
-        let r = waiter.wait();
+        let r = waiter.wait_in(hub);
         drop(unpark);
         if let Some(t) = timer {
             hub.cancel_timer(t);

@@ -249,7 +249,7 @@ impl<S> Socket<S> {
             // closed (EOF, an error: it stays ready, no edge follows).
             let tried = !(std::mem::replace(&mut park_first, false)
                 && !busy.get()
-                && !self.src.hung_up(interest));
+                && !self.src.hung_up_in(&crate::hub::get_hub(), interest));
             if tried {
                 match f() {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -267,11 +267,12 @@ impl<S> Socket<S> {
                 busy.set(true);
                 claimed.1 = true;
             }
+            let hub = crate::hub::get_hub();
             if tried {
                 // No readiness can be dispatched between the syscall and here (the hub is not running).
-                self.src.clear_ready(interest);
+                self.src.clear_ready_in(&hub, interest);
             }
-            self.src.wait(interest, deadline)?;
+            self.src.wait_in(&hub, interest, deadline)?;
         }
     }
 
