@@ -82,15 +82,11 @@ impl Registry {
             let w = {
                 let mut slots = self.slots.borrow_mut();
                 let slot = &mut slots[token.0];
-                let w = if readable { slot.readers.pop_front() } else { None };
-                match w {
-                    Some(w) => w,
-                    None if writable => match slot.writers.pop_front() {
-                        Some(w) => w,
-                        None => break,
-                    },
-                    None => break,
-                }
+                let reader = readable.then(|| slot.readers.pop_front()).flatten();
+                reader.or_else(|| writable.then(|| slot.writers.pop_front()).flatten())
+            };
+            let Some(w) = w else {
+                break;
             };
             self.waiters.set(self.waiters.get() - 1);
             w.wake_into(hub);

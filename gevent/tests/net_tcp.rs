@@ -423,3 +423,60 @@ fn short_read_then_eof_that_came_with_the_data() {
     assert_eq!((&y).read(&mut buf).unwrap(), 3);
     assert_eq!((&y).read(&mut buf).unwrap(), 0);
 }
+
+/// A peek that parks after a short read consumes the edge; the read after it must not park on the
+/// short read's hint (the data is there and no new edge comes).
+#[test]
+fn short_read_then_parked_peek_then_read() {
+    let (l, addr) = listener();
+    let mut c = TcpStream::connect(addr).unwrap();
+    let (s, _) = l.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"ab").unwrap();
+    let mut buf = [0u8; 64];
+    let mut got = 0;
+    while got < 2 {
+        got += (&s).read(&mut buf[got..]).unwrap();
+    }
+    let writer = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(20));
+        c.write_all(b"cd").unwrap();
+        c
+    });
+    let n = s.peek(&mut buf).unwrap();
+    assert!(n > 0 && buf[..n] == b"cd"[..n]);
+    let t = Instant::now();
+    let mut got = 0;
+    while got < 2 {
+        got += (&s).read(&mut buf[got..]).unwrap();
+    }
+    assert_eq!(&buf[..2], b"cd");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    writer.join();
+}
+
+/// Vectored reads and writes with more buffers than one system call takes (std passes the first
+/// UIO_MAXIOV): the first transfer is full, not short, so nothing waits for an edge that the
+/// queued data will not raise.
+#[test]
+fn vectored_io_past_uio_maxiov() {
+    let (l, addr) = listener();
+    let c = TcpStream::connect(addr).unwrap();
+    let (s, _) = l.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    (&c).write_all(&[7u8; 3000]).unwrap();
+    gevent::sleep(Duration::from_millis(20));
+    let mut one = vec![[0u8; 1]; 2000];
+    let mut got = 0;
+    while got < 3000 {
+        let mut bufs: Vec<IoSliceMut<'_>> = one.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+        got += (&s).read_vectored(&mut bufs).unwrap();
+    }
+    assert_eq!(got, 3000);
+    let bytes = vec![[9u8; 1]; 2000];
+    let bufs: Vec<IoSlice<'_>> = bytes.iter().map(|b| IoSlice::new(b)).collect();
+    let n = (&s).write_vectored(&bufs).unwrap();
+    assert_eq!(n, 1024);
+    let n2 = (&s).write_vectored(&bufs[n..]).unwrap();
+    assert_eq!(n2, 976);
+}

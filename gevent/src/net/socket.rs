@@ -189,7 +189,17 @@ impl<S> Socket<S> {
         deadline: Option<Instant>,
         f: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        // Its wait may consume the edge that a stream call parking on the hint would wait for.
+        self.drained(interest).set(false);
         self.op_from(interest, deadline, false, f)
+    }
+
+    /// The side's short-transfer hint.
+    fn drained(&self, interest: Interest) -> &Cell<bool> {
+        match interest {
+            Interest::Read => &self.read_drained,
+            Interest::Write => &self.write_drained,
+        }
     }
 
     /// A stream read (`Interest::Read`) or write of `len` bytes by `f`, with the side's timeout: as
@@ -202,12 +212,18 @@ impl<S> Socket<S> {
         len: usize,
         mut f: impl FnMut(&S) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let (drained, timeout) = match interest {
-            Interest::Read => (&self.read_drained, &self.read_timeout),
-            Interest::Write => (&self.write_drained, &self.write_timeout),
+        let drained = self.drained(interest);
+        let timeout = match interest {
+            Interest::Read => &self.read_timeout,
+            Interest::Write => &self.write_timeout,
         };
         let deadline = timeout.get().map(|t| Instant::now() + t);
-        let n = self.op_from(interest, deadline, drained.replace(false), || f(&self.inner))?;
+        let n = self.op_from(
+            interest,
+            deadline,
+            drained.replace(false),
+            || f(&self.inner),
+        )?;
         if 0 < n && n < len {
             // The queue was drained (the buffer filled) by this syscall; an edge dispatched before
             // it is stale, and any later arrival raises a new one (the hub has not run since).
@@ -284,6 +300,7 @@ impl<S> Socket<S> {
         take_error: impl Fn(&S) -> io::Result<Option<io::Error>>,
         peer_addr: impl Fn(&S) -> io::Result<A>,
     ) -> io::Result<()> {
+        self.write_drained.set(false);
         loop {
             if let Some(e) = take_error(&self.inner)? {
                 return Err(e);
@@ -309,7 +326,7 @@ where
     }
 
     pub(crate) fn read_bufs(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
+        let len = vectored_len(bufs.iter().map(|b| b.len()), bufs.len());
         self.stream_op(Interest::Read, len, |mut s| s.read_vectored(bufs))
     }
 }
@@ -323,9 +340,18 @@ where
     }
 
     pub(crate) fn write_bufs(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
+        let len = vectored_len(bufs.iter().map(|b| b.len()), bufs.len());
         self.stream_op(Interest::Write, len, |mut s| s.write_vectored(bufs))
     }
+}
+
+/// The length a vectored transfer asks for, to tell a short one: 0 (never short, so no hint) for
+/// more buffers than one `readv`/`writev` takes (std passes only the first `UIO_MAXIOV`).
+fn vectored_len(lens: impl Iterator<Item = usize>, count: usize) -> usize {
+    if count > libc::UIO_MAXIOV as usize {
+        return 0;
+    }
+    lens.fold(0usize, usize::saturating_add)
 }
 
 /// `AsRawFd`, `AsFd` and `IntoRawFd` for a type whose `sock` field is a [`Socket`].
