@@ -3,6 +3,9 @@
 //!
 //! # Ground rules
 //! - Try the syscall first; park only on `WouldBlock` ([`wait_read`] / [`wait_write`], or [`IoSource::wait`]).
+//!   One exception, in the stream types of `gevent::net` and the subprocess pipes: after a short read
+//!   (write) the next one parks first, as tokio does, since the queue was drained (the buffer filled)
+//!   and edge-triggered epoll reports whatever comes next; a side reported closed is exempt.
 //! - One registration per fd for its whole life ([`IoSource`]); dropping it deregisters and wakes every
 //!   greenlet still parked on it, which then sees an error (closing a socket another greenlet waits on).
 //! - Edge-triggered: a readiness event that arrives while nobody waits is remembered (`ready_*` flags)
