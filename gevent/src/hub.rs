@@ -10,6 +10,13 @@
 //! ever make progress — no ready entries, no timers, no fd with a waiter, no outstanding cross-thread
 //! work — the hub hands the main greenlet [`LoopExit`].
 //!
+//! Timers are not starved by a long ready queue (100k greenlets just spawned): while timers are
+//! pending, a turn stops running the queue once it has run for 5 ms (`SWITCH_INTERVAL`) (the clock is read
+//! every 64 entries; gevent checks every 50 callbacks against its switch interval), and the
+//! greenlets that due timers wake go to the front of the queue, in deadline order, ahead of what was
+//! left. Measured on 100k greenlets sleeping distinct durations over 0.5 s (bench `timers_100k`): mean
+//! lateness 5.8 -> 1.0 ms, p99 68 -> 6-8 ms (tokio in the same run: 1.2 and 8.1 ms).
+//!
 //! # Ground rules
 //! - Only the hub's own thread touches a [`Hub`]; other threads reach it through a [`HubHandle`]
 //!   (a mutex-protected queue plus a `mio::Waker`).
@@ -89,6 +96,13 @@ struct Remote {
     /// the hub does not declare [`LoopExit`].
     pending: AtomicUsize,
 }
+
+/// How long a turn runs the ready queue before it lets due timers in (gevent's default
+/// `sys.getswitchinterval()`).
+const SWITCH_INTERVAL: Duration = Duration::from_millis(5);
+
+/// How many ready entries run between two reads of the clock while a turn has a time budget.
+const CHECK_EVERY: usize = 64;
 
 /// A `Send + Sync` handle to a hub, for other threads.
 #[derive(Clone)]
@@ -272,9 +286,20 @@ impl Hub {
 
     /// One turn of the loop. Returns false when nothing can ever happen again.
     fn turn(&self) -> bool {
-        // 1. The ready queue, as it stands now.
+        // 1. The ready queue, as it stands now (with a time budget while timers wait).
         let n = self.ready.borrow().len();
-        for _ in 0..n {
+        // Timers may appear while the queue runs (greenlets starting and going to sleep).
+        let start = (n > CHECK_EVERY).then(Instant::now);
+        for i in 0..n {
+            if let Some(start) = start {
+                if i > 0
+                    && i % CHECK_EVERY == 0
+                    && !self.timers.borrow().is_empty()
+                    && start.elapsed() >= SWITCH_INTERVAL
+                {
+                    break; // the rest stays at the front of the queue for the next turn
+                }
+            }
             let entry = self.ready.borrow_mut().pop_front();
             match entry {
                 Some(Ready::Wake(w)) => w.resume(),
@@ -347,6 +372,17 @@ impl Hub {
     }
 
     fn fire_timers(&self, now: Instant) {
+        // What the timers make ready goes ahead of what was already waiting (see the module docs).
+        let before = self.ready.borrow().len();
+        self.expire_timers(now);
+        let mut ready = self.ready.borrow_mut();
+        let added = ready.len().saturating_sub(before);
+        if added > 0 && before > 0 {
+            ready.rotate_right(added);
+        }
+    }
+
+    fn expire_timers(&self, now: Instant) {
         loop {
             let due = {
                 let mut timers = self.timers.borrow_mut();
