@@ -161,9 +161,14 @@ const INTERNAL: &[&str] = &[
     "corosensei",
 ];
 
-/// The first frame of `bt` outside [`INTERNAL`] crates, as `file:line`.
+/// The first frame of `bt` outside [`INTERNAL`] crates, as `file:line`; failing that (an optimised
+/// build may keep no frame of a small closure that only calls, say, `gevent::sleep`), the gevent
+/// function the wait was entered through, as `file:line (function)`.
 fn user_frame(bt: &mut backtrace::Backtrace) -> Option<String> {
     bt.resolve();
+    // The outermost gevent frame of the innermost run of gevent frames: the API the user called.
+    let mut api: Option<String> = None;
+    let mut api_done = false;
     for frame in bt.frames() {
         for sym in frame.symbols() {
             let Some(name) = sym.name() else { continue };
@@ -173,15 +178,23 @@ fn user_frame(bt: &mut backtrace::Backtrace) -> Option<String> {
                 .split("::")
                 .next()
                 .unwrap_or("");
+            if krate == "gevent" && !api_done {
+                if let Some(file) = sym.filename() {
+                    let line = sym.lineno().unwrap_or(0);
+                    api = Some(format!("{}:{line} ({name})", short_path(file)));
+                }
+            } else if api.is_some() {
+                api_done = true;
+            }
             if INTERNAL.contains(&krate) || name.starts_with("__") {
                 continue;
             }
-            let file = sym.filename()?;
+            let Some(file) = sym.filename() else { continue };
             let line = sym.lineno().unwrap_or(0);
             return Some(format!("{}:{line}", short_path(file)));
         }
     }
-    None
+    api
 }
 
 /// `file` relative to the current directory when it is under it.
