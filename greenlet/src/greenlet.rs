@@ -475,26 +475,17 @@ unsafe fn finish(me: &Inner, mut msg: Msg) -> arch::Exit {
         target = up;
     }
     let me_ptr: *const Inner = me;
-    let tracing = SLOW.with(Cell::get) & TRACING != 0;
-    if tracing {
-        // SAFETY: `me` is alive (it runs).
-        trace::set_origin(unsafe { Greenlet::from_raw_clone(me_ptr) });
-    }
     let t = &*target.0;
     // SAFETY: the link slot of a live greenlet (field invariant); our stack is about to be reused,
     // so backtraces taken in the target must not continue into it.
     unsafe { *t.link = arch::terminator() };
     let to = t.sp.get();
     let tp = Rc::as_ptr(&target.0);
-    let mut bits = SlowBits::DEAD;
-    if tracing {
-        bits |= SlowBits::OTHER;
-    }
-    if SLOW.with(Cell::get) & KEEPING != 0 {
-        // We were kept alive by KEEP; whoever we switch to drops that handle once we are off our stack.
-        RELEASE.with(|r| r.set(KEEP.with(|k| k.take())));
-        set_slow(KEEPING, false);
-        bits |= SlowBits::OTHER;
+    let (w0, w1, mut bits) = into_words(msg);
+    bits |= SlowBits::DEAD;
+    if SLOW.with(Cell::get) != 0 {
+        // Before the target takes KEEP: if we were kept, that handle goes to RELEASE.
+        bits |= leave_slow(me);
     }
     if t.is_main {
         drop(target); // MAIN keeps it alive
@@ -504,14 +495,6 @@ unsafe fn finish(me: &Inner, mut msg: Msg) -> arch::Exit {
         KEEP.with(|k| k.set(Some(target)));
         set_slow(KEEPING, true);
     }
-    let (w0, w1) = match msg {
-        Msg::Value(v) => v.into_raw(),
-        Msg::Throw(p) => {
-            THROWN.with(|t| t.set(Some(p)));
-            bits |= SlowBits::THROW;
-            (0, 0)
-        }
-    };
     CURRENT.with(|c| c.set(tp));
     // `to` is the target's saved context (it is suspended or unstarted: not current, not dead), kept
     // alive by KEEP or MAIN. The target gives our stack back when it sees `DEAD`.
@@ -672,15 +655,8 @@ fn deliver(msg: Msg) -> Value {
 /// started.
 #[inline(always)]
 unsafe fn switch_into<const START: bool>(cur: &Inner, t: &Inner, msg: Msg) -> Value {
-    let mut arg = cur as *const Inner as usize;
-    let (w0, w1) = match msg {
-        Msg::Value(v) => v.into_raw(),
-        Msg::Throw(p) => {
-            THROWN.with(|t| t.set(Some(p)));
-            arg |= SlowBits::THROW;
-            (0, 0)
-        }
-    };
+    let (w0, w1, bits) = into_words(msg);
+    let mut arg = cur as *const Inner as usize | bits;
     if SLOW.with(Cell::get) != 0 {
         arg |= leave_slow(cur);
     }
@@ -703,7 +679,24 @@ unsafe fn switch_into<const START: bool>(cur: &Inner, t: &Inner, msg: Msg) -> Va
     deliver(unsafe { receive(arg, w0, w1) })
 }
 
-/// The switcher's side of the slow path: records the tracer's origin, moves `KEEP` to `RELEASE`.
+/// The message words of a switch carrying `msg`, and the bits it adds: a value travels in the two
+/// words, a payload waits in `THROWN`.
+#[inline(always)]
+fn into_words(msg: Msg) -> (usize, usize, usize) {
+    match msg {
+        Msg::Value(v) => {
+            let (w0, w1) = v.into_raw();
+            (w0, w1, 0)
+        }
+        Msg::Throw(p) => {
+            THROWN.with(|t| t.set(Some(p)));
+            (0, 0, SlowBits::THROW)
+        }
+    }
+}
+
+/// The switcher's side of the slow path (also a finishing greenlet's): records the tracer's origin,
+/// moves `KEEP` to `RELEASE`.
 /// Returns the bits to add to the switch.
 #[cold]
 #[inline(never)]
@@ -714,8 +707,8 @@ fn leave_slow(cur: &Inner) -> usize {
         trace::set_origin(unsafe { Greenlet::from_raw_clone(cur) });
     }
     if slow & KEEPING != 0 {
-        // The greenlet that switched to us finished; we held ourselves alive until now. Whoever we
-        // switch to drops that handle once we are suspended.
+        // KEEP held us (a finished greenlet switched to us); whoever we switch to drops that handle
+        // once we are off the CPU.
         RELEASE.with(|r| r.set(KEEP.with(|k| k.take())));
         set_slow(KEEPING, false);
     }
