@@ -181,3 +181,93 @@ fn sigaction_reports_the_users_handler_and_flags() {
         libc::SA_RESTART
     );
 }
+
+extern "C" {
+    fn siginterrupt(sig: libc::c_int, flag: libc::c_int) -> libc::c_int;
+}
+
+#[test]
+fn signal_handlers_restart_until_siginterrupt() {
+    gevent::monkey::patch_all();
+    let sig = libc::SIGRTMIN() + 5;
+    // signal(3) installs with SA_RESTART (glibc's BSD semantics).
+    // SAFETY: `count` is async-signal-safe.
+    let prev = unsafe {
+        libc::signal(
+            sig,
+            count as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        )
+    };
+    assert_eq!(prev, libc::SIG_DFL);
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let first_done = std::rc::Rc::new(gevent::event::Event::new());
+    let fd2 = first_done.clone();
+    let g = gevent::spawn(move || {
+        let mut buf = [0u8; 8];
+        let first = a.read(&mut buf).map(|n| buf[..n].to_vec());
+        fd2.set();
+        let second = a.read(&mut buf).map_err(|e| e.kind()).map(|_| ());
+        (first.unwrap(), second)
+    });
+    gevent::sleep(Duration::ZERO);
+    signal_me(sig);
+    assert!(!g.join_timeout(Duration::from_millis(50)), "restarted");
+    b.write_all(b"x").unwrap();
+    assert!(first_done.wait_timeout(Duration::from_secs(5)));
+    gevent::sleep(Duration::ZERO); // it parks in the second read
+                                   // SAFETY: plain call on a handled signal.
+    assert_eq!(unsafe { siginterrupt(sig, 1) }, 0);
+    signal_me(sig);
+    assert_eq!(
+        g.get_timeout(Duration::from_secs(5)),
+        Ok((b"x".to_vec(), Err(ErrorKind::Interrupted)))
+    );
+}
+
+#[test]
+fn poll_is_interrupted_whatever_the_flags() {
+    gevent::monkey::patch_all();
+    let sig = libc::SIGRTMIN() + 6;
+    install(sig, libc::SA_RESTART);
+    let (a, _b) = UnixStream::pair().unwrap();
+    let g = gevent::spawn(move || {
+        let mut p = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&a),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, 3000) };
+        (r, std::io::Error::last_os_error().raw_os_error())
+    });
+    gevent::sleep(Duration::ZERO);
+    signal_me(sig);
+    assert_eq!(
+        g.get_timeout(Duration::from_secs(5)),
+        Ok((-1, Some(libc::EINTR)))
+    );
+}
+
+#[test]
+fn a_signal_on_another_thread_does_not_interrupt_this_ones_calls() {
+    gevent::monkey::patch_all();
+    let sig = libc::SIGRTMIN() + 7;
+    install(sig, 0);
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let g = gevent::spawn(move || {
+        let mut buf = [0u8; 8];
+        a.read(&mut buf)
+            .map(|n| buf[..n].to_vec())
+            .map_err(|e| e.kind())
+    });
+    gevent::sleep(Duration::ZERO);
+    let before = HITS[sig as usize].load(Ordering::SeqCst);
+    std::thread::spawn(move || signal_me(sig)).join().unwrap();
+    assert_eq!(HITS[sig as usize].load(Ordering::SeqCst), before + 1);
+    assert!(!g.join_timeout(Duration::from_millis(50)));
+    b.write_all(b"ok").unwrap();
+    assert_eq!(
+        g.get_timeout(Duration::from_secs(5)),
+        Ok(Ok(b"ok".to_vec()))
+    );
+}

@@ -20,7 +20,6 @@
 //!   the hook catches it and returns `EINTR` (sleeps: with the time left).
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::rc::Weak;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
@@ -308,21 +307,57 @@ struct Wake {
 }
 
 impl Drop for Wake {
+    /// Closes the eventfd, which removes its registration once no process holds it any more: no
+    /// explicit deregistration, which in a forked child would remove the parent's (the epoll
+    /// instance is shared until the child's hub makes its own).
     fn drop(&mut self) {
         let _ = EFD.try_with(|e| e.store(-1, Ordering::SeqCst));
-        if let Some(hub) = self.hub.upgrade() {
-            let _ = hub
-                .registry()
-                .registry()
-                .deregister(&mut mio::unix::SourceFd(&self.fd));
-        }
         // SAFETY: our own eventfd, no longer named by EFD (the only other user, on this thread).
         unsafe { libc::syscall(libc::SYS_close, self.fd) };
     }
 }
 
+/// The parked greenlets: slots reused (no allocation per park once warm), each tagged with the id
+/// of the park that filled it.
+struct Slab {
+    entries: Vec<Option<(u64, Entry)>>,
+    free: Vec<usize>,
+}
+
+impl Slab {
+    fn insert(&mut self, id: u64, e: Entry) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.entries[i] = Some((id, e));
+                i
+            }
+            None => {
+                self.entries.push(Some((id, e)));
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    /// Empties slot `i` if park `id` still holds it; true then.
+    fn remove(&mut self, i: usize, id: u64) -> bool {
+        match self.entries.get_mut(i) {
+            Some(slot) if slot.as_ref().is_some_and(|(j, _)| *j == id) => {
+                *slot = None;
+                self.free.push(i);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 thread_local! {
-    static PARKED: RefCell<BTreeMap<u64, Entry>> = const { RefCell::new(BTreeMap::new()) };
+    static PARKED: RefCell<Slab> = const {
+        RefCell::new(Slab {
+            entries: Vec::new(),
+            free: Vec::new(),
+        })
+    };
     static NEXT: Cell<u64> = const { Cell::new(0) };
     static WAKE: RefCell<Option<Wake>> = const { RefCell::new(None) };
     /// The counters as [`after_poll`] last saw them.
@@ -376,7 +411,7 @@ fn ensure_wake() {
 }
 
 /// A greenlet parked in a hook, for as long as this lives.
-pub(super) struct Parked(Option<u64>);
+pub(super) struct Parked(Option<(usize, u64)>);
 
 impl Parked {
     /// Records the current greenlet as parked in a call that `intr`'s signals interrupt.
@@ -399,15 +434,15 @@ impl Parked {
             any,
             norestart,
         };
-        PARKED.with(|p| p.borrow_mut().insert(id, entry));
-        Parked(Some(id))
+        let i = PARKED.with(|p| p.borrow_mut().insert(id, entry));
+        Parked(Some((i, id)))
     }
 }
 
 impl Drop for Parked {
     fn drop(&mut self) {
-        if let Some(id) = self.0 {
-            let _ = PARKED.try_with(|p| p.borrow_mut().remove(&id));
+        if let Some((i, id)) = self.0 {
+            let _ = PARKED.try_with(|p| p.borrow_mut().remove(i, id));
         }
     }
 }
@@ -434,23 +469,26 @@ fn after_poll() {
             unsafe { libc::syscall(libc::SYS_read, fd, &mut buf as *mut u64, 8usize) };
         }
     }
-    let due: Vec<(u64, greenlet::Greenlet)> = PARKED
+    let due: Vec<(usize, u64, greenlet::Greenlet)> = PARKED
         .try_with(|p| {
             p.borrow()
+                .entries
                 .iter()
-                .filter(|(_, e)| match e.intr {
+                .enumerate()
+                .filter_map(|(i, slot)| slot.as_ref().map(|(id, e)| (i, id, e)))
+                .filter(|(_, _, e)| match e.intr {
                     Intr::Never => false,
                     Intr::Any => e.any != now.0,
                     Intr::NoRestart => e.norestart != now.1,
                 })
-                .map(|(id, e)| (*id, e.greenlet.clone()))
+                .map(|(i, id, e)| (i, *id, e.greenlet.clone()))
                 .collect()
         })
         .unwrap_or_default();
-    for (id, g) in due {
+    for (i, id, g) in due {
         // Still parked in the same call (an earlier throw may have run code that ended it).
         let still = PARKED
-            .try_with(|p| p.borrow_mut().remove(&id).is_some())
+            .try_with(|p| p.borrow_mut().remove(i, id))
             .unwrap_or(false);
         if still && !g.is_dead() {
             g.throw_payload(Box::new(Interrupted));
