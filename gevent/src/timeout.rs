@@ -40,7 +40,9 @@ impl std::error::Error for TimeoutError {}
 
 /// A deadline for the greenlet that starts it (gevent's `Timeout`).
 ///
-/// Dropping it cancels it.
+/// Dropping it cancels it. One that fires inside a call made cooperative by `monkey` (a C caller,
+/// which cannot unwind) makes that call fail with `ETIMEDOUT` and is raised at the greenlet's next
+/// gevent wait; cancelling or dropping it before then forgets it (see [`with_timeout`]).
 ///
 /// # Examples
 /// ```

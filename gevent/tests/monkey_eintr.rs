@@ -271,3 +271,29 @@ fn a_signal_on_another_thread_does_not_interrupt_this_ones_calls() {
         Ok(Ok(b"ok".to_vec()))
     );
 }
+
+#[test]
+fn a_signal_sent_from_another_thread_wakes_the_sleeping_hub() {
+    gevent::monkey::patch_all();
+    let sig = libc::SIGRTMIN() + 8;
+    install(sig, 0);
+    let (mut a, _b) = UnixStream::pair().unwrap();
+    let g = gevent::spawn(move || {
+        let mut buf = [0u8; 8];
+        a.read(&mut buf).map(|_| ()).map_err(|e| e.kind())
+    });
+    gevent::sleep(Duration::ZERO); // it parks in read
+                                   // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() } as usize;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let sender = std::thread::spawn(move || {
+        rx.recv().unwrap();
+        // SAFETY: `me` is the test's thread, alive until `sender` is joined below.
+        unsafe { libc::pthread_kill(me as libc::pthread_t, sig) }
+    });
+    tx.send(()).unwrap();
+    // The hub sleeps in epoll_wait (or is about to) when the signal lands.
+    let r = g.get_timeout(Duration::from_secs(5));
+    assert_eq!(sender.join().unwrap(), 0);
+    assert_eq!(r, Ok(Err(ErrorKind::Interrupted)));
+}

@@ -150,3 +150,27 @@ fn timeout_in_a_hook_is_raised_at_the_next_gevent_wait() {
     assert_eq!(g.get_timeout(Duration::from_secs(5)), Ok((true, false)));
     assert!(t.elapsed() < Duration::from_millis(1500));
 }
+
+#[test]
+fn the_main_greenlet_gets_the_same_rule() {
+    gevent::monkey::patch_all();
+    let t = Instant::now();
+    let r = gevent::with_timeout(Duration::from_millis(100), || {
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    assert!(r.is_err());
+    let (_l, addr) = silent_server();
+    let mut s = TcpStream::connect(addr).unwrap();
+    let r = gevent::with_timeout(Duration::from_millis(100), || {
+        let mut buf = [0u8; 4];
+        s.read(&mut buf).map_err(|e| e.kind())
+    });
+    assert!(r.is_err());
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    // Nothing is left to surface at a later wait.
+    gevent::sleep(Duration::from_millis(10));
+}
