@@ -99,7 +99,6 @@ struct Remote {
 
 /// Run by the hub after each poll of the OS poller, once set: `monkey` sets it to end hooked calls
 /// that a signal interrupts (`monkey::intr`). One atomic load per poll while unset.
-#[cfg_attr(not(feature = "monkey"), allow(dead_code))]
 pub(crate) static AFTER_POLL: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
 
 /// How long a turn runs the ready queue before it lets due timers in (gevent's default
