@@ -97,6 +97,10 @@ struct Remote {
     pending: AtomicUsize,
 }
 
+/// Run by the hub after each poll of the OS poller, once set: `monkey` sets it to end hooked calls
+/// that a signal interrupts (`monkey::intr`). One atomic load per poll while unset.
+pub(crate) static AFTER_POLL: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
 /// How long a turn runs the ready queue before it lets due timers in (gevent's default
 /// `sys.getswitchinterval()`).
 const SWITCH_INTERVAL: Duration = Duration::from_millis(5);
@@ -348,6 +352,9 @@ impl Hub {
             trim_stacks_before_sleep(timeout)
         };
         self.poll_io(timeout);
+        if let Some(f) = AFTER_POLL.get() {
+            f();
+        }
         true
     }
 

@@ -40,7 +40,9 @@ impl std::error::Error for TimeoutError {}
 
 /// A deadline for the greenlet that starts it (gevent's `Timeout`).
 ///
-/// Dropping it cancels it.
+/// Dropping it cancels it. One that fires inside a call made cooperative by `monkey` (a C caller,
+/// which cannot unwind) makes that call fail with `ETIMEDOUT` and is raised at the greenlet's next
+/// gevent wait; cancelling or dropping it before then forgets it (see [`with_timeout`]).
 ///
 /// # Examples
 /// ```
@@ -104,10 +106,22 @@ impl Timeout {
             if let Some(hub) = crate::hub::try_hub() {
                 if !hub.cancel_timer(id) {
                     // It fired; if its payload is still waiting to be raised (deferred), drop it.
-                    crate::hub::forget_deferred(|p| self.is_mine(p));
+                    self.take_deferred();
                 }
             }
         }
+    }
+
+    /// Takes this timeout's payload if it fired where it could not unwind (inside a `monkey` hook)
+    /// and is still kept to be raised: true then.
+    fn take_deferred(&self) -> bool {
+        let found = Cell::new(false);
+        crate::hub::forget_deferred(|p| {
+            let mine = self.is_mine(p);
+            found.set(found.get() | mine);
+            mine
+        });
+        found.get()
     }
 
     /// Whether it is armed and has not fired.
@@ -141,10 +155,43 @@ impl Drop for Timeout {
 ///
 /// # Errors
 /// [`TimeoutError`] if `f` was still running (waiting) at the deadline; `f` was unwound.
+///
+/// # Timeouts inside C callers (`monkey`)
+/// A timeout cannot unwind through C code, so when it fires while `f` is parked inside a call that
+/// `monkey::patch_all()` made cooperative (`std::thread::sleep`, a std
+/// `TcpStream` read, a C library's `recv`), that call returns instead: sleeps as if completed,
+/// everything else with `-1` and `errno` `ETIMEDOUT` (an [`std::io::Error`] of kind
+/// [`TimedOut`](std::io::ErrorKind::TimedOut)); a name lookup with `EAI_SYSTEM` and `ETIMEDOUT`.
+/// The timeout is kept and raised at the next gevent wait of the greenlet (every later cooperative
+/// call then fails the same way at once), and at the latest here: if `f` returns normally after
+/// its timeout fired, the result is dropped and this returns `Err(TimeoutError)` all the same. So
+/// `with_timeout(d, || std::thread::sleep(long))` and `with_timeout(d, || ureq::get(url).call())`
+/// both give `Err`. A kill landing in such a call is reported to the C caller as `ECANCELED` and
+/// ends the greenlet at its next wait (or when it returns), never as a timeout. See the `monkey`
+/// module docs ("Kills, timeouts and signals in hooked calls").
+///
+/// # Examples
+/// ```
+/// # #[cfg(feature = "monkey")] {
+/// use std::time::Duration;
+/// gevent::monkey::patch_all();
+/// let g = gevent::spawn(|| {
+///     gevent::with_timeout(Duration::from_millis(20), || {
+///         std::thread::sleep(Duration::from_secs(10)); // cut short: C cannot unwind
+///     })
+/// });
+/// assert!(g.get().unwrap().is_err());
+/// # }
+/// ```
 pub fn with_timeout<T>(after: Duration, f: impl FnOnce() -> T) -> Result<T, TimeoutError> {
     let t = Timeout::start_new(after);
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(v) => Ok(v),
+        Ok(v) if !t.take_deferred() => Ok(v),
+        Ok(_) => {
+            // It fired inside a C caller (see above) and was kept: this is its boundary.
+            crate::hub::done_unwinding();
+            Err(t.error())
+        }
         Err(p) if t.is_mine(&*p) => {
             crate::hub::done_unwinding();
             Err(t.error())

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::intr::Intr;
 use libc::{addrinfo, c_char, c_int, hostent, size_t, sockaddr, socklen_t};
 
 use super::{active, park, set_errno, Module};
@@ -170,7 +171,7 @@ pub unsafe extern "C" fn getaddrinfo(
         let e = unsafe { *libc::__errno_location() };
         (rc, e, AiList(out))
     };
-    match park(|| crate::threadpool::default_pool().spawn(job)) {
+    match park(Intr::Never, || crate::threadpool::default_pool().spawn(job)) {
         Ok(Ok((rc, e, mut list))) => {
             // SAFETY: `res` is valid for writes per the C contract; ownership passes to the caller.
             unsafe { *res = std::mem::replace(&mut list.0, std::ptr::null_mut()) };
@@ -183,8 +184,8 @@ pub unsafe extern "C" fn getaddrinfo(
             set_errno(libc::EIO);
             EAI_SYSTEM
         }
-        Err(()) => {
-            set_errno(libc::ECANCELED);
+        Err(e) => {
+            set_errno(e);
             EAI_SYSTEM
         }
     }
@@ -243,7 +244,7 @@ pub unsafe extern "C" fn getnameinfo(
         let e = unsafe { *libc::__errno_location() };
         (rc, e, h, s)
     };
-    match park(|| crate::threadpool::default_pool().spawn(job)) {
+    match park(Intr::Never, || crate::threadpool::default_pool().spawn(job)) {
         Ok(Ok((rc, e, h, s))) => {
             // SAFETY: the caller's buffers, of exactly these lengths per the C contract.
             unsafe {
@@ -263,8 +264,8 @@ pub unsafe extern "C" fn getnameinfo(
             set_errno(libc::EIO);
             EAI_SYSTEM
         }
-        Err(()) => {
-            set_errno(libc::ECANCELED);
+        Err(e) => {
+            set_errno(e);
             EAI_SYSTEM
         }
     }
@@ -329,7 +330,7 @@ pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut hostent {
             return (!out.is_null()).then_some(b).ok_or(herr);
         }
     };
-    match park(|| crate::threadpool::default_pool().spawn(job)) {
+    match park(Intr::Never, || crate::threadpool::default_pool().spawn(job)) {
         Ok(Ok(Ok(b))) => HOSTS.with(|h| {
             let mut h = h.borrow_mut();
             if h.len() >= 16 {

@@ -40,6 +40,7 @@ use std::time::Instant;
 
 use libc::c_int;
 
+use super::intr::Intr;
 use super::{park, set_errno, PATCHED};
 use crate::io::{Interest, IoSource};
 
@@ -219,8 +220,9 @@ pub(crate) fn evict(fd: c_int) -> bool {
 pub(super) enum Failed {
     /// The deadline passed.
     TimedOut,
-    /// A kill or Timeout landed (deferred to the next gevent wait).
-    Cancelled,
+    /// A kill or Timeout landed (deferred to the next gevent wait), or a signal interrupted the
+    /// wait: the errno to report (see [`park`]).
+    Cancelled(c_int),
     /// The fd was closed meanwhile, or cannot be waited on: this errno.
     Errno(c_int),
 }
@@ -230,7 +232,7 @@ impl Failed {
     pub(super) fn errno(&self) -> c_int {
         match self {
             Failed::TimedOut => libc::EAGAIN,
-            Failed::Cancelled => libc::ECANCELED,
+            Failed::Cancelled(e) => *e,
             Failed::Errno(e) => *e,
         }
     }
@@ -242,6 +244,7 @@ pub(super) fn wait_fd(
     fd: c_int,
     interest: Interest,
     deadline: Option<Instant>,
+    intr: Intr,
 ) -> Result<(), Failed> {
     if deadline.is_some_and(|d| Instant::now() >= d) {
         return Err(Failed::TimedOut);
@@ -249,25 +252,30 @@ pub(super) fn wait_fd(
     let lease = match lease(fd) {
         Ok(l) => l,
         Err(e) if matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::EPERM)) => {
-            return wait_fd_dup(fd, interest, deadline);
+            return wait_fd_dup(fd, interest, deadline, intr);
         }
         Err(e) => return Err(Failed::Errno(e.raw_os_error().unwrap_or(libc::EBADF))),
     };
     // Every caller has just seen the fd not ready (`EAGAIN`, or a zero-timeout poll), and no event
     // can have been dispatched since: an edge remembered from before is stale.
     lease.src.clear_ready(interest);
-    let r = park(|| lease.src.wait(interest, deadline));
+    let r = park(intr, || lease.src.wait(interest, deadline));
     drop(lease);
     match r {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) if e.kind() == io::ErrorKind::TimedOut => Err(Failed::TimedOut),
         Ok(Err(e)) => Err(Failed::Errno(e.raw_os_error().unwrap_or(libc::EBADF))),
-        Err(()) => Err(Failed::Cancelled),
+        Err(e) => Err(Failed::Cancelled(e)),
     }
 }
 
 /// The fallback of [`wait_fd`]: a cooperative `poll` through a dup'd registration.
-fn wait_fd_dup(fd: c_int, interest: Interest, deadline: Option<Instant>) -> Result<(), Failed> {
+fn wait_fd_dup(
+    fd: c_int,
+    interest: Interest,
+    deadline: Option<Instant>,
+    intr: Intr,
+) -> Result<(), Failed> {
     let mut pfd = [libc::pollfd {
         fd,
         events: match interest {
@@ -277,11 +285,11 @@ fn wait_fd_dup(fd: c_int, interest: Interest, deadline: Option<Instant>) -> Resu
         revents: 0,
     }];
     let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-    match park(|| crate::select::poll(&mut pfd, timeout)) {
+    match park(intr, || crate::select::poll(&mut pfd, timeout)) {
         Ok(Ok(0)) => Err(Failed::TimedOut),
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(Failed::Errno(e.raw_os_error().unwrap_or(libc::EBADF))),
-        Err(()) => Err(Failed::Cancelled),
+        Err(e) => Err(Failed::Cancelled(e)),
     }
 }
 

@@ -25,6 +25,7 @@
 //! | [`patch_select`] | `poll`, `ppoll`, `select`, `pselect`, `epoll_wait`, `epoll_pwait`, `__poll_chk`, `__ppoll_chk` |
 //! | [`patch_dns`] | `getaddrinfo` (std's `ToSocketAddrs`), `getnameinfo`, `gethostbyname` — on the thread pool |
 //! | always, once any is on | `close`, `dup2`, `dup3`: a greenlet parked on the fd wakes with `EBADF` |
+//! | linked with any switch | `sigaction`, `signal`, `siginterrupt`: handlers interrupt hooked calls (below) |
 //!
 //! # Semantics kept
 //! - **The user's non-blocking mode**: a hook tries the operation without blocking first
@@ -38,7 +39,8 @@
 //!   writes everything (parking as often as needed) unless a timeout or error cuts it short, and then
 //!   returns the count written so far, as the kernel does.
 //! - **errno** is what the system call would have left: unchanged by the hook's own bookkeeping on
-//!   success, the kernel's error on failure. `EINTR` from the kernel is returned, never retried.
+//!   success, the kernel's error on failure. `EINTR` from the kernel is returned, never retried;
+//!   a signal interrupts a parked hook as it would the system call (see below).
 //!
 //! # Linking
 //! Each switch takes the address of its hooks, so calling it is what links them: a binary that never
@@ -50,14 +52,49 @@
 //! interposed. A greenlet that blocks in one freezes its thread's hub; [`crate::monitor`] reports
 //! it with its name and backtrace.
 //!
-//! # Cancel safety
-//! A kill or [`Timeout`](crate::Timeout) cannot unwind through a C caller. When one lands while a
-//! greenlet is parked inside a hook, the hook returns at once — sleeps as if completed, everything
-//! else with `-1`/`ECANCELED` (name lookups: `EAI_SYSTEM` with `ECANCELED`) — and the kill or timeout
-//! is raised at the greenlet's next gevent wait (or when it finishes).
+//! # Kills, timeouts and signals in hooked calls
+//! A kill or [`Timeout`](crate::Timeout) cannot unwind through a C caller (the hook's caller may be
+//! C code holding locks). When one lands while a greenlet is parked inside a hook, the hook returns
+//! at once, and what the caller sees is:
 //!
+//! | what landed | sleeps (`nanosleep`, `clock_nanosleep`, `usleep`, `sleep`) | every other hook | name lookups |
+//! |---|---|---|---|
+//! | a [`Timeout`](crate::Timeout) | return as if completed (0) | `-1`, errno `ETIMEDOUT` (`io::ErrorKind::TimedOut`) | `EAI_SYSTEM`, errno `ETIMEDOUT` |
+//! | a kill | return as if completed (0) | `-1`, errno `ECANCELED` | `EAI_SYSTEM`, errno `ECANCELED` |
+//! | a signal handler on this thread (see below) | `-1`/`EINTR` (`clock_nanosleep`: returns `EINTR`), the time left in `rem` | `-1`, errno `EINTR` (`io::ErrorKind::Interrupted`) | not interrupted |
+//!
+//! A kill or timeout is kept and raised at the greenlet's next gevent wait: every later cooperative
+//! call of that greenlet fails the same way at once, and the first wait of gevent's own (a
+//! `gevent::sleep`, a channel, a join) unwinds as the kill or timeout would have. At the latest it
+//! is raised at a boundary: [`with_timeout`](crate::with_timeout) returns `Err(TimeoutError)` for its
+//! own timeout even when the code inside swallowed the io error and returned normally (so
+//! `with_timeout(d, || std::thread::sleep(long))` and a `ureq` call both give `Err`), and a greenlet
+//! that returns normally after a kill landed in a hook ends killed. A timeout that is cancelled or
+//! dropped before it was raised is forgotten: it never surfaces at a later, unrelated wait.
+//!
+//! A C loop that ignores the error and retries forever (or keeps sleeping) cannot be stopped from
+//! here; nor can a C library that blocks in a raw system call.
+//!
+//! **Signals** interrupt hooked calls as the kernel interrupts the real ones (signal(7)): a handler
+//! running on the thread ends the hooked calls its greenlets are parked in when the kernel would
+//! end them — `read`, `write`, `recv`, `send` (and their variants), `accept`, `connect` only if the
+//! handler was installed without `SA_RESTART` or the socket has `SO_RCVTIMEO`/`SO_SNDTIMEO`;
+//! sleeps, `poll`, `select`, `epoll_wait` (and their variants) whatever the flags. A call that
+//! already moved data returns the count instead, as the kernel does. So that this works,
+//! `sigaction`, `signal` and `siginterrupt` are interposed: a handler is installed wrapped in an
+//! async-signal-safe function that counts the signal for its thread, wakes the thread's hub through
+//! an eventfd, and calls the handler with the kernel's arguments; `sigaction` reports the handler
+//! and flags that were asked for. `SIG_DFL`, `SIG_IGN` and the fault signals (`SIGSEGV`, `SIGBUS`,
+//! `SIGILL`, `SIGFPE`, `SIGTRAP`, `SIGSYS`) are installed as they are. std's `thread::sleep`
+//! retries on `EINTR`, so it sleeps on after a handler ran, exactly as without the hooks.
+
 //! # Limits
 //! - `ppoll`/`pselect`/`epoll_pwait`'s signal mask is not applied while the greenlet is parked.
+//! - A signal interrupts the hooked calls of the thread the kernel delivered it to (for `kill(2)`,
+//!   a process-directed signal, usually the main thread; `pthread_kill`/`raise` pick the thread).
+//!   Handlers installed through `sigset`, `sysv_signal` or a raw `rt_sigaction` system call are not
+//!   wrapped and do not interrupt hooked calls; until a wrapped handler was installed once, hooks
+//!   record nothing for signals (a call parked before that is not interrupted).
 //! - `close` of an fd that a greenlet of *another* thread's hub is parked on does not wake it.
 //! - A thread keeps its registration of an fd its greenlets waited on (fds below 65536) until the fd
 //!   is closed through the hooks (`close`, `dup2`, `dup3`, on any thread). An fd closed by a raw
@@ -69,6 +106,7 @@
 mod dns;
 mod fd;
 pub(crate) use fd::evict;
+mod intr;
 mod net;
 mod poll;
 mod rw;
@@ -124,6 +162,7 @@ pub fn patch_all() {
 
 fn turn_on(m: Module) {
     fd::link();
+    intr::link();
     PATCHED.fetch_or(m as u8, Ordering::SeqCst);
 }
 
@@ -196,13 +235,23 @@ pub(super) fn cooperative() -> bool {
 }
 
 /// Runs a cooperative wait inside a hook. A kill or Timeout landing there is caught (it cannot unwind
-/// through the C caller) and kept to be raised at the greenlet's next gevent wait; returns false then.
-fn park<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+/// through the C caller) and kept to be raised at the greenlet's next gevent wait (see the module
+/// docs); a signal that interrupts the wait (`intr`) is not kept. Returns the errno the hook reports
+/// then: `ETIMEDOUT` for a [`Timeout`](crate::Timeout), `EINTR` for a signal, `ECANCELED` for a kill
+/// (or any other payload).
+fn park<T>(intr: intr::Intr, f: impl FnOnce() -> T) -> Result<T, libc::c_int> {
+    let _parked = intr::Parked::enter(intr);
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => Ok(r),
+        Err(payload) if intr::is_interrupt(&*payload) => Err(libc::EINTR),
         Err(payload) => {
+            let e = if payload.is::<crate::TimeoutError>() {
+                libc::ETIMEDOUT
+            } else {
+                libc::ECANCELED
+            };
             crate::hub::defer_unwind(payload);
-            Err(())
+            Err(e)
         }
     }
 }

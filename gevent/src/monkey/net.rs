@@ -10,6 +10,18 @@ use std::time::{Duration, Instant};
 use libc::{c_int, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 use super::fd::{fail, wait_fd, Failed};
+use super::intr::Intr;
+
+/// Which signals interrupt a socket call parked until `deadline`: with a timeout set on the socket
+/// (`SO_RCVTIMEO`/`SO_SNDTIMEO`) every handled one, else only handlers without `SA_RESTART`, as
+/// in the kernel (signal(7)).
+fn sock_intr(deadline: Option<Instant>) -> Intr {
+    if deadline.is_some() {
+        Intr::Any
+    } else {
+        Intr::NoRestart
+    }
+}
 use super::{active, errno, is_blocking, set_errno, would_block, Module};
 use crate::io::Interest;
 
@@ -165,7 +177,7 @@ pub(super) fn recv_loop(
         }
         let d = *deadline
             .get_or_insert_with(|| sock_timeout(fd, libc::SO_RCVTIMEO).map(|t| Instant::now() + t));
-        if let Err(f) = wait_fd(fd, Interest::Read, d) {
+        if let Err(f) = wait_fd(fd, Interest::Read, d, sock_intr(d)) {
             if done > 0 {
                 set_errno(saved);
                 return done as ssize_t;
@@ -222,7 +234,7 @@ pub(super) fn send_loop(
         }
         let d = *deadline
             .get_or_insert_with(|| sock_timeout(fd, libc::SO_SNDTIMEO).map(|t| Instant::now() + t));
-        if let Err(f) = wait_fd(fd, Interest::Write, d) {
+        if let Err(f) = wait_fd(fd, Interest::Write, d, sock_intr(d)) {
             if done > 0 {
                 set_errno(saved);
                 return done as ssize_t;
@@ -430,7 +442,7 @@ pub unsafe extern "C" fn accept4(
         if poll0(fd, libc::POLLIN) {
             return raw();
         }
-        if let Err(f) = wait_fd(fd, Interest::Read, deadline) {
+        if let Err(f) = wait_fd(fd, Interest::Read, deadline, sock_intr(deadline)) {
             return fail(f) as c_int;
         }
     }
@@ -470,7 +482,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
         (r, e)
     } else {
         let deadline = sock_timeout(fd, libc::SO_SNDTIMEO).map(|t| Instant::now() + t);
-        match wait_fd(fd, Interest::Write, deadline) {
+        match wait_fd(fd, Interest::Write, deadline, sock_intr(deadline)) {
             Ok(()) => {
                 let mut err: c_int = 0;
                 let mut elen = std::mem::size_of::<c_int>() as socklen_t;

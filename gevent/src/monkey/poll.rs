@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use libc::{c_int, epoll_event, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
 
 use super::fd::{wait_fd, Failed};
+use super::intr::Intr;
 use super::net::check_len;
 use super::{active, cooperative, errno, park, patched, set_errno, Module};
 use crate::io::Interest;
@@ -134,15 +135,15 @@ fn raw_ppoll(
     unsafe { libc::syscall(libc::SYS_ppoll, fds, nfds, tsp, mask, SIGSET_SIZE) as c_int }
 }
 
-/// Sleeps cooperatively for `d` (`None`: forever); false if a kill/Timeout cut it short.
-fn green_sleep(d: Option<Duration>) -> bool {
-    park(|| match d {
+/// Sleeps cooperatively for `d` (`None`: forever): `Ok` when it slept the whole time, else the errno
+/// (`EINTR` for a signal; a kill or Timeout: see `park`).
+fn green_sleep(d: Option<Duration>) -> Result<(), c_int> {
+    park(Intr::Any, || match d {
         Some(d) => crate::sleep(d),
         None => loop {
             crate::sleep(Duration::from_secs(86_400));
         },
     })
-    .is_ok()
 }
 
 /// The cooperative poll shared by `poll`/`ppoll`/`select`: the caller already knows `timeout` is
@@ -155,16 +156,20 @@ fn green_poll(fds: *mut pollfd, nfds: nfds_t, timeout: Option<Duration>) -> c_in
     }
     if nfds == 0 || fds.is_null() {
         // poll(NULL, 0, t): a sleep.
-        if green_sleep(timeout) {
-            set_errno(saved);
-            return 0;
-        }
-        set_errno(libc::ECANCELED);
-        return -1;
+        return match green_sleep(timeout) {
+            Ok(()) => {
+                set_errno(saved);
+                0
+            }
+            Err(e) => {
+                set_errno(e);
+                -1
+            }
+        };
     }
     // SAFETY: `fds` points to `nfds` pollfds per the C contract; nothing else uses them meanwhile.
     let slice = unsafe { std::slice::from_raw_parts_mut(fds, nfds as usize) };
-    match park(|| crate::select::poll(slice, timeout)) {
+    match park(Intr::Any, || crate::select::poll(slice, timeout)) {
         Ok(Ok(n)) => {
             set_errno(saved);
             n as c_int
@@ -173,8 +178,8 @@ fn green_poll(fds: *mut pollfd, nfds: nfds_t, timeout: Option<Duration>) -> c_in
             set_errno(e.raw_os_error().unwrap_or(libc::ENOMEM));
             -1
         }
-        Err(()) => {
-            set_errno(libc::ECANCELED);
+        Err(e) => {
+            set_errno(e);
             -1
         }
     }
@@ -460,7 +465,7 @@ fn green_epoll(epfd: c_int, events: *mut epoll_event, max: c_int, timeout: c_int
         if n != 0 {
             return n;
         }
-        match wait_fd(epfd, Interest::Read, deadline) {
+        match wait_fd(epfd, Interest::Read, deadline, Intr::Any) {
             Ok(()) => continue,
             Err(Failed::TimedOut) => {
                 set_errno(saved);

@@ -22,6 +22,7 @@
 use libc::{c_int, c_void, iovec, size_t, ssize_t};
 
 use super::fd::{fail, wait_fd};
+use super::intr::Intr;
 use super::net::{advance_iov, check_len, iov_len, poll0, recv_loop, send_loop};
 use super::{active, errno, is_blocking, set_errno, Module};
 use crate::io::Interest;
@@ -101,7 +102,7 @@ fn pipe_loop(
             }
             continue;
         }
-        if let Err(f) = wait_fd(fd, interest, None) {
+        if let Err(f) = wait_fd(fd, interest, None, Intr::NoRestart) {
             if done > 0 {
                 set_errno(saved);
                 return done as ssize_t;

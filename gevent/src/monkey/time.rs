@@ -1,9 +1,10 @@
 //! The sleep hooks: `clock_nanosleep` (what `std::thread::sleep` calls), `nanosleep`, `usleep`, `sleep`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libc::{c_int, c_uint, clockid_t, timespec};
 
+use super::intr::Intr;
 use super::{park, set_errno, Module};
 
 /// Takes every hook's address so the linker keeps them (see the module docs).
@@ -21,25 +22,57 @@ fn active() -> bool {
     super::active(Module::Time)
 }
 
-/// Sleeps cooperatively for `d`; true if it completed, false if a kill/timeout cut it short.
+/// How a cooperative sleep ended.
+enum Slept {
+    /// It slept the whole time, or a kill or Timeout cut it short (reported as completed: the kill
+    /// or Timeout is raised at the next gevent wait, see `park`).
+    Done,
+    /// A signal handler ran on this thread (`EINTR`): this much was left.
+    Interrupted(Duration),
+}
+
+/// Sleeps cooperatively for `d`.
 ///
 /// In steps of at most [`STEP`]: `crate::sleep` needs a deadline `Instant` can represent, and
 /// "sleep forever" (std's `sleep(Duration::MAX)` passes `i64::MAX` seconds) must sleep, not panic.
-fn green_sleep(d: Duration) -> bool {
+fn green_sleep(d: Duration) -> Slept {
     /// About 34 years.
     const STEP: Duration = Duration::from_secs(1 << 30);
     if d.is_zero() {
-        return park(|| crate::sleep(d)).is_ok(); // a zero sleep yields, as before
+        let _ = park(Intr::Never, || crate::sleep(d)); // a zero sleep yields, as before
+        return Slept::Done;
     }
     let mut left = d;
     while !left.is_zero() {
         let step = left.min(STEP);
-        if park(|| crate::sleep(step)).is_err() {
-            return false;
+        let end = Instant::now() + step;
+        match park(Intr::Any, || crate::sleep(step)) {
+            Ok(()) => left -= step,
+            Err(libc::EINTR) => {
+                return Slept::Interrupted(
+                    left - step + end.saturating_duration_since(Instant::now()),
+                )
+            }
+            Err(_) => return Slept::Done,
         }
-        left -= step;
     }
-    true
+    Slept::Done
+}
+
+/// Writes `d` to `rem` if it is not null.
+///
+/// # Safety
+/// `rem` is null or valid for writes.
+unsafe fn put(rem: *mut timespec, d: Duration) {
+    if !rem.is_null() {
+        // SAFETY: non-null and valid per the caller.
+        unsafe {
+            *rem = timespec {
+                tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+                tv_nsec: d.subsec_nanos() as libc::c_long,
+            }
+        };
+    }
 }
 
 fn to_duration(ts: &timespec) -> Option<Duration> {
@@ -81,8 +114,16 @@ pub unsafe extern "C" fn clock_nanosleep(
                 Some(want)
             };
             if let Some(d) = d {
-                green_sleep(d);
-                return 0;
+                return match green_sleep(d) {
+                    Slept::Done => 0,
+                    Slept::Interrupted(left) => {
+                        if flags & libc::TIMER_ABSTIME == 0 {
+                            // SAFETY: `rem` is null or valid per the C contract.
+                            unsafe { put(rem, left) };
+                        }
+                        libc::EINTR
+                    }
+                };
             }
         }
     }
@@ -105,8 +146,15 @@ pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> 
         // SAFETY: non-null and valid per the C contract.
         match to_duration(unsafe { &*req }) {
             Some(d) => {
-                green_sleep(d);
-                return 0;
+                return match green_sleep(d) {
+                    Slept::Done => 0,
+                    Slept::Interrupted(left) => {
+                        // SAFETY: `rem` is null or valid per the C contract.
+                        unsafe { put(rem, left) };
+                        set_errno(libc::EINTR);
+                        -1
+                    }
+                };
             }
             None => {
                 set_errno(libc::EINVAL);
@@ -150,6 +198,7 @@ pub unsafe extern "C" fn sleep(secs: c_uint) -> c_uint {
     if unsafe { nanosleep(&ts, &mut rem) } == 0 {
         0
     } else {
-        rem.tv_sec as c_uint
+        // Rounded, as glibc's sleep(3) does.
+        rem.tv_sec as c_uint + c_uint::from(rem.tv_nsec >= 500_000_000)
     }
 }
