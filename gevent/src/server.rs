@@ -462,6 +462,38 @@ impl StreamServer {
         self
     }
 
+    /// Sets the listening socket's accept queue to `n` connections (gevent's `backlog`;
+    /// [`TcpListener::listen`]): while every handler slot is taken, or between two accepts, up to
+    /// `n` connections wait in the kernel (capped at `net.core.somaxconn`). The default is
+    /// [`DEFAULT_BACKLOG`](crate::net::DEFAULT_BACKLOG) (1024) for a server made by
+    /// [`StreamServer::bind`]; [`StreamServer::new`] keeps the listener's own. May be called at any
+    /// time; it applies to connections that arrive afterwards.
+    ///
+    /// # Examples
+    /// ```
+    /// use gevent::server::StreamServer;
+    /// let server = StreamServer::bind("127.0.0.1:0", |_conn, _peer| {})
+    ///     .unwrap()
+    ///     .backlog(4096)
+    ///     .unwrap();
+    /// # drop(server);
+    /// ```
+    ///
+    /// # Errors
+    /// `NotConnected` once the server is stopped; as `listen(2)`.
+    pub fn backlog(self, n: u32) -> io::Result<StreamServer> {
+        match self.inner.core.socket.borrow().as_ref() {
+            Some(l) => l.listen(n)?,
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "the server was stopped",
+                ))
+            }
+        }
+        Ok(self)
+    }
+
     /// The pool the handlers run in, if any.
     pub fn pool(&self) -> Option<Pool> {
         self.inner.pool()

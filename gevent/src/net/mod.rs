@@ -51,6 +51,21 @@ pub use self::udp::UdpSocket;
 pub use self::unix::{UnixDatagram, UnixListener, UnixStream};
 pub use crate::io::{wait_read, wait_write};
 
+/// The accept-queue length [`TcpListener::bind`] and [`UnixListener::bind`] listen with (the kernel
+/// caps it at `net.core.somaxconn`). See [`TcpListener::bind_with_backlog`] to choose another.
+pub const DEFAULT_BACKLOG: u32 = 1024;
+
+/// `listen(2)` on `fd` with `backlog` (clamped to `i32::MAX`): on a listening socket, sets its
+/// accept queue's length.
+fn listen(fd: std::os::fd::RawFd, backlog: u32) -> io::Result<()> {
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    // SAFETY: listen(2) takes no memory; an fd that is not a socket is reported as an error.
+    if unsafe { libc::listen(fd, backlog) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Two greenlets tried to wait on the same side (read or write) of one socket at once.
 ///
 /// Carried inside an `io::Error` of kind `ResourceBusy`; get it back with `err.get_ref()` and

@@ -134,6 +134,16 @@ impl<S> Socket<S> {
         &self.inner
     }
 
+    /// The socket for a call that never waits, unless [`Socket::close`] was called: then the
+    /// `NotConnected` error every operation gives after `close`.
+    #[inline]
+    pub(crate) fn open(&self) -> io::Result<&S> {
+        if self.src.is_closed() {
+            return Err(closed_error());
+        }
+        Ok(&self.inner)
+    }
+
     /// Deregisters and hands the socket back, still non-blocking.
     pub(crate) fn into_inner(self) -> S {
         let Socket { src, inner, .. } = self;

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::socket::{
@@ -52,8 +53,10 @@ impl fmt::Debug for TcpListener {
 }
 
 impl TcpListener {
-    /// Binds to `addr` (with `SO_REUSEADDR`, backlog 1024) and listens. Host names are resolved on
-    /// the thread pool; each address is tried in turn.
+    /// Binds to `addr` (with `SO_REUSEADDR`) and listens with a backlog of
+    /// [`DEFAULT_BACKLOG`](super::DEFAULT_BACKLOG) (1024; the kernel caps it at
+    /// `net.core.somaxconn`). Host names are resolved on the thread pool; each address is tried in
+    /// turn.
     ///
     /// # Errors
     /// As `std::net::TcpListener::bind`; registration with the hub's poller.
@@ -61,11 +64,43 @@ impl TcpListener {
     /// # Cancel safety
     /// Only a host-name lookup can wait; see [`resolve`](super::resolve).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        TcpListener::bind_with_backlog(addr, super::DEFAULT_BACKLOG)
+    }
+
+    /// As [`TcpListener::bind`], listening with `backlog`: how many connections the kernel queues
+    /// for `accept` before it drops further handshakes (capped at `net.core.somaxconn`; a value
+    /// above `i32::MAX` counts as `i32::MAX`).
+    ///
+    /// # Examples
+    /// ```
+    /// let l = gevent::net::TcpListener::bind_with_backlog("127.0.0.1:0", 4096).unwrap();
+    /// assert!(l.local_addr().unwrap().port() != 0);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`TcpListener::bind`], and as `listen(2)`.
+    ///
+    /// # Cancel safety
+    /// As [`TcpListener::bind`].
+    pub fn bind_with_backlog<A: ToSocketAddrs>(addr: A, backlog: u32) -> io::Result<TcpListener> {
         each_addr(&addr, |a| {
+            let l = mio::net::TcpListener::bind(a)?;
+            // mio listened with std's 128; listening again sets the queue's length.
+            super::listen(l.as_raw_fd(), backlog)?;
             Ok(TcpListener {
-                sock: Socket::new(mio::net::TcpListener::bind(a)?)?,
+                sock: Socket::new(l)?,
             })
         })
+    }
+
+    /// Sets the length of the accept queue (`listen(2)` again, as Python's `sock.listen(backlog)`
+    /// on a listening socket): for connections that arrive from now on; capped as in
+    /// [`TcpListener::bind_with_backlog`].
+    ///
+    /// # Errors
+    /// `NotConnected` after [`TcpListener::close`]; as `listen(2)`.
+    pub fn listen(&self, backlog: u32) -> io::Result<()> {
+        super::listen(self.sock.open()?.as_raw_fd(), backlog)
     }
 
     /// Takes over a std listener (made non-blocking and registered with this thread's hub).

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
@@ -37,12 +38,34 @@ impl fmt::Debug for UnixListener {
 }
 
 impl UnixListener {
-    /// Binds to `path` and listens.
+    /// Binds to `path` and listens with a backlog of [`DEFAULT_BACKLOG`](super::DEFAULT_BACKLOG)
+    /// (1024; the kernel caps it at `net.core.somaxconn`).
     ///
     /// # Errors
     /// As std's `bind` (`AddrInUse` if the path exists); registration.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
-        UnixListener::from_std(std::os::unix::net::UnixListener::bind(path)?)
+        UnixListener::bind_with_backlog(path, super::DEFAULT_BACKLOG)
+    }
+
+    /// As [`UnixListener::bind`], listening with `backlog` (how many connections wait for
+    /// `accept` before `connect` blocks; capped at `net.core.somaxconn`, a value above `i32::MAX`
+    /// counts as `i32::MAX`).
+    ///
+    /// # Errors
+    /// As [`UnixListener::bind`], and as `listen(2)`.
+    pub fn bind_with_backlog<P: AsRef<Path>>(path: P, backlog: u32) -> io::Result<UnixListener> {
+        let l = std::os::unix::net::UnixListener::bind(path)?;
+        super::listen(l.as_raw_fd(), backlog)?;
+        UnixListener::from_std(l)
+    }
+
+    /// Sets the length of the accept queue (`listen(2)` again), for connections from now on;
+    /// capped as in [`UnixListener::bind_with_backlog`].
+    ///
+    /// # Errors
+    /// `NotConnected` after [`UnixListener::close`]; as `listen(2)`.
+    pub fn listen(&self, backlog: u32) -> io::Result<()> {
+        super::listen(self.sock.open()?.as_raw_fd(), backlog)
     }
 
     /// Takes over a std listener (made non-blocking and registered).
