@@ -12,8 +12,10 @@
 //!   (gevent raises `ConcurrentObjectUseError`). Operations that complete without waiting never
 //!   conflict.
 //! - `close()` (any socket type, through `&self`) wakes the greenlets waiting on the socket with a
-//!   `NotConnected` error and makes every later operation fail the same way; the fd itself is closed
-//!   when the value is dropped.
+//!   `NotConnected` error and makes every later operation on the socket fail the same way (I/O,
+//!   `accept`, `connect`, `shutdown`, `local_addr`, `peer_addr`, socket options, `take_error`,
+//!   `try_clone`, `listen`); what touches no socket state still answers (`is_closed`, the hub-kept
+//!   timeouts, `as_raw_fd`). The fd itself is closed when the value is dropped.
 //! - Read and write timeouts ([`TcpStream::set_read_timeout`], ...) are deadlines kept by the hub (not
 //!   `SO_RCVTIMEO`); when one passes the operation fails with `io::ErrorKind::TimedOut`.
 //! - Host names go through [`resolve`], which runs `getaddrinfo` on the hub's default

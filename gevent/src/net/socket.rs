@@ -517,7 +517,7 @@ macro_rules! impl_stream_common {
             /// # Errors
             /// As `getsockname(2)`.
             pub fn local_addr(&self) -> std::io::Result<$addr> {
-                self.sock.get().local_addr()
+                self.sock.open()?.local_addr()
             }
 
             /// The peer's address.
@@ -525,7 +525,7 @@ macro_rules! impl_stream_common {
             /// # Errors
             /// As `getpeername(2)`.
             pub fn peer_addr(&self) -> std::io::Result<$addr> {
-                self.sock.get().peer_addr()
+                self.sock.open()?.peer_addr()
             }
 
             /// Shuts down the read side, write side or both (`shutdown(2)`); the peer sees EOF
@@ -534,7 +534,7 @@ macro_rules! impl_stream_common {
             /// # Errors
             /// As `shutdown(2)`.
             pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
-                self.sock.get().shutdown(how)
+                self.sock.open()?.shutdown(how)
             }
 
             /// Closes the socket for greenlets: the ones waiting on it wake with `NotConnected`,

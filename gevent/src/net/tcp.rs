@@ -161,7 +161,7 @@ impl TcpListener {
     /// # Errors
     /// As `getsockname(2)`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.get().local_addr()
+        self.sock.open()?.local_addr()
     }
 
     /// Stops listening for greenlets: a greenlet waiting in `accept` gets `NotConnected`, as does every
@@ -180,7 +180,7 @@ impl TcpListener {
     /// # Errors
     /// As `getsockopt(2)`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.get().take_error()
+        self.sock.open()?.take_error()
     }
 }
 
@@ -277,7 +277,7 @@ impl TcpStream {
     /// # Errors
     /// As `setsockopt(2)`.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.sock.get().set_nodelay(on)
+        self.sock.open()?.set_nodelay(on)
     }
 
     /// Reads `TCP_NODELAY`.
@@ -285,7 +285,7 @@ impl TcpStream {
     /// # Errors
     /// As `getsockopt(2)`.
     pub fn nodelay(&self) -> io::Result<bool> {
-        self.sock.get().nodelay()
+        self.sock.open()?.nodelay()
     }
 
     /// Sets `IP_TTL`.
@@ -293,7 +293,7 @@ impl TcpStream {
     /// # Errors
     /// As `setsockopt(2)`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.sock.get().set_ttl(ttl)
+        self.sock.open()?.set_ttl(ttl)
     }
 
     /// The pending socket error (`SO_ERROR`), if any.
@@ -301,7 +301,7 @@ impl TcpStream {
     /// # Errors
     /// As `getsockopt(2)`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.get().take_error()
+        self.sock.open()?.take_error()
     }
 
     /// Reads without consuming, waiting for data like `read`.
@@ -322,7 +322,7 @@ impl TcpStream {
     /// As `dup(2)`; registration.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         Ok(TcpStream {
-            sock: Socket::new(self.sock.get().try_clone()?)?,
+            sock: Socket::new(self.sock.open()?.try_clone()?)?,
         })
     }
 }

@@ -100,7 +100,7 @@ impl UnixListener {
     /// # Errors
     /// As `getsockname(2)`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.get().local_addr()
+        self.sock.open()?.local_addr()
     }
 
     /// Wakes a greenlet waiting in `accept` with `NotConnected`; later calls fail the same way.
@@ -262,7 +262,7 @@ impl UnixDatagram {
     /// # Errors
     /// As `connect(2)` (`ConnectionRefused`/`NotFound` if nobody is bound at `path`).
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
-        self.sock.get().connect(path)
+        self.sock.open()?.connect(path)
     }
 
     /// Sends a datagram to `path`, waiting while the receiver's queue is full.
@@ -315,7 +315,7 @@ impl UnixDatagram {
     /// # Errors
     /// As `getsockname(2)`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.get().local_addr()
+        self.sock.open()?.local_addr()
     }
 
     /// The connected peer's address.
@@ -323,7 +323,7 @@ impl UnixDatagram {
     /// # Errors
     /// `NotConnected` if not connected.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.get().peer_addr()
+        self.sock.open()?.peer_addr()
     }
 
     /// Wakes waiting greenlets with `NotConnected`; later calls fail the same way. The fd is closed
@@ -342,7 +342,7 @@ impl UnixDatagram {
     /// # Errors
     /// As `getsockopt(2)`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.get().take_error()
+        self.sock.open()?.take_error()
     }
 }
 
