@@ -12,6 +12,12 @@
 //! line per received chunk printed as Python's `print(res)` prints bytes (`b'hello\n'`), on stdout.
 //! Errors are logged per connection on stderr, and the other connections go on.
 //!
+//! Logging never stops the server: both streams are written through
+//! [`gevent::logging::LogWriter`], which buffers lines and writes them from a thread of its own. If
+//! stdout is a pipe that nobody reads, lines beyond the buffer are dropped (and counted) while every
+//! connection is still served; if the reader goes away, the lines are dropped and the connections
+//! go on (the seed's `print` would block the whole hub in the first case and raise in the second).
+//!
 //! The Python original, for comparison:
 //! ```python
 //! from gevent import monkey;monkey.patch_all()
@@ -33,16 +39,18 @@
 //!     except Exception as e:
 //!         print(e)
 //! ```
-//! Two deliberate differences: on EOF (`recv` returns nothing) the seed `continue`s, spinning forever
+//! Three deliberate differences: logging never blocks or fails (above). On EOF (`recv` returns nothing) the seed `continue`s, spinning forever
 //! on a closed connection; here the connection is closed. And `send` may send only part of a chunk;
 //! here `write_all` sends all of it. The shape (accept, spawn a greenlet per connection) is kept as
 //! is, rather than using `gevent::server::StreamServer`, because it is the lesson of the seed:
 //! blocking-style code, made concurrent by the hub.
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use gevent::logging::LogWriter;
 use gevent::net::{TcpListener, TcpStream};
 
 /// The seed's address.
@@ -60,66 +68,107 @@ fn main() {
             std::process::exit(1);
         }
     };
-    println!("listening on {}", server.local_addr().expect("local_addr"));
+    let (out, err) = match (LogWriter::stdout(), LogWriter::stderr()) {
+        (Ok(out), Ok(err)) => (out, err),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("upper_server: cannot start logging: {e}");
+            std::process::exit(1);
+        }
+    };
+    let log = Log { out, err };
+    log.out.write_line(format_args!(
+        "listening on {}",
+        server.local_addr().expect("local_addr")
+    ));
     loop {
         match server.accept() {
             Ok((conn, addr)) => {
-                gevent::spawn(move || talk(conn, addr));
+                let log = log.clone();
+                gevent::spawn(move || talk(conn, addr, &log));
             }
             Err(e) => {
                 // Out of file descriptors and the like: say so, let connections finish, retry.
-                eprintln!("upper_server: accept failed: {e}");
+                log.err
+                    .write_line(format_args!("upper_server: accept failed: {e}"));
                 gevent::sleep(Duration::from_millis(100));
             }
         }
     }
 }
 
+/// Where the server's lines go: stdout (the chunks) and stderr (the errors), neither of which can
+/// block the hub.
+#[derive(Clone)]
+struct Log {
+    out: LogWriter,
+    err: LogWriter,
+}
+
 /// Serves one connection until the peer closes it or an error happens (logged, like the seed's
 /// `print(e)`).
-fn talk(conn: TcpStream, addr: SocketAddr) {
-    if let Err(e) = echo_upper(conn) {
-        eprintln!("{addr}: {e}");
+fn talk(conn: TcpStream, addr: SocketAddr, log: &Log) {
+    if let Err(e) = echo_upper(conn, log) {
+        log.err.write_line(format_args!("{addr}: {e}"));
     }
 }
 
-fn echo_upper(mut conn: TcpStream) -> io::Result<()> {
+fn echo_upper(mut conn: TcpStream, log: &Log) -> io::Result<()> {
     let mut buf = [0u8; 1024];
     loop {
         let n = conn.read(&mut buf)?;
         if n == 0 {
             return Ok(()); // EOF: the connection is closed when `conn` drops
         }
-        let res = &buf[..n];
-        println!("{}", bytes_repr(res));
-        conn.write_all(&res.to_ascii_uppercase())?;
+        let res = &mut buf[..n];
+        log.out.write_line(format_args!("{}", BytesRepr(res)));
+        res.make_ascii_uppercase();
+        conn.write_all(res)?;
     }
 }
 
-/// `repr(bytes)` as Python prints it: `b'...'`, or `b"..."` when the bytes hold `'` but no `"`.
-fn bytes_repr(b: &[u8]) -> String {
-    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut s = String::with_capacity(b.len() + 3);
-    s.push('b');
-    s.push(quote);
-    for &c in b {
-        match c {
-            b'\\' => s.push_str("\\\\"),
-            b'\t' => s.push_str("\\t"),
-            b'\n' => s.push_str("\\n"),
-            b'\r' => s.push_str("\\r"),
-            c if c as char == quote => {
-                s.push('\\');
-                s.push(quote);
-            }
-            0x20..=0x7e => s.push(c as char),
-            c => s.push_str(&format!("\\x{c:02x}")),
+/// `repr(bytes)` as Python prints it, as a `Display` that writes straight into the formatter (no
+/// allocation): `b'...'`, or `b"..."` when the bytes hold `'` but no `"`. Runs of printable bytes
+/// are written in one piece; `\\`, `\t`, `\n`, `\r` and the quote are escaped, other bytes below
+/// 0x20 or above 0x7e written as `\xhh`.
+struct BytesRepr<'a>(&'a [u8]);
+
+impl fmt::Display for BytesRepr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let b = self.0;
+        let double = b.contains(&b'\'') && !b.contains(&b'"');
+        let (open, quote, escaped_quote) = if double {
+            ("b\"", b'"', "\\\"")
+        } else {
+            ("b'", b'\'', "\\'")
+        };
+        f.write_str(open)?;
+        let mut hex = [b'\\', b'x', 0, 0];
+        let mut run = 0; // start of the pending run of bytes written as they are
+        for (i, &c) in b.iter().enumerate() {
+            let esc = match c {
+                b'\\' => "\\\\",
+                b'\t' => "\\t",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                c if c == quote => escaped_quote,
+                0x20..=0x7e => continue,
+                c => {
+                    hex[2] = HEX[usize::from(c >> 4)];
+                    hex[3] = HEX[usize::from(c & 0xf)];
+                    std::str::from_utf8(&hex).map_err(|_| fmt::Error)?
+                }
+            };
+            f.write_str(printable(&b[run..i])?)?;
+            f.write_str(esc)?;
+            run = i + 1;
         }
+        f.write_str(printable(&b[run..])?)?;
+        f.write_str(if double { "\"" } else { "'" })
     }
-    s.push(quote);
-    s
+}
+
+/// A run of bytes in 0x20..=0x7e as the `&str` it is.
+fn printable(run: &[u8]) -> Result<&str, fmt::Error> {
+    std::str::from_utf8(run).map_err(|_| fmt::Error)
 }
