@@ -127,48 +127,95 @@ fn echo_upper(mut conn: TcpStream, log: &Log) -> io::Result<()> {
 }
 
 /// `repr(bytes)` as Python prints it, as a `Display` that writes straight into the formatter (no
-/// allocation): `b'...'`, or `b"..."` when the bytes hold `'` but no `"`. Runs of printable bytes
-/// are written in one piece; `\\`, `\t`, `\n`, `\r` and the quote are escaped, other bytes below
-/// 0x20 or above 0x7e written as `\xhh`.
+/// allocation): `b'...'`, or `b"..."` when the bytes hold `'` but no `"`; `\\`, `\t`, `\n`, `\r`
+/// and the quote are escaped, other bytes below 0x20 or above 0x7e written as `\xhh`. The text is
+/// assembled in a small stack buffer and handed to the formatter a few hundred bytes at a time.
 struct BytesRepr<'a>(&'a [u8]);
 
 impl fmt::Display for BytesRepr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let b = self.0;
-        let double = b.contains(&b'\'') && !b.contains(&b'"');
-        let (open, quote, escaped_quote) = if double {
-            ("b\"", b'"', "\\\"")
+        let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+            b'"'
         } else {
-            ("b'", b'\'', "\\'")
+            b'\''
         };
-        f.write_str(open)?;
-        let mut hex = [b'\\', b'x', 0, 0];
-        let mut run = 0; // start of the pending run of bytes written as they are
-        for (i, &c) in b.iter().enumerate() {
-            let esc = match c {
-                b'\\' => "\\\\",
-                b'\t' => "\\t",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                c if c == quote => escaped_quote,
-                0x20..=0x7e => continue,
-                c => {
-                    hex[2] = HEX[usize::from(c >> 4)];
-                    hex[3] = HEX[usize::from(c & 0xf)];
-                    std::str::from_utf8(&hex).map_err(|_| fmt::Error)?
-                }
-            };
-            f.write_str(printable(&b[run..i])?)?;
-            f.write_str(esc)?;
-            run = i + 1;
+        let mut out = Chunk {
+            buf: [0; 512],
+            len: 0,
+        };
+        out.push(f, &[b'b', quote])?;
+        let mut i = 0;
+        while i < b.len() {
+            // A run of bytes written as they are, copied in one piece.
+            let run = b[i..]
+                .iter()
+                .take_while(|&&c| (0x20..=0x7e).contains(&c) && c != b'\\' && c != quote)
+                .count();
+            if run > 0 {
+                out.push_run(f, &b[i..i + run])?;
+                i += run;
+                continue;
+            }
+            let c = b[i];
+            i += 1;
+            match c {
+                b'\\' => out.push(f, b"\\\\")?,
+                b'\t' => out.push(f, b"\\t")?,
+                b'\n' => out.push(f, b"\\n")?,
+                b'\r' => out.push(f, b"\\r")?,
+                c if c == quote => out.push(f, &[b'\\', quote])?,
+                0x20..=0x7e => out.push(f, &[c])?,
+                c => out.push(
+                    f,
+                    &[
+                        b'\\',
+                        b'x',
+                        HEX[usize::from(c >> 4)],
+                        HEX[usize::from(c & 0xf)],
+                    ],
+                )?,
+            }
         }
-        f.write_str(printable(&b[run..])?)?;
-        f.write_str(if double { "\"" } else { "'" })
+        out.push(f, &[quote])?;
+        out.flush(f)
     }
 }
 
-/// A run of bytes in 0x20..=0x7e as the `&str` it is.
-fn printable(run: &[u8]) -> Result<&str, fmt::Error> {
-    std::str::from_utf8(run).map_err(|_| fmt::Error)
+/// A stack buffer of ASCII text on its way to a formatter.
+struct Chunk {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Chunk {
+    /// Appends `s` (ASCII, at most 4 bytes), handing the buffer over first if it is full.
+    #[inline]
+    fn push(&mut self, f: &mut fmt::Formatter<'_>, s: &[u8]) -> fmt::Result {
+        if self.len + s.len() > self.buf.len() {
+            self.flush(f)?;
+        }
+        self.buf[self.len..self.len + s.len()].copy_from_slice(s);
+        self.len += s.len();
+        Ok(())
+    }
+
+    /// Appends a run of printable ASCII of any length.
+    fn push_run(&mut self, f: &mut fmt::Formatter<'_>, run: &[u8]) -> fmt::Result {
+        if self.len + run.len() <= self.buf.len() {
+            self.buf[self.len..self.len + run.len()].copy_from_slice(run);
+            self.len += run.len();
+            return Ok(());
+        }
+        self.flush(f)?;
+        f.write_str(std::str::from_utf8(run).map_err(|_| fmt::Error)?)
+    }
+
+    fn flush(&mut self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only ASCII is ever pushed, so this cannot fail.
+        let text = std::str::from_utf8(&self.buf[..self.len]).map_err(|_| fmt::Error)?;
+        self.len = 0;
+        f.write_str(text)
+    }
 }

@@ -193,6 +193,14 @@ fn chunks_are_printed_as_python_prints_bytes_for_every_byte_value() {
         .map(<[u8]>::to_vec),
     );
     inputs.push((0..=255u8).collect());
+    // Longer than the repr's 512-byte stack buffer, in every mix (one TCP segment, one chunk each).
+    inputs.push((0..1000u32).map(|i| b'a' + (i % 26) as u8).collect());
+    inputs.push((0..1000u32).map(|i| (i * 7 % 256) as u8).collect());
+    inputs.push(
+        (0..1000u32)
+            .map(|i| if i < 400 { b'q' } else { (i % 256) as u8 })
+            .collect(),
+    );
     let Some(want) = python_reprs(&inputs) else {
         eprintln!("skipped: python3 is not installed");
         return;
