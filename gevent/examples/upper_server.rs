@@ -39,9 +39,9 @@
 //!     except Exception as e:
 //!         print(e)
 //! ```
-//! Three deliberate differences: logging never blocks or fails (above). On EOF (`recv` returns nothing) the seed `continue`s, spinning forever
-//! on a closed connection; here the connection is closed. And `send` may send only part of a chunk;
-//! here `write_all` sends all of it. The shape (accept, spawn a greenlet per connection) is kept as
+//! Three deliberate differences: logging never blocks or fails (above). On EOF (`recv` returns
+//! nothing) the seed `continue`s, spinning forever on a closed connection; here the connection is
+//! closed. And `send` may send only part of a chunk; here `write_all` sends all of it. The shape (accept, spawn a greenlet per connection) is kept as
 //! is, rather than using `gevent::server::StreamServer`, because it is the lesson of the seed:
 //! blocking-style code, made concurrent by the hub.
 
