@@ -61,6 +61,12 @@ fn main() {
         .nth(1)
         .or_else(|| std::env::var("UPPER_SERVER_ADDR").ok())
         .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+    // Before anything else takes a descriptor: a stream that cannot be written to (closed at
+    // start) is logged to nowhere, and the server still serves.
+    let log = Log {
+        out: log_writer(LogWriter::stdout()),
+        err: log_writer(LogWriter::stderr()),
+    };
     let server = match TcpListener::bind(addr.as_str()) {
         Ok(s) => s,
         Err(e) => {
@@ -68,14 +74,6 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let (out, err) = match (LogWriter::stdout(), LogWriter::stderr()) {
-        (Ok(out), Ok(err)) => (out, err),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("upper_server: cannot start logging: {e}");
-            std::process::exit(1);
-        }
-    };
-    let log = Log { out, err };
     log.out.write_line(format_args!(
         "listening on {}",
         server.local_addr().expect("local_addr")
@@ -94,6 +92,12 @@ fn main() {
             }
         }
     }
+}
+
+/// `w`, or a writer that discards everything if it could not be made.
+fn log_writer(w: io::Result<LogWriter>) -> LogWriter {
+    w.or_else(|_| LogWriter::new(io::sink()))
+        .expect("upper_server: cannot start a logging thread")
 }
 
 /// Where the server's lines go: stdout (the chunks) and stderr (the errors), neither of which can

@@ -110,13 +110,15 @@ fn a_stdout_pipe_nobody_reads_does_not_freeze_the_server() {
     }
     roundtrip(&mut c, b"the first one too");
     assert!(t.elapsed() < Duration::from_secs(60));
-    // What did reach stdout is whole lines: records are dropped whole, never cut.
+    // What did reach stdout is whole lines: records are dropped whole, never cut. (But the last
+    // one: the kill may land while the writer thread is in the middle of a write.)
     drop(server);
     drop(stderr);
     let mut rest = Vec::new();
     BufReader::new(stdout).read_to_end(&mut rest).unwrap();
-    let rest = String::from_utf8(rest).unwrap();
-    let lines: Vec<&str> = rest.lines().collect();
+    let rest = String::from_utf8_lossy(&rest);
+    let mut lines: Vec<&str> = rest.split('\n').collect();
+    lines.pop();
     assert!(lines.len() > 10, "{} lines", lines.len());
     for l in lines {
         assert!(
