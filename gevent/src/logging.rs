@@ -25,7 +25,9 @@
 //!   buffered plus the batch being written (at most `capacity` too), and one thread per writer,
 //!   which exits when every handle is dropped and the buffer is written (or the sink is broken).
 //! - Before a program exits, [`LogWriter::flush_timeout`] waits (cooperatively) until what is
-//!   buffered was written; records still buffered when the process exits are lost.
+//!   buffered was written; records still buffered when the process exits are lost. A child made
+//!   by `fork(2)` has no writer thread: its copy buffers until full, then drops (it never blocks);
+//!   make a new writer there.
 //!
 //! # Examples
 //! ```
@@ -129,7 +131,7 @@ impl Shared {
 
     /// The writer thread's loop.
     fn run(&self, mut sink: Sink) {
-        let mut batch: Vec<u8> = Vec::with_capacity(self.capacity);
+        let mut batch: Vec<u8> = Vec::with_capacity(self.capacity.min(DEFAULT_CAPACITY));
         loop {
             let records = {
                 let mut st = self.lock();
