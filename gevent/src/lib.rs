@@ -30,7 +30,8 @@
 //! - [`hub`]: the loop; [`event`], [`queue`], [`lock`], [`pool`], [`local`]: synchronisation.
 //! - [`net`] (TCP, UDP, Unix sockets shaped like `std::net`), [`server`] (`StreamServer`,
 //!   `DatagramServer`), [`io`] (`wait_read`/`wait_write` for any fd), [`select`]: cooperative I/O.
-//! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`].
+//! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`], [`logging`] (a log
+//!   writer that never blocks the hub).
 //! - [`monitor`] (a greenlet that blocks its hub), [`util`] (`print_run_info`: the hub and its greenlets).
 //! - `monkey` (cargo feature `monkey`): `patch_all()` makes std's and C libraries' blocking calls
 //!   cooperative.
@@ -53,6 +54,7 @@ pub mod hub;
 pub mod io;
 pub mod local;
 pub mod lock;
+pub mod logging;
 pub mod monitor;
 #[cfg(feature = "monkey")]
 pub mod monkey;

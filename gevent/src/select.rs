@@ -105,7 +105,9 @@ pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<u
 /// the given order (both empty at the timeout).
 ///
 /// # Errors
-/// As [`poll`]; an fd that is not open is an error (`EBADF`), as with `select(2)`.
+/// As [`poll`]; an fd that is not open (closed, or negative) fails the whole call with the raw OS
+/// error `EBADF` (`err.raw_os_error() == Some(libc::EBADF)`), as `select(2)` does, whatever the
+/// timeout and whatever the other fds.
 ///
 /// # Cancel safety
 /// As [`poll`].
@@ -127,12 +129,14 @@ pub fn select(
             revents: 0,
         }))
         .collect();
+    if fds.iter().any(|f| f.fd < 0) {
+        // select(2) cannot name a negative fd; not an open one either.
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
     poll(&mut fds, timeout)?;
-    if let Some(f) = fds.iter().find(|f| f.revents & libc::POLLNVAL != 0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("select: fd {} is not open", f.fd),
-        ));
+    if fds.iter().any(|f| f.revents & libc::POLLNVAL != 0) {
+        // As select(2): the raw OS error, so `raw_os_error() == Some(EBADF)`.
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
     }
     let ready = |f: &libc::pollfd| f.revents != 0;
     let r = fds[..rlist.len()]

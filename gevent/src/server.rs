@@ -15,6 +15,10 @@
 //!   counted in the next report) and backed off: 10 ms, doubling up to 1 s, retried without waiting
 //!   for readiness (the edge was consumed), until an accept succeeds.
 //!   Errors about one aborted connection are skipped; anything else is logged and retried after 10 ms.
+//! - The listening socket's accept queue holds [`DEFAULT_BACKLOG`](crate::net::DEFAULT_BACKLOG)
+//!   connections ([`StreamServer::backlog`] to change it). Connections are kept open as long as
+//!   their handler likes, unless [`StreamServer::idle_timeout`] is set: then a connection whose
+//!   read or write waits on the peer that long is closed.
 //! - [`StreamServer::stop`] stops accepting at once (the listening socket is closed), lets the running
 //!   handlers finish until the timeout, then kills the rest and waits for them to die.
 //!
@@ -91,6 +95,8 @@ trait Source: 'static {
     fn skip(e: &io::Error) -> bool {
         is_per_connection(e)
     }
+    /// Applies the server's idle timeout to a new item (connections only).
+    fn set_idle(_item: &Self::Item, _idle: Option<Duration>) {}
 }
 
 impl Source for TcpListener {
@@ -105,6 +111,12 @@ impl Source for TcpListener {
     }
     fn is_closed(&self) -> bool {
         TcpListener::is_closed(self)
+    }
+    fn set_idle((conn, _): &Self::Item, idle: Option<Duration>) {
+        if idle.is_some() {
+            // Only `Some(ZERO)` can fail, and `StreamServer::idle_timeout` refuses it.
+            let _ = conn.set_idle_timeout(idle);
+        }
     }
 }
 
@@ -138,6 +150,8 @@ type Handler<S> = Rc<dyn Fn(<S as Source>::Item, &S)>;
 /// The state behind every handle of one server.
 struct Core<S: Source> {
     stopped: Cell<bool>,
+    /// Set on every connection accepted (see `StreamServer::idle_timeout`).
+    idle: Cell<Option<Duration>>,
     /// # Invariant
     /// Set only before the loop starts (the builders assert it).
     pool: RefCell<Option<Pool>>,
@@ -169,6 +183,7 @@ impl<S: Source> Server<S> {
         Server {
             core: Rc::new(Core {
                 stopped: Cell::new(false),
+                idle: Cell::new(None),
                 pool: RefCell::new(None),
                 active: RefCell::new(BTreeMap::new()),
                 next_id: Cell::new(0),
@@ -262,6 +277,7 @@ impl<S: Source> Server<S> {
             match socket.next(&mut scratch) {
                 Ok(item) => {
                     backoff.succeeded(S::NAME);
+                    S::set_idle(&item, self.core.idle.get());
                     let h = self.core.handler.clone();
                     let s = socket.clone();
                     self.spawn_handler(move || h(item, &s));
@@ -459,6 +475,76 @@ impl StreamServer {
     /// If the server was already started.
     pub fn max_connections(self, n: usize) -> StreamServer {
         self.inner.set_pool(Pool::new(n.max(1)), "max_connections");
+        self
+    }
+
+    /// Sets the listening socket's accept queue to `n` connections (gevent's `backlog`;
+    /// [`TcpListener::listen`]): while every handler slot is taken, or between two accepts, up to
+    /// `n` connections wait in the kernel (capped at `net.core.somaxconn`). The default is
+    /// [`DEFAULT_BACKLOG`](crate::net::DEFAULT_BACKLOG) (1024) for a server made by
+    /// [`StreamServer::bind`]; [`StreamServer::new`] keeps the listener's own. May be called at any
+    /// time; it applies to connections that arrive afterwards.
+    ///
+    /// # Examples
+    /// ```
+    /// use gevent::server::StreamServer;
+    /// let server = StreamServer::bind("127.0.0.1:0", |_conn, _peer| {})
+    ///     .unwrap()
+    ///     .backlog(4096)
+    ///     .unwrap();
+    /// # drop(server);
+    /// ```
+    ///
+    /// # Errors
+    /// `NotConnected` once the server is stopped; as `listen(2)`.
+    pub fn backlog(self, n: u32) -> io::Result<StreamServer> {
+        match self.inner.core.socket.borrow().as_ref() {
+            Some(l) => l.listen(n)?,
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "the server was stopped",
+                ))
+            }
+        }
+        Ok(self)
+    }
+
+    /// Closes idle connections: every connection accepted from now on gets
+    /// [`TcpStream::set_idle_timeout`]`(Some(d))`, so a read that gets nothing, or a write that
+    /// can send nothing, for `d` closes it (the peer sees EOF) and fails with `TimedOut`, which
+    /// ends a handler that stops on errors and frees its fd. Without it (the default), a peer
+    /// that connects and stays silent holds a handler and an fd for as long as it likes: 20,000
+    /// of them hold 20,000 fds. A handler may change it on its connection.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::{Duration, Instant};
+    /// use gevent::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |mut conn, _| {
+    ///     let mut buf = [0; 64];
+    ///     while let Ok(1..) = conn.read(&mut buf) {}
+    /// })
+    /// .unwrap()
+    /// .idle_timeout(Duration::from_millis(50));
+    /// server.start();
+    /// let t = Instant::now();
+    /// let mut silent = gevent::net::TcpStream::connect(server.local_addr()).unwrap();
+    /// assert_eq!(silent.read(&mut [0; 8]).unwrap(), 0); // closed by the server
+    /// assert!(t.elapsed() >= Duration::from_millis(50));
+    /// server.stop(Duration::from_secs(1));
+    /// ```
+    ///
+    /// # Panics
+    /// If `d` is zero.
+    pub fn idle_timeout(self, d: Duration) -> StreamServer {
+        assert!(
+            !d.is_zero(),
+            "StreamServer::idle_timeout must be more than zero"
+        );
+        self.inner.core.idle.set(Some(d));
         self
     }
 

@@ -71,5 +71,40 @@ fn poll_reports_hangup_and_bad_fds() {
     assert!(fds[0].revents & (libc::POLLHUP | libc::POLLIN) != 0);
     closer.join();
     let e = select(&[1_000_000], &[], Some(Duration::ZERO)).unwrap_err();
-    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{e:?}");
+}
+
+// Port of gevent's src/gevent/tests/test__select.py, TestSelectRead.test_errno: select on an fd
+// that was closed fails with EBADF as an OS error (with a zero timeout, as upstream; and with a
+// timeout and without one, which must not wait either).
+#[test]
+fn select_on_a_closed_fd_fails_with_ebadf() {
+    // A file opened and closed, as upstream; its number moved to the highest one allowed first, so
+    // that other tests' threads, which get the lowest free numbers, do not reuse it meanwhile.
+    let f = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
+    // SAFETY: rlimit is plain old data; getrlimit gets a valid pointer.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    let high = (lim.rlim_cur.min(65536) - 1) as libc::c_int;
+    // SAFETY: dup2 onto a number nothing else uses (the highest allowed), closed right after.
+    let fd = unsafe { libc::dup2(f.as_raw_fd(), high) };
+    assert_eq!(fd, high, "{}", std::io::Error::last_os_error());
+    drop(f);
+    // SAFETY: `fd` is the duplicate made above, owned by this test.
+    assert_eq!(unsafe { libc::close(fd) }, 0);
+    for timeout in [Some(Duration::ZERO), Some(Duration::from_secs(5)), None] {
+        let t = Instant::now();
+        let e = select(&[fd], &[], timeout).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{timeout:?}: {e:?}");
+        assert!(t.elapsed() < Duration::from_secs(1));
+        let e = select(&[], &[fd], timeout).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF), "{timeout:?}: {e:?}");
+    }
+    // Beside an open, ready fd too: the whole call fails, as select(2).
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let e = select(&[fd], &[a.as_raw_fd()], None).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+    let e = select(&[-1], &[], Some(Duration::ZERO)).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EBADF));
 }

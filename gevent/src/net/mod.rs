@@ -12,8 +12,10 @@
 //!   (gevent raises `ConcurrentObjectUseError`). Operations that complete without waiting never
 //!   conflict.
 //! - `close()` (any socket type, through `&self`) wakes the greenlets waiting on the socket with a
-//!   `NotConnected` error and makes every later operation fail the same way; the fd itself is closed
-//!   when the value is dropped.
+//!   `NotConnected` error and makes every later operation on the socket fail the same way (I/O,
+//!   `accept`, `connect`, `shutdown`, `local_addr`, `peer_addr`, socket options, `take_error`,
+//!   `try_clone`, `listen`); what touches no socket state still answers (`is_closed`, the hub-kept
+//!   timeouts, `as_raw_fd`). The fd itself is closed when the value is dropped.
 //! - Read and write timeouts ([`TcpStream::set_read_timeout`], ...) are deadlines kept by the hub (not
 //!   `SO_RCVTIMEO`); when one passes the operation fails with `io::ErrorKind::TimedOut`.
 //! - Host names go through [`resolve`], which runs `getaddrinfo` on the hub's default
@@ -50,6 +52,21 @@ pub use self::tcp::{TcpListener, TcpStream};
 pub use self::udp::UdpSocket;
 pub use self::unix::{UnixDatagram, UnixListener, UnixStream};
 pub use crate::io::{wait_read, wait_write};
+
+/// The accept-queue length [`TcpListener::bind`] and [`UnixListener::bind`] listen with (the kernel
+/// caps it at `net.core.somaxconn`). See [`TcpListener::bind_with_backlog`] to choose another.
+pub const DEFAULT_BACKLOG: u32 = 1024;
+
+/// `listen(2)` on `fd` with `backlog` (clamped to `i32::MAX`): on a listening socket, sets its
+/// accept queue's length.
+fn listen(fd: std::os::fd::RawFd, backlog: u32) -> io::Result<()> {
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    // SAFETY: listen(2) takes no memory; an fd that is not a socket is reported as an error.
+    if unsafe { libc::listen(fd, backlog) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// Two greenlets tried to wait on the same side (read or write) of one socket at once.
 ///

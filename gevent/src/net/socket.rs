@@ -74,6 +74,8 @@ pub(crate) struct Socket<S> {
     write_drained: Cell<bool>,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
+    /// A wait that lasts this long closes the socket (see [`Socket::set_idle_timeout`]).
+    idle_timeout: Cell<Option<Duration>>,
     inner: S,
 }
 
@@ -108,6 +110,7 @@ impl<S: AsRawFd> Socket<S> {
             write_drained: Cell::new(false),
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
+            idle_timeout: Cell::new(None),
             inner,
         })
     }
@@ -132,6 +135,16 @@ impl<S> Socket<S> {
     /// The socket itself, for the calls that never wait.
     pub(crate) fn get(&self) -> &S {
         &self.inner
+    }
+
+    /// The socket for a call that never waits, unless [`Socket::close`] was called: then the
+    /// `NotConnected` error every operation gives after `close`.
+    #[inline]
+    pub(crate) fn open(&self) -> io::Result<&S> {
+        if self.src.is_closed() {
+            return Err(closed_error());
+        }
+        Ok(&self.inner)
     }
 
     /// Deregisters and hands the socket back, still non-blocking.
@@ -159,6 +172,19 @@ impl<S> Socket<S> {
         check_timeout(t)?;
         self.write_timeout.set(t);
         Ok(())
+    }
+
+    /// With `Some(d)`, an operation that waits for `d` (the peer sends nothing, or takes nothing)
+    /// closes the socket as [`Socket::close`] does, shuts it down both ways (the peer sees EOF) and
+    /// fails with `TimedOut`. Counted from the moment it parks, beside the read/write timeout.
+    pub(crate) fn set_idle_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        self.idle_timeout.set(t);
+        Ok(())
+    }
+
+    pub(crate) fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout.get()
     }
 
     pub(crate) fn read_timeout(&self) -> Option<Duration> {
@@ -255,6 +281,8 @@ impl<S> Socket<S> {
             }
         }
         let mut claimed = Release(busy, false);
+        // When the idle timeout (if any) ends this operation's wait; set when it first parks.
+        let mut idle_at: Option<Instant> = None;
         loop {
             if self.src.is_closed() {
                 return Err(closed_error());
@@ -288,7 +316,36 @@ impl<S> Socket<S> {
                 // No readiness can be dispatched between the syscall and here (the hub is not running).
                 self.src.clear_ready_in(&hub, interest);
             }
-            self.src.wait_in(&hub, interest, deadline)?;
+            let Some(idle) = self.idle_timeout.get() else {
+                self.src.wait_in(&hub, interest, deadline)?;
+                continue;
+            };
+            let at = *idle_at.get_or_insert_with(|| Instant::now() + idle);
+            let by_idle = deadline.is_none_or(|d| at <= d);
+            match self
+                .src
+                .wait_in(&hub, interest, if by_idle { Some(at) } else { deadline })
+            {
+                Err(e) if by_idle && e.kind() == io::ErrorKind::TimedOut => {
+                    self.close_idle();
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "idle timeout: the connection waited too long and was closed",
+                    ));
+                }
+                r => r?,
+            }
+        }
+    }
+
+    /// What the idle timeout does: [`Socket::close`], and `shutdown(2)` both ways so that the peer
+    /// sees EOF now (the fd itself closes when the value is dropped).
+    #[cold]
+    fn close_idle(&self) {
+        self.src.close();
+        // SAFETY: shutdown(2) takes no memory; the fd is open while `self` lives (it owns `inner`).
+        unsafe {
+            libc::shutdown(self.src.fd(), libc::SHUT_RDWR);
         }
     }
 
@@ -507,7 +564,7 @@ macro_rules! impl_stream_common {
             /// # Errors
             /// As `getsockname(2)`.
             pub fn local_addr(&self) -> std::io::Result<$addr> {
-                self.sock.get().local_addr()
+                self.sock.open()?.local_addr()
             }
 
             /// The peer's address.
@@ -515,7 +572,7 @@ macro_rules! impl_stream_common {
             /// # Errors
             /// As `getpeername(2)`.
             pub fn peer_addr(&self) -> std::io::Result<$addr> {
-                self.sock.get().peer_addr()
+                self.sock.open()?.peer_addr()
             }
 
             /// Shuts down the read side, write side or both (`shutdown(2)`); the peer sees EOF
@@ -524,7 +581,7 @@ macro_rules! impl_stream_common {
             /// # Errors
             /// As `shutdown(2)`.
             pub fn shutdown(&self, how: std::net::Shutdown) -> std::io::Result<()> {
-                self.sock.get().shutdown(how)
+                self.sock.open()?.shutdown(how)
             }
 
             /// Closes the socket for greenlets: the ones waiting on it wake with `NotConnected`,
@@ -538,6 +595,27 @@ macro_rules! impl_stream_common {
             #[doc = concat!("Whether [`", stringify!($t), "::close`] was called.")]
             pub fn is_closed(&self) -> bool {
                 self.sock.is_closed()
+            }
+
+            /// Closes an idle connection: with `Some(d)`, a read that gets no data, or a write
+            /// that can send nothing, for `d` (the peer is silent, or does not read) closes the
+            /// connection as [`close`](Self::close) does (the peer sees EOF, later calls fail
+            /// with `NotConnected`) and fails with `TimedOut`. Each call that waits counts from the
+            /// moment it starts waiting; time spent outside socket calls does not count. Kept by
+            /// the hub beside the read and write timeouts (whichever passes first ends the wait);
+            /// `None` (the default): never.
+            /// [`StreamServer::idle_timeout`](crate::server::StreamServer::idle_timeout) sets it on
+            /// every connection.
+            ///
+            /// # Errors
+            /// `InvalidInput` for `Some(Duration::ZERO)`.
+            pub fn set_idle_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
+                self.sock.set_idle_timeout(t)
+            }
+
+            /// The idle timeout ([`set_idle_timeout`](Self::set_idle_timeout)).
+            pub fn idle_timeout(&self) -> Option<std::time::Duration> {
+                self.sock.idle_timeout()
             }
         }
     };

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::socket::{
@@ -52,8 +53,10 @@ impl fmt::Debug for TcpListener {
 }
 
 impl TcpListener {
-    /// Binds to `addr` (with `SO_REUSEADDR`, backlog 1024) and listens. Host names are resolved on
-    /// the thread pool; each address is tried in turn.
+    /// Binds to `addr` (with `SO_REUSEADDR`) and listens with a backlog of
+    /// [`DEFAULT_BACKLOG`](super::DEFAULT_BACKLOG) (1024; the kernel caps it at
+    /// `net.core.somaxconn`). Host names are resolved on the thread pool; each address is tried in
+    /// turn.
     ///
     /// # Errors
     /// As `std::net::TcpListener::bind`; registration with the hub's poller.
@@ -61,11 +64,43 @@ impl TcpListener {
     /// # Cancel safety
     /// Only a host-name lookup can wait; see [`resolve`](super::resolve).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        TcpListener::bind_with_backlog(addr, super::DEFAULT_BACKLOG)
+    }
+
+    /// As [`TcpListener::bind`], listening with `backlog`: how many connections the kernel queues
+    /// for `accept` before it drops further handshakes (capped at `net.core.somaxconn`; a value
+    /// above `i32::MAX` counts as `i32::MAX`).
+    ///
+    /// # Examples
+    /// ```
+    /// let l = gevent::net::TcpListener::bind_with_backlog("127.0.0.1:0", 4096).unwrap();
+    /// assert!(l.local_addr().unwrap().port() != 0);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`TcpListener::bind`], and as `listen(2)`.
+    ///
+    /// # Cancel safety
+    /// As [`TcpListener::bind`].
+    pub fn bind_with_backlog<A: ToSocketAddrs>(addr: A, backlog: u32) -> io::Result<TcpListener> {
         each_addr(&addr, |a| {
+            let l = mio::net::TcpListener::bind(a)?;
+            // mio listened with std's 128; listening again sets the queue's length.
+            super::listen(l.as_raw_fd(), backlog)?;
             Ok(TcpListener {
-                sock: Socket::new(mio::net::TcpListener::bind(a)?)?,
+                sock: Socket::new(l)?,
             })
         })
+    }
+
+    /// Sets the length of the accept queue (`listen(2)` again, as Python's `sock.listen(backlog)`
+    /// on a listening socket): for connections that arrive from now on; capped as in
+    /// [`TcpListener::bind_with_backlog`].
+    ///
+    /// # Errors
+    /// `NotConnected` after [`TcpListener::close`]; as `listen(2)`.
+    pub fn listen(&self, backlog: u32) -> io::Result<()> {
+        super::listen(self.sock.open()?.as_raw_fd(), backlog)
     }
 
     /// Takes over a std listener (made non-blocking and registered with this thread's hub).
@@ -126,7 +161,7 @@ impl TcpListener {
     /// # Errors
     /// As `getsockname(2)`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.get().local_addr()
+        self.sock.open()?.local_addr()
     }
 
     /// Stops listening for greenlets: a greenlet waiting in `accept` gets `NotConnected`, as does every
@@ -145,7 +180,7 @@ impl TcpListener {
     /// # Errors
     /// As `getsockopt(2)`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.get().take_error()
+        self.sock.open()?.take_error()
     }
 }
 
@@ -242,7 +277,7 @@ impl TcpStream {
     /// # Errors
     /// As `setsockopt(2)`.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.sock.get().set_nodelay(on)
+        self.sock.open()?.set_nodelay(on)
     }
 
     /// Reads `TCP_NODELAY`.
@@ -250,7 +285,7 @@ impl TcpStream {
     /// # Errors
     /// As `getsockopt(2)`.
     pub fn nodelay(&self) -> io::Result<bool> {
-        self.sock.get().nodelay()
+        self.sock.open()?.nodelay()
     }
 
     /// Sets `IP_TTL`.
@@ -258,7 +293,7 @@ impl TcpStream {
     /// # Errors
     /// As `setsockopt(2)`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
-        self.sock.get().set_ttl(ttl)
+        self.sock.open()?.set_ttl(ttl)
     }
 
     /// The pending socket error (`SO_ERROR`), if any.
@@ -266,7 +301,7 @@ impl TcpStream {
     /// # Errors
     /// As `getsockopt(2)`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.get().take_error()
+        self.sock.open()?.take_error()
     }
 
     /// Reads without consuming, waiting for data like `read`.
@@ -287,7 +322,7 @@ impl TcpStream {
     /// As `dup(2)`; registration.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         Ok(TcpStream {
-            sock: Socket::new(self.sock.get().try_clone()?)?,
+            sock: Socket::new(self.sock.open()?.try_clone()?)?,
         })
     }
 }

@@ -78,7 +78,7 @@ impl UdpSocket {
     /// # Cancel safety
     /// Only a host-name lookup can wait.
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        each_addr(&addr, |a| self.sock.get().connect(a))
+        each_addr(&addr, |a| self.sock.open()?.connect(a))
     }
 
     /// Sends a datagram to `addr`, waiting for buffer space if needed.
@@ -141,7 +141,7 @@ impl UdpSocket {
     /// # Errors
     /// As `getsockname(2)`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.get().local_addr()
+        self.sock.open()?.local_addr()
     }
 
     /// The connected peer's address.
@@ -149,7 +149,7 @@ impl UdpSocket {
     /// # Errors
     /// `NotConnected` if not connected.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.get().peer_addr()
+        self.sock.open()?.peer_addr()
     }
 
     /// Sets `SO_BROADCAST`.
@@ -157,7 +157,7 @@ impl UdpSocket {
     /// # Errors
     /// As `setsockopt(2)`.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
-        self.sock.get().set_broadcast(on)
+        self.sock.open()?.set_broadcast(on)
     }
 
     /// Wakes waiting greenlets with `NotConnected`; later calls fail the same way. The fd is closed
@@ -176,7 +176,7 @@ impl UdpSocket {
     /// # Errors
     /// As `getsockopt(2)`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.get().take_error()
+        self.sock.open()?.take_error()
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
@@ -37,12 +38,34 @@ impl fmt::Debug for UnixListener {
 }
 
 impl UnixListener {
-    /// Binds to `path` and listens.
+    /// Binds to `path` and listens with a backlog of [`DEFAULT_BACKLOG`](super::DEFAULT_BACKLOG)
+    /// (1024; the kernel caps it at `net.core.somaxconn`).
     ///
     /// # Errors
     /// As std's `bind` (`AddrInUse` if the path exists); registration.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
-        UnixListener::from_std(std::os::unix::net::UnixListener::bind(path)?)
+        UnixListener::bind_with_backlog(path, super::DEFAULT_BACKLOG)
+    }
+
+    /// As [`UnixListener::bind`], listening with `backlog` (how many connections wait for
+    /// `accept` before `connect` blocks; capped at `net.core.somaxconn`, a value above `i32::MAX`
+    /// counts as `i32::MAX`).
+    ///
+    /// # Errors
+    /// As [`UnixListener::bind`], and as `listen(2)`.
+    pub fn bind_with_backlog<P: AsRef<Path>>(path: P, backlog: u32) -> io::Result<UnixListener> {
+        let l = std::os::unix::net::UnixListener::bind(path)?;
+        super::listen(l.as_raw_fd(), backlog)?;
+        UnixListener::from_std(l)
+    }
+
+    /// Sets the length of the accept queue (`listen(2)` again), for connections from now on;
+    /// capped as in [`UnixListener::bind_with_backlog`].
+    ///
+    /// # Errors
+    /// `NotConnected` after [`UnixListener::close`]; as `listen(2)`.
+    pub fn listen(&self, backlog: u32) -> io::Result<()> {
+        super::listen(self.sock.open()?.as_raw_fd(), backlog)
     }
 
     /// Takes over a std listener (made non-blocking and registered).
@@ -77,7 +100,7 @@ impl UnixListener {
     /// # Errors
     /// As `getsockname(2)`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.get().local_addr()
+        self.sock.open()?.local_addr()
     }
 
     /// Wakes a greenlet waiting in `accept` with `NotConnected`; later calls fail the same way.
@@ -239,7 +262,7 @@ impl UnixDatagram {
     /// # Errors
     /// As `connect(2)` (`ConnectionRefused`/`NotFound` if nobody is bound at `path`).
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
-        self.sock.get().connect(path)
+        self.sock.open()?.connect(path)
     }
 
     /// Sends a datagram to `path`, waiting while the receiver's queue is full.
@@ -292,7 +315,7 @@ impl UnixDatagram {
     /// # Errors
     /// As `getsockname(2)`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.get().local_addr()
+        self.sock.open()?.local_addr()
     }
 
     /// The connected peer's address.
@@ -300,7 +323,7 @@ impl UnixDatagram {
     /// # Errors
     /// `NotConnected` if not connected.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.get().peer_addr()
+        self.sock.open()?.peer_addr()
     }
 
     /// Wakes waiting greenlets with `NotConnected`; later calls fail the same way. The fd is closed
@@ -319,7 +342,7 @@ impl UnixDatagram {
     /// # Errors
     /// As `getsockopt(2)`.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.get().take_error()
+        self.sock.open()?.take_error()
     }
 }
 
