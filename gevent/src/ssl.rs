@@ -1,6 +1,6 @@
 //! TLS on [rustls](https://docs.rs/rustls) (gevent's `gevent.ssl`): [`TlsStream`] over any
 //! cooperative stream, made by a [`TlsAcceptor`] (servers) or a [`TlsConnector`] (clients), and TLS
-//! for [`StreamServer`](crate::server::StreamServer) ([`StreamServer::bind_tls`]).
+//! for [`StreamServer`] ([`StreamServer::bind_tls`]).
 //!
 //! Cargo feature `ssl` (on by default). The crypto provider is *ring*; every config made here asks
 //! for it explicitly, so another crate enabling rustls's `aws-lc-rs` feature changes nothing.

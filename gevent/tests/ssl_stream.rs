@@ -453,6 +453,32 @@ fn generic_over_any_read_write_stream() {
 }
 
 #[test]
+fn acceptors_and_connectors_can_go_to_other_threads() {
+    fn send_sync_clone<T: Send + Sync + Clone>() {}
+    send_sync_clone::<TlsAcceptor>();
+    send_sync_clone::<gevent::ssl::TlsConnector>();
+    // One acceptor, a hub on another thread.
+    let pki = Pki::new(&[]);
+    let acceptor = pki.acceptor();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let t = std::thread::spawn(move || {
+        let l = TcpListener::from_std(l).unwrap();
+        let mut tls = acceptor.accept(l.accept().unwrap().0).unwrap();
+        tls.write_all(b"from another thread").unwrap();
+        tls.shutdown().unwrap();
+    });
+    let mut tls = pki
+        .connector()
+        .connect("localhost", TcpStream::connect(addr).unwrap())
+        .unwrap();
+    let mut out = String::new();
+    tls.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "from another thread");
+    t.join().unwrap();
+}
+
+#[test]
 fn pem_errors_are_clear() {
     let pki = Pki::new(&[]);
     let missing = pki.dir.join("missing.pem");
