@@ -479,6 +479,90 @@ fn acceptors_and_connectors_can_go_to_other_threads() {
 }
 
 #[test]
+fn configs_made_with_rustls_directly_client_certificates() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let _s = serial();
+    let pki = Pki::new(&[]);
+    let pem_certs = |pem: &str| -> Vec<CertificateDer<'static>> {
+        CertificateDer::pem_slice_iter(pem.as_bytes())
+            .map(Result::unwrap)
+            .collect()
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(pem_certs(&pki.ca_pem));
+    let roots = std::sync::Arc::new(roots);
+    let provider = gevent::ssl::crypto_provider();
+
+    // A server that requires a client certificate from the CA.
+    let acceptor = TlsAcceptor::from_config(client_auth_server_config(
+        &pki,
+        roots.clone(),
+        provider.clone(),
+    ));
+    let (server, tcp) = serve_one(move |tcp| {
+        let mut tls = acceptor.accept(tcp).unwrap();
+        let n = tls.peer_certificates().map_or(0, |c| c.len());
+        tls.shutdown().unwrap();
+        n
+    });
+    let client_config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_client_auth_cert(
+            pem_certs(&pki.client_cert_pem),
+            PrivateKeyDer::from_pem_slice(pki.client_key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    let connector = gevent::ssl::TlsConnector::from_config(std::sync::Arc::new(client_config));
+    let mut tls = connector.connect("localhost", tcp).unwrap();
+    assert_eq!(tls.read(&mut [0; 8]).unwrap(), 0);
+    assert_eq!(
+        result(&server),
+        1,
+        "the server saw the client's certificate"
+    );
+
+    // The same server refuses a client without a certificate.
+    let acceptor = TlsAcceptor::from_config(client_auth_server_config(&pki, roots, provider));
+    let (server, tcp) = serve_one(move |tcp| acceptor.accept(tcp).map(|_| ()));
+    let r = pki
+        .connector()
+        .connect("localhost", tcp)
+        .and_then(|mut tls| tls.read(&mut [0; 8]));
+    assert!(r.is_err(), "{r:?}");
+    let err = result(&server).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+}
+
+/// A server config (ring) that requires a client certificate from the test CA.
+fn client_auth_server_config(
+    pki: &Pki,
+    roots: std::sync::Arc<rustls::RootCertStore>,
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+) -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .unwrap();
+    let certs = CertificateDer::pem_slice_iter(pki.cert_pem.as_bytes())
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(pki.key_pem.as_bytes()).unwrap();
+    std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .unwrap(),
+    )
+}
+
+#[test]
 fn pem_errors_are_clear() {
     let pki = Pki::new(&[]);
     let missing = pki.dir.join("missing.pem");

@@ -16,6 +16,9 @@ pub struct Pki {
     pub ca_file: PathBuf,
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
+    /// A client certificate (CN `client`) and key from the same CA, in PEM.
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
 }
 
 impl Pki {
@@ -44,6 +47,13 @@ impl Pki {
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &issuer).unwrap();
 
+        let mut cparams = CertificateParams::new(Vec::<String>::new()).unwrap();
+        cparams
+            .distinguished_name
+            .push(DnType::CommonName, "client");
+        let ckey = KeyPair::generate().unwrap();
+        let ccert = cparams.signed_by(&ckey, &issuer).unwrap();
+
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "gevent-ssl-test-{}-{}",
@@ -65,6 +75,8 @@ impl Pki {
             ca_pem,
             cert_pem,
             key_pem,
+            client_cert_pem: ccert.pem(),
+            client_key_pem: ckey.serialize_pem(),
         }
     }
 
