@@ -886,6 +886,9 @@ impl StreamServer {
     ///
     /// # Errors
     /// As [`TcpListener::bind`].
+    ///
+    /// # Cancel safety
+    /// As [`TcpListener::bind`] (only a host-name lookup waits).
     pub fn bind_tls<A: ToSocketAddrs>(
         addr: A,
         acceptor: TlsAcceptor,
