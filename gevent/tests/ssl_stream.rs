@@ -415,6 +415,28 @@ fn read_and_write_timeouts_are_the_tcp_streams() {
 }
 
 #[test]
+fn a_write_to_a_peer_that_never_reads_times_out() {
+    let _s = serial();
+    let pki = Pki::new(&[]);
+    let acceptor = pki.acceptor();
+    let (server, tcp) = serve_one(move |tcp| {
+        let mut tls = acceptor.accept(tcp).unwrap();
+        tls.set_write_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        // At most 256 MiB: the socket buffers fill long before.
+        for _ in 0..4096 {
+            if let Err(e) = tls.write_all(&chunk) {
+                return e.kind();
+            }
+        }
+        io::ErrorKind::Other
+    });
+    let _tls = pki.connector().connect("localhost", tcp).unwrap();
+    assert_eq!(result(&server), io::ErrorKind::TimedOut);
+}
+
+#[test]
 fn a_kill_during_a_read_unwinds_and_leaks_nothing() {
     let _s = serial();
     let pki = Pki::new(&[]);
