@@ -33,6 +33,7 @@
 //! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`], [`logging`] (a log
 //!   writer that never blocks the hub).
 //! - [`monitor`] (a greenlet that blocks its hub), [`util`] (`print_run_info`: the hub and its greenlets).
+//! - `ssl` (cargo feature `ssl`, on by default): TLS streams on rustls, TLS for `StreamServer`.
 //! - `monkey` (cargo feature `monkey`): `patch_all()` makes std's and C libraries' blocking calls
 //!   cooperative.
 //!
@@ -64,6 +65,8 @@ pub mod queue;
 pub mod select;
 pub mod server;
 pub mod signal;
+#[cfg(feature = "ssl")]
+pub mod ssl;
 pub mod subprocess;
 pub mod threadpool;
 mod timeout;
