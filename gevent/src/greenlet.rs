@@ -385,9 +385,18 @@ impl<T: 'static> Greenlet<T> {
         }
         let w = Waiter::new();
         self.st.joiners.borrow_mut().push(w.clone());
-        let r = crate::wait::wait_with_deadline(&w, deadline);
-        self.st.joiners.borrow_mut().retain(|j| !Rc::ptr_eq(j, &w));
-        r
+        // Unlisted on every way out, a kill or Timeout unwinding out of the wait included.
+        struct Unjoin<'a, T: 'static>(&'a State<T>, &'a Rc<Waiter>);
+        impl<T: 'static> Drop for Unjoin<'_, T> {
+            fn drop(&mut self) {
+                self.0
+                    .joiners
+                    .borrow_mut()
+                    .retain(|j| !Rc::ptr_eq(j, self.1));
+            }
+        }
+        let _unjoin = Unjoin(&self.st, &w);
+        crate::wait::wait_with_deadline(&w, deadline)
     }
 
     /// Waits for the result (gevent's `get()`).

@@ -269,6 +269,13 @@ impl Hub {
         self.timers.borrow_mut().remove(&id).is_some()
     }
 
+    /// How many timers are armed (every timed wait, started [`Timeout`](crate::Timeout) and
+    /// `spawn_later` holds one until it fires or is cancelled). Introspection, for tests and
+    /// diagnostics: an armed timer keeps the loop from declaring [`LoopExit`].
+    pub fn timer_count(&self) -> usize {
+        self.timers.borrow().len()
+    }
+
     /// Switches from the current greenlet to the hub; returns the value the hub (or whoever switches
     /// back) passes.
     ///
@@ -460,6 +467,31 @@ fn run_loop() {
         // Nothing can wake anyone: tell the main greenlet (gevent throws LoopExit into hub.parent).
         let main = hub.greenlet.parent().expect("the hub has a parent");
         main.switch(Wakeup::LoopExit);
+    }
+}
+
+/// Cancels the timer of a timed wait when dropped, so that it is disarmed on every way out of the
+/// wait (woken, timed out, killed, a Timeout, LoopExit): a killed `sleep(1 h)` must not leave its
+/// timer (and the waiter it holds) armed for the hour, nor delay [`LoopExit`] until then.
+pub(crate) struct TimerGuard<'a> {
+    hub: &'a Hub,
+    id: Option<TimerId>,
+}
+
+impl<'a> TimerGuard<'a> {
+    /// Guards `id` (nothing with `None`) of `hub` (this thread's).
+    #[inline(always)]
+    pub(crate) fn new(hub: &'a Hub, id: Option<TimerId>) -> TimerGuard<'a> {
+        TimerGuard { hub, id }
+    }
+}
+
+impl Drop for TimerGuard<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.hub.cancel_timer(id);
+        }
     }
 }
 
