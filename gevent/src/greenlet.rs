@@ -31,7 +31,8 @@ impl Failure {
         Failure { message }
     }
 
-    /// The panic message (or a placeholder naming a non-string payload).
+    /// The panic message, or what the payload was (see [`describe_panic`]: `Timeout: 10ms`, a
+    /// type name, ...).
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -40,6 +41,144 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Says what a panic payload is, as a greenlet's failure report and its [`Failure`] do:
+/// - a `&str` or `String` (what `panic!` makes): the message itself;
+/// - a [`TimeoutError`](crate::TimeoutError) (a [`Timeout`](crate::Timeout) nobody caught):
+///   `Timeout: 10ms`;
+/// - [`GreenletExit`] (a plain kill): `GreenletExit`;
+/// - a `std::io::Error`, a `Box<dyn Error + Send (+ Sync)>`, a [`LoopExit`], a [`GetError`] or a
+///   [`Failure`]: its type and message (`std::io::Error: broken pipe`);
+/// - a type given to [`register_panic_payload`]: its type name and message;
+/// - a type some greenlet was killed with ([`Greenlet::kill_with`]): its type name;
+/// - anything else: `<non-string panic payload>` (a `dyn Any` does not know its type's name).
+pub fn describe_panic(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        return (*s).to_owned();
+    }
+    if let Some(s) = payload.downcast_ref::<String>() {
+        return s.clone();
+    }
+    if let Some(t) = payload.downcast_ref::<crate::TimeoutError>() {
+        return format!("Timeout: {:?}", t.duration());
+    }
+    if payload.is::<GreenletExit>() {
+        return "GreenletExit".to_owned();
+    }
+    if let Some(e) = payload.downcast_ref::<std::io::Error>() {
+        return format!("std::io::Error: {e}");
+    }
+    if let Some(e) = payload.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>() {
+        return format!("Box<dyn Error + Send + Sync>: {e}");
+    }
+    if let Some(e) = payload.downcast_ref::<Box<dyn std::error::Error + Send>>() {
+        return format!("Box<dyn Error + Send>: {e}");
+    }
+    if let Some(e) = payload.downcast_ref::<LoopExit>() {
+        return e.to_string(); // "LoopExit: ..."
+    }
+    if let Some(e) = payload.downcast_ref::<GetError>() {
+        return format!("gevent::GetError: {e}");
+    }
+    if let Some(f) = payload.downcast_ref::<Failure>() {
+        return format!("gevent::Failure: {f}");
+    }
+    let id = (*payload).type_id();
+    let names = PAYLOAD_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    match names.iter().find(|n| n.id == id) {
+        Some(PayloadName {
+            name,
+            show: Some(show),
+            ..
+        }) => format!("{name}: {}", show(payload)),
+        Some(n) => n.name.to_owned(),
+        None => "<non-string panic payload>".to_owned(),
+    }
+}
+
+/// A panic payload type [`describe_panic`] can name (a `dyn Any` knows only its `TypeId`).
+struct PayloadName {
+    id: std::any::TypeId,
+    name: &'static str,
+    /// Its message, for types registered with one.
+    show: Option<fn(&(dyn Any + Send)) -> String>,
+}
+
+/// The payload types named so far: a handful (one per distinct kill payload type or registered
+/// type), looked up only when a greenlet fails.
+static PAYLOAD_NAMES: std::sync::Mutex<Vec<PayloadName>> = std::sync::Mutex::new(Vec::new());
+
+fn name_payload_type<P: Any>(show: Option<fn(&(dyn Any + Send)) -> String>) {
+    let id = std::any::TypeId::of::<P>();
+    let mut names = PAYLOAD_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    match names.iter_mut().find(|n| n.id == id) {
+        Some(n) => n.show = n.show.or(show),
+        None => names.push(PayloadName {
+            id,
+            name: std::any::type_name::<P>(),
+            show,
+        }),
+    }
+}
+
+/// Lets greenlet failures name panic payloads of type `P` with their message: a greenlet that
+/// dies of a `P` (from `std::panic::panic_any`, `resume_unwind` or [`Greenlet::kill_with`]) is
+/// then reported as `<Greenlet-N> failed with my_crate::Shutdown: <P's Display>`, and its
+/// [`Failure`] says the same (without it, the type name alone once some greenlet was killed with a
+/// `P`, else `<non-string panic payload>`). Process-wide; registering twice is harmless.
+///
+/// # Examples
+/// ```
+/// use std::fmt;
+/// struct Shutdown(&'static str);
+/// impl fmt::Display for Shutdown {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         write!(f, "shutting down: {}", self.0)
+///     }
+/// }
+/// gevent::greenlet::register_panic_payload::<Shutdown>();
+/// let g = gevent::spawn(|| std::panic::panic_any(Shutdown("maintenance")));
+/// g.join();
+/// assert!(g.exception().unwrap().message().ends_with("Shutdown: shutting down: maintenance"));
+/// ```
+pub fn register_panic_payload<P: Any + fmt::Display>() {
+    fn show<P: Any + fmt::Display>(p: &(dyn Any + Send)) -> String {
+        p.downcast_ref::<P>().map(P::to_string).unwrap_or_default()
+    }
+    name_payload_type::<P>(Some(show::<P>));
+}
+
+/// Drops a panic payload whose own `Drop` may panic: such a panic is caught (a panic escaping a
+/// greenlet's entry would skip marking it finished, leaving its joiners waiting forever), and the
+/// payload of that one dropped the same way, a few times over; past that it is leaked.
+fn drop_payload(mut p: Box<dyn Any + Send>) {
+    for _ in 0..8 {
+        match catch_unwind(AssertUnwindSafe(move || drop(p))) {
+            Ok(()) => return,
+            Err(next) => {
+                eprintln!(
+                    "gevent: dropping a panic payload panicked (ignored): {}",
+                    describe_panic(&*next)
+                );
+                p = next;
+            }
+        }
+    }
+    std::mem::forget(p);
+}
+
+/// Drops `v` (a greenlet's value, dropped unused), catching a panic of its `Drop` as [`drop_payload`].
+fn drop_value<T>(v: T) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(v))) {
+        eprintln!(
+            "gevent: dropping a greenlet's value panicked (ignored): {}",
+            describe_panic(&*p)
+        );
+        drop_payload(p);
     }
 }
 
@@ -192,15 +331,15 @@ pub fn spawn_raw(f: impl FnOnce() + 'static) {
             .build(move |_| {
                 let r = catch_unwind(AssertUnwindSafe(f));
                 crate::hub::done_unwinding();
-                crate::hub::take_deferred();
+                if let Some(p) = crate::hub::take_deferred() {
+                    drop_payload(p);
+                }
                 crate::local::greenlet_exited();
                 if let Err(p) = r {
                     if !p.is::<GreenletExit>() {
-                        eprintln!(
-                            "<raw greenlet> failed with {}",
-                            greenlet::panic_message(&*p)
-                        );
+                        eprintln!("<raw greenlet> failed with {}", describe_panic(&*p));
                     }
+                    drop_payload(p);
                 }
                 Value::none()
             }) {
@@ -275,11 +414,21 @@ impl<T: 'static> Greenlet<T> {
             crate::local::greenlet_exited();
             let g = Greenlet { st };
             crate::hub::done_unwinding();
+            // Nothing below may panic out of here (it would skip `finish`): payloads and values
+            // are dropped through `drop_payload` / `drop_value`, whose `Drop` may panic.
             let outcome = match (result, crate::hub::take_deferred()) {
                 // A kill that landed inside a C caller (see `monkey`) still counts.
-                (Ok(_), Some(p)) => g.outcome_of_panic(p),
+                (Ok(v), Some(p)) => {
+                    drop_value(v);
+                    g.outcome_of_panic(p)
+                }
                 (Ok(v), None) => Outcome::Value(v),
-                (Err(p), _) => g.outcome_of_panic(p),
+                (Err(p), deferred) => {
+                    if let Some(d) = deferred {
+                        drop_payload(d);
+                    }
+                    g.outcome_of_panic(p)
+                }
             };
             g.finish(outcome);
             Value::none()
@@ -300,13 +449,18 @@ impl<T: 'static> Greenlet<T> {
         }
     }
 
+    /// What a panic with payload `p` makes of the greenlet (reported on stderr unless a plain
+    /// kill); drops `p` without letting a panic of its `Drop` out.
     fn outcome_of_panic(&self, p: Box<dyn Any + Send>) -> Outcome<T> {
-        if p.is::<GreenletExit>() {
-            return Outcome::Killed;
-        }
-        let message = greenlet::panic_message(&*p);
-        eprintln!("<{}> failed with {message}", self.name());
-        Outcome::Panicked(Failure { message })
+        let outcome = if p.is::<GreenletExit>() {
+            Outcome::Killed
+        } else {
+            let message = describe_panic(&*p);
+            eprintln!("<{}> failed with {message}", self.name());
+            Outcome::Panicked(Failure { message })
+        };
+        drop_payload(p);
+        outcome
     }
 
     /// Records the outcome, marks the greenlet dead and queues the notification of links and joiners.
@@ -345,8 +499,9 @@ impl<T: 'static> Greenlet<T> {
                     eprintln!(
                         "gevent: a link of <{}> panicked (ignored): {}",
                         self.name(),
-                        greenlet::panic_message(&*p)
+                        describe_panic(&*p)
                     );
+                    drop_payload(p);
                 }
             }
         }
@@ -575,6 +730,10 @@ impl<T: 'static> Greenlet<T> {
     /// Kills it with a custom panic payload (it dies as if it had panicked, unless it catches it).
     /// Waits at most `timeout` (forever with `None`); returns whether it is dead.
     pub fn kill_with<P: Any + Send>(&self, payload: P, timeout: Option<Duration>) -> bool {
+        if std::any::TypeId::of::<P>() != std::any::TypeId::of::<GreenletExit>() {
+            // So that the failure it causes can say what killed it (see `describe_panic`).
+            name_payload_type::<P>(None);
+        }
         if let Some(raw) = self.raw() {
             if raw.is_current() {
                 resume_unwind(Box::new(payload));
@@ -598,14 +757,17 @@ impl<T: 'static> Greenlet<T> {
                 if let Some(t) = self.st.start_timer.take() {
                     get_hub().cancel_timer(t);
                 }
-                self.st.func.take();
+                if let Some(f) = self.st.func.take() {
+                    drop_value(f);
+                }
                 let outcome = if payload.is::<GreenletExit>() {
                     Outcome::Killed
                 } else {
                     Outcome::Panicked(Failure {
-                        message: greenlet::panic_message(&*payload),
+                        message: describe_panic(&*payload),
                     })
                 };
+                drop_payload(payload);
                 self.finish(outcome);
             }
             Phase::Running => {
