@@ -252,9 +252,6 @@ struct State<T: 'static> {
     next_link: Cell<u64>,
     joiners: RefCell<Vec<Rc<Waiter>>>,
     start_timer: Cell<Option<TimerId>>,
-    /// A kill was thrown in already: it is unwinding. A second throw could land in a destructor
-    /// run by that unwind, and a panic there aborts the process, so later kills only wait.
-    kill_thrown: Cell<bool>,
     /// Its slot in the registry of `util::format_run_info`.
     registry_slot: u32,
 }
@@ -369,7 +366,6 @@ impl<T: 'static> Greenlet<T> {
                 next_link: Cell::new(0),
                 joiners: RefCell::new(Vec::new()),
                 start_timer: Cell::new(None),
-                kill_thrown: Cell::new(false),
                 registry_slot,
             }
         });
@@ -711,8 +707,11 @@ impl<T: 'static> Greenlet<T> {
 
     /// Kills it with `GreenletExit` and waits until it is dead (gevent's `kill()`).
     ///
-    /// Never fails and can be repeated. Before it started, it never runs (its links still fire).
-    /// Killing the current greenlet unwinds it at once.
+    /// Never fails and can be repeated: every call throws again, so a greenlet that caught an
+    /// earlier kill and went on dies of the next one (one still unwinding from an earlier kill, in
+    /// a destructor that waits, gets it at its next wait after the unwind, if any). Before it
+    /// started, it never runs (its links still fire). Killing the current greenlet unwinds it at
+    /// once.
     pub fn kill(&self) {
         self.kill_with(GreenletExit, None);
     }
@@ -774,7 +773,11 @@ impl<T: 'static> Greenlet<T> {
                 let g = self.clone();
                 get_hub().run_callback(move || {
                     if let Some(raw) = g.raw() {
-                        if !raw.is_dead() && !g.st.kill_thrown.replace(true) {
+                        // Every kill throws again (gevent: "may be called multiple times"): one
+                        // that survived an earlier kill (caught it) dies of this one. Into a
+                        // greenlet still unwinding from an earlier throw (a destructor that
+                        // waits), `throw_into` defers it to its next normal wait instead.
+                        if !raw.is_dead() {
                             crate::hub::throw_into(&raw, payload);
                         }
                     }
