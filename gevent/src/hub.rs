@@ -23,7 +23,8 @@
 //! - A waiting greenlet is woken at most once per [`Waiter`]: waking a waiter that was already woken
 //!   or cancelled is a no-op, so a wake that races a kill or a timeout never resumes the wrong wait.
 //! - Kills and timeouts are delivered by throwing into the greenlet from the hub; the unwinding wait
-//!   marks its waiter cancelled (its guard's destructor), so nothing it waited on keeps a trace of it.
+//!   marks its waiter cancelled (its guard's destructor), so nothing it waited on keeps a trace of it;
+//!   a timed wait's timer is cancelled the same way ([`Hub::timer_count`] shows what is armed).
 //! - A panic in a hub callback is reported and the loop goes on.
 
 use std::cell::{Cell, RefCell};

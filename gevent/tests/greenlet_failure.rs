@@ -200,3 +200,43 @@ fn failure_is_an_error() {
     assert_eq!(e.to_string(), "second");
     assert!(e.source().is_none());
 }
+
+const CHILD: &str = "GEVENT_TEST_GREENLET_FAILURE_CHILD";
+
+/// The report on stderr names the failure as its `Failure` does (in a re-executed test binary, to
+/// read its stderr): `<name> failed with Timeout: 10ms`, the kill payload's type name; a plain kill
+/// prints nothing.
+#[test]
+fn stderr_report_names_the_failure() {
+    if std::env::var_os(CHILD).is_some() {
+        let g = gevent::spawn(|| {
+            let _t = Timeout::start_new(Duration::from_millis(10));
+            gevent::sleep(Duration::from_secs(10));
+        });
+        g.set_name("sleepy");
+        let k = gevent::spawn(|| gevent::sleep(Duration::from_secs(100)));
+        k.set_name("shut-down");
+        let p = gevent::spawn(|| gevent::sleep(Duration::from_secs(100)));
+        p.set_name("plainly-killed");
+        gevent::sleep(Duration::ZERO);
+        k.kill_with(Shutdown, None);
+        p.kill();
+        g.join();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "stderr_report_names_the_failure", "--nocapture"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("<sleepy> failed with Timeout: 10ms"), "{err}");
+    let shut = format!(
+        "<shut-down> failed with {}",
+        std::any::type_name::<Shutdown>()
+    );
+    assert!(err.contains(&shut), "{err}");
+    assert!(!err.contains("plainly-killed"), "{err}");
+    assert!(!err.contains("non-string"), "{err}");
+}
