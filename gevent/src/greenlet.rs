@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use greenlet::{GreenletExit, Value};
 
-use crate::hub::{get_hub, LoopExit, TimerId, Waiter};
+use crate::hub::{drop_payload, get_hub, LoopExit, TimerId, Waiter};
 
 /// How a greenlet ended badly: the panic message (the payload itself stays in the greenlet).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,26 +152,8 @@ pub fn register_panic_payload<P: Any + fmt::Display>() {
     name_payload_type::<P>(Some(show::<P>));
 }
 
-/// Drops a panic payload whose own `Drop` may panic: such a panic is caught (a panic escaping a
-/// greenlet's entry would skip marking it finished, leaving its joiners waiting forever), and the
-/// payload of that one dropped the same way, a few times over; past that it is leaked.
-fn drop_payload(mut p: Box<dyn Any + Send>) {
-    for _ in 0..8 {
-        match catch_unwind(AssertUnwindSafe(move || drop(p))) {
-            Ok(()) => return,
-            Err(next) => {
-                eprintln!(
-                    "gevent: dropping a panic payload panicked (ignored): {}",
-                    describe_panic(&*next)
-                );
-                p = next;
-            }
-        }
-    }
-    std::mem::forget(p);
-}
-
-/// Drops `v` (a greenlet's value, dropped unused), catching a panic of its `Drop` as [`drop_payload`].
+/// Drops `v` (a greenlet's value, dropped unused), catching a panic of its `Drop` as
+/// `hub::drop_payload` does.
 fn drop_value<T>(v: T) {
     if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(v))) {
         eprintln!(

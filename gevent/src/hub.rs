@@ -457,7 +457,27 @@ fn run_guarded(f: Callback) {
             "gevent: a hub callback panicked (ignored, the loop goes on): {}",
             greenlet::panic_message(&*p)
         );
+        drop_payload(p);
     }
+}
+
+/// Drops a caught panic payload whose own `Drop` may panic: such a panic is caught too (escaping
+/// the hub's loop or a greenlet's entry, it would end the hub or leave the greenlet unfinished),
+/// and its payload dropped the same way, a few times over; past that it is leaked.
+pub(crate) fn drop_payload(mut p: Box<dyn std::any::Any + Send>) {
+    for _ in 0..8 {
+        match catch_unwind(AssertUnwindSafe(move || drop(p))) {
+            Ok(()) => return,
+            Err(next) => {
+                eprintln!(
+                    "gevent: dropping a panic payload panicked (ignored): {}",
+                    greenlet::panic_message(&*next)
+                );
+                p = next;
+            }
+        }
+    }
+    std::mem::forget(p);
 }
 
 /// The hub greenlet's `run`.

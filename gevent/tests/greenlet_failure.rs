@@ -240,3 +240,12 @@ fn stderr_report_names_the_failure() {
     assert!(!err.contains("plainly-killed"), "{err}");
     assert!(!err.contains("non-string"), "{err}");
 }
+
+/// A hub callback that panics with such a payload: the hub reports it and goes on.
+#[test]
+fn hub_callback_payload_with_panicking_drop() {
+    gevent::get_hub().run_callback(|| std::panic::panic_any(Bomb));
+    gevent::get_hub().run_callback(|| std::panic::panic_any(Chain));
+    gevent::sleep(Duration::ZERO);
+    hub_survives();
+}
