@@ -5,7 +5,9 @@
 //!   so spawning never fails and a greenlet killed before it starts never costs a stack.
 //! - A spawned greenlet's parent is the hub: when it finishes, control returns to the hub's loop.
 //! - Every panic is caught at the greenlet's entry: reported on stderr as `<Greenlet-N> failed with …`
-//!   and kept for [`Greenlet::get`]; the hub and the other greenlets go on.
+//!   (what [`describe_panic`] says of the payload: the message, `Timeout: 10ms`, a type name) and
+//!   kept for [`Greenlet::get`]; the hub and the other greenlets go on. A payload whose own `Drop`
+//!   panics changes none of that (the greenlet still ends failed and its joiners wake).
 //! - Links and joiners are notified from a hub callback after the greenlet died, in link order.
 
 use std::any::Any;
