@@ -74,6 +74,9 @@ impl WaitList {
 struct EventInner {
     flag: Cell<bool>,
     waiters: WaitList,
+    /// Calls of [`Event::set`] whose woken waiters have not all run yet: a `wait` that starts
+    /// meanwhile queues behind them (gevent#1520).
+    notifying: Cell<u32>,
 }
 
 /// A flag greenlets can wait for (gevent's `Event`).
@@ -115,15 +118,25 @@ impl Event {
             inner: Rc::new(EventInner {
                 flag: Cell::new(false),
                 waiters: WaitList::default(),
+                notifying: Cell::new(0),
             }),
         }
     }
 
     /// Sets the flag and wakes every waiting greenlet (they run on the hub's next turn, in the order
-    /// they began to wait). Later waits return at once until [`Event::clear`].
+    /// they began to wait). Later waits return at once until [`Event::clear`]; one that starts
+    /// before the woken greenlets have all run (the setter's own, or one of theirs) first lets
+    /// them run, so the order of waits is kept (gevent#1520).
     pub fn set(&self) {
         self.inner.flag.set(true);
+        if self.inner.waiters.len() == 0 {
+            return;
+        }
         self.inner.waiters.wake_all();
+        // The wakes are in the ready queue; this callback runs right after the last of them.
+        let inner = self.inner.clone();
+        inner.notifying.set(inner.notifying.get() + 1);
+        crate::hub::get_hub().run_callback(move || inner.notifying.set(inner.notifying.get() - 1));
     }
 
     /// Resets the flag. Greenlets already woken by [`Event::set`] still return `true`.
@@ -186,6 +199,10 @@ impl Event {
     /// As [`Event::wait`].
     pub fn wait_deadline(&self, deadline: Option<Instant>) -> Result<bool, LoopExit> {
         if self.is_set() {
+            if self.inner.notifying.get() > 0 && !crate::hub::get_hub().greenlet().is_current() {
+                // Set, but the waiters it woke have not all run: queue behind them.
+                crate::hub::yield_now();
+            }
             return Ok(true);
         }
         if deadline.is_some_and(|d| d <= Instant::now()) {

@@ -5,7 +5,9 @@
 //!   so spawning never fails and a greenlet killed before it starts never costs a stack.
 //! - A spawned greenlet's parent is the hub: when it finishes, control returns to the hub's loop.
 //! - Every panic is caught at the greenlet's entry: reported on stderr as `<Greenlet-N> failed with …`
-//!   and kept for [`Greenlet::get`]; the hub and the other greenlets go on.
+//!   (what [`describe_panic`] says of the payload: the message, `Timeout: 10ms`, a type name) and
+//!   kept for [`Greenlet::get`]; the hub and the other greenlets go on. A payload whose own `Drop`
+//!   panics changes none of that (the greenlet still ends failed and its joiners wake).
 //! - Links and joiners are notified from a hub callback after the greenlet died, in link order.
 
 use std::any::Any;
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use greenlet::{GreenletExit, Value};
 
-use crate::hub::{get_hub, LoopExit, TimerId, Waiter};
+use crate::hub::{drop_payload, get_hub, LoopExit, TimerId, Waiter};
 
 /// How a greenlet ended badly: the panic message (the payload itself stays in the greenlet).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +33,8 @@ impl Failure {
         Failure { message }
     }
 
-    /// The panic message (or a placeholder naming a non-string payload).
+    /// The panic message, or what the payload was (see [`describe_panic`]: `Timeout: 10ms`, a
+    /// type name, ...).
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -40,6 +43,126 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Says what a panic payload is, as a greenlet's failure report and its [`Failure`] do:
+/// - a `&str` or `String` (what `panic!` makes): the message itself;
+/// - a [`TimeoutError`](crate::TimeoutError) (a [`Timeout`](crate::Timeout) nobody caught):
+///   `Timeout: 10ms`;
+/// - [`GreenletExit`] (a plain kill): `GreenletExit`;
+/// - a `std::io::Error`, a `Box<dyn Error + Send (+ Sync)>`, a [`LoopExit`], a [`GetError`] or a
+///   [`Failure`]: its type and message (`std::io::Error: broken pipe`);
+/// - a type given to [`register_panic_payload`]: its type name and message;
+/// - a type some greenlet was killed with ([`Greenlet::kill_with`]): its type name;
+/// - anything else: `<non-string panic payload>` (a `dyn Any` does not know its type's name).
+pub fn describe_panic(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        return (*s).to_owned();
+    }
+    if let Some(s) = payload.downcast_ref::<String>() {
+        return s.clone();
+    }
+    if let Some(t) = payload.downcast_ref::<crate::TimeoutError>() {
+        return format!("Timeout: {:?}", t.duration());
+    }
+    if payload.is::<GreenletExit>() {
+        return "GreenletExit".to_owned();
+    }
+    if let Some(e) = payload.downcast_ref::<std::io::Error>() {
+        return format!("std::io::Error: {e}");
+    }
+    if let Some(e) = payload.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>() {
+        return format!("Box<dyn Error + Send + Sync>: {e}");
+    }
+    if let Some(e) = payload.downcast_ref::<Box<dyn std::error::Error + Send>>() {
+        return format!("Box<dyn Error + Send>: {e}");
+    }
+    if let Some(e) = payload.downcast_ref::<LoopExit>() {
+        return e.to_string(); // "LoopExit: ..."
+    }
+    if let Some(e) = payload.downcast_ref::<GetError>() {
+        return format!("gevent::GetError: {e}");
+    }
+    if let Some(f) = payload.downcast_ref::<Failure>() {
+        return format!("gevent::Failure: {f}");
+    }
+    let id = (*payload).type_id();
+    let names = PAYLOAD_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    match names.iter().find(|n| n.id == id) {
+        Some(PayloadName {
+            name,
+            show: Some(show),
+            ..
+        }) => format!("{name}: {}", show(payload)),
+        Some(n) => n.name.to_owned(),
+        None => "<non-string panic payload>".to_owned(),
+    }
+}
+
+/// A panic payload type [`describe_panic`] can name (a `dyn Any` knows only its `TypeId`).
+struct PayloadName {
+    id: std::any::TypeId,
+    name: &'static str,
+    /// Its message, for types registered with one.
+    show: Option<fn(&(dyn Any + Send)) -> String>,
+}
+
+/// The payload types named so far: a handful (one per distinct kill payload type or registered
+/// type), looked up only when a greenlet fails.
+static PAYLOAD_NAMES: std::sync::Mutex<Vec<PayloadName>> = std::sync::Mutex::new(Vec::new());
+
+fn name_payload_type<P: Any>(show: Option<fn(&(dyn Any + Send)) -> String>) {
+    let id = std::any::TypeId::of::<P>();
+    let mut names = PAYLOAD_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    match names.iter_mut().find(|n| n.id == id) {
+        Some(n) => n.show = n.show.or(show),
+        None => names.push(PayloadName {
+            id,
+            name: std::any::type_name::<P>(),
+            show,
+        }),
+    }
+}
+
+/// Lets greenlet failures name panic payloads of type `P` with their message: a greenlet that
+/// dies of a `P` (from `std::panic::panic_any`, `resume_unwind` or [`Greenlet::kill_with`]) is
+/// then reported as `<Greenlet-N> failed with my_crate::Shutdown: <P's Display>`, and its
+/// [`Failure`] says the same (without it, the type name alone once some greenlet was killed with a
+/// `P`, else `<non-string panic payload>`). Process-wide; registering twice is harmless.
+///
+/// # Examples
+/// ```
+/// use std::fmt;
+/// struct Shutdown(&'static str);
+/// impl fmt::Display for Shutdown {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         write!(f, "shutting down: {}", self.0)
+///     }
+/// }
+/// gevent::greenlet::register_panic_payload::<Shutdown>();
+/// let g = gevent::spawn(|| std::panic::panic_any(Shutdown("maintenance")));
+/// g.join();
+/// assert!(g.exception().unwrap().message().ends_with("Shutdown: shutting down: maintenance"));
+/// ```
+pub fn register_panic_payload<P: Any + fmt::Display>() {
+    fn show<P: Any + fmt::Display>(p: &(dyn Any + Send)) -> String {
+        p.downcast_ref::<P>().map(P::to_string).unwrap_or_default()
+    }
+    name_payload_type::<P>(Some(show::<P>));
+}
+
+/// Drops `v` (a greenlet's value, dropped unused), catching a panic of its `Drop` as
+/// `hub::drop_payload` does.
+fn drop_value<T>(v: T) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(v))) {
+        eprintln!(
+            "gevent: dropping a greenlet's value panicked (ignored): {}",
+            describe_panic(&*p)
+        );
+        drop_payload(p);
     }
 }
 
@@ -113,9 +236,6 @@ struct State<T: 'static> {
     next_link: Cell<u64>,
     joiners: RefCell<Vec<Rc<Waiter>>>,
     start_timer: Cell<Option<TimerId>>,
-    /// A kill was thrown in already: it is unwinding. A second throw could land in a destructor
-    /// run by that unwind, and a panic there aborts the process, so later kills only wait.
-    kill_thrown: Cell<bool>,
     /// Its slot in the registry of `util::format_run_info`.
     registry_slot: u32,
 }
@@ -192,15 +312,15 @@ pub fn spawn_raw(f: impl FnOnce() + 'static) {
             .build(move |_| {
                 let r = catch_unwind(AssertUnwindSafe(f));
                 crate::hub::done_unwinding();
-                crate::hub::take_deferred();
+                if let Some(p) = crate::hub::take_deferred() {
+                    drop_payload(p);
+                }
                 crate::local::greenlet_exited();
                 if let Err(p) = r {
                     if !p.is::<GreenletExit>() {
-                        eprintln!(
-                            "<raw greenlet> failed with {}",
-                            greenlet::panic_message(&*p)
-                        );
+                        eprintln!("<raw greenlet> failed with {}", describe_panic(&*p));
                     }
+                    drop_payload(p);
                 }
                 Value::none()
             }) {
@@ -230,7 +350,6 @@ impl<T: 'static> Greenlet<T> {
                 next_link: Cell::new(0),
                 joiners: RefCell::new(Vec::new()),
                 start_timer: Cell::new(None),
-                kill_thrown: Cell::new(false),
                 registry_slot,
             }
         });
@@ -275,11 +394,21 @@ impl<T: 'static> Greenlet<T> {
             crate::local::greenlet_exited();
             let g = Greenlet { st };
             crate::hub::done_unwinding();
+            // Nothing below may panic out of here (it would skip `finish`): payloads and values
+            // are dropped through `drop_payload` / `drop_value`, whose `Drop` may panic.
             let outcome = match (result, crate::hub::take_deferred()) {
                 // A kill that landed inside a C caller (see `monkey`) still counts.
-                (Ok(_), Some(p)) => g.outcome_of_panic(p),
+                (Ok(v), Some(p)) => {
+                    drop_value(v);
+                    g.outcome_of_panic(p)
+                }
                 (Ok(v), None) => Outcome::Value(v),
-                (Err(p), _) => g.outcome_of_panic(p),
+                (Err(p), deferred) => {
+                    if let Some(d) = deferred {
+                        drop_payload(d);
+                    }
+                    g.outcome_of_panic(p)
+                }
             };
             g.finish(outcome);
             Value::none()
@@ -300,13 +429,18 @@ impl<T: 'static> Greenlet<T> {
         }
     }
 
+    /// What a panic with payload `p` makes of the greenlet (reported on stderr unless a plain
+    /// kill); drops `p` without letting a panic of its `Drop` out.
     fn outcome_of_panic(&self, p: Box<dyn Any + Send>) -> Outcome<T> {
-        if p.is::<GreenletExit>() {
-            return Outcome::Killed;
-        }
-        let message = greenlet::panic_message(&*p);
-        eprintln!("<{}> failed with {message}", self.name());
-        Outcome::Panicked(Failure { message })
+        let outcome = if p.is::<GreenletExit>() {
+            Outcome::Killed
+        } else {
+            let message = describe_panic(&*p);
+            eprintln!("<{}> failed with {message}", self.name());
+            Outcome::Panicked(Failure { message })
+        };
+        drop_payload(p);
+        outcome
     }
 
     /// Records the outcome, marks the greenlet dead and queues the notification of links and joiners.
@@ -345,8 +479,9 @@ impl<T: 'static> Greenlet<T> {
                     eprintln!(
                         "gevent: a link of <{}> panicked (ignored): {}",
                         self.name(),
-                        greenlet::panic_message(&*p)
+                        describe_panic(&*p)
                     );
+                    drop_payload(p);
                 }
             }
         }
@@ -385,9 +520,18 @@ impl<T: 'static> Greenlet<T> {
         }
         let w = Waiter::new();
         self.st.joiners.borrow_mut().push(w.clone());
-        let r = crate::wait::wait_with_deadline(&w, deadline);
-        self.st.joiners.borrow_mut().retain(|j| !Rc::ptr_eq(j, &w));
-        r
+        // Unlisted on every way out, a kill or Timeout unwinding out of the wait included.
+        struct Unjoin<'a, T: 'static>(&'a State<T>, &'a Rc<Waiter>);
+        impl<T: 'static> Drop for Unjoin<'_, T> {
+            fn drop(&mut self) {
+                self.0
+                    .joiners
+                    .borrow_mut()
+                    .retain(|j| !Rc::ptr_eq(j, self.1));
+            }
+        }
+        let _unjoin = Unjoin(&self.st, &w);
+        crate::wait::wait_with_deadline(&w, deadline)
     }
 
     /// Waits for the result (gevent's `get()`).
@@ -547,8 +691,11 @@ impl<T: 'static> Greenlet<T> {
 
     /// Kills it with `GreenletExit` and waits until it is dead (gevent's `kill()`).
     ///
-    /// Never fails and can be repeated. Before it started, it never runs (its links still fire).
-    /// Killing the current greenlet unwinds it at once.
+    /// Never fails and can be repeated: every call throws again, so a greenlet that caught an
+    /// earlier kill and went on dies of the next one (one still unwinding from an earlier kill, in
+    /// a destructor that waits, gets it at its next wait after the unwind, if any). Before it
+    /// started, it never runs (its links still fire). Killing the current greenlet unwinds it at
+    /// once.
     pub fn kill(&self) {
         self.kill_with(GreenletExit, None);
     }
@@ -566,6 +713,10 @@ impl<T: 'static> Greenlet<T> {
     /// Kills it with a custom panic payload (it dies as if it had panicked, unless it catches it).
     /// Waits at most `timeout` (forever with `None`); returns whether it is dead.
     pub fn kill_with<P: Any + Send>(&self, payload: P, timeout: Option<Duration>) -> bool {
+        if std::any::TypeId::of::<P>() != std::any::TypeId::of::<GreenletExit>() {
+            // So that the failure it causes can say what killed it (see `describe_panic`).
+            name_payload_type::<P>(None);
+        }
         if let Some(raw) = self.raw() {
             if raw.is_current() {
                 resume_unwind(Box::new(payload));
@@ -589,21 +740,28 @@ impl<T: 'static> Greenlet<T> {
                 if let Some(t) = self.st.start_timer.take() {
                     get_hub().cancel_timer(t);
                 }
-                self.st.func.take();
+                if let Some(f) = self.st.func.take() {
+                    drop_value(f);
+                }
                 let outcome = if payload.is::<GreenletExit>() {
                     Outcome::Killed
                 } else {
                     Outcome::Panicked(Failure {
-                        message: greenlet::panic_message(&*payload),
+                        message: describe_panic(&*payload),
                     })
                 };
+                drop_payload(payload);
                 self.finish(outcome);
             }
             Phase::Running => {
                 let g = self.clone();
                 get_hub().run_callback(move || {
                     if let Some(raw) = g.raw() {
-                        if !raw.is_dead() && !g.st.kill_thrown.replace(true) {
+                        // Every kill throws again (gevent: "may be called multiple times"): one
+                        // that survived an earlier kill (caught it) dies of this one. Into a
+                        // greenlet still unwinding from an earlier throw (a destructor that
+                        // waits), `throw_into` defers it to its next normal wait instead.
+                        if !raw.is_dead() {
                             crate::hub::throw_into(&raw, payload);
                         }
                     }

@@ -23,7 +23,8 @@
 //! - A waiting greenlet is woken at most once per [`Waiter`]: waking a waiter that was already woken
 //!   or cancelled is a no-op, so a wake that races a kill or a timeout never resumes the wrong wait.
 //! - Kills and timeouts are delivered by throwing into the greenlet from the hub; the unwinding wait
-//!   marks its waiter cancelled (its guard's destructor), so nothing it waited on keeps a trace of it.
+//!   marks its waiter cancelled (its guard's destructor), so nothing it waited on keeps a trace of it;
+//!   a timed wait's timer is cancelled the same way ([`Hub::timer_count`] shows what is armed).
 //! - A panic in a hub callback is reported and the loop goes on.
 
 use std::cell::{Cell, RefCell};
@@ -273,6 +274,13 @@ impl Hub {
         self.timers.borrow_mut().remove(&id).is_some()
     }
 
+    /// How many timers are armed (every timed wait, started [`Timeout`](crate::Timeout) and
+    /// `spawn_later` holds one until it fires or is cancelled). Introspection, for tests and
+    /// diagnostics: an armed timer keeps the loop from declaring [`LoopExit`].
+    pub fn timer_count(&self) -> usize {
+        self.timers.borrow().len()
+    }
+
     /// Switches from the current greenlet to the hub; returns the value the hub (or whoever switches
     /// back) passes.
     ///
@@ -456,7 +464,27 @@ fn run_guarded(f: Callback) {
             "gevent: a hub callback panicked (ignored, the loop goes on): {}",
             greenlet::panic_message(&*p)
         );
+        drop_payload(p);
     }
+}
+
+/// Drops a caught panic payload whose own `Drop` may panic: such a panic is caught too (escaping
+/// the hub's loop or a greenlet's entry, it would end the hub or leave the greenlet unfinished),
+/// and its payload dropped the same way, a few times over; past that it is leaked.
+pub(crate) fn drop_payload(mut p: Box<dyn std::any::Any + Send>) {
+    for _ in 0..8 {
+        match catch_unwind(AssertUnwindSafe(move || drop(p))) {
+            Ok(()) => return,
+            Err(next) => {
+                eprintln!(
+                    "gevent: dropping a panic payload panicked (ignored): {}",
+                    greenlet::panic_message(&*next)
+                );
+                p = next;
+            }
+        }
+    }
+    std::mem::forget(p);
 }
 
 /// The hub greenlet's `run`.
@@ -467,6 +495,31 @@ fn run_loop() {
         // Nothing can wake anyone: tell the main greenlet (gevent throws LoopExit into hub.parent).
         let main = hub.greenlet.parent().expect("the hub has a parent");
         main.switch(Wakeup::LoopExit);
+    }
+}
+
+/// Cancels the timer of a timed wait when dropped, so that it is disarmed on every way out of the
+/// wait (woken, timed out, killed, a Timeout, LoopExit): a killed `sleep(1 h)` must not leave its
+/// timer (and the waiter it holds) armed for the hour, nor delay [`LoopExit`] until then.
+pub(crate) struct TimerGuard<'a> {
+    hub: &'a Hub,
+    id: Option<TimerId>,
+}
+
+impl<'a> TimerGuard<'a> {
+    /// Guards `id` (nothing with `None`) of `hub` (this thread's).
+    #[inline(always)]
+    pub(crate) fn new(hub: &'a Hub, id: Option<TimerId>) -> TimerGuard<'a> {
+        TimerGuard { hub, id }
+    }
+}
+
+impl Drop for TimerGuard<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.hub.cancel_timer(id);
+        }
     }
 }
 

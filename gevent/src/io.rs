@@ -334,6 +334,8 @@ impl IoSource {
                 w.wake();
             })
         });
+        // Disarmed however the wait ends (a kill or Timeout unwinding out of it included).
+        let timer = crate::hub::TimerGuard::new(hub, timer);
         // Remove this waiter from the slot whatever way the wait ends (woken, timeout, kill, LoopExit).
         struct Unpark<'a> {
             hub: &'a Hub,
@@ -364,9 +366,7 @@ impl IoSource {
         };
         let r = waiter.wait_in(hub);
         drop(unpark);
-        if let Some(t) = timer {
-            hub.cancel_timer(t);
-        }
+        drop(timer);
         r.map_err(|e| io::Error::other(e.to_string()))?;
         let mut slots = hub.io.slots.borrow_mut();
         let slot = &mut slots[self.key];

@@ -157,7 +157,8 @@ impl Group {
             .any(|m| m.raw().is_some_and(|r| r == cur))
     }
 
-    /// Waits until every member (including ones added meanwhile) has finished.
+    /// Waits until every member (including ones added meanwhile) has finished; the group is then
+    /// empty.
     ///
     /// # Panics
     /// With [`LoopExit`](crate::LoopExit)'s message when some can never finish.
@@ -184,6 +185,7 @@ impl Group {
                 .filter(|m| !m.is_ready())
                 .collect();
             if pending.is_empty() {
+                self.discard_finished(); // empty on return, as gevent's join waits for it to be
                 return true;
             }
             let timeout = match deadline {
@@ -200,7 +202,21 @@ impl Group {
         }
     }
 
-    /// Kills every member and waits until they are dead (gevent's `Group.kill`).
+    /// Removes the members that have finished now rather than on the hub's next turn (from their
+    /// links); a pool gets their slots back.
+    fn discard_finished(&self) {
+        let mut c = self.core.borrow_mut();
+        let before = c.members.len();
+        c.members.retain(|_, m| !m.is_ready());
+        if let Some(s) = &c.slots {
+            for _ in c.members.len()..before {
+                s.release();
+            }
+        }
+    }
+
+    /// Kills every member and waits until they are dead (gevent's `Group.kill`); returns with the
+    /// group empty, members that had not started included (gevent loops `while self.greenlets`).
     ///
     /// # Cancel safety
     /// A kill or Timeout landing here unwinds out of it; the kills already asked for still happen.
@@ -209,6 +225,7 @@ impl Group {
             let members = self.snapshot();
             let alive: Vec<_> = members.into_iter().filter(|m| !m.is_ready()).collect();
             if alive.is_empty() {
+                self.discard_finished();
                 return;
             }
             for m in &alive {

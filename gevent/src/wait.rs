@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::{Greenlet, Waitable};
-use crate::hub::{get_hub, LoopExit, Waiter};
+use crate::hub::{get_hub, LoopExit, TimerGuard, Waiter};
 
 /// Waits on `w` until woken or `deadline`.
 ///
@@ -23,11 +23,9 @@ pub(crate) fn wait_with_deadline(
             w2.wake();
         })
     });
-    let r = w.wait();
-    if let Some(t) = timer {
-        hub.cancel_timer(t);
-    }
-    r
+    // Disarmed however the wait ends, a kill or Timeout unwinding out of it included.
+    let _timer = TimerGuard::new(&hub, timer);
+    w.wait_in(&hub)
 }
 
 /// Suspends the current greenlet for `d`, letting the others run (gevent's `sleep`).
@@ -85,15 +83,26 @@ pub fn joinall_timeout<'a, W: Waitable + ?Sized + 'a>(
     wait(items.iter().copied(), Some(timeout), None).len()
 }
 
+/// Unsubscribes a waiter from every item when dropped: on every way out of a wait, a kill or
+/// Timeout unwinding out of it included, so nothing waited on keeps a trace of it.
+struct Unsubscribe<'a, W: Waitable + ?Sized>(&'a [&'a W], &'a Rc<Waiter>);
+
+impl<W: Waitable + ?Sized> Drop for Unsubscribe<'_, W> {
+    fn drop(&mut self) {
+        for it in self.0 {
+            it.unsubscribe(self.1);
+        }
+    }
+}
+
 fn wait_one<W: Waitable + ?Sized>(g: &W, deadline: Option<Instant>) -> Result<(), LoopExit> {
     if g.is_ready() {
         return Ok(());
     }
     let w = Waiter::new();
     g.subscribe(&w);
-    let r = wait_with_deadline(&w, deadline);
-    g.unsubscribe(&w);
-    r
+    let _unsubscribe = Unsubscribe(std::slice::from_ref(&g), &w);
+    wait_with_deadline(&w, deadline)
 }
 
 /// Waits until `count` of `items` (all, with `None`) are ready or `timeout` passes; returns the
@@ -118,10 +127,9 @@ pub fn wait<'a, W: Waitable + ?Sized + 'a>(
         for it in items.iter().filter(|it| !it.is_ready()) {
             it.subscribe(&w);
         }
+        let unsubscribe = Unsubscribe(&items, &w);
         let r = wait_with_deadline(&w, deadline);
-        for it in &items {
-            it.unsubscribe(&w);
-        }
+        drop(unsubscribe);
         if let Err(e) = r {
             if deadline.is_none() {
                 panic!("{e}");
@@ -153,10 +161,9 @@ pub fn iwait<'a, W: Waitable + ?Sized + 'a>(
                 it.subscribe(&w);
             }
         }
+        let unsubscribe = Unsubscribe(items, &w);
         let r = wait_with_deadline(&w, deadline);
-        for it in items {
-            it.unsubscribe(&w);
-        }
+        drop(unsubscribe);
         if r.is_err() {
             return None;
         }

@@ -189,9 +189,8 @@ fn wait_on_many_with_count() {
     }
 }
 
-/// test_wait_while_notifying: waiters run in the order they began to wait. (gevent gives
-/// `[1, 2, 3]`: there a wait on an event that is still notifying goes through the hub; here a wait
-/// on a set event returns at once, so the main greenlet's 3 comes first.)
+/// test_wait_while_notifying (gevent#1520): waiters run in the order they began to wait, and a wait
+/// that starts while `set()` is still waking them (the main greenlet's) queues behind them.
 #[test]
 fn waiters_woken_in_fifo_order() {
     let e = Event::new();
@@ -206,10 +205,9 @@ fn waiters_woken_in_fifo_order() {
     gevent::idle();
     assert_eq!(e.waiter_count(), 2);
     e.set();
-    e.wait(); // set: returns at once
+    e.wait(); // set, but 1 and 2 have not run yet: behind them
     results.borrow_mut().push(3);
-    gevent::sleep(Duration::ZERO);
-    assert_eq!(*results.borrow(), [3, 1, 2]);
+    assert_eq!(*results.borrow(), [1, 2, 3]);
 }
 
 /// test_gevent_wait_twice_when_already_set.

@@ -123,3 +123,57 @@ fn minimal_ident_and_name() {
     assert_eq!(a.name(), format!("Greenlet-{}", a.minimal_ident()));
     gevent::joinall([&a, &b]);
 }
+
+/// `kill()` may be called many times, and every call throws again (gevent's `Greenlet.kill`: "may
+/// be called multiple times"; test__greenlet.py TestKill: "kill second time must not hurt"): a
+/// greenlet that catches the first kill and goes on is killed by the second, whatever its payload.
+#[test]
+fn every_kill_throws_again() {
+    let caught = Rc::new(std::cell::Cell::new(0));
+    let c2 = caught.clone();
+    let g = gevent::spawn(move || {
+        // Survives the first two kills, then waits again.
+        for _ in 0..2 {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                gevent::sleep(Duration::from_secs(100))
+            }));
+            assert!(r.unwrap_err().is::<greenlet::GreenletExit>());
+            c2.set(c2.get() + 1);
+        }
+        gevent::sleep(Duration::from_secs(100));
+    });
+    gevent::sleep(Duration::ZERO);
+    for n in 1..=2 {
+        assert!(!g.kill_timeout(Duration::from_millis(50)), "kill {n}");
+        assert_eq!(caught.get(), n, "kill {n} was not thrown");
+    }
+    // The third kill, with a custom payload this time, ends it.
+    assert!(g.kill_with("third", Some(Duration::from_secs(5))));
+    assert_eq!(caught.get(), 2);
+    match g.get() {
+        Err(GetError::Panicked(f)) => assert_eq!(f.message(), "third"),
+        other => panic!("{other:?}"),
+    }
+    // Killing the dead greenlet again does not hurt.
+    g.kill();
+    g.kill_nowait();
+    assert!(matches!(g.get(), Err(GetError::Panicked(_))));
+}
+
+/// The same with non-blocking kills queued while the greenlet runs its handler of the first.
+#[test]
+fn kill_nowait_twice_reaches_a_survivor() {
+    let g = gevent::spawn(|| {
+        let r = std::panic::catch_unwind(|| gevent::sleep(Duration::from_secs(100)));
+        assert!(r.is_err());
+        gevent::sleep(Duration::from_secs(100));
+        "survived"
+    });
+    gevent::sleep(Duration::ZERO);
+    g.kill_nowait();
+    gevent::sleep(Duration::ZERO); // the kill lands; it catches it and waits again
+    assert!(!g.ready());
+    g.kill_nowait();
+    assert!(g.join_timeout(Duration::from_secs(5)));
+    assert_eq!(g.get(), Err(GetError::Killed));
+}
