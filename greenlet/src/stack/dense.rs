@@ -179,6 +179,7 @@ impl Dense {
                 // SAFETY: a new mapping, owned by `self.arenas` from here on.
                 let start = unsafe { sys::map_rw(len) }?.as_ptr() as usize;
                 let _ = sys::no_huge_pages(start as *mut u8, len);
+                super::mapped();
                 count(|s| {
                     s.maps += 1;
                     s.dense_arenas += 1;

@@ -57,6 +57,9 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use corosensei::stack::valgrind::ValgrindStackRegistration;
 
@@ -157,13 +160,7 @@ impl StackError {
     #[cold]
     fn from_os(cfg: StackConfig, source: io::Error) -> StackError {
         let map_limit = if sys::is_out_of_mappings(&source) {
-            let max = sys::max_map_count();
-            let count = sys::map_count();
-            match (max, count) {
-                // Far below the limit: plain out-of-memory, not the mapping limit.
-                (Some(max), Some(count)) if (count as u64).saturating_add(16) < max => None,
-                _ => Some(MapLimit { max, count }),
-            }
+            classify_enomem()
         } else {
             None
         };
@@ -222,6 +219,59 @@ impl std::error::Error for StackError {
     }
 }
 
+/// How long a classification of `ENOMEM` is reused at most (see [`classify_enomem`]).
+const CLASSIFY_TTL: Duration = Duration::from_secs(5);
+
+/// The classification of the first `ENOMEM` of a burst of failures, and when it was made.
+///
+/// # Invariant
+/// `Some` only while no stack mapping has succeeded since it was made ([`mapped`] clears it);
+/// [`CLASSIFIED`] is true whenever it is `Some`.
+static CLASSIFICATION: Mutex<Option<(Instant, Option<MapLimit>)>> = Mutex::new(None);
+/// Whether [`CLASSIFICATION`] may be `Some`: one relaxed load on a successful mapping.
+static CLASSIFIED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a refused mapping (`ENOMEM`) means the process is at `vm.max_map_count`, and the numbers
+/// for the message.
+///
+/// Counting the mappings reads all of `/proc/self/maps` (about 24 ms at 65,000 mappings), so it is
+/// done once per burst of failures: the answer is reused by every failure that follows until a
+/// stack mapping succeeds again (the burst is over) or [`CLASSIFY_TTL`] has passed. A flood of
+/// failed spawns at the limit thus costs two failed system calls each, not a scan of the maps.
+#[cold]
+fn classify_enomem() -> Option<MapLimit> {
+    let mut cached = CLASSIFICATION.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    if let Some((at, limit)) = *cached {
+        if now.duration_since(at) < CLASSIFY_TTL {
+            return limit;
+        }
+    }
+    let max = sys::max_map_count();
+    let mappings = sys::map_count();
+    count(|s| s.map_scans += 1);
+    let limit = match (max, mappings) {
+        // Far below the limit: plain out-of-memory, not the mapping limit.
+        (Some(max), Some(n)) if (n as u64).saturating_add(16) < max => None,
+        _ => Some(MapLimit {
+            max,
+            count: mappings,
+        }),
+    };
+    *cached = Some((now, limit));
+    CLASSIFIED.store(true, Ordering::Relaxed);
+    limit
+}
+
+/// Records that a stack mapping succeeded: a burst of failures is over, so the next failure is
+/// classified afresh. Called on the (cold) path that made a new mapping.
+fn mapped() {
+    if CLASSIFIED.load(Ordering::Relaxed) {
+        CLASSIFIED.store(false, Ordering::Relaxed);
+        *CLASSIFICATION.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
 /// Counters of this thread's stack allocator, for tests, benchmarks and monitoring.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -238,12 +288,15 @@ pub struct Stats {
     pub dense_live: usize,
     /// Dense arenas mapped now.
     pub dense_arenas: usize,
+    /// Times this thread read `/proc/self/maps` to explain a failed allocation (once per burst of
+    /// failures at the mapping limit, not once per failure).
+    pub map_scans: u64,
 }
 
 thread_local! {
     static STATS: std::cell::Cell<Stats> = const {
         std::cell::Cell::new(Stats {
-            maps: 0, unmaps: 0, reused: 0, pooled: 0, dense_live: 0, dense_arenas: 0,
+            maps: 0, unmaps: 0, reused: 0, pooled: 0, dense_live: 0, dense_arenas: 0, map_scans: 0,
         })
     };
 }
