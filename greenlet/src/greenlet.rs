@@ -124,7 +124,17 @@ pub(crate) struct Inner {
     stack: Cell<Option<Stack>>,
     /// Where the stack is (for overflow checks and the fault handler); `None` for the main greenlet.
     bounds: Option<StackBounds>,
-    name: Option<Box<str>>,
+    /// Borrowed only briefly, never across a switch (the fault handler reads it with `try_borrow`).
+    name: RefCell<Name>,
+}
+
+/// A greenlet's name, as given to [`Builder`] or [`Greenlet::set_name`].
+enum Name {
+    /// `greenlet-<id>`.
+    Default,
+    Owned(Box<str>),
+    /// `<prefix><n>`, formatted only when shown: a scheduler names its tasks without allocating.
+    Numbered(&'static str, u64),
 }
 
 impl Drop for Inner {
@@ -243,7 +253,7 @@ fn init_main() -> *const Inner {
         canary: 0,
         stack: Cell::new(None),
         bounds: None,
-        name: Some("main".into()),
+        name: RefCell::new(Name::Owned("main".into())),
     });
     inner.link = inner.main_link.get();
     // SAFETY: every field was written just above.
@@ -319,7 +329,7 @@ pub struct Greenlet(Rc<Inner>);
 /// ```
 #[derive(Default)]
 pub struct Builder {
-    name: Option<String>,
+    name: Option<Name>,
     parent: Option<Greenlet>,
     stack: Option<StackConfig>,
 }
@@ -332,7 +342,20 @@ impl Builder {
 
     /// Names the greenlet (shown by `Debug`, in overflow reports and traces).
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
+        self.name = Some(Name::Owned(name.into().into_boxed_str()));
+        self
+    }
+
+    /// Names the greenlet `<prefix><n>` (`Greenlet-7`), formatted only when the name is shown: a
+    /// scheduler can give every task its own name without an allocation per task.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = greenlet::Builder::new().name_numbered("task-", 7).build(|v| v).unwrap();
+    /// assert_eq!(g.name(), "task-7");
+    /// ```
+    pub fn name_numbered(mut self, prefix: &'static str, n: u64) -> Self {
+        self.name = Some(Name::Numbered(prefix, n));
         self
     }
 
@@ -392,7 +415,7 @@ impl Builder {
             canary: bounds.canary_addr(),
             stack: Cell::new(Some(stack)),
             bounds: Some(bounds),
-            name: self.name.map(String::into_boxed_str),
+            name: RefCell::new(self.name.unwrap_or(Name::Default)),
         });
         // SAFETY: every field was written by the `write` just above.
         Ok(Greenlet(unsafe { rc.assume_init() }))
@@ -906,9 +929,24 @@ impl Greenlet {
         self.0.id
     }
 
-    /// The name given by [`Builder::name`], or `greenlet-<id>`.
+    /// The name given by [`Builder::name`], [`Builder::name_numbered`] or [`Greenlet::set_name`],
+    /// or `greenlet-<id>`. It is what a stack overflow report says.
     pub fn name(&self) -> String {
         DisplayName(&self.0).to_string()
+    }
+
+    /// Renames the greenlet (at any time, also while it runs); later reports use the new name.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = greenlet::Greenlet::new(|v| v);
+    /// g.set_name("worker");
+    /// assert_eq!(g.name(), "worker");
+    /// ```
+    pub fn set_name(&self, name: impl Into<String>) {
+        let new = Name::Owned(name.into().into_boxed_str());
+        // The old name is dropped after the borrow ends.
+        drop(self.0.name.replace(new));
     }
 
     /// Whether two handles name the same greenlet.
@@ -937,14 +975,16 @@ impl fmt::Debug for Greenlet {
     }
 }
 
-/// Formats a greenlet's name without allocating (usable from the fault handler).
+/// Formats a greenlet's name without allocating (usable from the fault handler: if the fault
+/// interrupted a rename, the name reads as `greenlet-<id>`).
 pub(crate) struct DisplayName<'a>(&'a Inner);
 
 impl fmt::Display for DisplayName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0.name {
-            Some(n) => f.write_str(n),
-            None => write!(f, "greenlet-{}", self.0.id),
+        match self.0.name.try_borrow().as_deref() {
+            Ok(Name::Owned(n)) => f.write_str(n),
+            Ok(Name::Numbered(prefix, n)) => write!(f, "{prefix}{n}"),
+            Ok(Name::Default) | Err(_) => write!(f, "greenlet-{}", self.0.id),
         }
     }
 }
