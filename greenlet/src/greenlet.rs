@@ -128,6 +128,16 @@ pub(crate) struct Inner {
     name: RefCell<Name>,
 }
 
+impl Inner {
+    /// Whether it has not started and has no `run` (switching into it would fail).
+    #[inline]
+    fn lacks_run(&self) -> bool {
+        // SAFETY: a read of the `Option`'s discriminant through the cell; no reference to its
+        // contents escapes and nothing can change it meanwhile (single thread, no call in between).
+        self.state.get() == State::Unstarted && unsafe { (*self.run.as_ptr()).is_none() }
+    }
+}
+
 /// A greenlet's name, as given to [`Builder`] or [`Greenlet::set_name`].
 enum Name {
     /// `greenlet-<id>`.
@@ -186,7 +196,8 @@ impl SlowBits {
     const DEAD: usize = 1;
     /// The message is a panic payload, waiting in `THROWN`.
     const THROW: usize = 2;
-    /// Something else: a tracer to call (`ORIGIN` set), a handle in `RELEASE` to drop.
+    /// Something else: a tracer to call (`ORIGIN` set), a handle in `RELEASE` or a message in
+    /// `DISCARDED` to drop.
     const OTHER: usize = 4;
     const ALL: usize = 7;
 }
@@ -214,6 +225,10 @@ thread_local! {
     /// A handle for the arriving greenlet to drop (`SlowBits::OTHER`): what `KEEP` held.
     static RELEASE: ManuallyDrop<Cell<Option<Greenlet>>> =
         const { ManuallyDrop::new(Cell::new(None)) };
+    /// What a finishing greenlet sent to a parent that has no `run` (the switch into it failed, so
+    /// the failure went on up instead), for the arriving greenlet to drop (`SlowBits::OTHER`):
+    /// destructors must not run on the finishing greenlet's way out.
+    static DISCARDED: ManuallyDrop<Cell<Option<Msg>>> = const { ManuallyDrop::new(Cell::new(None)) };
     /// The payload of a switch with `SlowBits::THROW`.
     static THROWN: ManuallyDrop<Cell<Option<Payload>>> = const { ManuallyDrop::new(Cell::new(None)) };
     /// This thread's main greenlet, created on first use.
@@ -448,10 +463,9 @@ unsafe extern "C" fn entry(out: *mut arch::Exit, arg: usize, w0: usize, w1: usiz
                     Ok(v) => Msg::Value(v),
                     Err(payload) => died_of(payload),
                 },
-                None => died_of(Box::new(format!(
-                    "greenlet {} was switched to but has no run",
-                    DisplayName(me)
-                ))),
+                // Not reached: a switch into a greenlet without `run` fails before it starts
+                // (`no_run`, `finish`). Should it happen, it dies of the same message.
+                None => died_of(no_run_payload(me)),
             },
         }
     }))
@@ -488,13 +502,32 @@ unsafe fn finish(me: &Inner, mut msg: Msg) -> arch::Exit {
         .borrow()
         .clone()
         .expect("a non-main greenlet always has a parent");
-    while target.is_dead() {
-        if let Msg::Throw(p) = msg {
-            msg = died_of(p);
+    let mut bits = 0;
+    loop {
+        if target.is_dead() {
+            if let Msg::Throw(p) = msg {
+                msg = died_of(p);
+            }
+        } else if target.0.lacks_run() {
+            // greenlet: the switch into a parent with no `run` fails and that failure goes to the
+            // next parent up; the parent stays unstarted. What we sent it is dropped by whoever
+            // receives the switch (destructors must not run here).
+            let sent = std::mem::replace(&mut msg, Msg::Throw(no_run_payload(&target.0)));
+            match DISCARDED.with(|d| d.take()) {
+                None => DISCARDED.with(|d| d.set(Some(sent))),
+                // Already holds what we sent first; `sent` is our own no-run message.
+                Some(first) => {
+                    DISCARDED.with(|d| d.set(Some(first)));
+                    drop(sent);
+                }
+            }
+            bits = SlowBits::OTHER;
+        } else {
+            break;
         }
         let up = target
             .parent()
-            .expect("a dead greenlet always has a parent");
+            .expect("a dead or unstarted greenlet always has a parent");
         target = up;
     }
     let me_ptr: *const Inner = me;
@@ -504,8 +537,8 @@ unsafe fn finish(me: &Inner, mut msg: Msg) -> arch::Exit {
     unsafe { *t.link = arch::terminator() };
     let to = t.sp.get();
     let tp = Rc::as_ptr(&target.0);
-    let (w0, w1, mut bits) = into_words(msg);
-    bits |= SlowBits::DEAD;
+    let (w0, w1, msg_bits) = into_words(msg);
+    bits |= msg_bits | SlowBits::DEAD;
     if SLOW.with(Cell::get) != 0 {
         // Before the target takes KEEP: if we were kept, that handle goes to RELEASE.
         bits |= leave_slow(me);
@@ -574,6 +607,7 @@ unsafe fn receive_slow(arg: usize, w0: usize, w1: usize) -> Msg {
     }
     if arg & SlowBits::OTHER != 0 {
         let origin = trace::take_origin();
+        drop(DISCARDED.with(|d| d.take()));
         // May unwind a greenlet whose last handle this was (a switch to it and back).
         drop(RELEASE.with(|r| r.take()));
         if let Some(origin) = origin {
@@ -678,6 +712,9 @@ fn deliver(msg: Msg) -> Value {
 /// started.
 #[inline(always)]
 unsafe fn switch_into<const START: bool>(cur: &Inner, t: &Inner, msg: Msg) -> Value {
+    if START && t.lacks_run() {
+        no_run(t, msg);
+    }
     let (w0, w1, bits) = into_words(msg);
     let mut arg = cur as *const Inner as usize | bits;
     if SLOW.with(Cell::get) != 0 {
@@ -700,6 +737,26 @@ unsafe fn switch_into<const START: bool>(cur: &Inner, t: &Inner, msg: Msg) -> Va
     };
     // SAFETY: the words of the switch that resumed us.
     deliver(unsafe { receive(arg, w0, w1) })
+}
+
+/// A switch (or throw) into `t`, which has not started and has no `run`, fails in the switcher, as
+/// in greenlet (`AttributeError: run`); `t` stays unstarted, so every later switch fails the same
+/// way until it is given a `run`. What was sent is dropped.
+#[cold]
+#[inline(never)]
+fn no_run(t: &Inner, msg: Msg) -> ! {
+    let payload = no_run_payload(t);
+    drop(msg);
+    std::panic::resume_unwind(payload)
+}
+
+/// The panic payload of a failed switch into `t`, which has no `run`.
+#[cold]
+fn no_run_payload(t: &Inner) -> Payload {
+    Box::new(format!(
+        "greenlet {} has no run: give it one with set_run before switching to it",
+        DisplayName(t)
+    ))
 }
 
 /// The message words of a switch carrying `msg`, and the bits it adds: a value travels in the two
@@ -812,6 +869,11 @@ impl Greenlet {
     /// Creates a greenlet with no `run` yet (so that two greenlets can name each other before either
     /// runs); give it one with [`Greenlet::set_run`].
     ///
+    /// Until then, a switch or throw into it (or a child finishing into it) fails as in greenlet:
+    /// the switcher panics with a message saying it has no `run` (a child's result goes on to the
+    /// next parent up as that panic), and it stays unstarted, so every later switch fails the same
+    /// way until it has a `run`.
+    ///
     /// # Panics
     /// As [`Greenlet::new`].
     #[track_caller]
@@ -844,6 +906,8 @@ impl Greenlet {
     /// - The first switch starts `run(v)`; later ones make its pending `switch` return `v`.
     /// - Switching to the current greenlet returns `v` at once.
     /// - Switching to a dead greenlet switches to its parent (and so on up).
+    /// - Switching to a greenlet that has not started and has no `run` ([`Greenlet::unbound`])
+    ///   panics here, in the caller; `v` is dropped and the greenlet stays unstarted.
     /// - When `run` returns, its value is what the parent's pending `switch` returns. When `run`
     ///   panics, the panic continues in the parent, from its pending `switch`; when it dies of
     ///   [`GreenletExit`], the parent's `switch` returns a `Value` holding the `GreenletExit`.
@@ -855,7 +919,8 @@ impl Greenlet {
     }
 
     /// Raises [`GreenletExit`] in this greenlet (at its pending `switch`, or, if it never started,
-    /// kills it without running it). Returns what the current greenlet is switched back with — for a
+    /// kills it without running it; one with no `run` yet cannot be thrown into: as with `switch`,
+    /// the caller panics and it stays unstarted). Returns what the current greenlet is switched back with — for a
     /// greenlet that lets the exit end it, a `Value` holding `GreenletExit` from its parent chain.
     pub fn throw(&self) -> Value {
         self.throw_with(GreenletExit)
