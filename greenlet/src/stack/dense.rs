@@ -143,8 +143,8 @@ unsafe fn write_canary(start: usize) {
     unsafe { (addr as *mut usize).write_volatile(canary_value(addr)) };
 }
 
-/// The size of each slot's light guard page: a page where the kernel has them, else 0. Decided
-/// once per process, before the first arena.
+/// The size of each slot's light guard page: a page where the kernel has them, else 0 (asked once
+/// per process; see `sys::light_guards`).
 fn guard_len() -> usize {
     if sys::light_guards() {
         sys::page_size()

@@ -146,18 +146,22 @@ pub(crate) fn light_guards() -> bool {
     }
     let page = page_size();
     let disabled = std::env::var_os("GREENLET_NO_LIGHT_GUARDS").is_some_and(|v| v == "1");
-    // SAFETY: a scratch mapping, owned here and unmapped below; nothing else knows of it.
-    let ok = !disabled
-        && unsafe {
-            match map_rw(2 * page) {
-                Ok(p) => {
-                    let ok = install_guard(p.as_ptr(), page).is_ok();
-                    let _ = unmap(p.as_ptr(), 2 * page);
-                    ok
-                }
-                Err(_) => false,
+    let ok = if disabled {
+        false
+    } else {
+        // SAFETY: a scratch mapping, owned here and unmapped below; nothing else knows of it.
+        match unsafe { map_rw(2 * page) } {
+            Ok(p) => {
+                // SAFETY: the first page of the scratch mapping, holding nothing.
+                let ok = unsafe { install_guard(p.as_ptr(), page) }.is_ok();
+                // SAFETY: ours, used by nobody.
+                let _ = unsafe { unmap(p.as_ptr(), 2 * page) };
+                ok
             }
-        };
+            // No room to try (at the mapping limit): no guard pages now, ask again next time.
+            Err(_) => return false,
+        }
+    };
     STATE.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
     ok
 }
