@@ -1,6 +1,7 @@
 //! Issue 10.4: a stack overflow in a gevent greenlet is reported with its gevent name
 //! (`Greenlet-N`, or what `set_name` set, before or after the start), on dense stacks with parked
-//! neighbours too, and the process dies by `SIGABRT`. Each case runs in a re-executed child.
+//! neighbours too, and the process dies by `SIGABRT`. Issue 10.8: spawns failing at the mapping
+//! limit stay cheap. Each case runs in a re-executed child.
 
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
@@ -161,4 +162,59 @@ fn guarded_overflow_names_the_gevent_greenlet() {
         .find_map(|l| l.strip_prefix("ident=").map(str::to_string))
         .unwrap_or_else(|| panic!("{}", describe(&out)));
     assert_overflow_report(&out, &format!("Greenlet-{ident}"));
+}
+
+/// Issue 10.8: past `vm.max_map_count`, every spawn fails with the clear error, but only the first
+/// failure of the burst reads `/proc/self/maps` (24 ms at the limit, on the hub); the flood after it
+/// reads it no more.
+#[test]
+fn spawns_failing_at_the_map_limit_scan_the_maps_once() {
+    const NAME: &str = "spawns_failing_at_the_map_limit_scan_the_maps_once";
+    if is_child(NAME) {
+        use std::time::Duration;
+        greenlet::stack::set_thread_default(greenlet::StackConfig::guarded(16 * 1024));
+        let never = gevent::event::Event::new();
+        // Room reserved up front: at the limit, a growing Vec could not map more memory.
+        let mut alive: Vec<gevent::Greenlet<()>> = Vec::with_capacity(40_000);
+        let scans0 = greenlet::stack::stats().map_scans;
+        loop {
+            for _ in 0..1_000 {
+                let never = never.clone();
+                alive.push(gevent::spawn(move || {
+                    never.wait();
+                }));
+            }
+            gevent::sleep(Duration::ZERO);
+            if alive.iter().rev().take(1_000).any(|g| g.ready()) {
+                break;
+            }
+            assert!(alive.len() < 39_000, "no failure after {}", alive.len());
+        }
+        let scans1 = greenlet::stack::stats().map_scans;
+        let flood: Vec<_> = (0..300).map(|_| gevent::spawn(|| ())).collect();
+        gevent::joinall(&flood);
+        for g in &flood {
+            let f = g.exception().expect("failed to start");
+            assert!(f.message().contains("vm.max_map_count"), "{f}");
+        }
+        let scans2 = greenlet::stack::stats().map_scans;
+        println!(
+            "\nfill_scans={}\nflood_scans={}",
+            scans1 - scans0,
+            scans2 - scans1
+        );
+        std::process::exit(0); // the parked greenlets are not worth unwinding
+    }
+    let out = run_child(NAME);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| -> u64 {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {}", describe(&out)))
+    };
+    assert_eq!(field("fill_scans"), 1, "{}", describe(&out));
+    assert_eq!(field("flood_scans"), 0, "{}", describe(&out));
 }
