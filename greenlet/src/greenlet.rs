@@ -407,8 +407,7 @@ impl Builder {
 
     fn build_inner(self, run: Option<RunFn>) -> Result<Greenlet, StackError> {
         let cfg = self.stack.unwrap_or_else(crate::stack::thread_default);
-        let stack = Stack::alloc(cfg)?;
-        let bounds = stack.bounds();
+        let (stack, bounds) = Stack::alloc(cfg)?;
         let base = stack.base();
         // SAFETY: `base` is the 16-byte aligned top of a stack we own and that only this greenlet
         // will run on, until it finishes.

@@ -368,33 +368,31 @@ enum Kind {
 /// A greenlet's stack, owned by the greenlet's coroutine; dropping it gives it back to the pool.
 ///
 /// # Invariant
-/// `[start, base)` is memory this value owns exclusively, that stays mapped until it is dropped;
-/// `[limit, base)` is the usable stack and `[start, limit)` its guard (empty for a dense stack
-/// without a light guard page):
+/// `[start, base)` is memory this value owns exclusively, that stays mapped until it is dropped
+/// (its usable part and guard are described by the [`StackBounds`] made with it):
 /// - `Kind::Guarded`: the whole of one mapping, its lowest page `PROT_NONE`, the rest read-write;
 /// - `Kind::Dense`: a slot of arena `arena` of this thread's dense allocator, minus the slot's top 16
-///   bytes; the word at `start - 8` holds this stack's canary (see [`StackBounds`]).
+///   bytes; the word at `start - 8` holds this stack's canary.
 ///
-/// `floor <= start` is the lowest address an overflow can reach before it faults (the arena's
-/// bottom guard page for dense stacks). `base` and `limit` are 16-byte aligned. The value is
-/// `!Send`: it must go back to the pool of the thread that allocated it.
+/// `base` is 16-byte aligned. The value is `!Send`: it must go back to the pool of the thread that
+/// allocated it.
 pub(crate) struct Stack {
     base: usize,
-    limit: usize,
     start: usize,
-    floor: usize,
     kind: Kind,
     valgrind: ManuallyDrop<ValgrindStackRegistration>,
     _not_send: PhantomData<*const ()>,
 }
 
 impl Stack {
-    /// Allocates a stack as `cfg` says, from this thread's pool when it can.
+    /// Allocates a stack as `cfg` says, from this thread's pool when it can; returns it with where
+    /// it is, which the greenlet keeps so overflow can be checked without the `Stack` itself (which
+    /// the coroutine owns).
     ///
     /// # Errors
     /// When the kernel refuses the memory; at the mapping limit the error says so.
     #[inline]
-    pub(crate) fn alloc(cfg: StackConfig) -> Result<Stack, StackError> {
+    pub(crate) fn alloc(cfg: StackConfig) -> Result<(Stack, StackBounds), StackError> {
         let (base, limit, start, floor, kind) = if cfg.dense {
             let d = dense::alloc(cfg.size).map_err(|e| StackError::from_os(cfg, e))?;
             (
@@ -409,16 +407,29 @@ impl Stack {
             let limit = start + sys::page_size();
             (start + len, limit, start, start, Kind::Guarded)
         };
-        let valgrind = ValgrindStackRegistration::new(limit as *mut u8, base - limit);
-        Ok(Stack {
-            base,
+        let (canary, canary_value) = match kind {
+            Kind::Guarded => (0, 0),
+            Kind::Dense { .. } => {
+                let at = start - dense::CANARY_OFFSET;
+                (at, dense::canary_value(at))
+            }
+        };
+        let bounds = StackBounds {
             limit,
-            start,
+            guard: start,
             floor,
+            canary,
+            canary_value,
+        };
+        let valgrind = ValgrindStackRegistration::new(limit as *mut u8, base - limit);
+        let stack = Stack {
+            base,
+            start,
             kind,
             valgrind: ManuallyDrop::new(valgrind),
             _not_send: PhantomData,
-        })
+        };
+        Ok((stack, bounds))
     }
 
     /// Gives the stack back for reuse (same as dropping it).
@@ -431,27 +442,6 @@ impl Stack {
     #[inline]
     pub(crate) fn base(&self) -> usize {
         self.base
-    }
-
-    /// Where the stack is; kept by the greenlet so overflow can be checked without the `Stack` itself
-    /// (which the coroutine owns).
-    #[inline]
-    pub(crate) fn bounds(&self) -> StackBounds {
-        let (canary, canary_value) = match self.kind {
-            Kind::Guarded => (0, 0),
-            Kind::Dense { .. } => {
-                let at = self.start - dense::CANARY_OFFSET;
-                (at, dense::canary_value(at))
-            }
-        };
-        StackBounds {
-            base: self.base,
-            limit: self.limit,
-            guard: self.start,
-            floor: self.floor,
-            canary,
-            canary_value,
-        }
     }
 }
 
@@ -477,20 +467,14 @@ const FAULT_WINDOW: usize = 64 * 1024;
 /// The addresses of a stack, copied out of it.
 ///
 /// # Invariant
-/// Copied from a live [`Stack`]: `[guard, limit)` is its guard (empty for a dense stack without a
+/// Made with a live [`Stack`]: `[guard, limit)` is its guard (empty for a dense stack without a
 /// light guard page) and `floor <= guard` the lowest address an overflow reaches before it faults.
 /// `canary` is 0 for a guarded stack, otherwise the address of the dense stack's canary word, which
 /// stays mapped for as long as the thread lives and holds `canary_value` unless the stack overflowed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct StackBounds {
-    /// Highest address (stacks grow down).
-    #[allow(
-        dead_code,
-        reason = "read by debuggers; kept beside `limit` for future stack-pointer checks"
-    )]
-    pub(crate) base: usize,
     /// Lowest usable address.
-    pub(crate) limit: usize,
+    limit: usize,
     guard: usize,
     floor: usize,
     canary: usize,
