@@ -207,11 +207,33 @@ extern "C" fn report_neighbour(_: libc::c_int) {
     unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
 }
 
-/// The child of the two tests below: 64 dense greenlets parked inside their `run`, then one above
-/// them that recurses without bound.
-fn overflow_above_parked_neighbours() -> ! {
+/// The child of the tests below: 64 dense greenlets parked inside their `run`, then one above
+/// them that recurses without bound. With `trimmed`, their slots were used, freed and given back to
+/// the kernel first (the guard pages must survive that).
+fn overflow_above_parked_neighbours(trimmed: bool) -> ! {
     // SAFETY: this test overflows on purpose, in a child process that aborts.
     let cfg = unsafe { StackConfig::dense(16 * 1024) };
+    if trimmed {
+        let mut warm: Vec<_> = (0..65)
+            .map(|_| {
+                let g = Builder::new()
+                    .stack(cfg)
+                    .build(|_| stack_util::to_parent(()))
+                    .unwrap();
+                g.switch(());
+                g
+            })
+            .collect();
+        // Freed from the top, so the free list hands the slots out again from the bottom up.
+        while let Some(g) = warm.pop() {
+            drop(g);
+        }
+        // The arena's pages go back to the kernel once it has been idle for a second.
+        let due = greenlet::stack::trim_due().expect("an idle arena waits for trimming");
+        std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+        assert_eq!(greenlet::stack::trim_idle(), None);
+        assert_eq!(greenlet::stack::trim_due(), None, "the arena was trimmed");
+    }
     let neighbours: Vec<_> = (0..64)
         .map(|i| {
             let g = Builder::new()
@@ -269,7 +291,7 @@ fn overflow_above_parked_neighbours() -> ! {
 fn dense_unbounded_recursion_stops_at_its_guard_page() {
     const NAME: &str = "dense_unbounded_recursion_stops_at_its_guard_page";
     if is_child(NAME) {
-        overflow_above_parked_neighbours();
+        overflow_above_parked_neighbours(false);
     }
     let out = run_child(NAME);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -298,7 +320,7 @@ fn dense_unbounded_recursion_stops_at_its_guard_page() {
 fn dense_unbounded_recursion_without_guard_pages_is_reported() {
     const NAME: &str = "dense_unbounded_recursion_without_guard_pages_is_reported";
     if is_child(NAME) {
-        overflow_above_parked_neighbours();
+        overflow_above_parked_neighbours(false);
     }
     let out = run_child_with_env(NAME, &[("GREENLET_NO_LIGHT_GUARDS", "1")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -345,4 +367,27 @@ fn overflow_report_uses_the_name_set_while_running() {
         "{}",
         describe(&out)
     );
+}
+
+/// The guard pages of dense slots survive the arena's pages being given back to the kernel (and the
+/// slots being reused afterwards).
+#[test]
+fn dense_guard_pages_survive_trimming() {
+    const NAME: &str = "dense_guard_pages_survive_trimming";
+    if is_child(NAME) {
+        overflow_above_parked_neighbours(true);
+    }
+    let out = run_child(NAME);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "{}", describe(&out));
+    assert!(
+        stderr.contains("stack overflow in greenlet runaway\n"),
+        "{}",
+        describe(&out)
+    );
+    if stderr.contains("dense guard pages: false") {
+        eprintln!("skip the neighbour check: this kernel has no light guard pages (Linux < 6.13)");
+        return;
+    }
+    assert!(stderr.contains("neighbour intact\n"), "{}", describe(&out));
 }
