@@ -385,10 +385,14 @@ impl<T: 'static> Greenlet<T> {
         };
         let hub = get_hub();
         let st = self.st.clone();
-        let mut builder = greenlet::Builder::new().parent(hub.greenlet());
-        if crate::monitor::naming() {
-            builder = builder.name(self.name()); // so a monitor report can say who blocked
-        }
+        // The raw greenlet carries the gevent name, for overflow and monitor reports: `Greenlet-N`
+        // is formatted only when shown (no allocation per spawn); a name set before the start is
+        // copied.
+        let builder = greenlet::Builder::new().parent(hub.greenlet());
+        let builder = match &*self.st.name.borrow() {
+            Some(n) => builder.name(n.as_str()),
+            None => builder.name_numbered("Greenlet-", self.st.ident),
+        };
         let built = builder.build(move |_| {
             let result = catch_unwind(AssertUnwindSafe(func));
             crate::local::greenlet_exited();
@@ -640,9 +644,13 @@ impl<T: 'static> Greenlet<T> {
         }
     }
 
-    /// Renames it.
+    /// Renames it (also the name a stack overflow or monitor report gives).
     pub fn set_name(&self, name: impl Into<String>) {
-        *self.st.name.borrow_mut() = Some(name.into());
+        let name = name.into();
+        if let Some(raw) = &*self.st.raw.borrow() {
+            raw.set_name(name.as_str());
+        }
+        *self.st.name.borrow_mut() = Some(name);
     }
 
     /// A small number unique among this thread's gevent greenlets.
