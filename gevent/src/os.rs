@@ -1,0 +1,145 @@
+//! Processes and the hub: [`fork`] and [`reinit`] (gevent's `gevent.fork` / `gevent.os.fork` and
+//! `gevent.reinit`).
+//!
+//! # Why the hub must be rebuilt in a child
+//! A `fork`ed child gets copies of the parent's fds, and an fd is only a reference: the hub's
+//! epoll instance and the eventfd that wakes it are then *the same kernel objects* in both
+//! processes. A child that ran its hub on the inherited epoll would take readiness events (they
+//! are edge-triggered: each is delivered once) meant for the parent, whose parked reader would then
+//! never wake; a child that deregistered an inherited socket would deregister it for the parent.
+//! And the threads of the hub's helpers (the [thread pool](crate::threadpool), which also runs
+//! the `monkey` DNS hooks) do not exist in the child at all.
+//!
+//! # What the child gets
+//! Only the thread that called `fork` runs in the child. Its hub is rebuilt at once by [`fork`],
+//! or, after any other fork, at its next use (see below):
+//! - a new epoll instance and a new waker; the inherited ones are closed in the child only (the
+//!   parent's registrations are untouched, so the parent never loses an event);
+//! - every fd registered with the hub (gevent sockets, pipes, `monkey` hooks' fds) is registered
+//!   with the child's poller again lazily, at its next wait in the child;
+//! - a new cross-thread queue: work that other threads of the parent were doing for this hub never
+//!   comes back, and does not keep the child's loop alive (no false "pending" work: a wait on
+//!   nothing ends with [`LoopExit`](crate::LoopExit), never hangs);
+//! - every [`ThreadPool`](crate::threadpool::ThreadPool) (the default one included) starts with
+//!   no threads and an empty queue at its first use in the child, and works there as usual; a
+//!   greenlet that was waiting for a job of the parent's gets `Err` from `spawn` ("lost in fork");
+//! - [signal handlers](crate::signal) get a pipe of their own, so the child's signals run the
+//!   child's handlers and never reach the parent's.
+//!
+//! **The other greenlets are kept, as in gevent**: every greenlet of the forking thread exists in
+//! the child in the state it had (their stacks are part of the copied memory), ready greenlets run,
+//! timers keep their deadlines (`sleep`, timeouts: the monotonic clock is the same in both
+//! processes), and events, queues, locks and channels work between them. One exception: **a
+//! greenlet parked on an fd at the fork** (a read, an accept, a `monkey` hook's wait) is woken in
+//! the child and its wait fails with an error saying that it began before the fork (for `monkey`
+//! hooks: `-1` with `EBADF`), instead of racing the parent for the same data. Its copy in the child
+//! may wait on the fd again: that new wait is the child's own and is watched by the child's poller
+//! (so a pre-fork server's accept loop that retries keeps serving in each child, as
+//! [`StreamServer`](crate::server::StreamServer) does). Greenlets of other threads do not exist in
+//! the child (their thread does not), as in the parent's view of a vanished thread.
+//!
+//! # Raw `fork()` calls: a `pthread_atfork` handler, not an interposed `fork`
+//! A program may fork without [`fork`]: `libc::fork()` from a greenlet, a C library's `fork`, or
+//! `std::process::Command` with `pre_exec` (which forks rather than `posix_spawn`s). gevent
+//! registers a `pthread_atfork` child handler when the first hub is created, on every build (no
+//! `monkey` needed), that only increments an atomic counter; the child's hub compares the counter
+//! at its next use (its loop's next turn, an fd registration or wait, a [`HubHandle`] taken) and
+//! rebuilds itself then, doing the work of [`reinit`]. This was chosen over interposing `fork`
+//! (`dlsym(RTLD_NEXT)`) because:
+//! - the handler runs for every `fork(3)` call in the process, including libc's and C libraries'
+//!   internal ones, which an interposed symbol would not see, and does not need `patch_all`;
+//! - rebuilding allocates and creates fds, which the child of a multi-threaded process must not do
+//!   before `exec` (only async-signal-safe calls are allowed there: `pre_exec` closures run in that
+//!   state). The handler itself is one lock-free atomic add, so a child that execs at once never
+//!   touches the hub and pays nothing; the rebuild happens only in a child that goes on to use it.
+//!
+//! `std::process::Command` without `pre_exec` (and [`subprocess`](crate::subprocess)) starts
+//! children with `posix_spawn` / `clone(CLONE_VM | CLONE_VFORK)`: the handler does not run (nothing
+//! but `exec` runs in such a child) and nothing changes for them.
+//!
+//! # Limits
+//! - A fork made without libc's `fork` (`syscall(SYS_fork)`, `clone`, glibc's `_Fork`) runs no
+//!   atfork handler: call [`reinit`] first thing in such a child.
+//! - [`HubHandle`]s taken before the fork point at the parent's queue: in the child they deliver
+//!   nothing. Take new ones there.
+//! - As with any `fork` of a multi-threaded process, a lock held by another thread at the fork stays
+//!   held in the child (gevent's own rebuild never waits for one of those).
+//! - The [`monitor`](crate::monitor) thread does not exist in the child; start it again there.
+
+use std::io;
+
+#[cfg(doc)]
+use crate::hub::HubHandle;
+
+/// Forks the process; in the child, rebuilds this thread's hub at once ([`reinit`]). Returns what
+/// `fork(2)` does: the child's pid in the parent, 0 in the child (gevent's `gevent.fork`).
+///
+/// See the [module docs](self) for what the child gets: in short, a hub of its own (a new poller,
+/// waker and thread pools; its fds watched again at their next wait), every greenlet of this thread
+/// kept, those parked on an fd at the fork woken with an error, and the parent never losing an
+/// event. The parent reaps the child as with any fork (`waitpid`, or
+/// [`subprocess`](crate::subprocess)'s tools for its own children).
+///
+/// # Errors
+/// What `fork(2)` returns (`EAGAIN`, `ENOMEM`), in the parent; no child exists then.
+///
+/// # Panics
+/// In the child, at its first use of the hub, if the hub cannot be rebuilt there (no fd left for
+/// a new epoll instance: `EMFILE`).
+///
+/// # Cancel safety
+/// Does not wait: a kill or Timeout cannot land inside it.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let pid = gevent::fork().unwrap();
+/// if pid == 0 {
+///     // The child: a hub of its own, cooperative as ever.
+///     gevent::sleep(Duration::from_millis(1));
+///     // SAFETY: _exit(2) ends the process at once, without running the parent's atexit code.
+///     unsafe { libc::_exit(7) };
+/// }
+/// let mut status = 0;
+/// // SAFETY: `status` is valid for writes; `pid` is our child.
+/// assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+/// assert_eq!(libc::WEXITSTATUS(status), 7);
+/// ```
+pub fn fork() -> io::Result<libc::pid_t> {
+    // Registers the atfork handler if no hub did yet, so the child's own forks are seen too.
+    crate::hub::fork_generation();
+    // SAFETY: fork(2) has no preconditions; the child goes on with a copy of this thread's memory,
+    // where gevent rebuilds what it shares with the parent (below) before anything else runs.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        if let Err(e) = reinit() {
+            // The hub's next use tries again (and panics with the reason if it fails again).
+            eprintln!("gevent: fork: cannot rebuild the hub in the child yet: {e}");
+        }
+    }
+    Ok(pid)
+}
+
+/// Rebuilds this thread's hub after a fork (gevent's `gevent.reinit`): a new poller and waker, a
+/// new cross-thread queue, greenlets parked on fds woken (their waits fail), the hooks of the
+/// layers above run (thread pools, signals). Does nothing in a process that was not forked since
+/// the hub was made (or last rebuilt), nor on a thread without a hub.
+///
+/// Not needed after [`fork`] (which calls it) nor after `libc::fork()` (the hub notices at its
+/// next use); useful after a fork that bypassed libc's `fork` (see the module docs: Limits) or to
+/// do the rebuild at a chosen moment.
+///
+/// # Errors
+/// Creating the new epoll instance or eventfd (`EMFILE`); the hub is then left as it was.
+///
+/// # Cancel safety
+/// Does not wait.
+pub fn reinit() -> io::Result<()> {
+    match crate::hub::try_hub() {
+        Some(hub) => hub.reinit_after_fork(),
+        None => Ok(()),
+    }
+}
