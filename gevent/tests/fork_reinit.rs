@@ -328,3 +328,46 @@ fn command_with_pre_exec_forks_and_leaves_the_hub_alone() {
     assert!(reader.join_timeout(Duration::from_secs(3)));
     assert_eq!(got.borrow_mut().take().unwrap().0.unwrap(), b"y");
 }
+
+#[test]
+fn signals_in_the_child_run_the_childs_handlers_not_the_parents() {
+    use gevent::event::Event;
+    let count = Rc::new(Cell::new(0));
+    let got = Rc::new(Event::new());
+    let (c2, got2) = (count.clone(), got.clone());
+    let guard = gevent::signal::handle(libc::SIGUSR1, move || {
+        c2.set(c2.get() + 1);
+        got2.set();
+    })
+    .unwrap();
+    gevent::sleep(Duration::ZERO); // the signal reader parks on its pipe
+    let (count_in_child, got_in_child) = (count.clone(), got.clone());
+    let forker = gevent::spawn(move || {
+        let pid = gevent::fork().unwrap();
+        if pid != 0 {
+            return pid;
+        }
+        child_main(move || {
+            // SAFETY: raise(3); SIGUSR1 is handled (by the handler inherited from the parent).
+            unsafe { libc::raise(libc::SIGUSR1) };
+            if !got_in_child.wait_timeout(Duration::from_secs(5)) {
+                return 2; // went to the parent's pipe
+            }
+            match count_in_child.get() {
+                1 => 0,
+                _ => 3,
+            }
+        })
+    });
+    let pid = forker.get().unwrap();
+    assert_eq!(reap(pid, Duration::from_secs(15)), 0);
+    // The child's signal never reached the parent's pipe: its own is the first the parent sees.
+    // SAFETY: as above.
+    unsafe { libc::raise(libc::SIGUSR1) };
+    assert!(got.wait_timeout(Duration::from_secs(5)));
+    for _ in 0..3 {
+        gevent::sleep(Duration::ZERO); // a second byte in the pipe would run a second handler
+    }
+    assert_eq!(count.get(), 1);
+    drop(guard);
+}
