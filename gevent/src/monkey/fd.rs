@@ -18,11 +18,12 @@
 //!   deregister, wake every waiter with an error) and forget it, so a new fd that reuses the number
 //!   gets a new registration; waiters of the old one see their `Rc` no longer in the table and leave
 //!   it alone.
-//! - The table and the hub's epoll instance are inherited by a `fork`ed child, but the epoll
-//!   instance stays *shared* with the parent while the fd table is copied: a child that closes
-//!   an inherited fd (a `fork` + close-everything + `exec` in some C library, a `pre_exec`) must
-//!   not deregister it, or the parent's parked greenlet never wakes. Each entry records the pid
-//!   that made it; `closing` in another process leaves it alone.
+//! - The table is inherited by a `fork`ed child, whose hub keeps the parent's epoll instance
+//!   (*shared* with the parent) until its next use rebuilds it ([`crate::os`]): a child that
+//!   closes an inherited fd before that (a `fork` + close-everything + `exec` in some C library, a
+//!   `pre_exec`, where nothing may allocate) must not deregister it, or the parent's parked
+//!   greenlet never wakes. Each entry records the pid that made it; `closing` in another process
+//!   leaves it alone, and the child registers the fd anew at its own next wait.
 //! - `closing` touches the table only on threads where a hook has parked once ([`USED`], a
 //!   constant-initialised flag): elsewhere — threads without greenlets, signal handlers there,
 //!   thread-local destruction — `close` does no lazy thread-local initialisation (which would

@@ -56,6 +56,14 @@
 //! else with `-1`/`ECANCELED` (name lookups: `EAI_SYSTEM` with `ECANCELED`) — and the kill or timeout
 //! is raised at the greenlet's next gevent wait (or when it finishes).
 //!
+//! # fork
+//! A raw `fork()` (`libc::fork`, a C library's, `std::process::Command` with `pre_exec`) needs no
+//! hook: gevent's `pthread_atfork` child handler, registered with the first hub whether or not
+//! this module is used, marks the hub stale and the child rebuilds it at its next use (see
+//! [`crate::os`], which also says why this beats interposing `fork`). A greenlet of the child
+//! parked in a hook at the fork gets `-1`/`EBADF` there, never the parent's data; a `pre_exec`
+//! closure may `close` inherited fds (the hook leaves the parent's registrations alone).
+//!
 //! # Limits
 //! - `ppoll`/`pselect`/`epoll_pwait`'s signal mask is not applied while the greenlet is parked.
 //! - `close` of an fd that a greenlet of *another* thread's hub is parked on does not wake it.
