@@ -332,7 +332,8 @@ impl Hub {
                 w.wake();
             }
         }
-        // 5. The poller.
+        // 5. The poller (a hub callback above may have forked).
+        self.check_fork();
         let busy = !self.ready.borrow().is_empty();
         let timeout = if busy {
             let t = self.turns_without_poll.get();
