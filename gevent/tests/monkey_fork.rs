@@ -190,3 +190,60 @@ fn command_with_pre_exec_under_patch_all() {
     assert!(reader.join_timeout(Duration::from_secs(3)));
     assert_eq!(got.borrow_mut().take().unwrap().0.unwrap(), b"y");
 }
+
+#[test]
+fn child_serves_an_inherited_listener_the_parent_was_accepting_on() {
+    gevent::monkey::patch_all();
+    let listener = Rc::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let addr = listener.local_addr().unwrap();
+    let l2 = listener.clone();
+    // Parked in a plain std accept (hooked) when the fork happens: the pre-fork server pattern.
+    let acceptor = gevent::spawn(move || l2.accept().map(|_| ()).map_err(|e| e.raw_os_error()));
+    gevent::sleep(Duration::ZERO);
+    assert!(!acceptor.ready());
+    let (l3, acceptor_in_child) = (listener.clone(), acceptor.clone());
+    let forker = gevent::spawn(move || {
+        // SAFETY: fork(2); the child only runs `child_main` and ends with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid != 0 {
+            return pid;
+        }
+        child_main(move || {
+            // The child's copy of the parked accept fails instead of racing the parent.
+            if !acceptor_in_child.join_timeout(Duration::from_secs(5)) {
+                return 2;
+            }
+            if acceptor_in_child.value() != Some(Err(Some(libc::EBADF))) {
+                return 3;
+            }
+            // A new accept of the child's own on the same listener is watched by its poller.
+            let Ok((c, _)) = l3.accept() else {
+                return 4;
+            };
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4];
+            if (&c).read_exact(&mut buf).is_err() || &buf != b"ping" {
+                return 5;
+            }
+            match (&c).write_all(b"pong") {
+                Ok(()) => 0,
+                Err(_) => 6,
+            }
+        })
+    });
+    let pid = forker.get().unwrap();
+    // The parent stops accepting, so the child is the only acceptor left.
+    acceptor.kill();
+    let client = std::net::TcpStream::connect(addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    (&client).write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    let r = (&client).read_exact(&mut buf);
+    let code = reap(pid, Duration::from_secs(15));
+    assert_eq!(code, 0, "the child's check failed (code {code})");
+    r.unwrap();
+    assert_eq!(&buf, b"pong");
+}

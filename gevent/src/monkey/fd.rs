@@ -123,8 +123,8 @@ impl Drop for Lease {
                     let gen = gen_of(self.fd);
                     if e.users == 0 && (gen != Some(e.gen) || e.pid != my_pid()) {
                         // No close generation (a high fd), closed on another thread meanwhile, or
-                        // inherited from the parent process.
-                        let stale = gen.is_some();
+                        // inherited from the parent process (not stale: see `forget_entry`).
+                        let stale = gen.is_some() && gen != Some(e.gen);
                         if let Some(e) = m.remove(&self.fd) {
                             drop(m);
                             forget_entry(e, stale);
@@ -137,10 +137,10 @@ impl Drop for Lease {
 }
 
 /// Drops a registration taken out of the table; `stale`: its fd was closed on another thread
-/// (the number may name another file now), so no `epoll_ctl` is made on it — nor when the entry
-/// is the parent process's (the epoll instance is shared with it).
+/// (the number may name another file now), so no `epoll_ctl` is made on it. An entry of the
+/// parent process's is dropped like any: `IoSource`'s drop deregisters only from this process's
+/// own poller (see `crate::io`: a forked child's hub never touches the parent's epoll instance).
 fn forget_entry(e: Entry, stale: bool) {
-    let stale = stale || e.pid != my_pid();
     match Rc::try_unwrap(e.src) {
         Ok(src) if stale => src.abandon(),
         Ok(src) => drop(src),
@@ -171,7 +171,8 @@ fn lease(fd: c_int) -> io::Result<Lease> {
         Err(e) => e,
     };
     if let Some(e) = stale {
-        forget_entry(e, true);
+        let closed = gen.is_none() || Some(e.gen) != gen;
+        forget_entry(e, closed);
     }
     let src = Rc::new(IoSource::new(fd)?);
     FDS.with(|m| {
