@@ -371,3 +371,51 @@ fn signals_in_the_child_run_the_childs_handlers_not_the_parents() {
     assert_eq!(count.get(), 1);
     drop(guard);
 }
+
+#[test]
+fn a_started_stream_server_keeps_serving_in_the_child() {
+    use gevent::event::Event;
+    // The pre-fork server: started (its accept loop parked) before the fork.
+    let served = Rc::new(Event::new());
+    let s2 = served.clone();
+    let server = gevent::server::StreamServer::bind("127.0.0.1:0", move |conn, _| {
+        let who: &[u8] = if gevent::getcurrent().is_main() {
+            b"?"
+        } else {
+            b""
+        };
+        let _ = (&conn).write_all(if who.is_empty() { b"child" } else { who });
+        s2.set();
+    })
+    .unwrap();
+    server.start();
+    gevent::sleep(Duration::ZERO);
+    let addr = server.local_addr();
+    let served_in_child = served.clone();
+    let forker = gevent::spawn(move || {
+        let pid = gevent::fork().unwrap();
+        if pid != 0 {
+            return pid;
+        }
+        child_main(move || {
+            // Its copy of the accept loop retries after the fork and serves the connection.
+            if served_in_child.wait_timeout(Duration::from_secs(10)) {
+                0
+            } else {
+                2
+            }
+        })
+    });
+    let pid = forker.get().unwrap();
+    // The parent stops (closing its own copy of the listening socket): only the child accepts.
+    server.stop(Duration::from_secs(1));
+    let c = gevent::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    let r = (&c).read_to_end(&mut buf);
+    let code = reap(pid, Duration::from_secs(15));
+    assert_eq!(code, 0, "the child did not serve (code {code})");
+    r.unwrap();
+    assert_eq!(buf, b"child");
+    assert!(!served.is_set(), "the parent's stopped server served");
+}
