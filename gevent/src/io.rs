@@ -15,7 +15,7 @@
 //!   closed source never reports readiness again and its key is never reused under a live borrow.
 //! - [`wait_any`] parks one greenlet on several sources at once: the same [`Waiter`] sits in several
 //!   lists; the first wake wins (later wakes are no-ops) and the guard removes it from all of them.
-//! - After a `fork`, the child's hub has a poller of its own (see [`crate::fork`]): each slot
+//! - After a `fork`, the child's hub has a poller of its own (see [`crate::os`]): each slot
 //!   remembers the poller generation it is registered with and is registered again, lazily, at
 //!   its next wait in the child; a registration of the parent's is never deregistered by the
 //!   child. A wait that was parked at the fork fails in the child (its copy of the greenlet does

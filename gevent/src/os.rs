@@ -62,8 +62,12 @@
 //!   atfork handler: call [`reinit`] first thing in such a child.
 //! - [`HubHandle`]s taken before the fork point at the parent's queue: in the child they deliver
 //!   nothing. Take new ones there.
+//! - After a fork other than [`fork`], signals that arrive before the child first uses its hub
+//!   still go to the parent's pipe (the handler cannot rebuild it: see above).
 //! - As with any `fork` of a multi-threaded process, a lock held by another thread at the fork stays
-//!   held in the child (gevent's own rebuild never waits for one of those).
+//!   held in the child. gevent's rebuild takes none of the parent's locks; the one exception is a
+//!   [`ThreadPool`](crate::threadpool::ThreadPool) shared by several hub threads *of a forked
+//!   child* that forks again while one of them submits a job.
 //! - The [`monitor`](crate::monitor) thread does not exist in the child; start it again there.
 
 use std::io;
