@@ -742,6 +742,9 @@ pub(crate) fn done_unwinding() {
 /// handler, so a child's value differs from its parent's (and a grandchild's from both).
 static FORKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// The pid of the process that last counted in [`FORKS`] (set with the handler, and by it).
+static FORKS_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
 /// The number of forks between the first hub of this process's line and this process: compare two
 /// readings to learn whether the code runs in a child of the process that took the first.
 /// Registers the `pthread_atfork` handler that counts them on first use.
@@ -750,8 +753,12 @@ pub(crate) fn fork_generation() -> u64 {
     AT_FORK.call_once(|| {
         extern "C" fn child() {
             FORKS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: getpid(2) is async-signal-safe and has no preconditions.
+            FORKS_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
         }
-        // SAFETY: registers a child handler that only does a lock-free atomic add
+        // SAFETY: getpid(2) has no preconditions.
+        FORKS_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+        // SAFETY: registers a child handler that only does lock-free atomic stores and getpid(2)
         // (async-signal-safe, as code run in the child of a multi-threaded fork must be).
         let r = unsafe { libc::pthread_atfork(None, None, Some(child)) };
         if r != 0 {
@@ -759,6 +766,17 @@ pub(crate) fn fork_generation() -> u64 {
         }
     });
     FORKS.load(Ordering::Relaxed)
+}
+
+/// Counts a fork that ran no atfork handler (a raw `fork`/`clone` system call, glibc's `_Fork`):
+/// the pid differs from the one the counter was last bumped in. A system call; for `reinit`.
+pub(crate) fn count_unseen_fork() {
+    fork_generation();
+    // SAFETY: getpid(2) has no preconditions.
+    let me = unsafe { libc::getpid() };
+    if FORKS_PID.swap(me, Ordering::Relaxed) != me {
+        FORKS.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// A new epoll instance, and a cross-thread queue whose waker is registered with it.

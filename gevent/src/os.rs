@@ -130,7 +130,8 @@ pub fn fork() -> io::Result<libc::pid_t> {
 /// Rebuilds this thread's hub after a fork (gevent's `gevent.reinit`): a new poller and waker, a
 /// new cross-thread queue, greenlets parked on fds woken (their waits fail), the hooks of the
 /// layers above run (thread pools, signals). Does nothing in a process that was not forked since
-/// the hub was made (or last rebuilt), nor on a thread without a hub.
+/// the hub was made (or last rebuilt), nor on a thread without a hub. Also sees forks that ran no
+/// atfork handler (it compares the pid: one `getpid` system call).
 ///
 /// Not needed after [`fork`] (which calls it) nor after `libc::fork()` (the hub notices at its
 /// next use); useful after a fork that bypassed libc's `fork` (see the module docs: Limits) or to
@@ -142,6 +143,7 @@ pub fn fork() -> io::Result<libc::pid_t> {
 /// # Cancel safety
 /// Does not wait.
 pub fn reinit() -> io::Result<()> {
+    crate::hub::count_unseen_fork();
     match crate::hub::try_hub() {
         Some(hub) => hub.reinit_after_fork(),
         None => Ok(()),
