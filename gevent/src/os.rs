@@ -1,5 +1,5 @@
-//! Processes and the hub: [`fork`] and [`reinit`] (gevent's `gevent.fork` / `gevent.os.fork` and
-//! `gevent.reinit`).
+//! Processes and the hub: [`fork`], [`reinit`] and a cooperative [`waitpid`] (gevent's
+//! `gevent.fork` / `gevent.os.fork`, `gevent.reinit` and `gevent.os.waitpid`).
 //!
 //! # Why the hub must be rebuilt in a child
 //! A `fork`ed child gets copies of the parent's fds, and an fd is only a reference: the hub's
@@ -71,9 +71,14 @@
 //! - The [`monitor`](crate::monitor) thread does not exist in the child; start it again there.
 
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
 
 #[cfg(doc)]
 use crate::hub::HubHandle;
+use crate::io::{Interest, IoSource};
 
 /// Forks the process; in the child, rebuilds this thread's hub at once ([`reinit`]). Returns what
 /// `fork(2)` does: the child's pid in the parent, 0 in the child (gevent's `gevent.fork`).
@@ -147,5 +152,101 @@ pub fn reinit() -> io::Result<()> {
     match crate::hub::try_hub() {
         Some(hub) => hub.reinit_after_fork(),
         None => Ok(()),
+    }
+}
+
+/// Waits for the child `pid` (one made by [`fork`] or `libc::fork`) to exit and reaps it, while the
+/// other greenlets run (gevent's cooperative `gevent.os.waitpid`); `timeout` `None` waits for ever.
+/// Returns its status, or `None` when `timeout` passed first (the child is then not reaped).
+///
+/// Watches a pidfd (`pidfd_open(2)`) on the hub; on kernels without one (before 5.3) it looks
+/// again after cooperative sleeps of 1 ms growing to 50 ms.
+///
+/// # Errors
+/// `InvalidInput` for `pid <= 0` (process groups are not waited for here); what `waitpid(2)`
+/// returns (`ECHILD`: not a child of this process, or already reaped).
+///
+/// # Cancel safety
+/// A kill or Timeout landing here unwinds out of it and leaves nothing registered; the child is
+/// not reaped (call again, or `waitpid(2)` it).
+///
+/// # Examples
+/// ```
+/// use std::os::unix::process::ExitStatusExt;
+/// use std::time::Duration;
+/// let pid = gevent::fork().unwrap();
+/// if pid == 0 {
+///     gevent::sleep(Duration::from_millis(20));
+///     // SAFETY: _exit(2) ends the child at once.
+///     unsafe { libc::_exit(3) };
+/// }
+/// let status = gevent::os::waitpid(pid, Some(Duration::from_secs(10))).unwrap().unwrap();
+/// assert_eq!(status.code(), Some(3));
+/// ```
+pub fn waitpid(pid: libc::pid_t, timeout: Option<Duration>) -> io::Result<Option<ExitStatus>> {
+    if pid <= 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("gevent::os::waitpid: {pid} is not the pid of one child"),
+        ));
+    }
+    let deadline = timeout.map(|t| Instant::now() + t);
+    if let Some(s) = try_reap(pid)? {
+        return Ok(Some(s));
+    }
+    // SAFETY: pidfd_open(pid_t, unsigned int) takes no pointers; it returns a new fd or -1.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return wait_polling(pid, deadline);
+    }
+    // SAFETY: `r` was just opened by pidfd_open and nothing else owns it.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(r as libc::c_int) };
+    let src = IoSource::new(pidfd.as_raw_fd())?;
+    loop {
+        // Clear first, then look: an exit after the look brings a fresh edge.
+        src.clear_ready(Interest::Read);
+        if let Some(s) = try_reap(pid)? {
+            return Ok(Some(s));
+        }
+        match src.wait(Interest::Read, deadline) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return try_reap(pid),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `waitpid(pid, WNOHANG)`: the status if the child has exited (it is reaped then).
+fn try_reap(pid: libc::pid_t) -> io::Result<Option<ExitStatus>> {
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is valid for writes for the duration of the call.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return Ok(Some(ExitStatus::from_raw(status)));
+        }
+        if r == 0 {
+            return Ok(None);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// [`waitpid`] without a pidfd: looks again after growing cooperative sleeps.
+fn wait_polling(pid: libc::pid_t, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(s) = try_reap(pid)? {
+            return Ok(Some(s));
+        }
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left == Some(Duration::ZERO) {
+            return Ok(None);
+        }
+        crate::sleep(left.map_or(pause, |l| l.min(pause)));
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }

@@ -22,31 +22,20 @@ fn child_main(f: impl FnOnce() -> i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Reaps `pid` within `limit` (polling cooperatively); kills it and fails if it does not exit.
+/// Reaps `pid` within `limit` (cooperatively); kills it and fails if it does not exit.
 fn reap(pid: libc::pid_t, limit: Duration) -> i32 {
-    let t = Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is valid for writes; `pid` is a child of this process.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        assert!(r >= 0, "waitpid: {}", io::Error::last_os_error());
-        if r == pid {
-            assert!(
-                libc::WIFEXITED(status),
-                "the child was killed by signal {}",
-                libc::WTERMSIG(status)
-            );
-            return libc::WEXITSTATUS(status);
-        }
-        if t.elapsed() > limit {
-            // SAFETY: as above; SIGKILL to our own child.
+    match gevent::os::waitpid(pid, Some(limit)).expect("waitpid") {
+        Some(status) => status
+            .code()
+            .unwrap_or_else(|| panic!("the child was killed: {status}")),
+        None => {
+            // SAFETY: SIGKILL to our own child, then reaping it (it dies at once).
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
             panic!("the child did not exit within {limit:?}");
         }
-        gevent::sleep(Duration::from_millis(2));
     }
 }
 
@@ -413,4 +402,53 @@ fn a_started_stream_server_keeps_serving_in_the_child() {
     r.unwrap();
     assert_eq!(buf, b"served");
     assert!(!served.is_set(), "the parent's stopped server served");
+}
+
+#[test]
+fn os_waitpid_waits_cooperatively_and_reports_the_exit_code() {
+    let forker = gevent::spawn(|| {
+        let pid = gevent::fork().unwrap();
+        if pid != 0 {
+            return pid;
+        }
+        child_main(|| {
+            gevent::sleep(Duration::from_millis(150));
+            3
+        })
+    });
+    let pid = forker.get().unwrap();
+    // Still running: the bounded wait says so and leaves it unreaped.
+    assert!(gevent::os::waitpid(pid, Some(Duration::from_millis(10)))
+        .unwrap()
+        .is_none());
+    let ticks = Rc::new(Cell::new(0));
+    let t2 = ticks.clone();
+    let ticker = gevent::spawn(move || {
+        for _ in 0..5 {
+            gevent::sleep(Duration::from_millis(10));
+            t2.set(t2.get() + 1);
+        }
+    });
+    let status = gevent::os::waitpid(pid, Some(Duration::from_secs(10)))
+        .unwrap()
+        .expect("the child exits within 10 s");
+    assert_eq!(status.code(), Some(3));
+    // The child sleeps 150 ms, the ticker ticks every 10 ms: a waitpid that blocked the thread
+    // would return with no tick at all.
+    assert!(
+        ticks.get() >= 1,
+        "the other greenlets ran while waitpid waited"
+    );
+    ticker.join();
+    // Reaped: a second wait is an error (ECHILD), and a bad pid is refused.
+    assert_eq!(
+        gevent::os::waitpid(pid, Some(Duration::ZERO))
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::ECHILD)
+    );
+    assert_eq!(
+        gevent::os::waitpid(0, None).unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
 }

@@ -21,31 +21,20 @@ fn child_main(f: impl FnOnce() -> i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Reaps `pid` within `limit` (polling cooperatively); kills it and fails if it does not exit.
+/// Reaps `pid` within `limit` (cooperatively); kills it and fails if it does not exit.
 fn reap(pid: libc::pid_t, limit: Duration) -> i32 {
-    let t = Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is valid for writes; `pid` is a child of this process.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        assert!(r >= 0, "waitpid: {}", io::Error::last_os_error());
-        if r == pid {
-            assert!(
-                libc::WIFEXITED(status),
-                "the child was killed by signal {}",
-                libc::WTERMSIG(status)
-            );
-            return libc::WEXITSTATUS(status);
-        }
-        if t.elapsed() > limit {
-            // SAFETY: as above; SIGKILL to our own child.
+    match gevent::os::waitpid(pid, Some(limit)).expect("waitpid") {
+        Some(status) => status
+            .code()
+            .unwrap_or_else(|| panic!("the child was killed: {status}")),
+        None => {
+            // SAFETY: SIGKILL to our own child, then reaping it (it dies at once).
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
             panic!("the child did not exit within {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(2)); // cooperative: patched
     }
 }
 
