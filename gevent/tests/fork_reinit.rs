@@ -298,7 +298,7 @@ fn a_child_can_fork_again() {
 }
 
 #[test]
-fn command_with_pre_exec_forks_and_leaves_the_hub_alone() {
+fn commands_with_and_without_pre_exec_leave_the_parents_hub_alone() {
     use std::os::unix::process::CommandExt;
     let (a, b) = UnixStream::pair().unwrap();
     let (reader, got) = park_reader(a);
@@ -312,6 +312,10 @@ fn command_with_pre_exec_forks_and_leaves_the_hub_alone() {
         .wait_timeout(Duration::from_secs(10))
         .unwrap()
         .expect("`true` exits");
+    assert!(status.success());
+    // Without pre_exec std uses posix_spawn (clone with CLONE_VM | CLONE_VFORK: the parent's own
+    // memory): no atfork handler runs there, so the parent's hub must not think it forked.
+    let status = gevent::subprocess::Command::new("true").status().unwrap();
     assert!(status.success());
     (&b).write_all(b"y").unwrap();
     assert!(reader.join_timeout(Duration::from_secs(3)));
