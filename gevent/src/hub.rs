@@ -779,6 +779,20 @@ pub(crate) fn count_unseen_fork() {
     }
 }
 
+/// Whether this thread's hub exists and was made (or rebuilt) in this process: false in a forked
+/// child until its hub's rebuild. No allocation, lock or system call (a `close` hook in a
+/// `pre_exec` child asks).
+#[cfg(feature = "monkey")]
+pub(crate) fn hub_is_this_process() -> bool {
+    HUB.try_with(|h| {
+        h.try_borrow().is_ok_and(|h| {
+            h.as_ref()
+                .is_some_and(|hub| hub.forks.get() == FORKS.load(Ordering::Relaxed))
+        })
+    })
+    .unwrap_or(false)
+}
+
 /// A new epoll instance, and a cross-thread queue whose waker is registered with it.
 fn new_poller() -> std::io::Result<(mio::Poll, Arc<Remote>)> {
     let poll = mio::Poll::new()?;

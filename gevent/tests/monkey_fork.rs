@@ -236,3 +236,52 @@ fn child_serves_an_inherited_listener_the_parent_was_accepting_on() {
     r.unwrap();
     assert_eq!(&buf, b"pong");
 }
+
+#[test]
+fn closing_an_inherited_fd_in_the_child_wakes_the_childs_reader() {
+    use std::os::fd::AsRawFd;
+    gevent::monkey::patch_all();
+    let (a, _b) = UnixStream::pair().unwrap();
+    let a = Rc::new(a);
+    let a_fd = a.as_raw_fd();
+    // The parent's reader is parked on the fd (a registration of the hooks, made in the parent).
+    let a2 = a.clone();
+    let reader = gevent::spawn(move || (&*a2).read(&mut [0u8; 4]).map_err(|e| e.raw_os_error()));
+    gevent::sleep(Duration::ZERO);
+    assert!(!reader.ready());
+    let forker = gevent::spawn(move || {
+        // SAFETY: fork(2); the child only runs `child_main` and ends with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid != 0 {
+            return pid;
+        }
+        child_main(move || {
+            // A reader of the child's own on the inherited fd (sharing the parent's entry)...
+            let a3 = a.clone();
+            let mine = gevent::spawn(move || {
+                let mut buf = [0u8; 4];
+                (&*a3).read(&mut buf).map_err(|e| e.raw_os_error())
+            });
+            gevent::sleep(Duration::ZERO);
+            gevent::sleep(Duration::ZERO);
+            // ...is woken with EBADF when the child closes the fd, not left waiting for ever.
+            // SAFETY: closes the child's copy of `a`'s fd; `a` is forgotten below, never closed
+            // again.
+            unsafe { libc::close(a_fd) };
+            let woke = mine.join_timeout(Duration::from_secs(5));
+            std::mem::forget(a);
+            if !woke {
+                return 2;
+            }
+            match mine.value() {
+                Some(Err(Some(libc::EBADF))) => 0,
+                _ => 3,
+            }
+        })
+    });
+    let pid = forker.get().unwrap();
+    assert_eq!(reap(pid, Duration::from_secs(15)), 0);
+    assert!(!reader.ready(), "the parent's reader is still parked");
+    reader.kill();
+}

@@ -23,7 +23,9 @@
 //!   closes an inherited fd before that (a `fork` + close-everything + `exec` in some C library, a
 //!   `pre_exec`, where nothing may allocate) must not deregister it, or the parent's parked
 //!   greenlet never wakes. Each entry records the pid that made it; `closing` in another process
-//!   leaves it alone, and the child registers the fd anew at its own next wait.
+//!   leaves it alone until the child's hub is rebuilt (then it closes it like its own: the
+//!   rebuilt hub deregisters only from the child's poller), and the child registers the fd anew
+//!   at its own next wait.
 //! - `closing` touches the table only on threads where a hook has parked once ([`USED`], a
 //!   constant-initialised flag): elsewhere — threads without greenlets, signal handlers there,
 //!   thread-local destruction — `close` does no lazy thread-local initialisation (which would
@@ -303,8 +305,11 @@ fn closing(fd: c_int) {
         .try_with(|m| {
             let mut m = m.try_borrow_mut().ok()?;
             // SAFETY: getpid(2) has no preconditions.
-            if m.get(&fd)?.pid != unsafe { libc::getpid() } {
-                return None; // a forked child: the registration is the parent's
+            if m.get(&fd)?.pid != unsafe { libc::getpid() } && !crate::hub::hub_is_this_process() {
+                // A forked child whose hub still uses the parent's epoll instance (a `pre_exec`,
+                // where nothing may allocate either): the registration is the parent's. Once the
+                // hub is rebuilt, closing it touches only the child's own poller.
+                return None;
             }
             m.remove(&fd)
         })
