@@ -15,6 +15,11 @@
 //!   closed source never reports readiness again and its key is never reused under a live borrow.
 //! - [`wait_any`] parks one greenlet on several sources at once: the same [`Waiter`] sits in several
 //!   lists; the first wake wins (later wakes are no-ops) and the guard removes it from all of them.
+//! - After a `fork`, the child's hub has a poller of its own (see [`crate::os`]): each slot
+//!   remembers the poller generation it is registered with and is registered again, lazily, at
+//!   its next wait in the child; a registration of the parent's is never deregistered by the
+//!   child. A wait that was parked at the fork fails in the child (its copy of the greenlet does
+//!   not race the parent for the data).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -38,6 +43,10 @@ struct Slot {
     write_hup: bool,
     closed: bool,
     in_use: bool,
+    /// The fd (to register it again in a forked child).
+    fd: RawFd,
+    /// The hub's poller generation it is registered with ([`Hub::poller_gen`]).
+    gen: u64,
 }
 
 /// The hub's table of registered fds.
@@ -52,6 +61,22 @@ pub(crate) struct Registry {
 impl Registry {
     pub(crate) fn has_waiters(&self) -> bool {
         self.waiters.get() > 0
+    }
+
+    /// The hub was rebuilt in a forked child: wakes every parked greenlet (its wait then fails, as
+    /// it began before the fork). Registrations are made again at each slot's next wait.
+    pub(crate) fn after_fork(&self, hub: &Hub) {
+        let woken: Vec<Rc<Waiter>> = {
+            let mut slots = self.slots.borrow_mut();
+            slots
+                .iter_mut()
+                .flat_map(|s| s.readers.drain(..).chain(s.writers.drain(..)))
+                .collect()
+        };
+        self.waiters.set(0);
+        for w in woken {
+            w.wake_into(hub);
+        }
     }
 
     /// The poller reported `token` readable and/or writable (`read_hup` / `write_hup`: that side
@@ -148,6 +173,7 @@ impl IoSource {
     /// What `epoll_ctl` returns (for example `EPERM` for a regular file, which is always ready).
     pub fn new(fd: RawFd) -> io::Result<IoSource> {
         let hub = get_hub();
+        let gen = hub.poller_gen();
         let reg = &hub.io;
         let key = {
             let mut slots = reg.slots.borrow_mut();
@@ -160,6 +186,8 @@ impl IoSource {
             };
             slots[key] = Slot {
                 in_use: true,
+                fd,
+                gen,
                 ..Slot::default()
             };
             key
@@ -209,7 +237,7 @@ impl IoSource {
     /// closes it). Closing twice does nothing.
     pub fn close(&self) {
         let hub = get_hub();
-        let woken: Vec<Rc<Waiter>> = {
+        let (woken, gen): (Vec<Rc<Waiter>>, u64) = {
             let mut slots = hub.io.slots.borrow_mut();
             let slot = &mut slots[self.key];
             if slot.closed {
@@ -219,15 +247,19 @@ impl IoSource {
             self.closed.set(true);
             slot.ready_read = false;
             slot.ready_write = false;
-            slot.readers
+            let woken = slot
+                .readers
                 .drain(..)
                 .chain(slot.writers.drain(..))
-                .collect()
+                .collect();
+            (woken, slot.gen)
         };
-        let _ = hub
-            .registry()
-            .registry()
-            .deregister(&mut mio::unix::SourceFd(&self.fd));
+        if hub.registered_here(gen) {
+            let _ = hub
+                .registry()
+                .registry()
+                .deregister(&mut mio::unix::SourceFd(&self.fd));
+        }
         hub.io.waiters.set(hub.io.waiters.get() - woken.len());
         for w in &woken {
             w.wake();
@@ -309,12 +341,19 @@ impl IoSource {
         interest: Interest,
         deadline: Option<Instant>,
     ) -> io::Result<()> {
+        let gen = hub.poller_gen();
         let waiter = {
             let mut slots = hub.io.slots.borrow_mut();
             let slot = &mut slots[self.key];
             if slot.closed {
                 return Err(closed_error());
             }
+            if slot.gen != gen {
+                drop(slots);
+                rearm(hub, self.key, gen)?;
+                slots = hub.io.slots.borrow_mut();
+            }
+            let slot = &mut slots[self.key];
             let (ready, list) = match interest {
                 Interest::Read => (&mut slot.ready_read, &mut slot.readers),
                 Interest::Write => (&mut slot.ready_write, &mut slot.writers),
@@ -368,6 +407,9 @@ impl IoSource {
         drop(unpark);
         drop(timer);
         r.map_err(|e| io::Error::other(e.to_string()))?;
+        if hub.poller_gen() != gen {
+            return Err(forked_error());
+        }
         let mut slots = hub.io.slots.borrow_mut();
         let slot = &mut slots[self.key];
         if slot.closed {
@@ -389,6 +431,47 @@ impl IoSource {
     }
 }
 
+/// Registers the fd of slot `key` with the poller of generation `gen` (this thread's hub's current
+/// one: the slot was registered in an earlier process's, before a fork).
+#[cold]
+#[inline(never)]
+fn rearm(hub: &Hub, key: usize, gen: u64) -> io::Result<()> {
+    let fd = hub.io.slots.borrow()[key].fd;
+    // An error (`EBADF`: the fd was closed behind its owner's back; `EEXIST`: another slot of
+    // the child registered the same fd) goes to the waiter, as `IoSource::new`'s would.
+    hub.registry().registry().register(
+        &mut mio::unix::SourceFd(&fd),
+        mio::Token(key),
+        mio::Interest::READABLE | mio::Interest::WRITABLE,
+    )?;
+    hub.io.slots.borrow_mut()[key].gen = gen;
+    Ok(())
+}
+
+/// The error of a wait that was parked when the process forked, seen in the child.
+#[derive(Debug)]
+struct ForkedWait;
+
+impl std::fmt::Display for ForkedWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "gevent: this wait began before fork() and belongs to the parent process; \
+             in the child, wait again to watch the fd from here",
+        )
+    }
+}
+
+impl std::error::Error for ForkedWait {}
+
+fn forked_error() -> io::Error {
+    io::Error::other(ForkedWait)
+}
+
+/// Whether `e` is the error of a wait that was parked when the process forked (in the child).
+pub(crate) fn is_forked(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|i| i.is::<ForkedWait>())
+}
+
 fn closed_error() -> io::Error {
     io::Error::new(
         io::ErrorKind::NotConnected,
@@ -401,8 +484,11 @@ impl Drop for IoSource {
         let Some(hub) = crate::hub::try_hub() else {
             return;
         };
-        let was_closed = hub.io.slots.borrow()[self.key].closed;
-        if !was_closed {
+        let (was_closed, gen) = {
+            let slots = hub.io.slots.borrow();
+            (slots[self.key].closed, slots[self.key].gen)
+        };
+        if !was_closed && hub.registered_here(gen) {
             let _ = hub
                 .registry()
                 .registry()
@@ -519,6 +605,12 @@ pub fn wait_any(
         if !ready.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(ready);
         }
+        let gen = hub.poller_gen();
+        for (src, _) in sources {
+            if hub.io.slots.borrow()[src.key].gen != gen {
+                rearm(&hub, src.key, gen)?;
+            }
+        }
         let waiter = Waiter::new();
         {
             let mut slots = hub.io.slots.borrow_mut();
@@ -559,5 +651,8 @@ pub fn wait_any(
         let r = crate::wait::wait_with_deadline(&waiter, deadline);
         drop(unpark);
         r.map_err(|e| io::Error::other(e.to_string()))?;
+        if hub.poller_gen() != gen {
+            return Err(forked_error());
+        }
     }
 }

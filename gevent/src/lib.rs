@@ -30,8 +30,8 @@
 //! - [`hub`]: the loop; [`event`], [`queue`], [`lock`], [`pool`], [`local`]: synchronisation.
 //! - [`net`] (TCP, UDP, Unix sockets shaped like `std::net`), [`server`] (`StreamServer`,
 //!   `DatagramServer`), [`io`] (`wait_read`/`wait_write` for any fd), [`select`]: cooperative I/O.
-//! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`], [`logging`] (a log
-//!   writer that never blocks the hub).
+//! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`], [`fork`] ([`os`]),
+//!   [`logging`] (a log writer that never blocks the hub).
 //! - [`monitor`] (a greenlet that blocks its hub), [`util`] (`print_run_info`: the hub and its greenlets).
 //! - `ssl` (cargo feature `ssl`, on by default): TLS streams on rustls, TLS for `StreamServer`.
 //! - `monkey` (cargo feature `monkey`): `patch_all()` makes std's and C libraries' blocking calls
@@ -60,6 +60,7 @@ pub mod monitor;
 #[cfg(feature = "monkey")]
 pub mod monkey;
 pub mod net;
+pub mod os;
 pub mod pool;
 pub mod queue;
 pub mod select;
@@ -77,6 +78,7 @@ pub use crate::greenlet::{
     spawn, spawn_later, spawn_raw, Failure, GetError, Greenlet, LinkId, Waitable,
 };
 pub use crate::hub::{get_hub, HubHandle, LoopExit, Waiter};
+pub use crate::os::{fork, reinit};
 pub use crate::timeout::{with_timeout, Timeout, TimeoutError};
 pub use crate::wait::{idle, iwait, joinall, joinall_timeout, killall, sleep, wait};
 

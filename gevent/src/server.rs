@@ -287,7 +287,8 @@ impl<S: Source> Server<S> {
                     let d = backoff.failed(S::NAME, S::OP, self.core.addr, &e);
                     crate::sleep(d);
                 }
-                Err(e) if S::skip(&e) => {}
+                // Parked at a fork, in the child: wait again (a pre-fork server's children serve).
+                Err(e) if S::skip(&e) || crate::io::is_forked(&e) => {}
                 Err(e) => {
                     eprintln!(
                         "gevent: {} on {}: {} failed: {e}",

@@ -13,6 +13,12 @@
 //!   and the callback looks the waiter up in a thread-local table of the hub's thread.
 //! - A caller killed while waiting leaves the job running to completion on its thread (threads
 //!   cannot be cancelled); its result is dropped on the worker.
+//! - **fork**: threads do not survive `fork()`. In a forked child every pool (the default pool, the
+//!   DNS hooks' pool, and pools made before the fork) starts afresh at its first use there: no
+//!   threads, an empty queue, nothing shared with the parent's (whose locks a vanished thread may
+//!   hold). Jobs queued or running at the fork stay the parent's; a greenlet waiting for one is
+//!   woken in the child when its hub is rebuilt, and [`ThreadPool::spawn`] returns `Err` with a
+//!   message saying so (the job never completes there).
 //!
 //! # Examples
 //! ```
@@ -48,15 +54,73 @@ struct Shared {
 
 /// Owned by the [`ThreadPool`] handles (not by the workers): its drop shuts the pool down.
 struct Owner {
+    /// The pool of the process that made it (fork generation `born`).
     shared: Arc<Shared>,
+    born: u64,
+    maxsize: usize,
+    /// In a forked child (and its children): the pool made there, with its generation. Never
+    /// locked in the process that made the pool.
+    forked: Mutex<Option<(u64, Arc<Shared>)>>,
+}
+
+impl Owner {
+    /// This process's pool.
+    fn current(&self) -> Arc<Shared> {
+        let gen = crate::hub::fork_generation();
+        if gen == self.born {
+            return self.shared.clone();
+        }
+        let mut f = self.forked.lock().unwrap_or_else(|e| e.into_inner());
+        match &*f {
+            Some((g, s)) if *g == gen => s.clone(),
+            // The parent's (or an older generation's) state is left alone: its lock may be held by
+            // a thread that does not exist here. It leaks, with the jobs it holds.
+            _ => {
+                let s = new_shared(self.maxsize);
+                if let Some((_, old)) = f.replace((gen, s.clone())) {
+                    std::mem::forget(old);
+                }
+                s
+            }
+        }
+    }
+}
+
+fn new_shared(maxsize: usize) -> Arc<Shared> {
+    Arc::new(Shared {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            threads: 0,
+            idle: 0,
+            shutdown: false,
+        }),
+        cond: Condvar::new(),
+        maxsize,
+    })
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = if crate::hub::fork_generation() == self.born {
+            self.shared.clone()
+        } else {
+            // A forked child: shut down its own pool, if it made one; the parent's is not ours.
+            let f = self.forked.get_mut().unwrap_or_else(|e| e.into_inner());
+            let shared = std::mem::replace(&mut self.shared, new_shared(1));
+            std::mem::forget(shared);
+            match f.take() {
+                Some((g, s)) if g == crate::hub::fork_generation() => s,
+                Some((_, s)) => {
+                    std::mem::forget(s);
+                    return;
+                }
+                None => return,
+            }
+        };
+        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         st.shutdown = true;
         drop(st);
-        self.shared.cond.notify_all();
+        shared.cond.notify_all();
     }
 }
 
@@ -85,7 +149,24 @@ thread_local! {
     static WAITING: RefCell<HashMap<u64, Rc<Waiter>>> = RefCell::new(HashMap::new());
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
     static DEFAULT: RefCell<Option<ThreadPool>> = const { RefCell::new(None) };
+    /// Whether [`wake_orphans`] is registered with this thread's hub.
+    static HOOKED: Cell<bool> = const { Cell::new(false) };
 }
+
+/// Run when this thread's hub is rebuilt in a forked child: the jobs of the callers waiting here
+/// were the parent's threads' work and never come back; wake the callers (`spawn` says why).
+fn wake_orphans() {
+    let orphans: Vec<Rc<Waiter>> =
+        WAITING.with(|w| w.borrow_mut().drain().map(|(_, w)| w).collect());
+    for w in orphans {
+        w.wake();
+    }
+}
+
+/// What [`ThreadPool::spawn`] returns in a forked child for a job submitted in the parent.
+const LOST_IN_FORK: &str =
+    "gevent: the thread-pool job was running or queued when the process forked; \
+     its thread does not exist in the child, which never gets its result";
 
 /// The default size of [`default_pool`] (gevent's default `maxsize` is 10 as well).
 pub const DEFAULT_MAXSIZE: usize = 10;
@@ -103,44 +184,31 @@ pub fn default_pool() -> ThreadPool {
 impl ThreadPool {
     /// A pool of at most `maxsize` threads (at least 1). No thread starts before the first job.
     pub fn new(maxsize: usize) -> ThreadPool {
+        let maxsize = maxsize.max(1);
         ThreadPool {
             owner: Arc::new(Owner {
-                shared: Arc::new(Shared {
-                    state: Mutex::new(State {
-                        queue: VecDeque::new(),
-                        threads: 0,
-                        idle: 0,
-                        shutdown: false,
-                    }),
-                    cond: Condvar::new(),
-                    maxsize: maxsize.max(1),
-                }),
+                shared: new_shared(maxsize),
+                born: crate::hub::fork_generation(),
+                maxsize,
+                forked: Mutex::new(None),
             }),
         }
     }
 
     /// The most threads it will run.
     pub fn maxsize(&self) -> usize {
-        self.owner.shared.maxsize
+        self.owner.maxsize
     }
 
-    /// The threads running now.
+    /// The threads running now (in this process: 0 in a forked child until its first job).
     pub fn size(&self) -> usize {
-        self.lock().threads
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.owner
-            .shared
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.owner.current()).threads
     }
 
     /// Queues `job` and makes sure a thread will run it.
     fn submit(&self, job: Job) -> std::io::Result<()> {
-        let shared = &self.owner.shared;
-        let mut st = self.lock();
+        let shared = &self.owner.current();
+        let mut st = lock(shared);
         st.queue.push_back(job);
         // Idle workers cover the queue (a woken worker stays counted idle until it runs): wake one.
         if st.queue.len() <= st.idle {
@@ -158,7 +226,7 @@ impl ThreadPool {
             .name("gevent-threadpool".into())
             .spawn(move || worker(worker_shared));
         if let Err(e) = r {
-            let mut st = self.lock();
+            let mut st = lock(shared);
             st.threads -= 1;
             if st.threads == 0 {
                 // Nobody will ever run it: take it back and report.
@@ -186,6 +254,12 @@ impl ThreadPool {
     {
         let hub = get_hub();
         let handle: HubHandle = hub.handle();
+        // After `handle`, which rebuilds the hub of a forked child first.
+        let gen = crate::hub::fork_generation();
+        if !HOOKED.get() {
+            HOOKED.set(true);
+            crate::hub::on_reinit(wake_orphans);
+        }
         let id = NEXT_ID.with(|n| {
             let i = n.get();
             n.set(i + 1);
@@ -225,6 +299,11 @@ impl ThreadPool {
                 // Cannot happen while the job is pending; keep the invariant visible.
                 panic!("{e}");
             }
+            if crate::hub::fork_generation() != gen {
+                // A forked child (the slot's lock may be held by a thread that is not here).
+                drop(forget);
+                return Err(Box::new(LOST_IN_FORK));
+            }
             if let Some(r) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 drop(forget);
                 return r;
@@ -250,6 +329,10 @@ impl ThreadPool {
             Err(p) => resume_unwind(p),
         }
     }
+}
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, State> {
+    shared.state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn worker(shared: Arc<Shared>) {
