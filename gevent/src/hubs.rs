@@ -496,7 +496,7 @@ pub fn current_index() -> Option<usize> {
 }
 
 /// What [`Hubs::shutdown`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
     /// Per hub, the gevent greenlets still alive when the grace period ended (they were then
