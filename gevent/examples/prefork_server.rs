@@ -88,8 +88,7 @@ fn worker(i: usize, listener: std::net::TcpListener) -> ! {
     if std::os::unix::process::parent_id() != parent {
         std::process::exit(0); // the parent died before the line above
     }
-    let served = TcpListener::from_std(listener)
-        .and_then(|l| StreamServer::new(l, |conn, peer| talk(conn, peer)));
+    let served = TcpListener::from_std(listener).and_then(|l| StreamServer::new(l, talk));
     let server = match served {
         Ok(s) => s,
         Err(e) => {
