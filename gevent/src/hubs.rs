@@ -511,7 +511,9 @@ impl ShutdownReport {
     }
 }
 
-/// N hubs on N threads (see the [module docs](self)). Shut down by [`Hubs::shutdown`] or on drop.
+/// N hubs on N threads (see the [module docs](self)). Shut down by [`Hubs::shutdown`] or on drop
+/// (with no grace period; dropped on one of its own hubs, it stops them without joining the
+/// threads).
 pub struct Hubs {
     spawner: Spawner,
     threads: Vec<JoinHandle<usize>>,
@@ -666,18 +668,11 @@ impl Hubs {
     }
 
     fn stop(&mut self, grace: Duration) -> ShutdownReport {
-        let me = std::thread::current().id();
-        let members = &self.spawner.shared.members;
         assert!(
-            self.threads.is_empty() || members.iter().all(|m| m.thread != me),
+            !self.on_own_thread(),
             "gevent::hubs: Hubs::shutdown was called on one of its own hubs"
         );
-        for m in members {
-            *m.open.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        }
-        for m in members {
-            m.handle.run_callback(move || begin_stop(grace));
-        }
+        self.signal_stop(grace);
         let alive = std::mem::take(&mut self.threads)
             .into_iter()
             .map(|t| match t.join() {
@@ -693,13 +688,38 @@ impl Hubs {
             .collect();
         ShutdownReport { alive }
     }
+
+    /// Whether the caller runs on one of the group's threads.
+    pub(crate) fn on_own_thread(&self) -> bool {
+        let me = std::thread::current().id();
+        self.spawner.shared.members.iter().any(|m| m.thread == me)
+    }
+
+    /// Closes the group to new work and asks every hub to stop (without waiting).
+    fn signal_stop(&self, grace: Duration) {
+        let members = &self.spawner.shared.members;
+        for m in members {
+            *m.open.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        }
+        for m in members {
+            m.handle.run_callback(move || begin_stop(grace));
+        }
+    }
 }
 
 impl Drop for Hubs {
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
-            self.stop(Duration::ZERO);
+        if self.threads.is_empty() {
+            return;
         }
+        if self.on_own_thread() {
+            // Dropped on one of its own hubs: that thread cannot be joined from itself. Every hub
+            // stops all the same; the threads are left to end on their own.
+            self.signal_stop(Duration::ZERO);
+            self.threads.clear();
+            return;
+        }
+        self.stop(Duration::ZERO);
     }
 }
 

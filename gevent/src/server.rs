@@ -773,6 +773,10 @@ impl MultiServer {
         let Some(hubs) = self.hubs.take() else {
             return ShutdownReport::default();
         };
+        assert!(
+            !hubs.on_own_thread(),
+            "MultiServer::stop was called on one of its own hubs"
+        );
         let id = self.id;
         let tasks = hubs.spawn_each(move |_| {
             let server = WORKER_SERVERS.with(|s| s.borrow_mut().remove(&id));
@@ -792,6 +796,12 @@ impl MultiServer {
 
 impl Drop for MultiServer {
     fn drop(&mut self) {
+        if self.hubs.as_ref().is_some_and(Hubs::on_own_thread) {
+            // On one of its own hubs, which cannot wait for itself: the hubs stop (killing the
+            // servers' greenlets), their threads are not joined.
+            drop(self.hubs.take());
+            return;
+        }
         self.stop_inner(Duration::ZERO);
     }
 }

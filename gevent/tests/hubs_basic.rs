@@ -227,3 +227,18 @@ fn dropping_the_group_stops_its_hubs() {
     assert!(matches!(join(t), Err(TaskError::Killed)));
     assert!(matches!(join(sp.spawn(|| ())), Err(TaskError::NotRun)));
 }
+
+#[test]
+fn a_group_dropped_on_one_of_its_own_hubs_stops_without_joining_itself() {
+    let hubs = Hubs::start(2).unwrap();
+    let sp = hubs.spawner();
+    let sleeper = hubs.spawn_on(1, || gevent::sleep(Duration::from_secs(3600)));
+    join(sp.spawn_on(1, || ())).unwrap();
+    // Hub 0 drops the group: it cannot join its own thread, so it only stops the hubs.
+    join(sp.spawn_on(0, move || drop(hubs))).unwrap();
+    assert!(matches!(join(sleeper), Err(TaskError::Killed)));
+    assert!(matches!(
+        join(sp.spawn_on(0, || ())),
+        Err(TaskError::NotRun)
+    ));
+}
