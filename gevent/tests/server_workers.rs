@@ -59,6 +59,7 @@ fn two_workers_serve_200_connections_and_both_hubs_serve_some() {
         assert_eq!(got, msg.to_ascii_uppercase().as_bytes());
         assert!(started.elapsed() < BOUND, "200 connections took too long");
     }
+    eprintln!("connections served per hub: {per_hub:?}");
     assert_eq!(per_hub[0] + per_hub[1], 200);
     assert!(
         per_hub[0] > 0 && per_hub[1] > 0,
