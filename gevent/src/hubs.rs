@@ -437,7 +437,10 @@ impl Spawner {
         let slot = Arc::new(Slot::new());
         let completer = Completer { slot: slot.clone() };
         let open = member.open.lock().unwrap_or_else(|e| e.into_inner());
-        if *open {
+        if *open && member.thread == std::thread::current().id() {
+            // Onto this thread's own hub: spawned directly, no trip through the remote queue.
+            crate::spawn(move || run_task(completer, f));
+        } else if *open {
             member.handle.run_callback(move || {
                 crate::spawn(move || run_task(completer, f));
             });

@@ -242,3 +242,17 @@ fn a_group_dropped_on_one_of_its_own_hubs_stops_without_joining_itself() {
         Err(TaskError::NotRun)
     ));
 }
+
+#[test]
+fn a_task_spawned_onto_its_own_hub_runs_there_and_can_be_joined() {
+    let hubs = Hubs::start(2).unwrap();
+    let r = join(hubs.spawn_on(0, || {
+        let sp = hubs::Spawner::current().expect("a worker knows its group");
+        let inner = sp.spawn_on(0, || (hubs::current_index(), std::thread::current().id()));
+        let (index, thread) = join(inner).unwrap();
+        (index, thread == std::thread::current().id())
+    }))
+    .unwrap();
+    assert_eq!(r, (Some(0), true));
+    hubs.shutdown(Duration::ZERO);
+}
