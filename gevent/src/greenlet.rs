@@ -796,6 +796,18 @@ impl<T: 'static> crate::util::Tracked for State<T> {
             raw: self.raw.borrow().clone(),
         }
     }
+
+    fn is_alive(&self) -> bool {
+        self.phase.get() != Phase::Dead
+    }
+
+    fn waitable(self: Rc<Self>) -> Box<dyn Waitable> {
+        Box::new(Greenlet { st: self })
+    }
+
+    fn kill_nowait(self: Rc<Self>) {
+        Greenlet { st: self }.kill_nowait();
+    }
 }
 
 /// Something a greenlet can wait for: a [`Greenlet`], an event, a result.

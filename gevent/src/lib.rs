@@ -30,6 +30,7 @@
 //! - [`hub`]: the loop; [`event`], [`queue`], [`lock`], [`pool`], [`local`]: synchronisation.
 //! - [`net`] (TCP, UDP, Unix sockets shaped like `std::net`), [`server`] (`StreamServer`,
 //!   `DatagramServer`), [`io`] (`wait_read`/`wait_write` for any fd), [`select`]: cooperative I/O.
+//! - [`hubs`]: a hub on each of N threads (thread-per-core), work handed to them from any thread.
 //! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`], [`fork`] ([`os`]),
 //!   [`logging`] (a log writer that never blocks the hub).
 //! - [`monitor`] (a greenlet that blocks its hub), [`util`] (`print_run_info`: the hub and its greenlets).
@@ -52,6 +53,7 @@
 pub mod event;
 pub mod greenlet;
 pub mod hub;
+pub mod hubs;
 pub mod io;
 pub mod local;
 pub mod lock;

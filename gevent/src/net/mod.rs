@@ -210,3 +210,77 @@ pub(crate) fn each_addr<A: ToSocketAddrs + ?Sized, T>(
         )
     }))
 }
+
+/// A std listener bound to `addr` with `SO_REUSEADDR` and `SO_REUSEPORT` set before `bind`, listening
+/// with `backlog`: several such sockets (one per hub) may be bound to the same address, and the
+/// kernel spreads incoming connections across them (Linux: by a hash of the connection's
+/// addresses). Blocking mode, close-on-exec; registered with no hub yet.
+pub(crate) fn bind_reuseport(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: socket(2) takes no memory.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: `one` lives across the call and its size is passed with it.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                std::ptr::from_ref(&one).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let r = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: an all-zero sockaddr_in is a valid value of this plain C struct.
+            let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_port = a.port().to_be();
+            sa.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            // SAFETY: `sa` lives across the call and its size is passed with it.
+            unsafe {
+                libc::bind(
+                    fd,
+                    std::ptr::from_ref(&sa).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            }
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: an all-zero sockaddr_in6 is a valid value of this plain C struct.
+            let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_port = a.port().to_be();
+            sa.sin6_addr.s6_addr = a.ip().octets();
+            sa.sin6_flowinfo = a.flowinfo();
+            sa.sin6_scope_id = a.scope_id();
+            // SAFETY: `sa` lives across the call and its size is passed with it.
+            unsafe {
+                libc::bind(
+                    fd,
+                    std::ptr::from_ref(&sa).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            }
+        }
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    listen(fd, backlog)?;
+    Ok(std::net::TcpListener::from(owned))
+}
