@@ -15,12 +15,18 @@
 //!   closed source never reports readiness again and its key is never reused under a live borrow.
 //! - [`wait_any`] parks one greenlet on several sources at once: the same [`Waiter`] sits in several
 //!   lists; the first wake wins (later wakes are no-ops) and the guard removes it from all of them.
+//! - Futures (the `futures_io` impls of `gevent::net`, see `bridge`) register a [`Waker`] per side
+//!   instead of a waiter ([`IoSource::poll_park`]), after their syscall said `WouldBlock`: one slot
+//!   per side, the last registration wins (as the traits ask); a readiness edge, `close` or drop
+//!   takes it and wakes it. Wakers are not counted as parked greenlets: the `block_on` that polls
+//!   the future keeps the hub from declaring `LoopExit` while its waker is held.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::hub::{get_hub, Hub, Waiter};
@@ -38,6 +44,33 @@ struct Slot {
     write_hup: bool,
     closed: bool,
     in_use: bool,
+    /// A future waiting to read (see the ground rules): woken by the next read edge.
+    read_waker: Option<Waker>,
+    /// A future waiting to write.
+    write_waker: Option<Waker>,
+}
+
+impl Slot {
+    /// Takes the registered wakers of the sides `read` / `write` (to wake them with the table
+    /// unborrowed).
+    #[inline]
+    fn take_wakers(&mut self, read: bool, write: bool) -> (Option<Waker>, Option<Waker>) {
+        (
+            if read { self.read_waker.take() } else { None },
+            if write { self.write_waker.take() } else { None },
+        )
+    }
+}
+
+/// Wakes what [`Slot::take_wakers`] took.
+#[inline]
+fn wake_all(wakers: (Option<Waker>, Option<Waker>)) {
+    if let Some(w) = wakers.0 {
+        w.wake();
+    }
+    if let Some(w) = wakers.1 {
+        w.wake();
+    }
 }
 
 /// The hub's table of registered fds.
@@ -67,7 +100,7 @@ impl Registry {
         read_hup: bool,
         write_hup: bool,
     ) {
-        {
+        let wakers = {
             let mut slots = self.slots.borrow_mut();
             let Some(slot) = slots.get_mut(token.0) else {
                 return;
@@ -79,7 +112,9 @@ impl Registry {
             slot.write_hup |= write_hup;
             slot.ready_read |= readable;
             slot.ready_write |= writable;
-        }
+            slot.take_wakers(readable, writable)
+        };
+        wake_all(wakers);
         // One waiter at a time, the table not borrowed while it is woken.
         loop {
             let w = {
@@ -209,7 +244,7 @@ impl IoSource {
     /// closes it). Closing twice does nothing.
     pub fn close(&self) {
         let hub = get_hub();
-        let woken: Vec<Rc<Waiter>> = {
+        let (woken, wakers): (Vec<Rc<Waiter>>, _) = {
             let mut slots = hub.io.slots.borrow_mut();
             let slot = &mut slots[self.key];
             if slot.closed {
@@ -219,11 +254,16 @@ impl IoSource {
             self.closed.set(true);
             slot.ready_read = false;
             slot.ready_write = false;
-            slot.readers
-                .drain(..)
-                .chain(slot.writers.drain(..))
-                .collect()
+            let wakers = slot.take_wakers(true, true);
+            (
+                slot.readers
+                    .drain(..)
+                    .chain(slot.writers.drain(..))
+                    .collect(),
+                wakers,
+            )
         };
+        wake_all(wakers);
         let _ = hub
             .registry()
             .registry()
@@ -240,15 +280,20 @@ impl IoSource {
     #[cfg(feature = "monkey")]
     pub(crate) fn abandon(self) {
         if let Some(hub) = crate::hub::try_hub() {
-            let woken: Vec<Rc<Waiter>> = {
+            let (woken, wakers): (Vec<Rc<Waiter>>, _) = {
                 let mut slots = hub.io.slots.borrow_mut();
                 let slot = &mut slots[self.key];
                 slot.closed = true;
-                slot.readers
-                    .drain(..)
-                    .chain(slot.writers.drain(..))
-                    .collect()
+                let wakers = slot.take_wakers(true, true);
+                (
+                    slot.readers
+                        .drain(..)
+                        .chain(slot.writers.drain(..))
+                        .collect(),
+                    wakers,
+                )
             };
+            wake_all(wakers);
             hub.io.waiters.set(hub.io.waiters.get() - woken.len());
             for w in &woken {
                 w.wake();
@@ -286,6 +331,32 @@ impl IoSource {
             Interest::Read => slot.ready_read = false,
             Interest::Write => slot.ready_write = false,
         }
+    }
+
+    /// For a future whose syscall on this fd just said `WouldBlock`: forgets the remembered
+    /// readiness edge of that side (as [`IoSource::clear_ready`]) and registers `cx`'s waker to be
+    /// woken by the next one (replacing the side's earlier registration), or by `close` / drop.
+    /// Returns `Pending`, or `Ready(Err)` when the source is closed.
+    ///
+    /// Sound for the same reason as the greenlets' path: the hub cannot dispatch readiness between
+    /// the caller's syscall and this call (it runs only when this thread's greenlet parks).
+    pub fn poll_park(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
+        let hub = get_hub();
+        let mut slots = hub.io.slots.borrow_mut();
+        let slot = &mut slots[self.key];
+        if slot.closed {
+            return Poll::Ready(Err(closed_error()));
+        }
+        let (ready, waker) = match interest {
+            Interest::Read => (&mut slot.ready_read, &mut slot.read_waker),
+            Interest::Write => (&mut slot.ready_write, &mut slot.write_waker),
+        };
+        *ready = false;
+        match waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// Parks the current greenlet until the fd is ready for `interest` (or closed, or until `deadline`).
@@ -408,15 +479,20 @@ impl Drop for IoSource {
                 .registry()
                 .deregister(&mut mio::unix::SourceFd(&self.fd));
         }
-        let woken: Vec<Rc<Waiter>> = {
+        let (woken, wakers): (Vec<Rc<Waiter>>, _) = {
             let mut slots = hub.io.slots.borrow_mut();
             let slot = &mut slots[self.key];
             slot.closed = true;
-            slot.readers
-                .drain(..)
-                .chain(slot.writers.drain(..))
-                .collect()
+            let wakers = slot.take_wakers(true, true);
+            (
+                slot.readers
+                    .drain(..)
+                    .chain(slot.writers.drain(..))
+                    .collect(),
+                wakers,
+            )
         };
+        wake_all(wakers);
         hub.io.waiters.set(hub.io.waiters.get() - woken.len());
         if woken.is_empty() && !was_closed {
             self.release_slot(&hub);

@@ -31,6 +31,7 @@
 //! - [`net`] (TCP, UDP, Unix sockets shaped like `std::net`), [`server`] (`StreamServer`,
 //!   `DatagramServer`), [`io`] (`wait_read`/`wait_write` for any fd), [`select`]: cooperative I/O.
 //! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`].
+//! - [`block_on`], [`spawn_future`], [`bridge`]: async Rust from greenlets, greenlets from async Rust.
 //! - [`monitor`] (a greenlet that blocks its hub), [`util`] (`print_run_info`: the hub and its greenlets).
 //! - `monkey` (cargo feature `monkey`): `patch_all()` makes std's and C libraries' blocking calls
 //!   cooperative.
@@ -47,6 +48,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
+pub mod bridge;
 pub mod event;
 pub mod greenlet;
 pub mod hub;
@@ -68,6 +70,7 @@ mod timeout;
 pub mod util;
 mod wait;
 
+pub use crate::bridge::{block_on, spawn_future};
 pub use crate::greenlet::{
     spawn, spawn_later, spawn_raw, Failure, GetError, Greenlet, LinkId, Waitable,
 };
