@@ -1,5 +1,5 @@
 //! The async bridge: any Rust future, run from a greenlet as plain blocking code
-//! ([`block_on`]), and greenlets awaited from async code ([`Greenlet`](crate::Greenlet) is a
+//! ([`block_on`]), and greenlets awaited from async code ([`Greenlet`] is a
 //! `Future`; [`spawn_future`] runs a future in a greenlet of its own).
 //!
 //! A future polled by [`block_on`] runs on the calling greenlet's stack. When it returns
@@ -15,7 +15,7 @@
 //! |------|-------|-----|
 //! | Runtime-agnostic futures (`futures`, `futures-util`, `async-channel`, `event-listener`, hand-written futures) | directly, with [`block_on`] | they only need a `Waker` |
 //! | `futures_io::{AsyncRead, AsyncWrite}` users (`futures::io`, `async-tungstenite` on a generic stream, ...) | directly, on [`net`](crate::net)'s stream types | the stream types implement the traits; readiness comes from the hub's poller, no extra thread |
-//! | hyper 1 (client and server connections) | with cargo feature `hyper` | [`hyper`] implements `hyper::rt::{Read, Write, Executor, Timer}` for gevent's streams, greenlets and hub timers: no tokio at all |
+//! | hyper 1 (client and server connections) | with cargo feature `hyper` | `bridge::hyper` implements `hyper::rt::{Read, Write, Executor, Timer}` for gevent's streams, greenlets and hub timers: no tokio at all |
 //! | tokio-based crates (tokio's `TcpStream`, `tokio::time`, `tokio::spawn`, tokio-postgres, reqwest, tonic) | with cargo feature `tokio` | they need tokio's runtime context and its I/O and time drivers; see the feature's section below |
 //! | the sync `postgres` crate (and others that run a private tokio runtime per call) | on a [`ThreadPool`](crate::threadpool::ThreadPool) thread | their `block_on` would block the hub, and inside a tokio context it panics ("Cannot start a runtime from within a runtime"); tokio-postgres through [`block_on`] is the cheaper route |
 //!
@@ -52,7 +52,43 @@
 //! eventfd write on the tokio side, an eventfd read on the hub's), not the free local wake;
 //! `tokio::spawn`ed tasks run on that one thread, not on the hub. Create tokio objects (sockets,
 //! `tokio::time::sleep`) inside the future passed to [`block_on`] (an `async` block), where the
-//! context is entered, or inside [`tokio_context`].
+//! context is entered, or inside `bridge::tokio_context`.
+//!
+//! # Databases
+//! - **tokio-postgres** (feature `tokio`): connect inside [`block_on`] and hand the connection
+//!   future to a greenlet ([`spawn_future`]) or to `tokio::spawn`; then each greenlet's query is a
+//!   plain blocking call. One connection runs one query at a time on the server, so concurrent
+//!   greenlets each want their own connection (or a pool of them).
+//!   ```no_run
+//!   // With feature `tokio`.
+//!   let client = gevent::block_on(async {
+//!       let (client, connection) =
+//!           tokio_postgres::connect("host=127.0.0.1 user=postgres", tokio_postgres::NoTls).await?;
+//!       gevent::spawn_future(connection); // the connection's I/O, in a greenlet of its own
+//!       Ok::<_, tokio_postgres::Error>(client)
+//!   })
+//!   .unwrap();
+//!   let row = gevent::block_on(client.query_one("SELECT 1 + 1", &[])).unwrap();
+//!   assert_eq!(row.get::<_, i32>(0), 2);
+//!   ```
+//!   A kill or Timeout landing in a query drops its future: the reply is skipped when it comes and
+//!   the connection serves the next query; a `Transaction` dropped unfinished rolls back.
+//! - **the sync `postgres` crate** runs its own tokio runtime per client and blocks in it: never
+//!   call it on a hub's thread (it would block every greenlet of the hub, and where a tokio
+//!   context is entered, for example inside [`block_on`] with feature `tokio`, it panics with
+//!   "Cannot start a runtime from within a runtime"). Call it on a thread pool, where the calling
+//!   greenlet waits and the hub keeps serving:
+//!   ```no_run
+//!   let pool = gevent::threadpool::ThreadPool::new(10);
+//!   let n: i32 = pool.apply(|| {
+//!       let mut c = postgres::Client::connect("host=127.0.0.1 user=postgres", postgres::NoTls)
+//!           .unwrap();
+//!       c.query_one("SELECT 1 + 1", &[]).unwrap().get(0)
+//!   });
+//!   assert_eq!(n, 2);
+//!   ```
+//!   (`postgres::Client` is `Send`: keep one per greenlet and move it into each `apply`.)
+//!   Tested in `tests/bridge_postgres.rs`, as is the rest of this section.
 //!
 //! # Examples
 //! ```
