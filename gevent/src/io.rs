@@ -359,6 +359,35 @@ impl IoSource {
         Poll::Pending
     }
 
+    /// For a future about to make a syscall that the last short transfer says would block (see
+    /// `gevent::net`'s short-transfer hint): `Ready(Ok)` if an edge arrived since (consumed, as by
+    /// [`IoSource::wait`]) or the side was reported closed; otherwise registers `cx`'s waker as
+    /// [`IoSource::poll_park`] does and returns `Pending`, with no syscall.
+    pub(crate) fn poll_edge(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+    ) -> Poll<io::Result<()>> {
+        let hub = get_hub();
+        let mut slots = hub.io.slots.borrow_mut();
+        let slot = &mut slots[self.key];
+        if slot.closed {
+            return Poll::Ready(Err(closed_error()));
+        }
+        let (ready, hup, waker) = match interest {
+            Interest::Read => (&mut slot.ready_read, slot.read_hup, &mut slot.read_waker),
+            Interest::Write => (&mut slot.ready_write, slot.write_hup, &mut slot.write_waker),
+        };
+        if hup || std::mem::take(ready) {
+            return Poll::Ready(Ok(()));
+        }
+        match waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
     /// Parks the current greenlet until the fd is ready for `interest` (or closed, or until `deadline`).
     ///
     /// Returns at once if readiness arrived since the last [`IoSource::clear_ready`].

@@ -30,7 +30,7 @@
 //!   flight per `block_on` (later wakes are folded into it).
 //!
 //! While parked with its waker held somewhere else (the future cloned it), a `block_on` counts as
-//! work in flight for the hub ([`HubHandle::begin_pending`]), so a main greenlet waiting on it
+//! work in flight for the hub (as [`HubHandle::begin_pending`] does, without its atomics), so a main greenlet waiting on it
 //! does not get [`LoopExit`](crate::LoopExit); if nobody holds the waker, nothing can ever wake the
 //! future, and waiting in the main greenlet panics with `LoopExit`'s message as every other wait does.
 //!
@@ -154,7 +154,7 @@ thread_local! {
     /// reference count traffic.
     static THREAD: u8 = const { 0 };
     /// The `block_on` calls running on this thread, by key.
-    static PARKED: RefCell<Table> = const { RefCell::new(Table { slots: Vec::new(), free: Vec::new() }) };
+    static PARKED: RefCell<Table> = const { RefCell::new(Table { slots: Vec::new(), free: Vec::new(), spare: Vec::new() }) };
 }
 
 pub(crate) fn thread_token() -> Option<usize> {
@@ -175,6 +175,9 @@ struct Slot {
 struct Table {
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
+    /// States of finished `block_on`s that nobody else references, with their slots still
+    /// reserved: the next `block_on` takes one instead of allocating (see [`StateGuard`]).
+    spare: Vec<Arc<WakeState>>,
 }
 
 /// What a [`Waker`] made by [`block_on`] points to. `Send + Sync`.
@@ -236,25 +239,77 @@ fn wake_local(st: &Arc<WakeState>) {
     }
 }
 
-/// Frees a `block_on`'s slot however it ends (returns, panics, is killed).
-struct SlotGuard(usize);
+/// How many finished `block_on` states a thread keeps for reuse.
+const SPARE_STATES: usize = 64;
 
-impl Drop for SlotGuard {
+/// A `block_on`'s [`WakeState`] and slot, from the thread's spares or new; given back (or freed)
+/// however the `block_on` ends (returns, panics, is killed).
+struct StateGuard(Option<Arc<WakeState>>);
+
+impl StateGuard {
+    fn acquire(thread: usize, hub: &crate::hub::Hub) -> StateGuard {
+        let spare = PARKED.with(|t| t.borrow_mut().spare.pop());
+        let state = spare.unwrap_or_else(|| {
+            let key = PARKED.with(|t| {
+                let mut t = t.borrow_mut();
+                match t.free.pop() {
+                    Some(k) => k,
+                    None => {
+                        t.slots.push(None);
+                        t.slots.len() - 1
+                    }
+                }
+            });
+            let state = Arc::new(WakeState {
+                key,
+                thread,
+                hub: hub.handle(),
+                remote_queued: AtomicBool::new(false),
+            });
+            PARKED.with(|t| {
+                t.borrow_mut().slots[key] = Some(Slot {
+                    owner: Arc::as_ptr(&state) as usize,
+                    notified: false,
+                    waiter: None,
+                });
+            });
+            state
+        });
+        StateGuard(Some(state))
+    }
+
+    fn state(&self) -> &Arc<WakeState> {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for StateGuard {
     fn drop(&mut self) {
+        let Some(state) = self.0.take() else { return };
         let _ = PARKED.try_with(|t| {
             let mut t = t.borrow_mut();
-            t.slots[self.0] = None;
-            t.free.push(self.0);
+            // Nobody else holds its waker (no clone, no queued remote wake): no stale wake can
+            // reach its slot, so the next block_on may take both over.
+            if Arc::strong_count(&state) == 1 && t.spare.len() < SPARE_STATES {
+                if let Some(Some(slot)) = t.slots.get_mut(state.key) {
+                    slot.notified = false;
+                    slot.waiter = None;
+                }
+                t.spare.push(state);
+            } else {
+                t.slots[state.key] = None;
+                t.free.push(state.key);
+            }
         });
     }
 }
 
-/// Ends a [`HubHandle::begin_pending`] however the park ends.
-struct PendingGuard<'a>(&'a HubHandle);
+/// Ends a [`Hub::count_parked_future`](crate::hub::Hub) however the park ends.
+struct ParkedGuard<'a>(&'a crate::hub::Hub);
 
-impl Drop for PendingGuard<'_> {
+impl Drop for ParkedGuard<'_> {
     fn drop(&mut self) {
-        self.0.end_pending();
+        self.0.count_parked_future(false);
     }
 }
 
@@ -294,33 +349,14 @@ impl Drop for PendingGuard<'_> {
 /// `block_on`; the future is dropped on the way (its destructors run) and its waker is disarmed.
 /// What was half-done is then as the future's own cancel safety says.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
     let hub = get_hub();
     let thread = thread_token().expect("gevent::block_on during thread-local destruction");
-    let key = PARKED.with(|t| {
-        let mut t = t.borrow_mut();
-        match t.free.pop() {
-            Some(k) => k,
-            None => {
-                t.slots.push(None);
-                t.slots.len() - 1
-            }
-        }
-    });
-    let _slot = SlotGuard(key);
-    let state = Arc::new(WakeState {
-        key,
-        thread,
-        hub: hub.handle(),
-        remote_queued: AtomicBool::new(false),
-    });
-    PARKED.with(|t| {
-        t.borrow_mut().slots[key] = Some(Slot {
-            owner: Arc::as_ptr(&state) as usize,
-            notified: false,
-            waiter: None,
-        });
-    });
+    let guard = StateGuard::acquire(thread, &hub);
+    let state = guard.state();
+    let key = state.key;
+    // Declared after the guard, so dropped before it (with the waker and any clone the future
+    // keeps): the guard can then tell whether anybody else still holds the state.
+    let mut fut = pin!(fut);
     let waker = Waker::from(state.clone());
     let mut cx = Context::from_waker(&waker);
     loop {
@@ -350,10 +386,10 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
             crate::hub::yield_now();
             continue;
         };
-        // Held elsewhere than here (`state`, `waker`): someone may wake it, possibly from another thread.
-        let _pending = (Arc::strong_count(&state) > 2).then(|| {
-            state.hub.begin_pending();
-            PendingGuard(&state.hub)
+        // Held elsewhere than here (`guard`, `waker`): someone may wake it, possibly from another thread.
+        let _parked = (Arc::strong_count(state) > 2).then(|| {
+            hub.count_parked_future(true);
+            ParkedGuard(&hub)
         });
         if let Err(e) = waiter.wait_in(&hub) {
             panic!("{e}");

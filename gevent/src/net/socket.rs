@@ -24,8 +24,9 @@
 //! - Futures (`futures_io::AsyncRead`/`AsyncWrite` on the stream types, `poll_*` on the datagram
 //!   types; see `gevent::bridge`) take [`Socket::poll_op`]: the same syscall first, and on
 //!   `WouldBlock` the task's waker is registered with the fd's slot ([`IoSource::poll_park`])
-//!   instead of a parked greenlet. No short-transfer hint, no busy flag, no hub-kept timeout there
-//!   (a future gets its timeouts from whoever polls it); nothing of it runs on the blocking path.
+//!   instead of a parked greenlet. Stream reads and writes ([`Socket::poll_stream`]) share the
+//!   short-transfer hint with the blocking path. No busy flag and no hub-kept timeout there (a
+//!   future gets its timeouts from whoever polls it); nothing of it runs on the blocking path.
 //! - The public types add what is specific to them; the trait boilerplate they share (fd access,
 //!   std conversions, `Read`/`Write`, timeouts) comes from the macros at the bottom of this file.
 
@@ -323,6 +324,36 @@ impl<S> Socket<S> {
         }
     }
 
+    /// [`Socket::poll_op`] for a stream read (`Interest::Read`) or write of `len` bytes, with the
+    /// short-transfer hint of the blocking path (shared with it, same meaning): after a short
+    /// transfer, the next poll on that side registers its waker without a syscall unless an edge
+    /// arrived since (see the module docs; tokio does the same).
+    #[inline]
+    pub(crate) fn poll_stream(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        len: usize,
+        f: impl FnMut(&S) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let drained = self.drained(interest);
+        if drained.get() {
+            match self.src.poll_edge(cx, interest) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => drained.set(false),
+            }
+        }
+        let r = self.poll_op(cx, interest, f);
+        if let Poll::Ready(Ok(n)) = r {
+            if 0 < n && n < len {
+                self.src.clear_ready(interest);
+                drained.set(true);
+            }
+        }
+        r
+    }
+
     /// Finishes a non-blocking `connect(2)`: waits for writability until `deadline`, then reports
     /// the socket error (`take_error`) or success (`peer_addr` works).
     pub(crate) fn finish_connect<A>(
@@ -384,7 +415,8 @@ impl<S: AsRawFd> Socket<S> {
         cx: &mut Context<'_>,
         buf: &mut [MaybeUninit<u8>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_op(cx, Interest::Read, |s| {
+        let len = buf.len();
+        self.poll_stream(cx, Interest::Read, len, |s| {
             // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call, and
             // read(2) only writes into it (never reads it), so uninitialised bytes are fine;
             // the fd is `s`'s, open while `s` is borrowed.
@@ -400,7 +432,7 @@ impl<S: AsRawFd> Socket<S> {
 
 /// The length a vectored transfer asks for, to tell a short one: 0 (never short, so no hint) for
 /// more buffers than one `readv`/`writev` takes (std passes only the first `UIO_MAXIOV`).
-fn vectored_len(lens: impl Iterator<Item = usize>, count: usize) -> usize {
+pub(crate) fn vectored_len(lens: impl Iterator<Item = usize>, count: usize) -> usize {
     if count > libc::UIO_MAXIOV as usize {
         return 0;
     }
@@ -584,9 +616,11 @@ macro_rules! impl_async_io {
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                self.sock.poll_op(cx, $crate::io::Interest::Read, |mut s| {
-                    std::io::Read::read(&mut s, buf)
-                })
+                let len = buf.len();
+                self.sock
+                    .poll_stream(cx, $crate::io::Interest::Read, len, |mut s| {
+                        std::io::Read::read(&mut s, buf)
+                    })
             }
 
             fn poll_read_vectored(
@@ -594,9 +628,12 @@ macro_rules! impl_async_io {
                 cx: &mut std::task::Context<'_>,
                 bufs: &mut [std::io::IoSliceMut<'_>],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                self.sock.poll_op(cx, $crate::io::Interest::Read, |mut s| {
-                    std::io::Read::read_vectored(&mut s, bufs)
-                })
+                let len =
+                    $crate::net::socket::vectored_len(bufs.iter().map(|b| b.len()), bufs.len());
+                self.sock
+                    .poll_stream(cx, $crate::io::Interest::Read, len, |mut s| {
+                        std::io::Read::read_vectored(&mut s, bufs)
+                    })
             }
         }
 
@@ -606,9 +643,11 @@ macro_rules! impl_async_io {
                 cx: &mut std::task::Context<'_>,
                 buf: &[u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                self.sock.poll_op(cx, $crate::io::Interest::Write, |mut s| {
-                    std::io::Write::write(&mut s, buf)
-                })
+                let len = buf.len();
+                self.sock
+                    .poll_stream(cx, $crate::io::Interest::Write, len, |mut s| {
+                        std::io::Write::write(&mut s, buf)
+                    })
             }
 
             fn poll_write_vectored(
@@ -616,9 +655,12 @@ macro_rules! impl_async_io {
                 cx: &mut std::task::Context<'_>,
                 bufs: &[std::io::IoSlice<'_>],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                self.sock.poll_op(cx, $crate::io::Interest::Write, |mut s| {
-                    std::io::Write::write_vectored(&mut s, bufs)
-                })
+                let len =
+                    $crate::net::socket::vectored_len(bufs.iter().map(|b| b.len()), bufs.len());
+                self.sock
+                    .poll_stream(cx, $crate::io::Interest::Write, len, |mut s| {
+                        std::io::Write::write_vectored(&mut s, bufs)
+                    })
             }
 
             fn poll_flush(
