@@ -15,9 +15,17 @@
 //! |------|-------|-----|
 //! | Runtime-agnostic futures (`futures`, `futures-util`, `async-channel`, `event-listener`, hand-written futures) | directly, with [`block_on`] | they only need a `Waker` |
 //! | `futures_io::{AsyncRead, AsyncWrite}` users (`futures::io`, `async-tungstenite` on a generic stream, ...) | directly, on [`net`](crate::net)'s stream types | the stream types implement the traits; readiness comes from the hub's poller, no extra thread |
+//! | `tokio::io::{AsyncRead, AsyncWrite}` users (tokio-util codecs, `tokio_postgres::connect_raw`, ...) | with cargo feature `tokio`, on [`net`](crate::net)'s stream types | the stream types implement tokio's io traits too; the I/O itself needs no runtime context |
 //! | hyper 1 (client and server connections) | with cargo feature `hyper` | `bridge::hyper` implements `hyper::rt::{Read, Write, Executor, Timer}` for gevent's streams, greenlets and hub timers: no tokio at all |
 //! | tokio-based crates (tokio's `TcpStream`, `tokio::time`, `tokio::spawn`, tokio-postgres, reqwest, tonic) | with cargo feature `tokio` | they need tokio's runtime context and its I/O and time drivers; see the feature's section below |
 //! | the sync `postgres` crate (and others that run a private tokio runtime per call) | on a [`ThreadPool`](crate::threadpool::ThreadPool) thread | their `block_on` would block the hub, and inside a tokio context it panics ("Cannot start a runtime from within a runtime"); tokio-postgres through [`block_on`] is the cheaper route |
+//!
+//! The stream types implement no `AsyncBufRead`: they keep no buffer of their own (neither do
+//! std's); wrap them in `futures::io::BufReader` where a buffered reader is wanted. The datagram
+//! types have `poll_*` methods ([`UdpSocket::poll_recv_from`](crate::net::UdpSocket::poll_recv_from), ...),
+//! as `futures_io` has no datagram trait. A future's read and a greenlet's blocking read on the
+//! same socket side are both woken by its readiness; a future's waker is kept per side (the last
+//! poll's), as the traits ask.
 //!
 //! # The waker
 //! The [`Waker`] handed to the future is `Send + Sync`. Its state is an `Arc` with the owning
@@ -29,10 +37,22 @@
 //!   ([`HubHandle::run_callback`]: a mutex-protected queue and an eventfd write), at most one in
 //!   flight per `block_on` (later wakes are folded into it).
 //!
+//! A finished `block_on` whose waker nobody kept gives its state back to the thread for the next
+//! one, so a `block_on` allocates nothing of its own but the park's [`Waiter`].
+//!
 //! While parked with its waker held somewhere else (the future cloned it), a `block_on` counts as
-//! work in flight for the hub (as [`HubHandle::begin_pending`] does, without its atomics), so a main greenlet waiting on it
-//! does not get [`LoopExit`](crate::LoopExit); if nobody holds the waker, nothing can ever wake the
-//! future, and waiting in the main greenlet panics with `LoopExit`'s message as every other wait does.
+//! work in flight for the hub (as [`HubHandle::begin_pending`] does, without its atomics), so a
+//! main greenlet waiting on it does not get [`LoopExit`](crate::LoopExit); if nobody holds the
+//! waker, nothing can ever wake the future, and waiting in the main greenlet panics with
+//! `LoopExit`'s message as every other wait does. (A future that keeps its waker where nothing
+//! will ever call it therefore waits forever instead, as under any executor.)
+//!
+//! Measured (`bench/run --quick`, one round, 2 cores, noisy): the wake round trip between two
+//! greenlets in `block_on` (`hub/block_on_local`) 70 ns per hand-off, against 87 ns for a
+//! `queue::Channel` hand-off and 65 ns for two tokio tasks of a `LocalSet`; a wake from another
+//! OS thread (`hub/block_on_remote`) 6.3 us per round trip against tokio's 5.7 us; hyper's HTTP/1
+//! server on gevent sockets, CPU per request 0.96x-1.04x hyper on tokio current_thread
+//! (`io/http_c50_cpu`, column `ours-hyper`).
 //!
 //! # Cancel safety
 //! A kill or [`Timeout`](crate::Timeout) landing while [`block_on`] is parked (or inside the
@@ -52,7 +72,11 @@
 //! eventfd write on the tokio side, an eventfd read on the hub's), not the free local wake;
 //! `tokio::spawn`ed tasks run on that one thread, not on the hub. Create tokio objects (sockets,
 //! `tokio::time::sleep`) inside the future passed to [`block_on`] (an `async` block), where the
-//! context is entered, or inside `bridge::tokio_context`.
+//! context is entered, or inside `bridge::tokio_context`. The context is entered once per thread
+//! while any poll on it runs (tokio's guards must be left in the order they were entered, and
+//! greenlets leave polls in any order); so while one greenlet is switched away in the middle of a
+//! poll (a blocking gevent call inside a future), plain code in the thread's other greenlets runs
+//! inside the context too.
 //!
 //! # Databases
 //! - **tokio-postgres** (feature `tokio`): connect inside [`block_on`] and hand the connection
