@@ -9,11 +9,11 @@ use gevent::GetError;
 fn join_macro_over_greenlets_and_joinall_over_futures() {
     let start = Instant::now();
     let a = gevent::spawn(|| {
-        gevent::sleep(Duration::from_millis(50));
+        gevent::sleep(Duration::from_millis(100));
         1
     });
     let b = gevent::spawn(|| {
-        gevent::sleep(Duration::from_millis(50));
+        gevent::sleep(Duration::from_millis(100));
         2
     });
     // A future (in a greenlet of its own) that awaits two greenlets with join!.
@@ -23,11 +23,11 @@ fn join_macro_over_greenlets_and_joinall_over_futures() {
     });
     // And an async sleep-ish future next to a plain greenlet, all joined with joinall.
     let c = gevent::spawn_future(async {
-        gevent::sleep(Duration::from_millis(50));
+        gevent::sleep(Duration::from_millis(100));
         10
     });
     let d = gevent::spawn(|| {
-        gevent::sleep(Duration::from_millis(50));
+        gevent::sleep(Duration::from_millis(100));
         20
     });
     gevent::joinall([&sum, &c, &d]);
@@ -80,7 +80,7 @@ fn select_between_a_greenlet_and_another_future() {
 
 #[test]
 fn iwait_over_spawned_futures() {
-    let gs: Vec<_> = [30u64, 10, 20]
+    let gs: Vec<_> = [150u64, 10, 80]
         .into_iter()
         .map(|ms| {
             gevent::spawn_future(async move {
@@ -93,5 +93,5 @@ fn iwait_over_spawned_futures() {
     let order: Vec<u64> = gevent::iwait(&refs, None)
         .map(|i| gs[i].value().unwrap())
         .collect();
-    assert_eq!(order, vec![10, 20, 30]);
+    assert_eq!(order, vec![10, 80, 150]);
 }

@@ -112,13 +112,15 @@ fn header_read_timeout_uses_hub_timers() {
 fn timer_sleep_is_a_hub_timer() {
     use hyper::rt::Timer;
     let start = Instant::now();
-    let a = gevent::spawn_future(GeventTimer.sleep(Duration::from_millis(50)));
+    let a = gevent::spawn_future(GeventTimer.sleep(Duration::from_millis(100)));
     let b =
-        gevent::spawn_future(GeventTimer.sleep_until(Instant::now() + Duration::from_millis(50)));
-    gevent::joinall([&a, &b]);
+        gevent::spawn_future(GeventTimer.sleep_until(Instant::now() + Duration::from_millis(100)));
+    let c = gevent::spawn_future(GeventTimer.sleep(Duration::from_millis(100)));
+    gevent::joinall([&a, &b, &c]);
     let took = start.elapsed();
+    // One after the other: 300 ms.
     assert!(
-        took >= Duration::from_millis(50) && took < Duration::from_millis(95),
+        took >= Duration::from_millis(100) && took < Duration::from_millis(250),
         "{took:?}"
     );
     // Dropped before its deadline: its timer is cancelled, nothing fires later.

@@ -40,7 +40,7 @@ fn hundred_tokio_sleeps_overlap_and_the_hub_keeps_serving() {
     assert_eq!(gs.iter().map(|g| g.value().unwrap()).sum::<u32>(), 4950);
     assert!(took >= Duration::from_millis(200), "{took:?}");
     assert!(
-        took < Duration::from_millis(450),
+        took < Duration::from_millis(600),
         "100 sleeps of 200 ms took {took:?}"
     );
     let ticks = t.get().unwrap();
