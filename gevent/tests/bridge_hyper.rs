@@ -127,3 +127,12 @@ fn timer_sleep_is_a_hub_timer() {
     let s = GeventTimer.sleep(Duration::from_secs(10));
     let _ = futures::FutureExt::now_or_never(s);
 }
+
+#[test]
+fn hyper_rt_types_are_send_and_sync() {
+    fn check<T: Send + Sync + Clone + 'static>() {}
+    check::<GeventExecutor>();
+    check::<GeventTimer>();
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<gevent::bridge::hyper::Sleep>();
+}
