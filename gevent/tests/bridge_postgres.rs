@@ -83,7 +83,8 @@ fn hundred_concurrent_pg_sleeps(conn: &'static str) {
 /// transaction rolls back, and the connection serves the next query.
 fn timeout_mid_transaction_rolls_back(conn: &'static str) {
     let mut client = gevent::block_on(connect(conn));
-    gevent::block_on(client.batch_execute("CREATE TABLE cut (x int)")).unwrap();
+    gevent::block_on(client.batch_execute("DROP TABLE IF EXISTS cut; CREATE TABLE cut (x int)"))
+        .unwrap();
     let start = Instant::now();
     let r = gevent::with_timeout(Duration::from_millis(100), || {
         gevent::block_on(async {
