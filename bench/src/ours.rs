@@ -127,6 +127,8 @@ pub fn all() -> Vec<Measurement> {
         here("hub", SLEEP0_X1, None, gevent_sleep0_x1),
         here("hub", SLEEP0_X100, None, gevent_sleep0_x100),
         here("hub", CHAN_HANDOFF, None, gevent_channel_handoff),
+        here("hub", BLOCK_ON_LOCAL, None, gevent_block_on_local),
+        here("hub", BLOCK_ON_REMOTE, None, gevent_block_on_remote),
         here(
             "hub",
             EVENT_SET,
@@ -326,6 +328,57 @@ pub fn gevent_channel_handoff(o: &Opts, ops: usize) -> Option<f64> {
     Some(ns)
 }
 
+/// `hub/block_on_local`, ns per hand-off: main and a spawned greenlet ping-pong, each waiting in
+/// `gevent::block_on` on a [`crate::signal::LocalSignal`] the other fires (peer: two tokio tasks
+/// of a `LocalSet` on current_thread). Bar (issue 12): <= 1.5x `chan_handoff`.
+pub fn gevent_block_on_local(o: &Opts, ops: usize) -> Option<f64> {
+    use crate::signal::LocalSignal;
+    use std::rc::Rc;
+    let ns = time_per_op(o.duration, 2 * ops, || {
+        let (to_a, to_b) = (
+            Rc::new(LocalSignal::default()),
+            Rc::new(LocalSignal::default()),
+        );
+        let (a2, b2) = (to_a.clone(), to_b.clone());
+        let b = gevent::spawn(move || {
+            for _ in 0..ops {
+                gevent::block_on(b2.wait());
+                a2.fire();
+            }
+        });
+        for _ in 0..ops {
+            to_b.fire();
+            gevent::block_on(to_a.wait());
+        }
+        b.join();
+    });
+    Some(ns)
+}
+
+/// `hub/block_on_remote`, ns per round trip: main asks another OS thread (std channel) to fire a
+/// [`crate::signal::SharedSignal`] and waits on it in `gevent::block_on`; the wake crosses the
+/// hub's remote channel (peer: tokio's current_thread `block_on` on the same signal).
+pub fn gevent_block_on_remote(o: &Opts, ops: usize) -> Option<f64> {
+    use crate::signal::SharedSignal;
+    let sig = SharedSignal::default();
+    let (req_tx, req_rx) = std::sync::mpsc::channel::<()>();
+    let s2 = sig.clone();
+    let th = std::thread::spawn(move || {
+        while req_rx.recv().is_ok() {
+            s2.fire();
+        }
+    });
+    let ns = time_per_op(o.duration, ops, || {
+        for _ in 0..ops {
+            req_tx.send(()).expect("thread");
+            gevent::block_on(sig.wait());
+        }
+    });
+    drop(req_tx);
+    th.join().expect("thread");
+    Some(ns)
+}
+
 /// `hub/event_set_100k`, ns per waiter: `n` spawned greenlets wait on one `gevent::event::Event`; time from
 /// `set()` until every waiter has run (the last one sets a second Event main waits on), / n; median of 3
 /// (peers: gevent Event + AsyncResult, Go close(chan) + WaitGroup, tokio Notify). The waiters have dense
@@ -413,8 +466,9 @@ pub fn serve(s: &Serve) -> bool {
     let http = match s.kind.as_str() {
         "echo" => false,
         "http" => true,
+        "hyper-http" => return serve_hyper(s),
         other => {
-            eprintln!("ours: unknown --serve kind {other:?} (echo or http)");
+            eprintln!("ours: unknown --serve kind {other:?} (echo, http or hyper-http)");
             std::process::exit(2);
         }
     };
@@ -427,6 +481,34 @@ pub fn serve(s: &Serve) -> bool {
         };
         // Resets and the like are the clients' business (wrk closes without reading the last answer).
         drop(r);
+    })
+    .expect("bind 127.0.0.1:0");
+    s.announce(server.local_addr().port());
+    server.serve_forever();
+    true
+}
+
+/// `--serve hyper-http` (the io group's `ours-hyper` column): hyper 1's HTTP/1 server
+/// (`server::conn::http1`, keep-alive, TCP_NODELAY) on gevent sockets through the async bridge, no
+/// tokio: a greenlet per connection (`StreamServer`), its connection future polled by
+/// `gevent::block_on`, every request answered `200 Hello, World!` (hyper adds content-length and
+/// date), the same service as the tokio peer's hyper server.
+fn serve_hyper(s: &Serve) -> bool {
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+    use hyper::{Request, Response};
+    let server = gevent::server::StreamServer::bind("127.0.0.1:0", move |conn, _addr| {
+        let _ = conn.set_nodelay(true);
+        let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
+                b"Hello, World!",
+            ))))
+        });
+        let _ = gevent::block_on(
+            hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(conn, svc),
+        );
     })
     .expect("bind 127.0.0.1:0");
     s.announce(server.local_addr().port());

@@ -33,6 +33,7 @@
 //! - [`hubs`]: a hub on each of N threads (thread-per-core), work handed to them from any thread.
 //! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`], [`fork`] ([`os`]),
 //!   [`logging`] (a log writer that never blocks the hub).
+//! - [`block_on`], [`spawn_future`], [`bridge`]: async Rust from greenlets, greenlets from async Rust.
 //! - [`monitor`] (a greenlet that blocks its hub), [`util`] (`print_run_info`: the hub and its greenlets).
 //! - `ssl` (cargo feature `ssl`, on by default): TLS streams on rustls, TLS for `StreamServer`.
 //! - `monkey` (cargo feature `monkey`): `patch_all()` makes std's and C libraries' blocking calls
@@ -50,6 +51,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
+pub mod bridge;
 pub mod event;
 pub mod greenlet;
 pub mod hub;
@@ -76,6 +78,7 @@ mod timeout;
 pub mod util;
 mod wait;
 
+pub use crate::bridge::{block_on, spawn_future};
 pub use crate::greenlet::{
     spawn, spawn_later, spawn_raw, Failure, GetError, Greenlet, LinkId, Waitable,
 };

@@ -172,6 +172,62 @@ fn handoff(rt: &tokio::runtime::Runtime, o: &Opts) {
     report("hub", names::CHAN_HANDOFF, PEER, "ns_per_op", ns, 2 * ops);
 }
 
+/// `hub/block_on_local`: two tasks of a `LocalSet` on current_thread ping-pong, each awaiting a
+/// `bench::signal::LocalSignal` the other fires; ns per hand-off.
+fn block_on_local(rt: &tokio::runtime::Runtime, o: &Opts) {
+    use bench::signal::LocalSignal;
+    use std::rc::Rc;
+    let ops = o.counts.ops;
+    let ns = time_per_op(o.duration, 2 * ops, || {
+        let local = tokio::task::LocalSet::new();
+        local.block_on(rt, async {
+            let (to_a, to_b) = (
+                Rc::new(LocalSignal::default()),
+                Rc::new(LocalSignal::default()),
+            );
+            let (a2, b2) = (to_a.clone(), to_b.clone());
+            let b = tokio::task::spawn_local(async move {
+                for _ in 0..ops {
+                    b2.wait().await;
+                    a2.fire();
+                }
+            });
+            for _ in 0..ops {
+                to_b.fire();
+                to_a.wait().await;
+            }
+            let _ = b.await;
+        })
+    });
+    report("hub", names::BLOCK_ON_LOCAL, PEER, "ns_per_op", ns, 2 * ops);
+}
+
+/// `hub/block_on_remote`: a plain thread, asked over a std channel, fires a
+/// `bench::signal::SharedSignal` that the runtime's `block_on` awaits; ns per round trip.
+fn block_on_remote(rt: &tokio::runtime::Runtime, o: &Opts) {
+    use bench::signal::SharedSignal;
+    let ops = o.counts.ops;
+    let sig = SharedSignal::default();
+    let (req_tx, req_rx) = std::sync::mpsc::channel::<()>();
+    let s2 = sig.clone();
+    let th = std::thread::spawn(move || {
+        while req_rx.recv().is_ok() {
+            s2.fire();
+        }
+    });
+    let ns = time_per_op(o.duration, ops, || {
+        rt.block_on(async {
+            for _ in 0..ops {
+                req_tx.send(()).expect("thread");
+                sig.wait().await;
+            }
+        })
+    });
+    drop(req_tx);
+    th.join().expect("thread");
+    report("hub", names::BLOCK_ON_REMOTE, PEER, "ns_per_op", ns, ops);
+}
+
 /// io group: echo server (`s.kind == "echo"`) or hyper's HTTP/1.1 server (`"http"`, see [`serve_http`]) on
 /// `127.0.0.1:0`, one thread (current_thread runtime).
 fn serve(s: &bench::Serve) {
@@ -303,6 +359,8 @@ fn main() {
         yields(&rt, &o, 1, names::SLEEP0_X1);
         yields(&rt, &o, 100, names::SLEEP0_X100);
         handoff(&rt, &o);
+        block_on_local(&rt, &o);
+        block_on_remote(&rt, &o);
         event_set(&rt, &o);
         timers(&o);
     }

@@ -24,6 +24,7 @@ use plotters::prelude::*;
 const PEER_ORDER: &[&str] = &[
     "ours",
     "ours-monkey",
+    "ours-hyper",
     "corosensei",
     "py-greenlet",
     "py-gevent",
@@ -168,6 +169,9 @@ const LEGEND: &[(&str, &str)] = &[
     ),
     ("echo_<size>_c<conns>", "echo server on loopback (server on core 0, bench/src/bin/loadgen.rs on core 1): wall time per round trip, i.e. latency at c1 and inverse throughput above; `_cpu`: the server's CPU time per round trip; `_p50`/`_p99`: percentiles of the single round trips' latency"),
     ("ours-monkey", "(io column) the project's plain std::net echo server, no gevent type, a greenlet per connection (gevent::spawn_raw), made cooperative by gevent::monkey::patch_all() (bench/src/bin/ours_monkey.rs); issue 5's bar: its CPU per request within 1.3x of `ours` (the `ours / ours-monkey` column is the inverse: >= 0.77x)"),
+    ("ours-hyper", "(io column) hyper 1's HTTP/1 server on the project's sockets through the async bridge (gevent::block_on, a greenlet per connection, no tokio; bench/src/ours.rs: serve_hyper), the same service as the tokio column's hyper; issue 12's bar: its CPU per request <= 1.0x hyper on tokio current_thread"),
+    ("block_on_local", "the wake round trip of a future: two tasks of one thread ping-pong, each awaiting a flag-and-waker future the other fires (ours: gevent::block_on in two greenlets; tokio: two tasks of a LocalSet on current_thread), per hand-off; issue 12's bar: <= 1.5x `chan_handoff`"),
+    ("block_on_remote", "the same future fired by another OS thread (asked over a std channel), per round trip (ours: the wake crosses the hub's remote channel; tokio: current_thread block_on)"),
     ("http_c<conns>", "HTTP plaintext (Hello, World!) under wrk -t1 (Go net/http, gevent.pywsgi, both with TCP_NODELAY; tokio: hyper 1 http1 on a current_thread runtime; may: may_minihttp on one may worker; ours: a minimal hand-written HTTP/1.1 keep-alive responder with httparse on gevent::server::StreamServer, not a full HTTP stack); per request, and `_cpu` as above"),
     ("syscall", "raw syscall(SYS_getppid)"),
     ("page_fault", "first touch of a fresh anonymous 4 KiB page"),
@@ -444,6 +448,7 @@ fn color(peer: &str) -> RGBColor {
         "may" => RGBColor(0x59, 0xa1, 0x4f),
         "tokio" => RGBColor(0xb0, 0x7a, 0xa1),
         "ours-monkey" => RGBColor(0xed, 0xc9, 0x48),
+        "ours-hyper" => RGBColor(0xff, 0x9d, 0xa7),
         _ => RGBColor(0x9c, 0x75, 0x5f),
     }
 }

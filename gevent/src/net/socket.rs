@@ -21,13 +21,21 @@
 //!   exceptions, where the kernel returns short while data is still queued: TCP urgent data (a
 //!   read stops at the urgent mark) and Unix stream messages with different credentials under
 //!   `SO_PASSCRED`; such a read then waits for the next edge (or its timeout).
+//! - Futures (`futures_io::AsyncRead`/`AsyncWrite` on the stream types, `poll_*` on the datagram
+//!   types; see `gevent::bridge`) take [`Socket::poll_op`]: the same syscall first, and on
+//!   `WouldBlock` the task's waker is registered with the fd's slot ([`IoSource::poll_park`])
+//!   instead of a parked greenlet. Stream reads and writes ([`Socket::poll_stream`]) share the
+//!   short-transfer hint with the blocking path. No busy flag and no hub-kept timeout there (a
+//!   future gets its timeouts from whoever polls it); nothing of it runs on the blocking path.
 //! - The public types add what is specific to them; the trait boilerplate they share (fd access,
 //!   std conversions, `Read`/`Write`, timeouts) comes from the macros at the bottom of this file.
 
 use std::cell::Cell;
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::ConcurrentObjectUseError;
@@ -349,6 +357,60 @@ impl<S> Socket<S> {
         }
     }
 
+    /// The async path (see the module docs): runs `f` (one syscall), and on `WouldBlock`
+    /// registers `cx`'s waker for `interest` and returns `Pending`.
+    pub(crate) fn poll_op<R>(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        mut f: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            if self.src.is_closed() {
+                return Poll::Ready(Err(closed_error()));
+            }
+            match f(&self.inner) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return Poll::Ready(r),
+            }
+            return match self.src.poll_park(cx, interest) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                _ => Poll::Pending,
+            };
+        }
+    }
+
+    /// [`Socket::poll_op`] for a stream read (`Interest::Read`) or write of `len` bytes, with the
+    /// short-transfer hint of the blocking path (shared with it, same meaning): after a short
+    /// transfer, the next poll on that side registers its waker without a syscall unless an edge
+    /// arrived since (see the module docs; tokio does the same).
+    #[inline]
+    pub(crate) fn poll_stream(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        len: usize,
+        f: impl FnMut(&S) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let drained = self.drained(interest);
+        if drained.get() {
+            match self.src.poll_edge(cx, interest) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => drained.set(false),
+            }
+        }
+        let r = self.poll_op(cx, interest, f);
+        if let Poll::Ready(Ok(n)) = r {
+            if 0 < n && n < len {
+                self.src.clear_ready(interest);
+                drained.set(true);
+            }
+        }
+        r
+    }
+
     /// Finishes a non-blocking `connect(2)`: waits for writability until `deadline`, then reports
     /// the socket error (`take_error`) or success (`peer_addr` works).
     pub(crate) fn finish_connect<A>(
@@ -402,9 +464,32 @@ where
     }
 }
 
+impl<S: AsRawFd> Socket<S> {
+    /// `read(2)` into uninitialised memory (hyper's read buffers), on the async path.
+    #[cfg_attr(not(feature = "hyper"), allow(dead_code))]
+    pub(crate) fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        let len = buf.len();
+        self.poll_stream(cx, Interest::Read, len, |s| {
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call, and
+            // read(2) only writes into it (never reads it), so uninitialised bytes are fine;
+            // the fd is `s`'s, open while `s` is borrowed.
+            let n = unsafe { libc::read(s.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        })
+    }
+}
+
 /// The length a vectored transfer asks for, to tell a short one: 0 (never short, so no hint) for
 /// more buffers than one `readv`/`writev` takes (std passes only the first `UIO_MAXIOV`).
-fn vectored_len(lens: impl Iterator<Item = usize>, count: usize) -> usize {
+pub(crate) fn vectored_len(lens: impl Iterator<Item = usize>, count: usize) -> usize {
     if count > libc::UIO_MAXIOV as usize {
         return 0;
     }
@@ -510,6 +595,206 @@ macro_rules! impl_stream_io {
 
             fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
+            }
+        }
+
+        $crate::net::socket::impl_async_io!($t);
+        $crate::net::socket::impl_async_io!(&$t);
+
+        #[cfg(feature = "hyper")]
+        impl ::hyper::rt::Read for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                mut buf: ::hyper::rt::ReadBufCursor<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                // SAFETY: `poll_read_uninit` only hands the bytes to read(2), which writes into
+                // them and never de-initialises any.
+                let unfilled = unsafe { buf.as_mut() };
+                match self.sock.poll_read_uninit(cx, unfilled) {
+                    std::task::Poll::Ready(Ok(n)) => {
+                        // SAFETY: read(2) initialised the first `n` bytes of the cursor.
+                        unsafe { buf.advance(n) };
+                        std::task::Poll::Ready(Ok(()))
+                    }
+                    std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+                    std::task::Poll::Pending => std::task::Poll::Pending,
+                }
+            }
+        }
+
+        #[cfg(feature = "hyper")]
+        impl ::hyper::rt::Write for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                futures_io::AsyncWrite::poll_write(self, cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                futures_io::AsyncWrite::poll_write_vectored(self, cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                futures_io::AsyncWrite::poll_flush(self, cx)
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                futures_io::AsyncWrite::poll_close(self, cx)
+            }
+        }
+    };
+}
+
+/// `futures_io::AsyncRead` / `AsyncWrite` (and with feature `tokio`, tokio's traits) for a stream
+/// type `$t` (or `&$t`) whose `sock` field is a [`Socket`]: the async path, [`Socket::poll_op`].
+/// Closing shuts the write side down (the peer sees EOF).
+macro_rules! impl_async_io {
+    ($t:ty) => {
+        impl futures_io::AsyncRead for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len = buf.len();
+                self.sock
+                    .poll_stream(cx, $crate::io::Interest::Read, len, |mut s| {
+                        std::io::Read::read(&mut s, buf)
+                    })
+            }
+
+            fn poll_read_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len =
+                    $crate::net::socket::vectored_len(bufs.iter().map(|b| b.len()), bufs.len());
+                self.sock
+                    .poll_stream(cx, $crate::io::Interest::Read, len, |mut s| {
+                        std::io::Read::read_vectored(&mut s, bufs)
+                    })
+            }
+        }
+
+        impl futures_io::AsyncWrite for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len = buf.len();
+                self.sock
+                    .poll_stream(cx, $crate::io::Interest::Write, len, |mut s| {
+                        std::io::Write::write(&mut s, buf)
+                    })
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len =
+                    $crate::net::socket::vectored_len(bufs.iter().map(|b| b.len()), bufs.len());
+                self.sock
+                    .poll_stream(cx, $crate::io::Interest::Write, len, |mut s| {
+                        std::io::Write::write_vectored(&mut s, bufs)
+                    })
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(match self.sock.get().shutdown(std::net::Shutdown::Write) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotConnected => Err(e),
+                    _ => Ok(()),
+                })
+            }
+        }
+
+        #[cfg(feature = "tokio")]
+        impl tokio::io::AsyncRead for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                // SAFETY: `poll_read_uninit` only hands the bytes to read(2), which writes `n`
+                // of them and never de-initialises any; exactly those `n` are then marked filled.
+                let unfilled = unsafe { buf.unfilled_mut() };
+                match self.sock.poll_read_uninit(cx, unfilled) {
+                    std::task::Poll::Ready(Ok(n)) => {
+                        // SAFETY: read(2) initialised the first `n` unfilled bytes.
+                        unsafe { buf.assume_init(n) };
+                        buf.advance(n);
+                        std::task::Poll::Ready(Ok(()))
+                    }
+                    std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+                    std::task::Poll::Pending => std::task::Poll::Pending,
+                }
+            }
+        }
+
+        #[cfg(feature = "tokio")]
+        impl tokio::io::AsyncWrite for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                futures_io::AsyncWrite::poll_write(self, cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                futures_io::AsyncWrite::poll_write_vectored(self, cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                futures_io::AsyncWrite::poll_flush(self, cx)
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                futures_io::AsyncWrite::poll_close(self, cx)
             }
         }
     };
@@ -621,4 +906,6 @@ macro_rules! impl_stream_common {
     };
 }
 
-pub(crate) use {impl_fd, impl_std_conversions, impl_stream_common, impl_stream_io, impl_timeouts};
+pub(crate) use {
+    impl_async_io, impl_fd, impl_std_conversions, impl_stream_common, impl_stream_io, impl_timeouts,
+};

@@ -136,6 +136,62 @@ impl UdpSocket {
         self.sock.read(|s| s.recv(buf))
     }
 
+    /// The async form of [`UdpSocket::recv_from`], for futures (see [`bridge`](crate::bridge)):
+    /// the syscall first; on `WouldBlock`, `cx`'s waker is registered with the hub's readiness
+    /// (the last registration for the read side wins) and `Pending` is returned.
+    ///
+    /// # Errors
+    /// As [`UdpSocket::recv_from`] (the socket's read timeout does not apply).
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<(usize, SocketAddr)>> {
+        self.sock
+            .poll_op(cx, crate::io::Interest::Read, |s| s.recv_from(buf))
+    }
+
+    /// The async form of [`UdpSocket::recv`], as [`UdpSocket::poll_recv_from`].
+    ///
+    /// # Errors
+    /// As [`UdpSocket::recv`].
+    pub fn poll_recv(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.sock
+            .poll_op(cx, crate::io::Interest::Read, |s| s.recv(buf))
+    }
+
+    /// The async form of sending a datagram to `addr` (a resolved address: no lookup here), as
+    /// [`UdpSocket::poll_recv_from`] on the write side.
+    ///
+    /// # Errors
+    /// As [`UdpSocket::send_to`].
+    pub fn poll_send_to(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+        addr: SocketAddr,
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.sock
+            .poll_op(cx, crate::io::Interest::Write, |s| s.send_to(buf, addr))
+    }
+
+    /// The async form of [`UdpSocket::send`], as [`UdpSocket::poll_send_to`].
+    ///
+    /// # Errors
+    /// As [`UdpSocket::send`].
+    pub fn poll_send(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.sock
+            .poll_op(cx, crate::io::Interest::Write, |s| s.send(buf))
+    }
+
     /// The local address.
     ///
     /// # Errors
