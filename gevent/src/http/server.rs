@@ -1,0 +1,417 @@
+//! [`Server`]: the accept loop, the connection registry and the graceful stop; [`Config`];
+//! [`Transport`].
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::conn::{self, Phase};
+use super::{AccessLog, Body, Request, Response, ResponseBody};
+use crate::greenlet::Greenlet;
+use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
+
+/// What a server calls for every request: plain blocking Rust, run in the connection's greenlet.
+pub type Handler = Rc<dyn Fn(Request<Body>) -> Response<ResponseBody>>;
+
+/// The peer's address, in every request's extensions (`req.extensions().get::<PeerAddr>()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// A connection the server can speak HTTP over: a [`TcpStream`], or a TLS stream over one.
+///
+/// Reads and writes park the calling greenlet (never the hub); the timeouts are per call.
+pub trait Transport: Read + Write {
+    /// How long one read may wait before failing with `TimedOut` or `WouldBlock` (`None`: forever).
+    ///
+    /// # Errors
+    /// As the underlying socket's.
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+    /// How long one write may wait before failing with `TimedOut` or `WouldBlock` (`None`: forever).
+    ///
+    /// # Errors
+    /// As the underlying socket's.
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+    /// Ends the sending side politely (TCP: `shutdown(Write)`; TLS: `close_notify` first). The
+    /// server still reads (and discards) what the peer sends afterwards for a moment, so that
+    /// closing does not reset a response the peer has not read yet.
+    ///
+    /// # Errors
+    /// As the underlying socket's.
+    fn shutdown_write(&mut self) -> io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, t)
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        TcpStream::shutdown(self, std::net::Shutdown::Write)
+    }
+}
+
+/// Limits and timeouts, with Go-like defaults (see the [module docs](super)).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The whole request head must arrive within this (10 s); then 408 and close.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection waits for its next request (60 s).
+    pub idle_timeout: Duration,
+    /// How long one read of a request body may wait for data (30 s).
+    pub body_timeout: Duration,
+    /// How long one write may wait for the client to make room (60 s).
+    pub write_timeout: Duration,
+    /// The longest request line, in bytes (8 KiB); longer: 414.
+    pub max_request_line: usize,
+    /// The largest header section (and chunked trailer section), in bytes (64 KiB); larger: 431.
+    pub max_header_bytes: usize,
+    /// The most header fields in a request (100); more: 431.
+    pub max_headers: usize,
+    /// The largest request body, in bytes (16 MiB); larger: 413.
+    pub max_body: u64,
+    /// How much of a body the handler did not read is read and discarded to keep the connection
+    /// (256 KiB); more closes the connection.
+    pub drain_limit: u64,
+    /// The `Server` header (unless the handler sets one); `None`: no header.
+    pub server_name: Option<String>,
+    /// Where one line per response goes, in the combined log format.
+    pub access_log: Option<AccessLog>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(60),
+            max_request_line: 8 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_body: 16 * 1024 * 1024,
+            drain_limit: 256 * 1024,
+            server_name: Some("gevent-rs".to_owned()),
+            access_log: None,
+        }
+    }
+}
+
+/// Makes a transport out of an accepted TCP connection (e.g. a TLS handshake); runs in the
+/// connection's greenlet, under [`Config::header_timeout`].
+type Wrap = Rc<dyn Fn(TcpStream) -> io::Result<Box<dyn Transport>>>;
+
+/// One connection in the registry.
+struct Entry {
+    greenlet: Greenlet<()>,
+    phase: Rc<Cell<Phase>>,
+}
+
+struct Core {
+    listener: RefCell<Option<Rc<TcpListener>>>,
+    addr: SocketAddr,
+    handler: Handler,
+    config: RefCell<Rc<Config>>,
+    wrap: RefCell<Option<Wrap>>,
+    stopping: Rc<Cell<bool>>,
+    conns: RefCell<BTreeMap<u64, Entry>>,
+    next_id: Cell<u64>,
+    accept_loop: RefCell<Option<Greenlet<()>>>,
+}
+
+/// An HTTP/1.1 server: an accept loop in its own greenlet and a greenlet per connection.
+///
+/// Cloning gives another handle to the same server. Dropping the handles does not stop a started
+/// server; call [`Server::stop`].
+#[derive(Clone)]
+pub struct Server {
+    core: Rc<Core>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "http::Server({}, {} connections{})",
+            self.core.addr,
+            self.connections(),
+            if self.core.stopping.get() {
+                ", stopped"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+impl Server {
+    /// A server on an already bound listener.
+    ///
+    /// # Errors
+    /// If the listener's address cannot be read.
+    pub fn new(
+        listener: TcpListener,
+        handler: impl Fn(Request<Body>) -> Response<ResponseBody> + 'static,
+    ) -> io::Result<Server> {
+        let addr = listener.local_addr()?;
+        Ok(Server {
+            core: Rc::new(Core {
+                listener: RefCell::new(Some(Rc::new(listener))),
+                addr,
+                handler: Rc::new(handler),
+                config: RefCell::new(Rc::new(Config::default())),
+                wrap: RefCell::new(None),
+                stopping: Rc::new(Cell::new(false)),
+                conns: RefCell::new(BTreeMap::new()),
+                next_id: Cell::new(0),
+                accept_loop: RefCell::new(None),
+            }),
+        })
+    }
+
+    /// Binds `addr` and makes a server on it.
+    ///
+    /// # Errors
+    /// As [`TcpListener::bind`].
+    pub fn bind<A: ToSocketAddrs>(
+        addr: A,
+        handler: impl Fn(Request<Body>) -> Response<ResponseBody> + 'static,
+    ) -> io::Result<Server> {
+        Server::new(TcpListener::bind(addr)?, handler)
+    }
+
+    /// Replaces the limits and timeouts (for connections accepted from now on).
+    pub fn with_config(self, config: Config) -> Server {
+        *self.core.config.borrow_mut() = Rc::new(config);
+        self
+    }
+
+    /// Serves every accepted connection over what `wrap` makes of it (a TLS stream, say). `wrap`
+    /// runs in the connection's greenlet, under the header timeout; an error closes the connection
+    /// and is logged on stderr.
+    pub fn with_transport(
+        self,
+        wrap: impl Fn(TcpStream) -> io::Result<Box<dyn Transport>> + 'static,
+    ) -> Server {
+        *self.core.wrap.borrow_mut() = Some(Rc::new(wrap));
+        self
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.core.addr
+    }
+
+    /// How many connections are open.
+    pub fn connections(&self) -> usize {
+        self.core.conns.borrow().len()
+    }
+
+    /// Starts the accept loop in a new greenlet (a no-op if started or stopped).
+    pub fn start(&self) {
+        if self.core.accept_loop.borrow().is_some() || self.core.stopping.get() {
+            return;
+        }
+        let me = self.clone();
+        let g = crate::spawn(move || me.accept_loop());
+        *self.core.accept_loop.borrow_mut() = Some(g);
+    }
+
+    /// Starts the server and waits until it is stopped.
+    ///
+    /// # Cancel safety
+    /// A kill or Timeout landing here leaves the server running.
+    pub fn serve_forever(&self) {
+        self.start();
+        let g = self.core.accept_loop.borrow().clone();
+        if let Some(g) = g {
+            g.join();
+        }
+    }
+
+    /// Stops gracefully: stops accepting at once, closes connections that wait for a request,
+    /// lets in-flight requests finish until `timeout` (their connections close after the
+    /// response), then kills the rest and waits for them to die.
+    ///
+    /// # Cancel safety
+    /// A kill or Timeout landing here leaves the remaining connections running; stop again.
+    pub fn stop(&self, timeout: Duration) {
+        let core = &self.core;
+        core.stopping.set(true);
+        if let Some(l) = core.listener.borrow_mut().take() {
+            l.close();
+        }
+        if let Some(g) = core.accept_loop.borrow_mut().take() {
+            if !g.ready() && !is_current(&g) {
+                g.kill();
+            }
+        }
+        let idle: Vec<Greenlet<()>> = core
+            .conns
+            .borrow()
+            .values()
+            .filter(|e| e.phase.get() == Phase::Idle && !is_current(&e.greenlet))
+            .map(|e| e.greenlet.clone())
+            .collect();
+        crate::killall(&idle);
+        let busy: Vec<Greenlet<()>> = core
+            .conns
+            .borrow()
+            .values()
+            .filter(|e| !is_current(&e.greenlet))
+            .map(|e| e.greenlet.clone())
+            .collect();
+        if crate::joinall_timeout(&busy, timeout) < busy.len() {
+            let left: Vec<Greenlet<()>> = busy.into_iter().filter(|g| !g.ready()).collect();
+            crate::killall(&left);
+        }
+    }
+
+    fn accept_loop(&self) {
+        let Some(listener) = self.core.listener.borrow().clone() else {
+            return;
+        };
+        let mut backoff = Duration::ZERO;
+        let mut last_log: Option<Instant> = None;
+        loop {
+            match listener.accept() {
+                Ok((tcp, peer)) => {
+                    backoff = Duration::ZERO;
+                    self.spawn_connection(tcp, peer);
+                }
+                Err(_) if self.core.stopping.get() || listener.is_closed() => return,
+                Err(e) if is_resource_exhaustion(&e) => {
+                    backoff =
+                        (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                        eprintln!(
+                            "gevent: http::Server on {}: accept failed: {e}; backing off",
+                            self.core.addr
+                        );
+                        last_log = Some(Instant::now());
+                    }
+                    crate::sleep(backoff);
+                }
+                Err(e) if is_per_connection(&e) => {}
+                Err(e) => {
+                    eprintln!(
+                        "gevent: http::Server on {}: accept failed: {e}",
+                        self.core.addr
+                    );
+                    crate::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+
+    fn spawn_connection(&self, tcp: TcpStream, peer: SocketAddr) {
+        let id = self.core.next_id.get();
+        self.core.next_id.set(id + 1);
+        let phase = Rc::new(Cell::new(Phase::Idle));
+        let name = Rc::new(RefCell::new(String::new()));
+        /// Unregisters the connection however its greenlet ends.
+        struct Done(Rc<Core>, u64);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.conns.borrow_mut().remove(&self.1);
+            }
+        }
+        let done = Done(self.core.clone(), id);
+        let ctx = ConnCtx {
+            handler: self.core.handler.clone(),
+            config: self.core.config.borrow().clone(),
+            phase: phase.clone(),
+            stopping: self.core.stopping.clone(),
+            name: name.clone(),
+            peer,
+        };
+        let wrap = self.core.wrap.borrow().clone();
+        let g = Greenlet::new(move || {
+            let _done = done;
+            let _ = tcp.set_nodelay(true);
+            let io: Box<dyn Transport> = match wrap {
+                None => Box::new(tcp),
+                Some(w) => match crate::with_timeout(ctx.config.header_timeout, || w(tcp)) {
+                    Ok(Ok(io)) => io,
+                    Ok(Err(e)) => {
+                        eprintln!(
+                            "<{}> {peer}: connection setup failed: {e}",
+                            ctx.name.borrow()
+                        );
+                        return;
+                    }
+                    Err(_) => return,
+                },
+            };
+            conn::serve(io, &ctx);
+        });
+        *name.borrow_mut() = g.name();
+        self.core.conns.borrow_mut().insert(
+            id,
+            Entry {
+                greenlet: g.clone(),
+                phase,
+            },
+        );
+        g.start();
+    }
+}
+
+/// What a connection's greenlet needs from its server.
+pub(crate) struct ConnCtx {
+    pub(crate) handler: Handler,
+    pub(crate) config: Rc<Config>,
+    /// Whether the connection waits for a request (graceful stop closes it at once).
+    pub(crate) phase: Rc<Cell<Phase>>,
+    pub(crate) stopping: Rc<Cell<bool>>,
+    /// The greenlet's name, for log lines.
+    pub(crate) name: Rc<RefCell<String>>,
+    pub(crate) peer: SocketAddr,
+}
+
+/// Serves HTTP/1.1 on one connection in the calling greenlet until it closes: the building block
+/// of [`Server`], for connections made some other way.
+///
+/// # Cancel safety
+/// A kill or Timeout landing here closes the connection (nothing more is sent) and unwinds on.
+pub fn serve_connection(
+    io: Box<dyn Transport>,
+    peer: SocketAddr,
+    config: Rc<Config>,
+    handler: Handler,
+) {
+    let ctx = ConnCtx {
+        handler,
+        config,
+        phase: Rc::new(Cell::new(Phase::Idle)),
+        stopping: Rc::new(Cell::new(false)),
+        name: Rc::new(RefCell::new(format!("http connection from {peer}"))),
+        peer,
+    };
+    conn::serve(io, &ctx);
+}
+
+fn is_current(g: &Greenlet<()>) -> bool {
+    g.raw().is_some_and(|r| r.is_current())
+}
+
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+    ) || matches!(e.raw_os_error(), Some(libc::EPROTO | libc::EPERM))
+}
