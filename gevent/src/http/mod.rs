@@ -99,7 +99,7 @@ pub use ::http::{
 
 pub use self::conn::{Body, BodyWriter, ResponseBody, Upgraded};
 pub use self::log::AccessLog;
-pub use self::server::{serve_connection, Config, Handler, PeerAddr, Server, Transport};
+pub use self::server::{serve_connection, Config, Handler, PeerAddr, Server, Transport, BACKLOG};
 
 #[cfg(doc)]
 use crate::net::TcpStream;
