@@ -125,6 +125,9 @@ pub(crate) struct Conn {
     rstart: usize,
     rend: usize,
     wbuf: Vec<u8>,
+    /// Where the current response starts in `wbuf` (responses to earlier pipelined requests may
+    /// be waiting before it).
+    resp_start: usize,
     cfg: Rc<Config>,
     /// The current request's number; a [`Body`] of an earlier one reads as empty.
     req_id: u64,
@@ -152,6 +155,7 @@ impl Conn {
             rstart: 0,
             rend: 0,
             wbuf: Vec::with_capacity(1024),
+            resp_start: 0,
             cfg,
             req_id: 0,
             body: BodyState::Done,
@@ -200,14 +204,22 @@ impl Conn {
         Ok(n)
     }
 
+    /// Forgets what was buffered of the current response (to replace it with an error).
+    fn discard_response(&mut self) {
+        self.wbuf.truncate(self.resp_start);
+    }
+
     /// Sends what is buffered for writing.
     fn flush(&mut self) -> io::Result<()> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        self.sent = true;
+        if self.wbuf.len() > self.resp_start {
+            self.sent = true;
+        }
         let r = self.io.write_all(&self.wbuf).and_then(|()| self.io.flush());
         self.wbuf.clear();
+        self.resp_start = 0;
         if r.is_err() {
             self.broken = true;
         }
@@ -295,7 +307,7 @@ impl Conn {
         if line_end > cfg.max_request_line {
             return Err(Refuse(StatusCode::URI_TOO_LONG));
         }
-        if end - line_end > cfg.max_header_bytes {
+        if (end - line_end).saturating_sub(1) > cfg.max_header_bytes {
             return Err(Refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
         }
         check_line_breaks(head).map_err(|()| bad)?;
@@ -422,7 +434,8 @@ impl Conn {
         loop {
             let buf = self.buffered();
             if let Some(i) = buf[scanned..].iter().position(|&b| b == b'\n') {
-                return Ok(Some(scanned + i));
+                // The same answer however the bytes were split into reads.
+                return Ok((scanned + i <= max).then_some(scanned + i));
             }
             scanned = buf.len();
             if scanned > max {
@@ -559,6 +572,9 @@ impl Conn {
                     }
                     let end = loop {
                         if let Some(i) = find(self.buffered(), b"\r\n\r\n") {
+                            if i > self.cfg.max_header_bytes {
+                                return Err(self.fail(BodyFail::Framing));
+                            }
                             break i + 4;
                         }
                         if self.rend - self.rstart > self.cfg.max_header_bytes {
@@ -1259,6 +1275,7 @@ fn handle(conn: &Rc<RefCell<Conn>>, head: Head, ctx: &ConnCtx) -> Next {
         c.continue_pending = head.expect_continue && head.body != BodyState::Done;
         c.trailers = None;
         c.sent = false;
+        c.resp_start = c.wbuf.len();
         c.body_bytes = 0;
         c.req_id
     };
@@ -1297,7 +1314,7 @@ fn handle(conn: &Rc<RefCell<Conn>>, head: Head, ctx: &ConnCtx) -> Next {
             if c.sent {
                 return Next::Close;
             }
-            c.wbuf.clear();
+            c.discard_response();
             c.write_error(StatusCode::INTERNAL_SERVER_ERROR);
             (Next::CloseLinger, StatusCode::INTERNAL_SERVER_ERROR)
         }
@@ -1337,7 +1354,7 @@ fn respond(
             .is_some_and(|v| has_token(v.as_bytes(), b"close"));
     let refuse = |c: &mut Conn, f: BodyFail| match f.status() {
         Some(s) if !c.sent => {
-            c.wbuf.clear();
+            c.discard_response();
             c.write_error(s);
             (Next::CloseLinger, s)
         }
@@ -1438,7 +1455,7 @@ fn respond(
                 if !c.sent {
                     // Nothing went out: the head is replaced by a 500.
                     eprintln!("gevent: http: writing a response body failed: {e}");
-                    c.wbuf.clear();
+                    c.discard_response();
                     c.write_error(StatusCode::INTERNAL_SERVER_ERROR);
                     return (Next::CloseLinger, StatusCode::INTERNAL_SERVER_ERROR);
                 }
