@@ -22,14 +22,7 @@ use ::http::header::{self, HeaderName};
 use ::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 
 use super::log;
-use super::server::{Config, ConnCtx, PeerAddr, Transport};
-
-/// Whether a connection waits for a request (graceful stop closes those at once) or serves one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Idle,
-    Busy,
-}
+use super::types::{Config, ConnCtx, PeerAddr, Phase, Transport};
 
 /// Bytes read from the transport at a time (the buffer grows for long heads).
 const READ_BUF: usize = 8 * 1024;

@@ -91,6 +91,7 @@
 mod conn;
 mod log;
 mod server;
+mod types;
 pub mod websocket;
 
 pub use ::http::{
@@ -99,7 +100,8 @@ pub use ::http::{
 
 pub use self::conn::{Body, BodyWriter, ResponseBody, Upgraded};
 pub use self::log::AccessLog;
-pub use self::server::{serve_connection, Config, Handler, PeerAddr, Server, Transport, BACKLOG};
+pub use self::server::{serve_connection, Server, BACKLOG};
+pub use self::types::{Config, Handler, PeerAddr, Transport};
 
 #[cfg(doc)]
 use crate::net::TcpStream;
