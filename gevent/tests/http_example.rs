@@ -738,4 +738,28 @@ fn command_line_errors_are_clear() {
     let out = Command::new(example_binary()).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--port is required"));
+    let out = Command::new(example_binary())
+        .args(["--port", "0", "--header-timeout-ms", "soon"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad --header-timeout-ms"));
+    // More than one worker: accepted, says so, runs one.
+    let srv = Server::start(&["--workers", "2"]);
+    let mut c = Client::new(srv.port);
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.response().status, 200);
+    let t = Instant::now();
+    while !srv
+        .stderr
+        .lock()
+        .unwrap()
+        .contains("only 1 worker is supported so far")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "no warning about --workers 2"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
