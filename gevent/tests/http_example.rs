@@ -469,6 +469,18 @@ fn keep_alive_pipelining_head_and_continue() {
     let r = c.response();
     assert!(r.status == 200 && r.closes());
     assert!(c.closed());
+    // A request pipelined after `Connection: close` is not answered, and the close does not
+    // destroy the answer to the first.
+    let mut c = Client::new(p);
+    c.send(
+        format!(
+            "GET / HTTP/1.1\r\n{H}Connection: close\r\n\r\nGET /stream?n=1 HTTP/1.1\r\n{H}\r\n"
+        )
+        .as_bytes(),
+    );
+    let r = c.response();
+    assert_eq!((r.status, &r.body[..]), (200, &b"Hello, World!"[..]));
+    assert!(c.closed());
     // HTTP/1.0: closes by default, keep-alive on request.
     let mut c = Client::new(p);
     c.send(b"GET / HTTP/1.0\r\n\r\n");

@@ -1243,7 +1243,13 @@ pub(crate) fn serve(io: Box<dyn Transport>, ctx: &ConnCtx) {
                     let _ = c.flush();
                 }
             }
-            Next::KeepAlive | Next::Close => return c.close(false),
+            Next::KeepAlive | Next::Close => {
+                // Unread input (a pipelined request after `Connection: close`, a body not
+                // read): closing now could reset the connection before the client reads the
+                // response.
+                let linger = (c.rstart < c.rend || c.body != BodyState::Done) && !c.broken;
+                return c.close(linger);
+            }
             Next::CloseLinger => return c.close(true),
         }
     }
