@@ -28,10 +28,12 @@
 //!   `chunked` (or has `chunked` twice), or any in an HTTP/1.0 request; an invalid chunk size or
 //!   chunk framing (when the handler reads the body or the server drains it, before any byte of the
 //!   response was sent); obsolete line folding; a bare CR; whitespace in or after a header name; no
-//!   or several `Host` headers in HTTP/1.1; anything else `httparse` rejects.
+//!   or several `Host` headers in HTTP/1.1; a trailer section that is malformed or larger than
+//!   the header limits; an HTTP version other than 1.0 and 1.1; anything else `httparse` rejects.
+//! - 417: an `Expect` other than `100-continue`.
 //! - 414: a request line longer than [`Config::max_request_line`] (8 KiB).
 //! - 431: a header section over [`Config::max_header_bytes`] (64 KiB) or over
-//!   [`Config::max_headers`] (100) headers (also for chunked trailers).
+//!   [`Config::max_headers`] (100) headers.
 //! - 413: a `Content-Length` over [`Config::max_body`] (16 MiB), before the handler runs and
 //!   without reading the body; a chunked body that grows past it makes the body's read fail and
 //!   the server answer 413.

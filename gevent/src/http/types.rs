@@ -72,7 +72,8 @@ pub struct Config {
     pub write_timeout: Duration,
     /// The longest request line, in bytes (8 KiB); longer: 414.
     pub max_request_line: usize,
-    /// The largest header section (and chunked trailer section), in bytes (64 KiB); larger: 431.
+    /// The largest header section, in bytes (64 KiB); larger: 431 (a larger chunked trailer
+    /// section: 400).
     pub max_header_bytes: usize,
     /// The most header fields in a request (100); more: 431.
     pub max_headers: usize,
