@@ -887,7 +887,7 @@ impl Body {
     /// The chunked body's trailer fields, once the body was read to its end (`None` before, and
     /// for bodies that are not chunked).
     pub fn trailers(&self) -> Option<HeaderMap> {
-        let conn = self.conn.as_ref()?.borrow();
+        let conn = self.conn.as_ref()?.try_borrow().ok()?;
         if conn.req_id != self.id {
             return None;
         }
