@@ -591,6 +591,8 @@ fn a_thousand_concurrent_sleeps() {
 fn websocket_round_trip_with_tungstenite() {
     use gevent::http::websocket::tungstenite::{self, Message};
     let srv = Server::start(&[]);
+    srv.assert_fds_back_to(srv.fds());
+    let base = srv.fds();
     let stream = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -617,6 +619,9 @@ fn websocket_round_trip_with_tungstenite() {
     let mut c = Client::new(srv.port);
     c.send(b"GET /ws HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(c.response().status, 400);
+    drop(c);
+    drop(ws);
+    srv.assert_fds_back_to(base);
 }
 
 fn have(tool: &str) -> bool {
@@ -718,6 +723,8 @@ print('ok')
 #[test]
 fn python_http_client() {
     let srv = Server::start(&[]);
+    srv.assert_fds_back_to(srv.fds());
+    let base = srv.fds();
     let out = Command::new("python3")
         .arg("-c")
         .arg(PY_CLIENT)
@@ -730,6 +737,7 @@ fn python_http_client() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    srv.assert_fds_back_to(base);
     if Command::new("python3")
         .args(["-c", "import websocket"])
         .status()
