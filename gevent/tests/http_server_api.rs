@@ -133,6 +133,7 @@ fn handler(mut req: Request<Body>) -> Response<ResponseBody> {
             Response::new(body.into())
         }
         "/ignore" => Response::new("ignored".into()),
+        "/peer" => Response::new(format!("{:?}", req.body().peer_addr()).into()),
         "/trailers" => {
             let mut body = Vec::new();
             req.body_mut().read_to_end(&mut body).unwrap();
@@ -236,6 +237,16 @@ fn graceful_stop_closes_idle_finishes_in_flight_then_kills() {
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     assert!(busy.rest().is_empty());
     assert_eq!(server.connections(), 0);
+}
+
+#[test]
+fn the_peer_address_comes_with_the_body() {
+    let server = start(Config::default());
+    let mut c = Client::new(server.local_addr());
+    let want = format!("{:?}", Some(c.w.local_addr().unwrap()));
+    assert_eq!(String::from_utf8(c.get("/peer").body).unwrap(), want);
+    assert_eq!(Body::empty().peer_addr(), None);
+    server.stop(Duration::from_secs(1));
 }
 
 #[test]

@@ -14,6 +14,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ use ::http::header::{self, HeaderName};
 use ::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 
 use super::log;
-use super::types::{Config, ConnCtx, PeerAddr, Phase, Transport};
+use super::types::{Config, ConnCtx, Phase, Transport};
 
 /// Bytes read from the transport at a time (the buffer grows for long heads).
 const READ_BUF: usize = 8 * 1024;
@@ -118,6 +119,7 @@ pub(crate) struct Conn {
     rstart: usize,
     rend: usize,
     wbuf: Vec<u8>,
+    peer: SocketAddr,
     /// Where the current response starts in `wbuf` (responses to earlier pipelined requests may
     /// be waiting before it).
     resp_start: usize,
@@ -141,9 +143,10 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    fn new(io: Box<dyn Transport>, cfg: Rc<Config>) -> Conn {
+    fn new(io: Box<dyn Transport>, cfg: Rc<Config>, peer: SocketAddr) -> Conn {
         Conn {
             io,
+            peer,
             rbuf: vec![0; READ_BUF],
             rstart: 0,
             rend: 0,
@@ -243,16 +246,13 @@ impl Conn {
             let avail = self.rend - self.rstart;
             if avail > 0 {
                 phase.set(Phase::Busy);
-                if deadline.is_none() {
-                    deadline = Some(Instant::now() + header_timeout);
-                }
                 let buf = self.buffered();
                 let from = scanned.saturating_sub(3);
                 if let Some(end) = find_head_end(&buf[from..]) {
                     return self.parse_head(from + end);
                 }
                 scanned = avail;
-                match buf.iter().position(|&b| b == b'\n') {
+                match memchr::memchr(b'\n', buf) {
                     None if avail > self.cfg.max_request_line => {
                         return Err(HeadErr::Refuse(StatusCode::URI_TOO_LONG))
                     }
@@ -268,6 +268,11 @@ impl Conn {
             // Before waiting: send responses held back for pipelined requests.
             if self.flush().is_err() {
                 return Err(HeadErr::Closed);
+            }
+            // The header timeout counts from the first byte of the request (from here, when the
+            // head did not come whole: no clock read for one that did).
+            if deadline.is_none() && self.rend > self.rstart {
+                deadline = Some(Instant::now() + header_timeout);
             }
             let wait = match deadline {
                 Some(d) => {
@@ -296,14 +301,16 @@ impl Conn {
         let bad = Refuse(StatusCode::BAD_REQUEST);
         let cfg = self.cfg.clone();
         let head = &self.rbuf[self.rstart..self.rstart + end];
-        let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(end);
+        let line_end = memchr::memchr(b'\n', head).unwrap_or(end);
         if line_end > cfg.max_request_line {
             return Err(Refuse(StatusCode::URI_TOO_LONG));
         }
         if (end - line_end).saturating_sub(1) > cfg.max_header_bytes {
             return Err(Refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
         }
-        check_line_breaks(head).map_err(|()| bad)?;
+        // Bare CRs, obsolete line folding and whitespace before or in a header name: httparse
+        // refuses them all (`Error::{HeaderName, HeaderValue, NewLine, Token}`; the tests in
+        // `http_example.rs` hold it to that), so the head is not scanned twice for them.
         let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
         let mut heap;
         let slots: &mut [httparse::Header<'_>] = if cfg.max_headers <= STACK_HEADERS {
@@ -426,7 +433,7 @@ impl Conn {
         let mut scanned = 0;
         loop {
             let buf = self.buffered();
-            if let Some(i) = buf[scanned..].iter().position(|&b| b == b'\n') {
+            if let Some(i) = memchr::memchr(b'\n', &buf[scanned..]) {
                 // The same answer however the bytes were split into reads.
                 return Ok((scanned + i <= max).then_some(scanned + i));
             }
@@ -758,7 +765,7 @@ fn is_timeout(e: &io::Error) -> bool {
 /// The end (exclusive) of the first `\n\r\n` or `\n\n` in `buf`.
 fn find_head_end(buf: &[u8]) -> Option<usize> {
     let mut i = 0;
-    while let Some(p) = buf[i..].iter().position(|&b| b == b'\n') {
+    while let Some(p) = memchr::memchr(b'\n', &buf[i..]) {
         let at = i + p;
         match buf.get(at + 1) {
             Some(b'\n') => return Some(at + 2),
@@ -770,7 +777,7 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// Refuses a CR not followed by LF, and a line that starts with whitespace (obsolete folding, or
@@ -882,6 +889,11 @@ impl Body {
     /// A body with no bytes (for calling handlers directly, in tests).
     pub fn empty() -> Body {
         Body { conn: None, id: 0 }
+    }
+
+    /// The client's address (`None` for [`Body::empty`]).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        Some(self.conn.as_ref()?.try_borrow().ok()?.peer)
     }
 
     /// The chunked body's trailer fields, once the body was read to its end (`None` before, and
@@ -1206,7 +1218,7 @@ enum Next {
 
 /// Serves requests on `io` until the connection closes.
 pub(crate) fn serve(io: Box<dyn Transport>, ctx: &ConnCtx) {
-    let conn = Rc::new(RefCell::new(Conn::new(io, ctx.config.clone())));
+    let conn = Rc::new(RefCell::new(Conn::new(io, ctx.config.clone(), ctx.peer)));
     let _ = conn
         .borrow()
         .io
@@ -1295,7 +1307,6 @@ fn handle(conn: &Rc<RefCell<Conn>>, head: Head, ctx: &ConnCtx) -> Next {
     *req.uri_mut() = head.uri;
     *req.version_mut() = head.version;
     *req.headers_mut() = head.headers;
-    req.extensions_mut().insert(PeerAddr(ctx.peer));
 
     let r = catch_unwind(AssertUnwindSafe(|| {
         let resp = (ctx.handler)(req);

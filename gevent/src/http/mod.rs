@@ -103,7 +103,7 @@ pub use ::http::{
 pub use self::conn::{Body, BodyWriter, ResponseBody, Upgraded};
 pub use self::log::AccessLog;
 pub use self::server::{serve_connection, Server, BACKLOG};
-pub use self::types::{Config, Handler, PeerAddr, Transport};
+pub use self::types::{Config, Handler, Transport};
 
 #[cfg(doc)]
 use crate::net::TcpStream;

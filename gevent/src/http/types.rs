@@ -1,5 +1,5 @@
 //! What the connection code and the server share: [`Config`], [`Transport`], [`Handler`],
-//! [`PeerAddr`], and a connection's view of its server.
+//! and a connection's view of its server.
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
@@ -19,10 +19,6 @@ pub(crate) enum Phase {
 
 /// What a server calls for every request: plain blocking Rust, run in the connection's greenlet.
 pub type Handler = Rc<dyn Fn(Request<Body>) -> Response<ResponseBody>>;
-
-/// The peer's address, in every request's extensions (`req.extensions().get::<PeerAddr>()`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
 
 /// A connection the server can speak HTTP over: a [`TcpStream`], or a TLS stream over one.
 ///
