@@ -60,6 +60,11 @@
 //! [`Server::stop`] stops accepting, closes idle keep-alive connections at once, lets in-flight
 //! requests finish (their responses say `Connection: close`) until the timeout, then kills the rest.
 //!
+//! # Access log
+//! [`Config::access_log`] (off by default): one line per response in the combined log format,
+//! through an [`AccessLog`], whose writer thread never blocks the hub. The client's address is
+//! also available to handlers from [`Body::peer_addr`].
+//!
 //! # Parser
 //! Request heads are parsed by `httparse` (the parser under hyper), with the framing rules above
 //! checked here; the chunked decoder is this module's own and strict (CRLF line ends, at most 16 hex
