@@ -30,7 +30,7 @@
 //! - [`hub`]: the loop; [`event`], [`queue`], [`lock`], [`pool`], [`local`]: synchronisation.
 //! - [`net`] (TCP, UDP, Unix sockets shaped like `std::net`), [`server`] (`StreamServer`,
 //!   `DatagramServer`), [`io`] (`wait_read`/`wait_write` for any fd), [`select`]: cooperative I/O.
-//! - [`http`]: an HTTP/1.1 server with blocking handlers, WebSocket (gevent's `pywsgi`); [`ssl`]: TLS.
+//! - [`http`]: an HTTP/1.1 server with blocking handlers, WebSocket (gevent's `pywsgi`).
 //! - [`hubs`]: a hub on each of N threads (thread-per-core), work handed to them from any thread.
 //! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`], [`fork`] ([`os`]),
 //!   [`logging`] (a log writer that never blocks the hub).
