@@ -22,6 +22,19 @@
 //!   [`TimeoutExpired`]; a failed exit: [`CalledProcessError`]), and text mode
 //!   ([`Command::run_text`], [`Command::check_output_text`]); their error is [`SubprocessError`].
 //!
+//! # From `gevent.subprocess`
+//! | gevent (Python's `subprocess`) | here |
+//! |---|---|
+//! | `Popen(args, stdin=PIPE, ...)` | [`Command::new`]`(prog).args(..).stdin(`[`Stdio::piped`]`()).spawn()` |
+//! | `p.communicate(input, timeout)` | [`Child::communicate`] |
+//! | `p.wait(timeout)` / `p.poll()` / `p.kill()` | [`Child::wait_timeout`] / [`Child::try_wait`] / [`Child::kill`] |
+//! | `run(args, input=, capture_output=True, timeout=)` | [`Command::run`] |
+//! | `check_output(args, input=, timeout=)` | [`Command::check_output`] |
+//! | `text=True` | [`Command::run_text`], [`Command::check_output_text`] |
+//! | `call(args)` | [`Command::status`] |
+//! | `CompletedProcess.check_returncode()` | [`SubprocessError::check`] on an [`Output`] |
+//! | `TimeoutExpired`, `CalledProcessError` | [`TimeoutExpired`], [`CalledProcessError`] in [`SubprocessError`] |
+//!
 //! # Examples
 //! Three children at once: the whole run takes about 0.2 s, not 0.6 s.
 //! ```
@@ -246,9 +259,9 @@ impl Command {
     /// ```
     ///
     /// # Errors
-    /// [`SubprocessError::Io`] as [`Command::spawn`] and reading the pipes;
-    /// [`SubprocessError::Timeout`] when `timeout` passes first: the child is killed (`SIGKILL`)
-    /// and reaped, and the error holds the output read until then.
+    /// [`SubprocessError::Io`] as [`Command::spawn`] and reading the pipes (the child is then
+    /// killed); [`SubprocessError::Timeout`] when `timeout` passes first: the child is killed
+    /// (`SIGKILL`) and reaped, and the error holds the output read until then.
     ///
     /// # Cancel safety
     /// A kill or Timeout landing here unwinds out of it; the child is killed (`SIGKILL`) on the
@@ -273,7 +286,8 @@ impl Command {
         timeout: Option<Duration>,
     ) -> Result<Output, SubprocessError> {
         let child = self.spawn_with(defaults)?;
-        /// Kills the child unless the run finished (an unwind out of `communicate`).
+        /// Kills the child unless the run finished: an unwind out of `communicate`, or an error
+        /// (as Python's `run`: `except: process.kill(); raise`).
         struct KillUnlessDone(Child, bool);
         impl Drop for KillUnlessDone {
             fn drop(&mut self) {
@@ -290,7 +304,8 @@ impl Command {
             // SIGKILL cannot be caught: the exit follows at once.
             let _ = guard.0.wait();
         }
-        guard.1 = true;
+        // On success the child was reaped by `communicate`.
+        guard.1 = r.is_ok();
         r.map_err(|e| e.with_command(self.describe()))
     }
 

@@ -25,6 +25,21 @@
 //! - Host names go through [`resolve`], which runs `getaddrinfo` on the hub's default
 //!   [`ThreadPool`](crate::threadpool::ThreadPool); numeric addresses never leave the thread.
 //!
+//! # From `gevent.socket`
+//! | gevent | here |
+//! |---|---|
+//! | `socket.socket(AF_INET, SOCK_STREAM)` + `connect` | [`TcpStream::connect`] (any [`ToSocketAddrs`]) |
+//! | `socket.create_connection(addr, timeout, source_address)` | [`create_connection`] |
+//! | `sock.bind(addr); sock.listen(n)` | [`TcpListener::bind`], [`TcpListener::bind_with_backlog`], [`TcpListener::listen`] |
+//! | `sock.accept()` | [`TcpListener::accept`], [`TcpListener::accept_timeout`], [`TcpListener::incoming`] |
+//! | `sock.settimeout(t)` | `set_read_timeout` / `set_write_timeout` (`TimedOut` when it passes) |
+//! | `sock.setblocking(False)` | `set_nonblocking(true)`: `WouldBlock` instead of parking |
+//! | `sock.dup()` | `try_clone` (every type) |
+//! | `setsockopt(IP_TTL / SO_LINGER / IP_ADD_MEMBERSHIP ...)` | `set_ttl`, [`TcpStream::set_linger`], [`UdpSocket::join_multicast_v4`] ... |
+//! | `sock.close()` | `close()` (wakes the waiters), or drop |
+//! | `getaddrinfo(host, port)` | [`resolve`] (on the thread pool) |
+//! | `wait_read(fd)` / `wait_write(fd)` | [`wait_read`] / [`wait_write`] |
+//!
 //! # Examples
 //! The seed's server, one greenlet per connection:
 //! ```no_run
