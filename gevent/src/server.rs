@@ -25,6 +25,17 @@
 //! - [`StreamServer::stop`] stops accepting at once (the listening socket is closed), lets the running
 //!   handlers finish until the timeout, then kills the rest and waits for them to die.
 //!
+//! # From `gevent.server`
+//! | gevent | here |
+//! |---|---|
+//! | `StreamServer((host, port), handle)` | [`StreamServer::bind`]`(addr, handle)`, or [`StreamServer::new`] on a listener |
+//! | `spawn=Pool(n)` / `spawn=n` | [`StreamServer::with_pool`] / [`StreamServer::max_connections`] |
+//! | `backlog=n` | [`StreamServer::backlog`] |
+//! | `start()`, `serve_forever()`, `stop(timeout)` | [`StreamServer::start`], [`StreamServer::serve_forever`], [`StreamServer::stop`] |
+//! | `stop_accepting()`, `start_accepting()`, `started` | [`StreamServer::stop_accepting`], [`StreamServer::start_accepting`], [`StreamServer::started`] |
+//! | `server.address` | [`StreamServer::local_addr`] |
+//! | `DatagramServer(addr, handle)` | [`DatagramServer::bind`] |
+//!
 //! # Examples
 //! ```
 //! use std::io::{Read, Write};
