@@ -309,6 +309,28 @@ fn any_std_to_socket_addrs() {
     TcpStream::connect([refused, addr]).unwrap();
     let u = UdpSocket::bind(StdAddrs("127.0.0.1:0")).unwrap();
     assert!(u.local_addr().unwrap().ip().is_loopback());
+
+    // A type of the user's own, implementing only std's trait: converted off the hub's thread
+    // (test__socket_dns.py's premise: lookups never block the hub).
+    #[derive(Clone)]
+    struct Service {
+        port: u16,
+        seen_on: std::sync::Arc<std::sync::Mutex<Option<std::thread::ThreadId>>>,
+    }
+    impl std::net::ToSocketAddrs for Service {
+        type Iter = std::vec::IntoIter<SocketAddr>;
+        fn to_socket_addrs(&self) -> std::io::Result<Self::Iter> {
+            *self.seen_on.lock().unwrap() = Some(std::thread::current().id());
+            Ok(vec![SocketAddr::from(([127, 0, 0, 1], self.port))].into_iter())
+        }
+    }
+    let svc = Service {
+        port: addr.port(),
+        seen_on: Default::default(),
+    };
+    TcpStream::connect(StdAddrs(svc.clone())).unwrap();
+    let seen = svc.seen_on.lock().unwrap().expect("converted");
+    assert_ne!(seen, std::thread::current().id(), "ran on the hub's thread");
 }
 
 /// test__socket.py `TestCreateConnection.test_refuses` and `test_refuses_from_port`, and
