@@ -19,12 +19,26 @@
 //!   connections ([`StreamServer::backlog`] to change it). Connections are kept open as long as
 //!   their handler likes, unless [`StreamServer::idle_timeout`] is set: then a connection whose
 //!   read or write waits on the peer that long is closed.
+//! - [`StreamServer::stop_accepting`] pauses the loop (the listening socket stays open and the
+//!   kernel queues new connections) until [`StreamServer::start_accepting`];
+//!   [`StreamServer::started`] is true from `start` to `stop`, paused or not.
 //! - [`StreamServer::stop`] stops accepting at once (the listening socket is closed), lets the running
 //!   handlers finish until the timeout, then kills the rest and waits for them to die.
 //! - On every core: [`StreamServer::bind_workers`] starts N hubs ([`crate::hubs`]), each with its own
 //!   `StreamServer` on its own listening socket, all bound to one address with `SO_REUSEPORT`: the
 //!   kernel spreads connections across them, and a connection stays on the hub that accepted it.
 //!   [`MultiServer::stop`] stops them all at once, gracefully.
+//!
+//! # From `gevent.server`
+//! | gevent | here |
+//! |---|---|
+//! | `StreamServer((host, port), handle)` | [`StreamServer::bind`]`(addr, handle)`, or [`StreamServer::new`] on a listener |
+//! | `spawn=Pool(n)` / `spawn=n` | [`StreamServer::with_pool`] / [`StreamServer::max_connections`] |
+//! | `backlog=n` | [`StreamServer::backlog`] |
+//! | `start()`, `serve_forever()`, `stop(timeout)` | [`StreamServer::start`], [`StreamServer::serve_forever`], [`StreamServer::stop`] |
+//! | `stop_accepting()`, `start_accepting()`, `started` | [`StreamServer::stop_accepting`], [`StreamServer::start_accepting`], [`StreamServer::started`] |
+//! | `server.address` | [`StreamServer::local_addr`] |
+//! | `DatagramServer(addr, handle)` | [`DatagramServer::bind`] |
 //!
 //! # Examples
 //! ```
@@ -157,6 +171,10 @@ type Handler<S> = Rc<dyn Fn(<S as Source>::Item, &S)>;
 /// The state behind every handle of one server.
 struct Core<S: Source> {
     stopped: Cell<bool>,
+    /// `start` was called (and `stop` not yet): gevent's `started`.
+    started: Cell<bool>,
+    /// Set by `stop`: what `serve_forever` waits for.
+    done: crate::event::Event,
     /// Set on every connection accepted (see `StreamServer::idle_timeout`).
     idle: Cell<Option<Duration>>,
     /// # Invariant
@@ -190,6 +208,8 @@ impl<S: Source> Server<S> {
         Server {
             core: Rc::new(Core {
                 stopped: Cell::new(false),
+                started: Cell::new(false),
+                done: crate::event::Event::new(),
                 idle: Cell::new(None),
                 pool: RefCell::new(None),
                 active: RefCell::new(BTreeMap::new()),
@@ -223,6 +243,19 @@ impl<S: Source> Server<S> {
     }
 
     fn start(&self) {
+        if self.core.stopped.get() {
+            return;
+        }
+        self.core.started.set(true);
+        self.start_accepting();
+    }
+
+    fn started(&self) -> bool {
+        self.core.started.get()
+    }
+
+    /// Spawns the loop unless it runs (or the server stopped).
+    fn start_accepting(&self) {
         if self.core.run_loop.borrow().is_some() || self.core.stopped.get() {
             return;
         }
@@ -231,12 +264,29 @@ impl<S: Source> Server<S> {
         *self.core.run_loop.borrow_mut() = Some(g);
     }
 
+    /// Kills the loop (waiting for it to die), leaving the socket open.
+    fn stop_accepting(&self) {
+        let run_loop = self.core.run_loop.borrow_mut().take();
+        if let Some(g) = run_loop {
+            if !is_current(&g) {
+                g.kill();
+            }
+        }
+    }
+
+    fn is_accepting(&self) -> bool {
+        self.core
+            .run_loop
+            .borrow()
+            .as_ref()
+            .is_some_and(|g| !g.ready())
+    }
+
     fn serve_forever(&self) {
         self.start();
-        let g = self.core.run_loop.borrow().clone();
-        if let Some(g) = g {
-            g.join();
-        }
+        // Until `stop`, or until nothing is left that could call it (accepting paused and no
+        // other greenlet, timer or I/O: the hub reports that the wait can never end).
+        while !self.core.stopped.get() && self.core.done.wait_deadline(None).is_ok() {}
     }
 
     /// Waits while the pool is full. Returns false if the server stopped.
@@ -314,6 +364,8 @@ impl<S: Source> Server<S> {
             s.close();
         }
         self.core.stopped.set(true);
+        self.core.started.set(false);
+        self.core.done.set();
         let run_loop = self.core.run_loop.borrow_mut().take();
         if let Some(g) = run_loop {
             if !g.ready() && !is_current(&g) {
@@ -576,12 +628,46 @@ impl StreamServer {
         self.inner.is_stopped()
     }
 
-    /// Starts the accept loop in a new greenlet and returns. Starting twice does nothing.
+    /// Starts the accept loop in a new greenlet and returns. Starting twice does nothing, nor does
+    /// starting a stopped server; after [`StreamServer::stop_accepting`] it accepts again.
     pub fn start(&self) {
         self.inner.start();
     }
 
-    /// Starts (if needed) and waits until the server is stopped (gevent's `serve_forever`).
+    /// Whether the server was started and not stopped (gevent's `started`): true from
+    /// [`start`](StreamServer::start) (or [`serve_forever`](StreamServer::serve_forever)) until
+    /// [`stop`](StreamServer::stop), also while accepting is paused.
+    pub fn started(&self) -> bool {
+        self.inner.started()
+    }
+
+    /// Pauses accepting (gevent's `stop_accepting`): the accept loop ends, the listening socket
+    /// stays open, so clients still connect and wait in the kernel's backlog (until it is full)
+    /// for [`start_accepting`](StreamServer::start_accepting). Running handlers go on. Does
+    /// nothing if the server is not accepting.
+    ///
+    /// # Cancel safety
+    /// Waits (briefly) for the loop greenlet to die; a kill landing here unwinds out of it and
+    /// the loop still dies. No connection is lost: one the loop had not taken stays queued.
+    pub fn stop_accepting(&self) {
+        self.inner.stop_accepting();
+    }
+
+    /// Resumes accepting after [`stop_accepting`](StreamServer::stop_accepting) (gevent's
+    /// `start_accepting`); the connections that queued meanwhile are served first. Does nothing
+    /// while accepting or after [`stop`](StreamServer::stop); on a server never started, it
+    /// starts it (as [`start`](StreamServer::start)).
+    pub fn start_accepting(&self) {
+        self.inner.start();
+    }
+
+    /// Whether the accept loop runs (started, not paused, not stopped).
+    pub fn is_accepting(&self) -> bool {
+        self.inner.is_accepting()
+    }
+
+    /// Starts (if needed) and waits until the server is stopped (gevent's `serve_forever`);
+    /// [`stop_accepting`](StreamServer::stop_accepting) does not end the wait.
     ///
     /// # Cancel safety
     /// A kill or Timeout landing here unwinds out of the wait; the server keeps running.
@@ -900,6 +986,30 @@ impl DatagramServer {
     /// Starts the receive loop in a new greenlet. Starting twice does nothing.
     pub fn start(&self) {
         self.inner.start();
+    }
+
+    /// As [`StreamServer::started`].
+    pub fn started(&self) -> bool {
+        self.inner.started()
+    }
+
+    /// Pauses receiving (datagrams wait in the socket's buffer); as
+    /// [`StreamServer::stop_accepting`].
+    ///
+    /// # Cancel safety
+    /// As [`StreamServer::stop_accepting`].
+    pub fn stop_accepting(&self) {
+        self.inner.stop_accepting();
+    }
+
+    /// Resumes receiving; as [`StreamServer::start_accepting`].
+    pub fn start_accepting(&self) {
+        self.inner.start();
+    }
+
+    /// Whether the receive loop runs.
+    pub fn is_accepting(&self) -> bool {
+        self.inner.is_accepting()
     }
 
     /// Starts (if needed) and waits until stopped.

@@ -32,7 +32,9 @@ use gevent::server::{DatagramServer, MultiServer, StreamServer};
 use gevent::signal::SignalGuard;
 use gevent::subprocess::{Child, ChildStdin, Command};
 use gevent::threadpool::ThreadPool;
-use gevent::{Failure, GetError, Greenlet, HubHandle, LinkId, LoopExit, TimeoutError, Waiter};
+use gevent::{
+    Failure, GetError, Greenlet, HubHandle, LinkId, LoopExit, Timeout, TimeoutError, Waiter,
+};
 
 /// Compiles only if `$t` does not implement `$tr` (the two blanket impls otherwise overlap for
 /// type inference, making `_` ambiguous).
@@ -87,6 +89,7 @@ fn what_belongs_to_a_hub_stays_on_its_thread() {
         Child,
         ChildStdin,
         SignalGuard,
+        Timeout,
     );
 }
 

@@ -16,10 +16,29 @@
 //!   `accept`, `connect`, `shutdown`, `local_addr`, `peer_addr`, socket options, `take_error`,
 //!   `try_clone`, `listen`); what touches no socket state still answers (`is_closed`, the hub-kept
 //!   timeouts, `as_raw_fd`). The fd itself is closed when the value is dropped.
+//! - `set_nonblocking(true)` (every type) makes an operation that cannot complete at once fail
+//!   with `WouldBlock` instead of parking, as a non-blocking std socket does (gevent's
+//!   `setblocking(False)`); the default is to park.
 //! - Read and write timeouts ([`TcpStream::set_read_timeout`], ...) are deadlines kept by the hub (not
 //!   `SO_RCVTIMEO`); when one passes the operation fails with `io::ErrorKind::TimedOut`.
+//! - [`create_connection`] is gevent's `create_connection(address, timeout, source_address)`.
 //! - Host names go through [`resolve`], which runs `getaddrinfo` on the hub's default
 //!   [`ThreadPool`](crate::threadpool::ThreadPool); numeric addresses never leave the thread.
+//!
+//! # From `gevent.socket`
+//! | gevent | here |
+//! |---|---|
+//! | `socket.socket(AF_INET, SOCK_STREAM)` + `connect` | [`TcpStream::connect`] (any [`ToSocketAddrs`]) |
+//! | `socket.create_connection(addr, timeout, source_address)` | [`create_connection`] |
+//! | `sock.bind(addr); sock.listen(n)` | [`TcpListener::bind`], [`TcpListener::bind_with_backlog`], [`TcpListener::listen`] |
+//! | `sock.accept()` | [`TcpListener::accept`], [`TcpListener::accept_timeout`], [`TcpListener::incoming`] |
+//! | `sock.settimeout(t)` | `set_read_timeout` / `set_write_timeout` (`TimedOut` when it passes) |
+//! | `sock.setblocking(False)` | `set_nonblocking(true)`: `WouldBlock` instead of parking |
+//! | `sock.dup()` | `try_clone` (every type) |
+//! | `setsockopt(IP_TTL / SO_LINGER / IP_ADD_MEMBERSHIP ...)` | `set_ttl`, [`TcpStream::set_linger`], [`UdpSocket::join_multicast_v4`] ... |
+//! | `sock.close()` | `close()` (wakes the waiters), or drop |
+//! | `getaddrinfo(host, port)` | [`resolve`] (on the thread pool) |
+//! | `wait_read(fd)` / `wait_write(fd)` | [`wait_read`] / [`wait_write`] |
 //!
 //! # Examples
 //! The seed's server, one greenlet per connection:
@@ -48,7 +67,7 @@ mod tcp;
 mod udp;
 mod unix;
 
-pub use self::tcp::{TcpListener, TcpStream};
+pub use self::tcp::{create_connection, TcpListener, TcpStream};
 pub use self::udp::UdpSocket;
 pub use self::unix::{UnixDatagram, UnixListener, UnixStream};
 pub use crate::io::{wait_read, wait_write};
@@ -92,8 +111,10 @@ impl std::error::Error for ConcurrentObjectUseError {}
 
 /// Addresses a socket can be bound or connected to: gevent's version of `std::net::ToSocketAddrs`.
 ///
-/// Implemented for the same types as std's trait. Numeric addresses are parsed in place; host names
-/// are looked up with [`resolve`] on the default thread pool, so the hub never blocks on DNS.
+/// Implemented for the same types as std's trait (and `Vec<SocketAddr>`, `[SocketAddr; N]`).
+/// Numeric addresses are parsed in place; host names are looked up with [`resolve`] on the
+/// default thread pool, so the hub never blocks on DNS. Any other `std::net::ToSocketAddrs`
+/// value (a type of yours, a generic parameter) goes in through [`StdAddrs`].
 pub trait ToSocketAddrs {
     /// The addresses, in the order to try them.
     ///
@@ -156,6 +177,55 @@ impl ToSocketAddrs for (&str, u16) {
 impl ToSocketAddrs for (String, u16) {
     fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
         (self.0.as_str(), self.1).to_socket_addrs()
+    }
+}
+
+impl ToSocketAddrs for Vec<SocketAddr> {
+    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        Ok(self.clone())
+    }
+}
+
+impl<const N: usize> ToSocketAddrs for [SocketAddr; N] {
+    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        Ok(self.to_vec())
+    }
+}
+
+/// Any `std::net::ToSocketAddrs` value, for the gevent constructors: `TcpStream::connect(StdAddrs(a))`.
+///
+/// [`ToSocketAddrs`] is implemented for every type std implements its trait for (numeric
+/// addresses parsed in place, host names looked up on the thread pool), but not for a type of
+/// yours, nor for a generic `A: std::net::ToSocketAddrs` parameter: the compiler cannot tell
+/// whether such a value names a host, and std's lookup would block the whole hub. Wrapped in
+/// `StdAddrs`, the value is converted on the hub's default
+/// [`ThreadPool`](crate::threadpool::ThreadPool), as [`resolve`] does: always cooperative, at
+/// the cost of a round trip to a thread even for a numeric address.
+///
+/// # Examples
+/// ```
+/// use gevent::net::{StdAddrs, TcpListener, TcpStream};
+///
+/// fn connect_any<A: std::net::ToSocketAddrs + Clone + Send + 'static>(a: A) -> std::io::Result<TcpStream> {
+///     TcpStream::connect(StdAddrs(a))
+/// }
+/// let l = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let port = l.local_addr().unwrap().port();
+/// let c = connect_any(("localhost".to_string(), port));
+/// # let _ = c;
+/// ```
+///
+/// # Cancel safety
+/// As [`resolve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StdAddrs<A>(pub A);
+
+impl<A> ToSocketAddrs for StdAddrs<A>
+where
+    A: std::net::ToSocketAddrs + Clone + Send + 'static,
+{
+    fn to_socket_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        resolve(self.0.clone())
     }
 }
 

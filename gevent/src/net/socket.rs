@@ -84,6 +84,9 @@ pub(crate) struct Socket<S> {
     write_timeout: Cell<Option<Duration>>,
     /// A wait that lasts this long closes the socket (see [`Socket::set_idle_timeout`]).
     idle_timeout: Cell<Option<Duration>>,
+    /// Set by the user's `set_nonblocking(true)`: an operation that would wait fails with
+    /// `WouldBlock` instead of parking (the fd itself is always non-blocking).
+    nonblocking: Cell<bool>,
     inner: S,
 }
 
@@ -119,6 +122,7 @@ impl<S: AsRawFd> Socket<S> {
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
             idle_timeout: Cell::new(None),
+            nonblocking: Cell::new(false),
             inner,
         })
     }
@@ -193,6 +197,18 @@ impl<S> Socket<S> {
 
     pub(crate) fn idle_timeout(&self) -> Option<Duration> {
         self.idle_timeout.get()
+    }
+
+    /// With `true`, an operation that would wait fails with `WouldBlock` instead (see the
+    /// `set_nonblocking` of the public types).
+    pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.open()?;
+        self.nonblocking.set(on);
+        Ok(())
+    }
+
+    pub(crate) fn is_nonblocking(&self) -> bool {
+        self.nonblocking.get()
     }
 
     pub(crate) fn read_timeout(&self) -> Option<Duration> {
@@ -301,10 +317,15 @@ impl<S> Socket<S> {
             // closed (EOF, an error: it stays ready, no edge follows).
             let tried = !(std::mem::replace(&mut park_first, false)
                 && !busy.get()
+                && !self.nonblocking.get()
                 && !self.src.hung_up_in(&crate::hub::get_hub(), interest));
             if tried {
                 match f() {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if self.nonblocking.get() {
+                            return Err(e);
+                        }
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     r => return r,
                 }
@@ -906,6 +927,56 @@ macro_rules! impl_stream_common {
     };
 }
 
+/// `set_nonblocking` / `is_nonblocking` and `try_clone` for `$t`, whose `sock` is a
+/// `Socket<$inner>`; `$wrap` turns the `dup`'d fd (an `OwnedFd`) into `$inner`.
+macro_rules! impl_mode_and_clone {
+    ($t:ty, $wrap:expr) => {
+        impl $t {
+            /// Switches between gevent's blocking mode (the default: an operation that cannot
+            /// complete parks the calling greenlet, the other greenlets run) and non-blocking mode
+            /// (`true`): an operation that cannot complete at once fails with
+            /// `io::ErrorKind::WouldBlock` instead of parking, as a non-blocking std socket does
+            /// (gevent's `setblocking(False)`). Wait for readiness yourself then, with
+            /// [`wait_read`](crate::net::wait_read) / [`wait_write`](crate::net::wait_write) or
+            /// [`select`](crate::select). The fd underneath is non-blocking either way; the mode
+            /// belongs to this handle (a [`try_clone`](Self::try_clone) starts with the same mode
+            /// and then keeps its own).
+            ///
+            /// # Errors
+            /// `NotConnected` after `close`.
+            pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+                self.sock.set_nonblocking(nonblocking)
+            }
+
+            /// Whether [`set_nonblocking`](Self::set_nonblocking)`(true)` is in force.
+            pub fn is_nonblocking(&self) -> bool {
+                self.sock.is_nonblocking()
+            }
+
+            /// A second handle on the same socket (a `dup`'d fd, registered with this thread's hub
+            /// on its own), like std's `try_clone`. The handles share the socket (its data, its
+            /// options, its kernel state); each has its own hub-kept timeouts (the clone starts
+            /// with none), its own one-greenlet-per-side rule and its own
+            /// [`close`](Self::close), which wakes only its own waiters (but on a connected
+            /// stream `close` also shuts the shared connection down both ways; dropping a handle
+            /// releases only its fd). The clone starts in this handle's blocking mode.
+            ///
+            /// # Errors
+            /// `NotConnected` after `close`; as `dup(2)` (`EMFILE`); registration.
+            pub fn try_clone(&self) -> std::io::Result<$t> {
+                let fd = std::os::fd::AsFd::as_fd(self.sock.open()?).try_clone_to_owned()?;
+                let wrap: fn(std::os::fd::OwnedFd) -> _ = $wrap;
+                let clone = Self {
+                    sock: crate::net::socket::Socket::new(wrap(fd))?,
+                };
+                clone.sock.set_nonblocking(self.sock.is_nonblocking())?;
+                Ok(clone)
+            }
+        }
+    };
+}
+
 pub(crate) use {
-    impl_async_io, impl_fd, impl_std_conversions, impl_stream_common, impl_stream_io, impl_timeouts,
+    impl_async_io, impl_fd, impl_mode_and_clone, impl_std_conversions, impl_stream_common,
+    impl_stream_io, impl_timeouts,
 };
