@@ -41,6 +41,15 @@ pub trait Transport: Read + Write {
     /// # Errors
     /// As the underlying socket's.
     fn shutdown_write(&mut self) -> io::Result<()>;
+    /// Called before the server drops a connection it ends without lingering: a TLS stream
+    /// sends `close_notify` here, so that its peer reads a clean end rather than a truncation.
+    /// The default does nothing (dropping a TCP stream closes it).
+    ///
+    /// # Errors
+    /// As the underlying socket's; the server ignores them.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Transport for TcpStream {
@@ -52,6 +61,24 @@ impl Transport for TcpStream {
     }
     fn shutdown_write(&mut self) -> io::Result<()> {
         TcpStream::shutdown(self, std::net::Shutdown::Write)
+    }
+}
+
+/// TLS over TCP: timeouts on the TCP stream; shutting down sends `close_notify`, then the TCP FIN.
+#[cfg(feature = "ssl")]
+impl Transport for crate::ssl::TlsStream<TcpStream> {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        crate::ssl::TlsStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        crate::ssl::TlsStream::set_write_timeout(self, t)
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        crate::ssl::TlsStream::shutdown(self)?;
+        self.get_ref().shutdown(std::net::Shutdown::Write)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        crate::ssl::TlsStream::shutdown(self)
     }
 }
 
