@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use gevent::http::websocket::{self, tungstenite::Message};
 use gevent::http::{
-    header, AccessLog, Body, Config, Method, Request, Response, ResponseBody, Server, StatusCode,
-    BACKLOG,
+    header, Body, Config, Method, Request, Response, ResponseBody, Server, StatusCode, BACKLOG,
 };
+use gevent::logging::LogWriter;
 use gevent::net::TcpListener;
 use gevent::ssl::TlsAcceptor;
 
@@ -114,7 +114,10 @@ fn main() {
         config.header_timeout = t;
     }
     if std::env::var_os("HTTP_SERVER_ACCESS_LOG").is_some() {
-        config.access_log = Some(AccessLog::stderr());
+        match LogWriter::stderr() {
+            Ok(log) => config.access_log = Some(log),
+            Err(e) => eprintln!("http_server: no access log: {e}"),
+        }
     }
     let failed = |e: io::Error| -> ! {
         eprintln!("http_server: cannot listen on 127.0.0.1:{}: {e}", args.port);

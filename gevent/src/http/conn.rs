@@ -1337,7 +1337,8 @@ fn handle(conn: &Rc<RefCell<Conn>>, head: Head, ctx: &ConnCtx) -> Next {
     };
     if let (Some(info), Some(sink)) = (log, &ctx.config.access_log) {
         let bytes = conn.borrow().body_bytes;
-        sink.request(
+        super::log::access_line(
+            sink,
             ctx.peer,
             &info.line,
             status,

@@ -62,7 +62,7 @@
 //!
 //! # Access log
 //! [`Config::access_log`] (off by default): one line per response in the combined log format,
-//! through an [`AccessLog`], whose writer thread never blocks the hub. The client's address is
+//! through a [`LogWriter`](crate::logging::LogWriter), whose writer thread never blocks the hub. The client's address is
 //! also available to handlers from [`Body::peer_addr`].
 //!
 //! # Parser
@@ -115,7 +115,6 @@ pub use ::http::{
 };
 
 pub use self::conn::{Body, BodyWriter, ResponseBody, Upgraded};
-pub use self::log::AccessLog;
 pub use self::server::{serve_connection, MultiServer, Server, BACKLOG};
 pub use self::types::{Config, Handler, Transport};
 
