@@ -19,6 +19,10 @@
 //!
 //! `--tls CERT.pem KEY.pem`: HTTPS (TLS 1.2/1.3 on rustls, ALPN `http/1.1`), the handshake under the
 //! header timeout; a plaintext client gets a 400 and the server goes on.
+//!
+//! `--workers N` (default 1): N hubs on N threads, each with its own `SO_REUSEPORT` listener and
+//! accept loop (`Server::bind_workers_with`); the kernel spreads connections across them. A
+//! CPU-bound handler (`/work`) then delays only its own hub.
 
 use std::io::{self, Read};
 use std::time::{Duration, Instant};

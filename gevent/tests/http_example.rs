@@ -873,6 +873,44 @@ fn tls_curl_keep_alive_upload_and_a_plaintext_client() {
 }
 
 #[test]
+fn tls_handshake_under_the_header_timeout() {
+    let pki = Pki::new(&[]);
+    let mut args = tls_args(&pki).to_vec();
+    args.extend(["--header-timeout-ms", "300"]);
+    let srv = Server::start(&args);
+    srv.assert_fds_back_to(srv.fds());
+    let base = srv.fds();
+    // A silent client, and one that sends half a ClientHello record: both closed at the header
+    // timeout, while a real client is served meanwhile.
+    let t = Instant::now();
+    let mut silent = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    let mut slow = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    slow.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
+    let tcp = gevent::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    let mut ok = BufReader::new(pki.connector().connect("localhost", tcp).unwrap());
+    ok.get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = String::new();
+    ok.read_to_string(&mut got).unwrap();
+    assert!(got.ends_with("Hello, World!"), "{got}");
+    for c in [&mut silent, &mut slow] {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest); // EOF or a reset, with no HTTP answer
+        assert!(!rest.starts_with(b"HTTP/"), "{rest:?}");
+    }
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    drop((silent, slow, ok));
+    srv.assert_fds_back_to(base);
+}
+
+#[test]
 fn tls_python_http_client_one_and_two_workers() {
     let pki = Pki::new(&[]);
     let srv = Server::start(&tls_args(&pki));
