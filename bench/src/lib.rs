@@ -237,6 +237,36 @@ pub struct Serve {
     pub port_file: std::path::PathBuf,
 }
 
+/// A self-signed certificate for `localhost` / `127.0.0.1` (ECDSA P-256, rcgen's default) and its key,
+/// DER (the key PKCS#8), made afresh: the HTTPS rows' servers each make one at start.
+///
+/// # Panics
+/// If rcgen fails (it does not for these names).
+pub fn self_signed() -> (Vec<u8>, Vec<u8>) {
+    let c =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("a self-signed certificate");
+    (c.cert.der().to_vec(), c.signing_key.serialize_der())
+}
+
+/// The CPU-bound handler of the `work50us_w<n>` rows (`GET /work?us=N`): spins N microseconds without
+/// yielding. `None` when the path is not `/work`.
+pub fn work_route(path: &str, query: Option<&str>) -> Option<&'static [u8]> {
+    if path != "/work" {
+        return None;
+    }
+    let us: u64 = query
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("us=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let d = Duration::from_micros(us);
+    let t = std::time::Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+    Some(b"done")
+}
+
 /// Longest a benchmark server lives, whoever forgets to stop it.
 pub const SERVE_MAX: Duration = Duration::from_secs(900);
 

@@ -17,16 +17,23 @@
 //! Try: `curl -s localhost:8080/stream?n=3`, `curl -s --data-binary @file localhost:8080/echo`.
 //! Set `HTTP_SERVER_ACCESS_LOG=1` for an access log on stderr.
 //!
-//! `--workers N`: one worker (hub) only so far; a larger N is accepted with a warning and runs one.
-//! `--tls`: not built yet (the TLS module comes separately); the server says so and exits.
+//! `--tls CERT.pem KEY.pem`: HTTPS (TLS 1.2/1.3 on rustls, ALPN `http/1.1`), the handshake under the
+//! header timeout; a plaintext client gets a 400 and the server goes on.
+//!
+//! `--workers N` (default 1): N hubs on N threads, each with its own `SO_REUSEPORT` listener and
+//! accept loop (`Server::bind_workers_with`); the kernel spreads connections across them. A
+//! CPU-bound handler (`/work`) then delays only its own hub.
 
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use gevent::http::websocket::{self, tungstenite::Message};
 use gevent::http::{
-    header, AccessLog, Body, Config, Method, Request, Response, ResponseBody, Server, StatusCode,
+    header, Body, Config, Method, Request, Response, ResponseBody, Server, StatusCode, BACKLOG,
 };
+use gevent::logging::LogWriter;
+use gevent::net::TcpListener;
+use gevent::ssl::TlsAcceptor;
 
 struct Args {
     port: u16,
@@ -98,30 +105,49 @@ fn parse_args() -> Args {
 
 fn main() {
     let args = parse_args();
-    if let Some((cert, key)) = &args.tls {
-        eprintln!("http_server: TLS support not built (--tls {cert} {key})");
-        std::process::exit(2);
-    }
-    if args.workers > 1 {
-        eprintln!(
-            "http_server: --workers {}: only 1 worker is supported so far; running 1",
-            args.workers
-        );
-    }
+    let tls = args.tls.as_ref().map(|(cert, key)| {
+        TlsAcceptor::from_pem_files(cert, key)
+            .unwrap_or_else(|e| {
+                eprintln!("http_server: --tls: {e}");
+                std::process::exit(1);
+            })
+            .with_alpn(&[b"http/1.1"])
+    });
     let mut config = Config::default();
     if let Some(t) = args.header_timeout {
         config.header_timeout = t;
     }
     if std::env::var_os("HTTP_SERVER_ACCESS_LOG").is_some() {
-        config.access_log = Some(AccessLog::stderr());
-    }
-    let server = match Server::bind(("127.0.0.1", args.port), route) {
-        Ok(s) => s.with_config(config),
-        Err(e) => {
-            eprintln!("http_server: cannot listen on 127.0.0.1:{}: {e}", args.port);
-            std::process::exit(1);
+        match LogWriter::stderr() {
+            Ok(log) => config.access_log = Some(log),
+            Err(e) => eprintln!("http_server: no access log: {e}"),
         }
+    }
+    let failed = |e: io::Error| -> ! {
+        eprintln!("http_server: cannot listen on 127.0.0.1:{}: {e}", args.port);
+        std::process::exit(1);
     };
+    let make = move |listener| {
+        let server = Server::new(listener, route)?.with_config(config.clone());
+        Ok(match &tls {
+            Some(acceptor) => server.with_tls(acceptor.clone()),
+            None => server,
+        })
+    };
+    if args.workers > 1 {
+        // A hub per worker thread, each with its own SO_REUSEPORT listener and accept loop.
+        let servers =
+            Server::bind_workers_with(("127.0.0.1", args.port), args.workers, move |_, l| make(l))
+                .unwrap_or_else(|e| failed(e));
+        println!("listening on {}", servers.local_addr());
+        let _ = io::Write::flush(&mut io::stdout());
+        loop {
+            std::thread::park();
+        }
+    }
+    let listener = TcpListener::bind_with_backlog(("127.0.0.1", args.port), BACKLOG as u32)
+        .unwrap_or_else(|e| failed(e));
+    let server = make(listener).unwrap_or_else(|e| failed(e));
     println!("listening on {}", server.local_addr());
     let _ = io::Write::flush(&mut io::stdout());
     server.serve_forever();

@@ -10,6 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "ssl_common/mod.rs"]
+mod ssl_common;
+use ssl_common::Pki;
+
 struct Server {
     child: Child,
     port: u16,
@@ -697,9 +701,13 @@ fn curl_keep_alive_chunked_upload() {
 }
 
 const PY_CLIENT: &str = r#"
-import http.client, sys
+import http.client, ssl, sys
 port = int(sys.argv[1])
-c = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+if len(sys.argv) > 2:
+    ctx = ssl.create_default_context(cafile=sys.argv[2])
+    c = http.client.HTTPSConnection('localhost', port, timeout=10, context=ctx)
+else:
+    c = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
 c.request('GET', '/'); r = c.getresponse()
 assert (r.status, r.read()) == (200, b'Hello, World!'), r.status
 sock = c.sock
@@ -720,15 +728,13 @@ c.request('GET', '/nowhere'); r = c.getresponse(); assert r.status == 404; r.rea
 print('ok')
 "#;
 
-#[test]
-fn python_http_client() {
-    let srv = Server::start(&[]);
-    srv.assert_fds_back_to(srv.fds());
-    let base = srv.fds();
+/// Runs [`PY_CLIENT`] against `srv` (over TLS when `ca` is given) and checks it passed.
+fn run_python_client(srv: &Server, ca: Option<&std::path::Path>) {
     let out = Command::new("python3")
         .arg("-c")
         .arg(PY_CLIENT)
         .arg(srv.port.to_string())
+        .args(ca)
         .output()
         .expect("python3 is needed for this test");
     assert!(
@@ -737,6 +743,14 @@ fn python_http_client() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn python_http_client() {
+    let srv = Server::start(&[]);
+    srv.assert_fds_back_to(srv.fds());
+    let base = srv.fds();
+    run_python_client(&srv, None);
     srv.assert_fds_back_to(base);
     if Command::new("python3")
         .args(["-c", "import websocket"])
@@ -750,11 +764,27 @@ fn python_http_client() {
 #[test]
 fn command_line_errors_are_clear() {
     let out = Command::new(example_binary())
-        .args(["--port", "0", "--tls", "cert.pem", "key.pem"])
+        .args(["--port", "0", "--tls", "/nonexistent/cert.pem", "key.pem"])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS support not built"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--tls") && err.contains("/nonexistent/cert.pem"),
+        "{err}"
+    );
+    let out = Command::new(example_binary())
+        .args(["--port", "0", "--tls", "cert.pem"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls needs a value"));
+    let out = Command::new(example_binary())
+        .args(["--port", "0", "--workers", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad --workers"));
     let out = Command::new(example_binary()).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--port is required"));
@@ -764,22 +794,250 @@ fn command_line_errors_are_clear() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad --header-timeout-ms"));
-    // More than one worker: accepted, says so, runs one.
-    let srv = Server::start(&["--workers", "2"]);
-    let mut c = Client::new(srv.port);
-    c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(c.response().status, 200);
-    let t = Instant::now();
-    while !srv
-        .stderr
-        .lock()
-        .unwrap()
-        .contains("only 1 worker is supported so far")
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(3),
-            "no warning about --workers 2"
-        );
-        std::thread::sleep(Duration::from_millis(10));
+}
+
+/// `Pki`'s certificate and key as `--tls` arguments.
+fn tls_args(pki: &Pki) -> [&str; 3] {
+    [
+        "--tls",
+        pki.cert_file.to_str().unwrap(),
+        pki.key_file.to_str().unwrap(),
+    ]
+}
+
+#[test]
+fn tls_curl_keep_alive_upload_and_a_plaintext_client() {
+    if !have("curl") {
+        eprintln!("SKIPPED: curl is not installed (apt-get install -y curl)");
+        return;
     }
+    let pki = Pki::new(&[]);
+    let srv = Server::start(&tls_args(&pki));
+    srv.assert_fds_back_to(srv.fds());
+    let base = srv.fds();
+    let https = |path: &str| format!("https://localhost:{}{path}", srv.port);
+    let curl = |args: &[&str]| {
+        Command::new("curl")
+            .args(["-sv", "--max-time", "10", "--cacert"])
+            .arg(&pki.ca_file)
+            .args(["--resolve", &format!("localhost:{}:127.0.0.1", srv.port)])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Two URLs, one TLS connection; ALPN settles on http/1.1.
+    let out = curl(&[&https("/"), &https("/stream?n=3")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Hello, World!chunk 0\nchunk 1\nchunk 2\n"
+    );
+    assert!(err.contains("Re-using existing connection"), "{err}");
+    assert!(err.contains("ALPN: server accepted http/1.1"), "{err}");
+    // A chunked upload over TLS.
+    let out = curl(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        "0123456789abcdef",
+        &https("/echo"),
+    ]);
+    assert_eq!(out.stdout, b"0123456789abcdef");
+    // A plaintext client on the TLS port: a clear 400, and the server goes on.
+    let mut c = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut got = String::new();
+    let _ = c.read_to_string(&mut got);
+    assert!(
+        got.starts_with("HTTP/1.0 400 Bad Request\r\n")
+            && got.ends_with("Client sent an HTTP request to an HTTPS server.\n"),
+        "{got:?}"
+    );
+    drop(c);
+    let out = curl(&[&https("/")]);
+    assert_eq!(out.stdout, b"Hello, World!");
+    // A certificate the client does not trust: the handshake fails, the server goes on.
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10"])
+        .arg(https("/"))
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", srv.port)])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(curl(&[&https("/")]).stdout, b"Hello, World!");
+    srv.assert_fds_back_to(base);
+    let log = srv.stderr.lock().unwrap().clone();
+    assert!(log.contains("not speaking TLS"), "{log}");
+}
+
+#[test]
+fn tls_handshake_under_the_header_timeout() {
+    let pki = Pki::new(&[]);
+    let mut args = tls_args(&pki).to_vec();
+    args.extend(["--header-timeout-ms", "300"]);
+    let srv = Server::start(&args);
+    srv.assert_fds_back_to(srv.fds());
+    let base = srv.fds();
+    // A silent client, and one that sends half a ClientHello record: both closed at the header
+    // timeout, while a real client is served meanwhile.
+    let t = Instant::now();
+    let mut silent = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    let mut slow = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    slow.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
+    let tcp = gevent::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    let mut ok = BufReader::new(pki.connector().connect("localhost", tcp).unwrap());
+    ok.get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = String::new();
+    ok.read_to_string(&mut got).unwrap();
+    assert!(got.ends_with("Hello, World!"), "{got}");
+    for c in [&mut silent, &mut slow] {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut rest = Vec::new();
+        let _ = c.read_to_end(&mut rest); // EOF or a reset, with no HTTP answer
+        assert!(!rest.starts_with(b"HTTP/"), "{rest:?}");
+    }
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    drop((silent, slow, ok));
+    srv.assert_fds_back_to(base);
+}
+
+#[test]
+fn tls_python_http_client_one_and_two_workers() {
+    let pki = Pki::new(&[]);
+    let srv = Server::start(&tls_args(&pki));
+    srv.assert_fds_back_to(srv.fds());
+    let base = srv.fds();
+    run_python_client(&srv, Some(&pki.ca_file));
+    srv.assert_fds_back_to(base);
+    drop(srv);
+    let mut args = tls_args(&pki).to_vec();
+    args.extend(["--workers", "2"]);
+    let srv = Server::start(&args);
+    for _ in 0..3 {
+        run_python_client(&srv, Some(&pki.ca_file));
+    }
+}
+
+#[test]
+fn tls_openssl_s_client() {
+    if !Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("SKIPPED: openssl is not installed (apt-get install -y openssl)");
+        return;
+    }
+    let pki = Pki::new(&[]);
+    let srv = Server::start(&tls_args(&pki));
+    // `timeout` bounds the client, should the server never close.
+    let mut child = Command::new("timeout")
+        .args([
+            "20",
+            "openssl",
+            "s_client",
+            "-quiet",
+            "-verify_return_error",
+            "-CAfile",
+        ])
+        .arg(&pki.ca_file)
+        .args(["-servername", "localhost", "-alpn", "http/1.1", "-connect"])
+        .arg(format!("127.0.0.1:{}", srv.port))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n\
+              GET /stream?n=2 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK\r\n") && text.contains("\r\n\r\nHello, World!"),
+        "{text}\n{err}"
+    );
+    assert!(
+        text.ends_with("chunk 0\n\r\n8\r\nchunk 1\n\r\n0\r\n\r\n"),
+        "{text}"
+    );
+    assert!(err.contains("verify return:1"), "{err}");
+}
+
+#[test]
+fn tls_websocket_wss_with_tungstenite() {
+    use gevent::http::websocket::tungstenite::{self, Message};
+    let pki = Pki::new(&[]);
+    let srv = Server::start(&tls_args(&pki));
+    let tcp = gevent::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let tls = pki.connector().connect("localhost", tcp).unwrap();
+    let (mut ws, resp) =
+        tungstenite::client::client(format!("wss://localhost:{}/ws", srv.port), tls).unwrap();
+    assert_eq!(resp.status(), 101);
+    for msg in ["hello over tls", "wss"] {
+        ws.send(Message::text(msg)).unwrap();
+        match ws.read().unwrap() {
+            Message::Text(t) => assert_eq!(t.as_str(), msg.to_uppercase()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    ws.close(None).unwrap();
+    loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("closing: {e}"),
+        }
+    }
+}
+
+#[test]
+fn two_workers_serve_every_route() {
+    let srv = Server::start(&["--workers", "2"]);
+    run_python_client(&srv, None);
+    // WebSocket and concurrent sleeps on the workers.
+    let stream = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (mut ws, _) = gevent::http::websocket::tungstenite::client::client(
+        format!("ws://127.0.0.1:{}/ws", srv.port),
+        stream,
+    )
+    .unwrap();
+    ws.send(gevent::http::websocket::tungstenite::Message::text("two"))
+        .unwrap();
+    assert_eq!(ws.read().unwrap().into_text().unwrap().as_str(), "TWO");
+    let t = Instant::now();
+    let clients: Vec<_> = (0..50)
+        .map(|_| {
+            let port = srv.port;
+            std::thread::spawn(move || {
+                let mut c = Client::new(port);
+                c.send(b"GET /sleep?ms=200 HTTP/1.1\r\nHost: t\r\n\r\n");
+                c.response().status
+            })
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }

@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gevent::http::{
-    header, AccessLog, Body, Config, HeaderValue, Request, Response, ResponseBody, Server,
-    StatusCode,
+    header, Body, Config, HeaderValue, Request, Response, ResponseBody, Server, StatusCode,
 };
 use gevent::net::TcpStream;
 
@@ -279,7 +278,7 @@ impl Write for Shared {
 fn access_log_in_combined_format() {
     let sink = Shared::default();
     let server = start(Config {
-        access_log: Some(AccessLog::new(sink.clone())),
+        access_log: Some(gevent::logging::LogWriter::new(sink.clone()).unwrap()),
         ..Config::default()
     });
     let mut c = Client::new(server.local_addr());

@@ -8,8 +8,9 @@
 //! - `hub/chan_handoff`: ping-pong over two `tokio::sync::mpsc` channels of capacity 1; ns per hand-off.
 //! - `hub/event_set_<n>`: n tasks await one `Notify`; `notify_waiters()` until all have run; ns per waiter.
 //! - `hub/timers_<n>_{mean,p99,cpu}`: n tasks each `tokio::time::sleep` a distinct duration; lateness, CPU.
-//! - io (`--serve echo|http --port-file F`): a task-per-connection echo server, or hyper 1's HTTP/1.1 server
-//!   (keep-alive, `Hello, World!`) for wrk; both on a current_thread runtime.
+//! - io (`--serve echo|http|https|http-mt2 --port-file F`): a task-per-connection echo server, or hyper 1's
+//!   HTTP/1.1 server (keep-alive, `Hello, World!`, `/work?us=N`) for wrk, plain or over tokio-rustls; on a
+//!   current_thread runtime (`http-mt2`: multi_thread, 2 workers).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -235,9 +236,11 @@ fn serve(s: &bench::Serve) {
     bench::Serve::exit_after_max();
     match s.kind.as_str() {
         "echo" => {}
-        "http" => return serve_http(s),
+        "http" => return serve_http(s, 1, false),
+        "http-mt2" => return serve_http(s, 2, false),
+        "https" => return serve_http(s, 1, true),
         k => {
-            eprintln!("{PEER}: --serve takes echo or http, not {k:?}");
+            eprintln!("{PEER}: --serve takes echo, http, http-mt2 or https, not {k:?}");
             std::process::exit(2);
         }
     }
@@ -272,17 +275,44 @@ fn serve(s: &bench::Serve) {
     });
 }
 
-/// io group, HTTP plaintext: hyper 1 (`server::conn::http1`, keep-alive, TCP_NODELAY) on a current_thread
-/// runtime, a task per connection, every request answered `200 Hello, World!` (hyper adds content-length
-/// and date).
-fn serve_http(s: &bench::Serve) {
+/// io group, HTTP plaintext: hyper 1 (`server::conn::http1`, keep-alive, TCP_NODELAY), a task per
+/// connection, every request answered `200 Hello, World!` with `content-type: text/plain` (hyper adds
+/// content-length and date), `GET /work?us=N` spinning N us first ([`bench::work_route`]). `workers` 1: a
+/// current_thread runtime; more: a multi_thread runtime with that many workers (`http-mt2`). `tls`: over
+/// tokio-rustls (ring, a fresh self-signed ECDSA P-256 certificate, ALPN `http/1.1`), the handshake in
+/// the connection's task.
+fn serve_http(s: &bench::Serve, workers: usize, tls: bool) {
     use http_body_util::Full;
     use hyper::body::{Bytes, Incoming};
     use hyper::{Request, Response};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime with I/O");
+    let rt = if workers > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .expect("tokio runtime with I/O");
+    let acceptor = tls.then(|| {
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        use tokio_rustls::rustls::ServerConfig;
+        let (cert, key) = bench::self_signed();
+        // The very provider (ring, same suites and key exchanges) the project's TLS uses.
+        let mut config = ServerConfig::builder_with_provider(gevent::ssl::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(cert)],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+            )
+            .expect("certificate and key");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    });
     rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -293,16 +323,34 @@ fn serve_http(s: &bench::Serve) {
                 continue;
             };
             let _ = c.set_nodelay(true);
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
-                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
-                        b"Hello, World!",
-                    ))))
+                let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    let body = bench::work_route(req.uri().path(), req.uri().query())
+                        .unwrap_or(b"Hello, World!");
+                    let mut r = Response::new(Full::new(Bytes::from_static(body)));
+                    r.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static("text/plain"),
+                    );
+                    Ok::<_, std::convert::Infallible>(r)
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                let http = hyper::server::conn::http1::Builder::new()
                     .keep_alive(true)
-                    .serve_connection(hyper_util::rt::TokioIo::new(c), svc)
-                    .await;
+                    .clone();
+                let _ = match acceptor {
+                    None => {
+                        http.serve_connection(hyper_util::rt::TokioIo::new(c), svc)
+                            .await
+                    }
+                    Some(a) => {
+                        let Ok(tls) = a.accept(c).await else {
+                            return;
+                        };
+                        http.serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                            .await
+                    }
+                };
             });
         }
     });

@@ -711,7 +711,11 @@ impl Conn {
     /// reads what the peer still sends for a moment, so that the peer reads our last response
     /// rather than a reset.
     fn close(&mut self, linger: bool) {
-        if self.flush().is_err() || !linger {
+        if self.flush().is_err() {
+            return;
+        }
+        if !linger {
+            let _ = self.io.finish();
             return;
         }
         if self.io.shutdown_write().is_err() {
@@ -1333,7 +1337,8 @@ fn handle(conn: &Rc<RefCell<Conn>>, head: Head, ctx: &ConnCtx) -> Next {
     };
     if let (Some(info), Some(sink)) = (log, &ctx.config.access_log) {
         let bytes = conn.borrow().body_bytes;
-        sink.request(
+        super::log::access_line(
+            sink,
             ctx.peer,
             &info.line,
             status,

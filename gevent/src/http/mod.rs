@@ -62,7 +62,7 @@
 //!
 //! # Access log
 //! [`Config::access_log`] (off by default): one line per response in the combined log format,
-//! through an [`AccessLog`], whose writer thread never blocks the hub. The client's address is
+//! through a [`LogWriter`](crate::logging::LogWriter), whose writer thread never blocks the hub. The client's address is
 //! also available to handlers from [`Body::peer_addr`].
 //!
 //! # Parser
@@ -70,9 +70,18 @@
 //! checked here; the chunked decoder is this module's own and strict (CRLF line ends, at most 16 hex
 //! digits, nothing but extensions after the size).
 //!
-//! # Transports
+//! # Transports and TLS
 //! A connection is anything that implements [`Transport`] (`Read + Write`, timeouts, shutdown):
-//! [`TcpStream`] here, and a TLS stream through [`Server::with_transport`].
+//! [`TcpStream`], and (cargo feature `ssl`) `gevent::ssl::TlsStream<TcpStream>`.
+//! [`Server::with_tls`] / [`Server::bind_tls`] serve HTTPS: the handshake runs in the
+//! connection's greenlet under the header timeout, a plaintext client gets a 400 and the server
+//! goes on, and connections end with `close_notify`. [`Server::with_transport`] takes any other
+//! wrapping of accepted connections.
+//!
+//! # Several cores
+//! [`Server::bind_workers`] / [`Server::bind_workers_with`] run a server on each of N hubs (one
+//! OS thread each), every hub with its own `SO_REUSEPORT` listener and accept loop; the handler
+//! is shared (`Send + Sync`) or made per hub. [`MultiServer::stop`] stops them all gracefully.
 //!
 //! # Examples
 //! ```
@@ -106,8 +115,7 @@ pub use ::http::{
 };
 
 pub use self::conn::{Body, BodyWriter, ResponseBody, Upgraded};
-pub use self::log::AccessLog;
-pub use self::server::{serve_connection, Server, BACKLOG};
+pub use self::server::{serve_connection, MultiServer, Server, BACKLOG};
 pub use self::types::{Config, Handler, Transport};
 
 #[cfg(doc)]

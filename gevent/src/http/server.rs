@@ -1,19 +1,26 @@
 //! [`Server`]: the accept loop, the connection registry and the graceful stop.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::conn;
 use super::types::{Config, ConnCtx, Handler, Phase, Transport};
 use super::{Body, Request, Response, ResponseBody};
 use crate::greenlet::Greenlet;
+use crate::hubs::{Hubs, ShutdownReport, Spawner};
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
+#[cfg(feature = "ssl")]
+use crate::ssl::TlsAcceptor;
+#[cfg(all(doc, feature = "ssl"))]
+use crate::ssl::TlsStream;
 
 /// The listen backlog of [`Server::bind`] (as Go's, which takes `net.core.somaxconn`).
 pub const BACKLOG: i32 = 4096;
@@ -124,6 +131,50 @@ impl Server {
     ) -> Server {
         *self.core.wrap.borrow_mut() = Some(Rc::new(wrap));
         self
+    }
+
+    /// Serves HTTPS: every accepted connection's TLS handshake runs in its own greenlet, under
+    /// [`Config::header_timeout`] (and the acceptor's own handshake timeout), then HTTP/1.1 is
+    /// spoken over the [`TlsStream`]. A peer closing TCP without `close_notify` reads as a plain
+    /// end of stream (HTTP's own framing finds truncated bodies). A client that sends plaintext
+    /// HTTP gets `400` ("Client sent an HTTP request to an HTTPS server.", as Go's) and is
+    /// closed; a failed handshake is logged on stderr and the server goes on. Offer ALPN
+    /// `http/1.1` with [`TlsAcceptor::with_alpn`] so that clients offering `h2` settle on it.
+    #[cfg(feature = "ssl")]
+    pub fn with_tls(self, acceptor: TlsAcceptor) -> Server {
+        self.with_transport(move |tcp| {
+            let mut tls = acceptor.accept(tcp)?;
+            tls.set_suppress_ragged_eofs(true);
+            Ok(Box::new(tls))
+        })
+    }
+
+    /// Binds `addr` and makes an HTTPS server on it: [`Server::bind`], then [`Server::with_tls`].
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use gevent::http::{Response, ResponseBody, Server};
+    /// use gevent::ssl::TlsAcceptor;
+    ///
+    /// let acceptor = TlsAcceptor::from_pem_files("cert.pem", "key.pem")
+    ///     .unwrap()
+    ///     .with_alpn(&[b"http/1.1"]);
+    /// let server = Server::bind_tls("127.0.0.1:8443", acceptor, |_req| {
+    ///     Response::new(ResponseBody::from("Hello over TLS"))
+    /// })
+    /// .unwrap();
+    /// server.serve_forever();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Server::bind`].
+    #[cfg(feature = "ssl")]
+    pub fn bind_tls<A: ToSocketAddrs>(
+        addr: A,
+        acceptor: TlsAcceptor,
+        handler: impl Fn(Request<Body>) -> Response<ResponseBody> + 'static,
+    ) -> io::Result<Server> {
+        Ok(Server::bind(addr, handler)?.with_tls(acceptor))
     }
 
     /// The address the server listens on.
@@ -283,6 +334,212 @@ impl Server {
             },
         );
         g.start();
+    }
+}
+
+impl Server {
+    /// Serves `addr` on `workers` hubs (one OS thread each), the same `handler` for every request
+    /// whichever hub accepted its connection. See [`Server::bind_workers_with`], which this calls
+    /// with a default-configured server per hub.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    /// use gevent::http::{Response, ResponseBody, Server};
+    ///
+    /// let servers = Server::bind_workers("127.0.0.1:0", 2, |_req| {
+    ///     Response::new(ResponseBody::from("hi"))
+    /// })
+    /// .unwrap();
+    /// let mut c = std::net::TcpStream::connect(servers.local_addr()).unwrap();
+    /// c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    /// let mut got = String::new();
+    /// c.read_to_string(&mut got).unwrap();
+    /// assert!(got.ends_with("\r\n\r\nhi"));
+    /// assert_eq!(servers.stop(Duration::from_secs(1)).total_alive(), 0);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Server::bind_workers_with`].
+    ///
+    /// # Cancel safety
+    /// As [`Server::bind_workers_with`].
+    pub fn bind_workers<A: ToSocketAddrs>(
+        addr: A,
+        workers: usize,
+        handler: impl Fn(Request<Body>) -> Response<ResponseBody> + Send + Sync + 'static,
+    ) -> io::Result<MultiServer> {
+        let handler = Arc::new(handler);
+        Server::bind_workers_with(addr, workers, move |_, listener| {
+            let h = handler.clone();
+            Server::new(listener, move |req| h(req))
+        })
+    }
+
+    /// Serves `addr` on `workers` hubs ([`Hubs`]), one OS thread each, every hub with its own
+    /// listening socket (`SO_REUSEPORT`, listen backlog [`BACKLOG`]) and accept loop: `make(i,
+    /// listener)` runs on hub `i` and returns the server for it (`Server::new(listener, handler)`
+    /// with any [`with_config`](Server::with_config) / [`with_transport`](Server::with_transport)),
+    /// which is then started there. `make` runs on each hub, so the handler it builds need not be
+    /// `Send` (per-hub state goes in there); `make` itself is shared by the threads.
+    ///
+    /// The kernel spreads incoming connections across the sockets (Linux: by a hash of each
+    /// connection's addresses); a connection is served start to end by the hub that accepted it,
+    /// and greenlets never move. A handler that spins the CPU delays only its own hub.
+    ///
+    /// # Errors
+    /// `InvalidInput` if `workers` is 0; binding (`AddrInUse`, ...); starting a thread; what `make`
+    /// returns, or a panic in it (as `Other`). Whatever was started is stopped again.
+    ///
+    /// # Cancel safety
+    /// In a greenlet, resolving a host name and waiting for the hubs to be ready park it; a kill
+    /// or Timeout landing there unwinds out of it and stops the hubs started so far.
+    pub fn bind_workers_with<A, F>(addr: A, workers: usize, make: F) -> io::Result<MultiServer>
+    where
+        A: ToSocketAddrs,
+        F: Fn(usize, TcpListener) -> io::Result<Server> + Send + Sync + 'static,
+    {
+        if workers == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "http::Server::bind_workers: at least one worker is needed",
+            ));
+        }
+        let backlog = BACKLOG as u32;
+        let first = crate::net::each_addr(&addr, |a| crate::net::bind_reuseport(a, backlog))?;
+        let local = first.local_addr()?;
+        let mut listeners = vec![Mutex::new(Some(first))];
+        for _ in 1..workers {
+            let l = crate::net::bind_reuseport(local, backlog)?;
+            listeners.push(Mutex::new(Some(l)));
+        }
+        let listeners = Arc::new(listeners);
+        let hubs = Hubs::start(workers)?;
+        let id = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
+        let tasks = hubs.spawn_each(move |i| -> io::Result<()> {
+            let l = listeners[i]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .ok_or_else(|| io::Error::other("the listener was taken already"))?;
+            let server = make(i, TcpListener::from_std(l)?)?;
+            server.start();
+            WORKER_SERVERS.with(|s| s.borrow_mut().insert(id, server));
+            Ok(())
+        });
+        let servers = MultiServer {
+            hubs: Some(hubs),
+            id,
+            addr: local,
+        };
+        for t in tasks {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e), // `servers` drops: every hub stops
+                Err(e) => return Err(io::Error::other(e.to_string())),
+            }
+        }
+        Ok(servers)
+    }
+}
+
+/// Identifies a [`MultiServer`] in [`WORKER_SERVERS`].
+static NEXT_GROUP: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// On a hub of a [`MultiServer`]: its server there, by the group's id.
+    static WORKER_SERVERS: RefCell<HashMap<u64, Server>> = RefCell::new(HashMap::new());
+}
+
+/// An HTTP [`Server`] on each of N hubs, all on one address ([`Server::bind_workers`]). Owns its
+/// hubs; `Send + Sync`. Dropping it stops it with no grace period.
+pub struct MultiServer {
+    hubs: Option<Hubs>,
+    id: u64,
+    addr: SocketAddr,
+}
+
+impl fmt::Debug for MultiServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "http::MultiServer({}, {} workers)",
+            self.addr,
+            self.workers()
+        )
+    }
+}
+
+impl MultiServer {
+    /// The address every worker listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// How many hubs serve it.
+    pub fn workers(&self) -> usize {
+        self.hubs.as_ref().map_or(0, Hubs::len)
+    }
+
+    /// Hands other work to the server's hubs (from any thread).
+    ///
+    /// # Panics
+    /// Never while the server is not stopped.
+    pub fn spawner(&self) -> Spawner {
+        self.hubs
+            .as_ref()
+            .expect("a MultiServer has its hubs until it is stopped")
+            .spawner()
+    }
+
+    /// Stops every worker at once, each as [`Server::stop`] (stop accepting, close idle
+    /// keep-alive connections, let in-flight requests finish for up to `timeout`, kill the
+    /// rest), then shuts the hubs down ([`Hubs::shutdown`], no further grace) and joins their
+    /// threads. The report counts, per hub, the greenlets still alive after the servers stopped.
+    ///
+    /// Blocks the calling thread, or parks the calling greenlet while the servers stop.
+    ///
+    /// # Panics
+    /// When called on one of the server's own hubs.
+    ///
+    /// # Cancel safety
+    /// A kill or Timeout landing in it unwinds out of it and drops the server, which stops it with
+    /// no grace period.
+    pub fn stop(mut self, timeout: Duration) -> ShutdownReport {
+        self.stop_inner(timeout)
+    }
+
+    fn stop_inner(&mut self, timeout: Duration) -> ShutdownReport {
+        let Some(hubs) = self.hubs.take() else {
+            return ShutdownReport::default();
+        };
+        assert!(
+            !hubs.on_own_thread(),
+            "http::MultiServer::stop was called on one of its own hubs"
+        );
+        let id = self.id;
+        let tasks = hubs.spawn_each(move |_| {
+            let server = WORKER_SERVERS.with(|s| s.borrow_mut().remove(&id));
+            if let Some(server) = server {
+                server.stop(timeout);
+            }
+        });
+        let bound = timeout + Duration::from_secs(5);
+        for t in tasks {
+            let _ = t.join_timeout(bound);
+        }
+        hubs.shutdown(Duration::ZERO)
+    }
+}
+
+impl Drop for MultiServer {
+    fn drop(&mut self) {
+        if self.hubs.as_ref().is_some_and(Hubs::on_own_thread) {
+            drop(self.hubs.take());
+            return;
+        }
+        self.stop_inner(Duration::ZERO);
     }
 }
 

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{AccessLog, Body, Request, Response, ResponseBody};
+use super::{Body, Request, Response, ResponseBody};
+use crate::logging::LogWriter;
 use crate::net::TcpStream;
 
 /// Whether a connection waits for a request (graceful stop closes those at once) or serves one.
@@ -41,6 +42,15 @@ pub trait Transport: Read + Write {
     /// # Errors
     /// As the underlying socket's.
     fn shutdown_write(&mut self) -> io::Result<()>;
+    /// Called before the server drops a connection it ends without lingering: a TLS stream
+    /// sends `close_notify` here, so that its peer reads a clean end rather than a truncation.
+    /// The default does nothing (dropping a TCP stream closes it).
+    ///
+    /// # Errors
+    /// As the underlying socket's; the server ignores them.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Transport for TcpStream {
@@ -52,6 +62,24 @@ impl Transport for TcpStream {
     }
     fn shutdown_write(&mut self) -> io::Result<()> {
         TcpStream::shutdown(self, std::net::Shutdown::Write)
+    }
+}
+
+/// TLS over TCP: timeouts on the TCP stream; shutting down sends `close_notify`, then the TCP FIN.
+#[cfg(feature = "ssl")]
+impl Transport for crate::ssl::TlsStream<TcpStream> {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        crate::ssl::TlsStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        crate::ssl::TlsStream::set_write_timeout(self, t)
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        crate::ssl::TlsStream::shutdown(self)?;
+        self.get_ref().shutdown(std::net::Shutdown::Write)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        crate::ssl::TlsStream::shutdown(self)
     }
 }
 
@@ -80,8 +108,15 @@ pub struct Config {
     pub drain_limit: u64,
     /// The `Server` header (unless the handler sets one); `None`: no header.
     pub server_name: Option<String>,
-    /// Where one line per response goes, in the combined log format.
-    pub access_log: Option<AccessLog>,
+    /// Where one line per response goes, in the combined log format (Apache's, as pywsgi's)
+    /// followed by the seconds taken (`None`, the default: no access log):
+    ///
+    /// `127.0.0.1 - - [07/Dec/2026:08:55:24 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/7.88.1" 0.000120`
+    ///
+    /// A [`LogWriter`] never blocks the hub: lines that do not fit its buffer are dropped and
+    /// counted ([`LogWriter::dropped`]). One writer may serve every worker of
+    /// [`Server::bind_workers_with`](super::Server::bind_workers_with).
+    pub access_log: Option<LogWriter>,
 }
 
 impl Default for Config {
