@@ -106,6 +106,9 @@
 mod dns;
 mod fd;
 pub(crate) use fd::evict;
+mod futex;
+#[doc(hidden)]
+pub use futex::parked_count;
 mod intr;
 mod net;
 mod poll;
@@ -131,16 +134,19 @@ pub enum Module {
     Select = 8,
     /// [`patch_dns`].
     Dns = 16,
+    /// [`patch_thread`].
+    Thread = 32,
 }
 
 const ALL: u8 = Module::Time as u8
     | Module::Socket as u8
     | Module::Io as u8
     | Module::Select as u8
-    | Module::Dns as u8;
+    | Module::Dns as u8
+    | Module::Thread as u8;
 
 /// Patches everything this module can: [`patch_time`], [`patch_socket`], [`patch_io`],
-/// [`patch_select`] and [`patch_dns`].
+/// [`patch_select`], [`patch_dns`] and [`patch_thread`].
 ///
 /// # Examples
 /// ```
@@ -158,6 +164,7 @@ pub fn patch_all() {
     patch_io();
     patch_select();
     patch_dns();
+    patch_thread();
 }
 
 fn turn_on(m: Module) {
@@ -200,6 +207,14 @@ pub fn patch_select() {
 pub fn patch_dns() {
     dns::link();
     turn_on(Module::Dns);
+}
+
+/// Makes std's (and parking_lot's) futex waits cooperative: `Mutex`, `Condvar`, `RwLock`,
+/// `Barrier`, `Once`/`OnceLock`, `thread::park`, `std::sync::mpsc` receives, and
+/// `JoinHandle::join` of an OS thread. See [the rule](self#locks-condvars-channels-and-joins).
+pub fn patch_thread() {
+    futex::link();
+    turn_on(Module::Thread);
 }
 
 /// Whether every switch was called (as by [`patch_all`]).

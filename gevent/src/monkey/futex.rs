@@ -1,0 +1,429 @@
+//! Futex waits of greenlets ([`patch_thread`](super::patch_thread)): std's and parking_lot's
+//! `Mutex`, `Condvar`, `RwLock`, `Once`, `Barrier`, `thread::park` and the channels built on them.
+//!
+//! They all block in `syscall(SYS_futex, ...)` through glibc's `syscall` symbol. `csrc/syscall.c`
+//! defines that symbol (a variadic function: C) and hands `SYS_futex` to [`gevent_futex`] once
+//! [`link`] turned it on; every other number goes straight to the kernel.
+//!
+//! - A `FUTEX_WAIT`/`FUTEX_WAIT_BITSET` (private or not) of a greenlet other than the hub parks it
+//!   in [`TABLE`], keyed by the word's address, after re-checking the word under the table's lock
+//!   (`EAGAIN` if it moved). It returns 0 when a wake reaches it or the word no longer holds the
+//!   expected value, `ETIMEDOUT` at the timeout, `EINTR` for a kill or a signal handler (the kill is
+//!   raised at the greenlet's next gevent wait), `ETIMEDOUT` for a [`Timeout`](crate::Timeout) (ditto).
+//! - A `FUTEX_WAKE` (and `WAKE_BITSET`, `WAKE_OP`, `REQUEUE`, `CMP_REQUEUE`), from any thread, wakes
+//!   every greenlet parked on the address (futex users tolerate spurious wakes; waking them all
+//!   keeps one wake from being spent on a greenlet that has already left), then calls the kernel for
+//!   OS threads. Greenlets of the waker's own thread are woken directly; those of other threads
+//!   through their hub's [`HubHandle`].
+//! - A wake that bypasses the hook (a raw `syscall` instruction, another library's private futex)
+//!   is caught by re-reading the word on a backoff timer (1 ms, doubling to 50 ms).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use libc::{c_int, c_long, timespec};
+
+use super::intr::Intr;
+use crate::hub::{HubHandle, Waiter};
+
+extern "C" {
+    /// Read by the shim before it calls [`gevent_futex`]; set by [`link`].
+    static gevent_futex_on: AtomicI32;
+    /// Defined in the shim's object: taking its address keeps the object (and its `syscall`).
+    fn gevent_syscall_shim_link();
+}
+
+const FUTEX_WAIT: c_int = 0;
+const FUTEX_WAKE: c_int = 1;
+const FUTEX_REQUEUE: c_int = 3;
+const FUTEX_CMP_REQUEUE: c_int = 4;
+const FUTEX_WAKE_OP: c_int = 5;
+const FUTEX_WAIT_BITSET: c_int = 9;
+const FUTEX_WAKE_BITSET: c_int = 10;
+const FUTEX_PRIVATE_FLAG: c_int = 128;
+const FUTEX_CLOCK_REALTIME: c_int = 256;
+
+/// The first re-check of a parked word; doubled up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+const MAX_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Turns the futex hook on (the shim passes `SYS_futex` through until then).
+pub(super) fn link() {
+    std::hint::black_box(gevent_syscall_shim_link as unsafe extern "C" fn());
+    // SAFETY: the shim defines `gevent_futex_on` as a plain `int`, which `AtomicI32` matches in
+    // size and alignment; it is only ever accessed atomically.
+    unsafe { gevent_futex_on.store(1, Ordering::Relaxed) };
+}
+
+/// One greenlet parked on a futex word.
+struct Entry {
+    addr: usize,
+    bitset: u32,
+    /// The greenlet's thread ([`thread_key`]).
+    owner: usize,
+    id: u64,
+    /// Its hub, for wakes from other threads.
+    hub: HubHandle,
+}
+
+/// Every parked greenlet of the process (wakes come from any thread).
+static TABLE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+/// `TABLE.len()`, read without the lock: a wake with nothing parked goes straight to the kernel.
+static PARKED: AtomicUsize = AtomicUsize::new(0);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A parked greenlet's side of its entry, on its own thread.
+struct Slot {
+    id: u64,
+    /// Set by a wake through the table.
+    hit: Cell<bool>,
+    /// The waiter of the current step of the wait.
+    waiter: RefCell<Rc<Waiter>>,
+}
+
+thread_local! {
+    /// This thread's parked greenlets.
+    static LOCAL: RefCell<Vec<Rc<Slot>>> = const { RefCell::new(Vec::new()) };
+    /// Set while this thread is inside the hook's own bookkeeping: a futex call made from there
+    /// (the table's lock, a hub's queue) goes to the kernel.
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+    /// Identifies the thread (its address).
+    static KEY: u8 = const { 0 };
+    /// The word of this thread's last futex wait that found it changed (`EAGAIN`), to notice a
+    /// caller that retries in a loop.
+    static LAST_EAGAIN: Cell<usize> = const { Cell::new(0) };
+}
+
+fn thread_key() -> usize {
+    KEY.with(|k| k as *const u8 as usize)
+}
+
+/// Marks this thread busy in the hook for its lifetime.
+struct Busy;
+
+impl Busy {
+    /// `None` if the thread is already busy (or its thread-locals are gone).
+    fn enter() -> Option<Busy> {
+        match BUSY.try_with(|b| b.replace(true)) {
+            Ok(false) => Some(Busy),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let _ = BUSY.try_with(|b| b.set(false));
+    }
+}
+
+fn table() -> MutexGuard<'static, Vec<Entry>> {
+    TABLE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How many greenlets of this thread are parked in futex waits (tests check that kills and
+/// timeouts leave none behind).
+#[doc(hidden)]
+pub fn parked_count() -> usize {
+    let me = thread_key();
+    let _busy = Busy::enter();
+    table().iter().filter(|e| e.owner == me).count()
+}
+
+/// Called by the shim for every `SYS_futex` while the hook is on. Returns 1 with the result in
+/// `*out` (and errno set on failure) when it handled the call, 0 to let the shim make it.
+///
+/// # Safety
+/// The arguments are those of a `futex(2)` call, under its contract (`uaddr` valid for the
+/// operation, `timeout` null or a valid `timespec` for waits); `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn gevent_futex(
+    uaddr: c_long,
+    op: c_long,
+    val: c_long,
+    timeout: c_long,
+    uaddr2: c_long,
+    val3: c_long,
+    out: *mut c_long,
+) -> c_int {
+    let op = op as c_int;
+    let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+    match cmd {
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+            if uaddr == 0 || uaddr % 4 != 0 || !super::cooperative() {
+                return 0;
+            }
+            let bitset = if cmd == FUTEX_WAIT {
+                u32::MAX
+            } else {
+                val3 as u32
+            };
+            if bitset == 0 {
+                return 0; // EINVAL, from the kernel
+            }
+            let ts = timeout as *const timespec;
+            let deadline = if ts.is_null() {
+                None
+            } else {
+                // SAFETY: a non-null timeout is a valid timespec per the futex contract.
+                let Some(d) = to_duration(unsafe { &*ts }) else {
+                    return 0; // EINVAL, from the kernel
+                };
+                let rel = if cmd == FUTEX_WAIT {
+                    Some(d)
+                } else {
+                    let clock = if op & FUTEX_CLOCK_REALTIME != 0 {
+                        libc::CLOCK_REALTIME
+                    } else {
+                        libc::CLOCK_MONOTONIC
+                    };
+                    now(clock).map(|n| d.saturating_sub(n))
+                };
+                match rel {
+                    // Too far to represent: as good as no timeout.
+                    Some(rel) => Instant::now().checked_add(rel),
+                    None => return 0,
+                }
+            };
+            let Some(busy) = Busy::enter() else {
+                return 0;
+            };
+            drop(busy);
+            // SAFETY: `uaddr` is a 4-byte aligned futex word, valid per the futex contract for
+            // as long as a waiter may wait on it; it is only read (atomically).
+            let word = unsafe { &*(uaddr as *const AtomicU32) };
+            let r = wait(word, val as u32, bitset, deadline);
+            // SAFETY: `out` is valid for writes per the shim's contract.
+            unsafe {
+                *out = match r {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        super::set_errno(e);
+                        -1
+                    }
+                }
+            };
+            1
+        }
+        FUTEX_WAKE | FUTEX_WAKE_BITSET | FUTEX_WAKE_OP | FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
+            // Pairs with the waiter's increment of PARKED before it reads the word: either the
+            // waiter sees the new value, or this load sees the waiter.
+            fence(Ordering::SeqCst);
+            if PARKED.load(Ordering::SeqCst) == 0 {
+                return 0;
+            }
+            let Some(_busy) = Busy::enter() else {
+                return 0;
+            };
+            let mask = if cmd == FUTEX_WAKE_BITSET {
+                val3 as u32
+            } else {
+                u32::MAX
+            };
+            let mut woken = wake(uaddr as usize, mask);
+            if cmd == FUTEX_WAKE_OP {
+                woken += wake(uaddr2 as usize, u32::MAX);
+            }
+            // SAFETY: the caller's futex call, unchanged.
+            let r = unsafe {
+                super::sys6(
+                    libc::SYS_futex,
+                    uaddr as usize,
+                    op as usize,
+                    val as usize,
+                    timeout as usize,
+                    uaddr2 as usize,
+                    val3 as usize,
+                )
+            };
+            // SAFETY: `out` is valid for writes per the shim's contract.
+            unsafe {
+                *out = if r >= 0 && matches!(cmd, FUTEX_WAKE | FUTEX_WAKE_BITSET) {
+                    r as c_long + woken as c_long
+                } else {
+                    r as c_long
+                }
+            };
+            1
+        }
+        _ => 0,
+    }
+}
+
+fn to_duration(ts: &timespec) -> Option<Duration> {
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return None;
+    }
+    Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+fn now(clock: libc::clockid_t) -> Option<Duration> {
+    let mut ts = timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer for the call.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    to_duration(&ts)
+}
+
+/// Wakes every greenlet parked on `addr` whose bitset meets `mask`; returns how many.
+fn wake(addr: usize, mask: u32) -> usize {
+    let mut taken = Vec::new();
+    {
+        let mut t = table();
+        t.retain_mut(|e| {
+            if e.addr == addr && e.bitset & mask != 0 {
+                taken.push((e.owner, e.id, e.hub.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        PARKED.fetch_sub(taken.len(), Ordering::SeqCst);
+    }
+    let me = thread_key();
+    for (owner, id, hub) in &taken {
+        let id = *id;
+        if *owner == me {
+            local_wake(id);
+        } else {
+            hub.run_callback(move || local_wake(id));
+        }
+    }
+    taken.len()
+}
+
+/// Wakes this thread's parked greenlet `id`, if it still waits.
+fn local_wake(id: u64) {
+    let w = LOCAL.try_with(|l| {
+        l.borrow().iter().find(|s| s.id == id).map(|s| {
+            s.hit.set(true);
+            s.waiter.borrow().clone()
+        })
+    });
+    if let Ok(Some(w)) = w {
+        w.wake();
+    }
+}
+
+/// A futex wait of the current greenlet (not the hub): see the module docs.
+fn wait(
+    word: &AtomicU32,
+    expected: u32,
+    bitset: u32,
+    deadline: Option<Instant>,
+) -> Result<(), c_int> {
+    // A kill or Timeout that already landed in an earlier futex wait of this greenlet is raised at
+    // its next gevent wait, not here: the callers (`Mutex::lock`) retry until they get the lock,
+    // and would spin on a wait that fails at once.
+    let stash = crate::hub::take_deferred();
+    let r = wait_parked(word, expected, bitset, deadline);
+    if let Some(p) = stash {
+        crate::hub::defer_unwind(p);
+    }
+    r
+}
+
+fn wait_parked(
+    word: &AtomicU32,
+    expected: u32,
+    bitset: u32,
+    deadline: Option<Instant>,
+) -> Result<(), c_int> {
+    let addr = word as *const AtomicU32 as usize;
+    let hub = crate::hub::get_hub();
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let owner = thread_key();
+    {
+        let busy = Busy::enter();
+        let mut t = table();
+        PARKED.fetch_add(1, Ordering::SeqCst);
+        if word.load(Ordering::SeqCst) != expected {
+            PARKED.fetch_sub(1, Ordering::SeqCst);
+            drop(t);
+            drop(busy);
+            // A caller retrying on a word that keeps changing under it (several greenlets of one
+            // thread in `thread::park`, which share the thread's parker) lets the others run
+            // rather than spin in the hub's thread.
+            if LAST_EAGAIN.replace(addr) == addr {
+                let _ = super::park(Intr::Never, crate::hub::yield_now);
+            }
+            return Err(libc::EAGAIN);
+        }
+        t.push(Entry {
+            addr,
+            bitset,
+            owner,
+            id,
+            hub: hub.handle(),
+        });
+    }
+    LAST_EAGAIN.set(0);
+    let slot = Rc::new(Slot {
+        id,
+        hit: Cell::new(false),
+        waiter: RefCell::new(Waiter::new()),
+    });
+    LOCAL.with(|l| l.borrow_mut().push(slot.clone()));
+    let mut backoff = FIRST_BACKOFF;
+    let res = loop {
+        let w = slot.waiter.borrow().clone();
+        if slot.hit.get() {
+            break Ok(());
+        }
+        let mut tick = Instant::now() + backoff;
+        if let Some(d) = deadline {
+            tick = tick.min(d);
+        }
+        let w2 = w.clone();
+        let timer = hub.add_timer(tick, move || {
+            w2.wake();
+        });
+        let r = super::park(Intr::Any, || w.wait());
+        hub.cancel_timer(timer);
+        if slot.hit.get() {
+            break Ok(());
+        }
+        if let Err(e) = r {
+            break Err(if e == libc::ETIMEDOUT {
+                libc::ETIMEDOUT
+            } else {
+                libc::EINTR
+            });
+        }
+        if word.load(Ordering::Acquire) != expected {
+            break Ok(()); // woken by a wake that bypassed the hook, or spuriously
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break Err(libc::ETIMEDOUT);
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        *slot.waiter.borrow_mut() = Waiter::new();
+    };
+    LOCAL.with(|l| l.borrow_mut().retain(|s| s.id != id));
+    let taken = {
+        let _busy = Busy::enter();
+        let mut t = table();
+        match t.iter().position(|e| e.id == id) {
+            Some(i) => {
+                t.swap_remove(i);
+                PARKED.fetch_sub(1, Ordering::SeqCst);
+                false
+            }
+            None => true,
+        }
+    };
+    // A wake that took the entry is this wait's: report it (a kill or Timeout that landed too is
+    // still raised at the next gevent wait), so it is not lost to the other waiters.
+    if taken {
+        Ok(())
+    } else {
+        res
+    }
+}

@@ -1,0 +1,254 @@
+//! Issue 16: under `monkey::patch_thread()` (part of `patch_all`), std's locks, condvars, channels,
+//! parking and joins wait cooperatively inside greenlets: the waiting greenlet parks, the hub keeps
+//! running the others. gevent's counterpart is `patch_thread` making `threading.Lock`,
+//! `Condition`, `queue.Queue` and `Thread.join` cooperative (src/gevent/tests/test__monkey*.py,
+//! test__threading_vs_settrace.py); here std's types are used as a new user would. Every wait is
+//! bounded.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Barrier, Condvar, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+/// A greenlet that ticks every 5 ms until `stop` is set; returns how many ticks it made.
+fn ticker(stop: Rc<Cell<bool>>) -> gevent::Greenlet<usize> {
+    gevent::spawn(move || {
+        let mut n = 0;
+        while !stop.get() && n < 2000 {
+            gevent::sleep(Duration::from_millis(5));
+            n += 1;
+        }
+        n
+    })
+}
+
+/// A monitor that counts its reports (a blocked hub is reported after 100 ms).
+fn monitor() -> (gevent::monitor::Monitor, Arc<AtomicUsize>) {
+    let reports = Arc::new(AtomicUsize::new(0));
+    let r = reports.clone();
+    let m = gevent::monitor::start_with(Duration::from_millis(100), move |_| {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    (m, reports)
+}
+
+#[test]
+fn std_mutex_held_across_a_switch_parks_the_second_locker() {
+    gevent::monkey::patch_all();
+    let (m, reports) = monitor();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let lock = Arc::new(Mutex::new(Vec::new()));
+    let l1 = lock.clone();
+    let a = gevent::spawn(move || {
+        let mut g = l1.lock().unwrap();
+        g.push("a");
+        gevent::sleep(Duration::from_millis(200));
+        g.push("a done");
+    });
+    let l2 = lock.clone();
+    let b = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(20)); // let `a` take the lock
+        let t = Instant::now();
+        let mut g = l2.lock().unwrap();
+        g.push("b");
+        t.elapsed()
+    });
+    a.get().unwrap();
+    let waited = b.get().unwrap();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    m.stop();
+    assert_eq!(*lock.lock().unwrap(), ["a", "a done", "b"]);
+    assert!(waited >= Duration::from_millis(150), "b waited {waited:?}");
+    assert!(ticks >= 25, "the hub kept running: {ticks} ticks in 200 ms");
+    assert_eq!(
+        reports.load(Ordering::SeqCst),
+        0,
+        "the monitor saw a blocked hub"
+    );
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn condvar_between_greenlets_notify_one_and_all() {
+    gevent::monkey::patch_all();
+    let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
+    let mut waiters = Vec::new();
+    for _ in 0..3 {
+        let p = pair.clone();
+        waiters.push(gevent::spawn(move || {
+            let (m, cv) = &*p;
+            let g = cv.wait_while(m.lock().unwrap(), |v| *v == 0).unwrap();
+            *g
+        }));
+    }
+    let p = pair.clone();
+    let notifier = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(30));
+        let (m, cv) = &*p;
+        *m.lock().unwrap() = 7;
+        cv.notify_one();
+        gevent::sleep(Duration::from_millis(30));
+        cv.notify_all();
+    });
+    notifier.get().unwrap();
+    for w in waiters {
+        assert_eq!(w.get_timeout(Duration::from_secs(5)).unwrap(), 7);
+    }
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn condvar_between_greenlet_and_os_thread_both_ways() {
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
+    // An OS thread notifies a greenlet.
+    let p = pair.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        let (m, cv) = &*p;
+        *m.lock().unwrap() = 1;
+        cv.notify_all();
+        // Then waits for the greenlet's answer.
+        let g = cv
+            .wait_timeout_while(m.lock().unwrap(), Duration::from_secs(5), |v| *v != 2)
+            .unwrap();
+        *g.0
+    });
+    let p = pair.clone();
+    let g = gevent::spawn(move || {
+        let (m, cv) = &*p;
+        let mut g = cv.wait_while(m.lock().unwrap(), |v| *v != 1).unwrap();
+        *g = 2;
+        cv.notify_all();
+    });
+    let started = Instant::now();
+    g.get_timeout(Duration::from_secs(5)).unwrap();
+    let waited = started.elapsed();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    assert_eq!(t.join().unwrap(), 2);
+    assert!(
+        ticks as u128 * 5 * 3 >= waited.as_millis(),
+        "{ticks} ticks in {waited:?}: the hub stopped"
+    );
+}
+
+#[test]
+fn mpsc_recv_from_os_thread_keeps_the_hub_running() {
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        tx.send(42).unwrap();
+    });
+    let g = gevent::spawn(move || rx.recv().unwrap());
+    assert_eq!(g.get_timeout(Duration::from_secs(5)).unwrap(), 42);
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    t.join().unwrap();
+    assert!(ticks >= 20, "{ticks} ticks in 200 ms: the hub stopped");
+}
+
+#[test]
+fn rwlock_barrier_oncelock_between_greenlets() {
+    gevent::monkey::patch_all();
+    // RwLock: a writer holds it across a switch; readers park, then all read the new value.
+    let rw = Arc::new(RwLock::new(0));
+    let w = {
+        let rw = rw.clone();
+        gevent::spawn(move || {
+            let mut g = rw.write().unwrap();
+            gevent::sleep(Duration::from_millis(50));
+            *g = 5;
+        })
+    };
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let rw = rw.clone();
+            gevent::spawn(move || {
+                gevent::sleep(Duration::from_millis(5));
+                *rw.read().unwrap()
+            })
+        })
+        .collect();
+    w.get().unwrap();
+    for r in readers {
+        assert_eq!(r.get_timeout(Duration::from_secs(5)).unwrap(), 5);
+    }
+
+    // Barrier: 4 greenlets meet.
+    let b = Arc::new(Barrier::new(4));
+    let gs: Vec<_> = (0..4)
+        .map(|i| {
+            let b = b.clone();
+            gevent::spawn(move || {
+                gevent::sleep(Duration::from_millis(10 * i));
+                b.wait().is_leader()
+            })
+        })
+        .collect();
+    let leaders = gs
+        .into_iter()
+        .filter(|g| g.get_timeout(Duration::from_secs(5)).unwrap())
+        .count();
+    assert_eq!(leaders, 1);
+
+    // OnceLock: the initialiser switches; the racing greenlets wait for its value.
+    let cell = Arc::new(OnceLock::new());
+    let inits = Arc::new(AtomicUsize::new(0));
+    let gs: Vec<_> = (0..5)
+        .map(|i| {
+            let cell = cell.clone();
+            let inits = inits.clone();
+            gevent::spawn(move || {
+                *cell.get_or_init(|| {
+                    inits.fetch_add(1, Ordering::SeqCst);
+                    gevent::sleep(Duration::from_millis(50));
+                    i
+                })
+            })
+        })
+        .collect();
+    let vals: Vec<_> = gs
+        .into_iter()
+        .map(|g| g.get_timeout(Duration::from_secs(5)).unwrap())
+        .collect();
+    assert_eq!(inits.load(Ordering::SeqCst), 1);
+    assert!(vals.iter().all(|v| *v == vals[0]), "{vals:?}");
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn thread_park_unpark_from_os_thread() {
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let me = std::thread::current();
+    let flag = Arc::new(AtomicBool::new(false));
+    let f2 = flag.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        f2.store(true, Ordering::SeqCst);
+        me.unpark();
+    });
+    let f3 = flag.clone();
+    let g = gevent::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(5);
+        while !f3.load(Ordering::SeqCst) && Instant::now() < end {
+            std::thread::park();
+        }
+        f3.load(Ordering::SeqCst)
+    });
+    assert!(g.get_timeout(Duration::from_secs(6)).unwrap());
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    t.join().unwrap();
+    assert!(ticks >= 15, "{ticks} ticks in 150 ms: the hub stopped");
+}
