@@ -11,6 +11,25 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Condvar, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+/// Runs a test body on a thread of its own (with its own hub) and fails, rather than hangs, if
+/// it does not end within 30 s (a wait that froze its hub).
+fn bounded(body: fn()) {
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(body);
+        let _ = tx.send(());
+        r
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(()) => {
+            if let Err(p) = t.join().unwrap() {
+                std::panic::resume_unwind(p);
+            }
+        }
+        Err(_) => panic!("the test froze: a wait blocked its hub"),
+    }
+}
+
 /// A greenlet that ticks every 5 ms until `stop` is set; returns how many ticks it made.
 fn ticker(stop: Rc<Cell<bool>>) -> gevent::Greenlet<usize> {
     gevent::spawn(move || {
@@ -35,6 +54,10 @@ fn monitor() -> (gevent::monitor::Monitor, Arc<AtomicUsize>) {
 
 #[test]
 fn std_mutex_held_across_a_switch_parks_the_second_locker() {
+    bounded(std_mutex_held_across_a_switch_parks_the_second_locker_body);
+}
+
+fn std_mutex_held_across_a_switch_parks_the_second_locker_body() {
     gevent::monkey::patch_all();
     let (m, reports) = monitor();
     let stop = Rc::new(Cell::new(false));
@@ -73,6 +96,10 @@ fn std_mutex_held_across_a_switch_parks_the_second_locker() {
 
 #[test]
 fn condvar_between_greenlets_notify_one_and_all() {
+    bounded(condvar_between_greenlets_notify_one_and_all_body);
+}
+
+fn condvar_between_greenlets_notify_one_and_all_body() {
     gevent::monkey::patch_all();
     let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
     let mut waiters = Vec::new();
@@ -102,6 +129,10 @@ fn condvar_between_greenlets_notify_one_and_all() {
 
 #[test]
 fn condvar_between_greenlet_and_os_thread_both_ways() {
+    bounded(condvar_between_greenlet_and_os_thread_both_ways_body);
+}
+
+fn condvar_between_greenlet_and_os_thread_both_ways_body() {
     gevent::monkey::patch_all();
     let stop = Rc::new(Cell::new(false));
     let tick = ticker(stop.clone());
@@ -140,6 +171,10 @@ fn condvar_between_greenlet_and_os_thread_both_ways() {
 
 #[test]
 fn mpsc_recv_from_os_thread_keeps_the_hub_running() {
+    bounded(mpsc_recv_from_os_thread_keeps_the_hub_running_body);
+}
+
+fn mpsc_recv_from_os_thread_keeps_the_hub_running_body() {
     gevent::monkey::patch_all();
     let stop = Rc::new(Cell::new(false));
     let tick = ticker(stop.clone());
@@ -158,6 +193,10 @@ fn mpsc_recv_from_os_thread_keeps_the_hub_running() {
 
 #[test]
 fn rwlock_barrier_oncelock_between_greenlets() {
+    bounded(rwlock_barrier_oncelock_between_greenlets_body);
+}
+
+fn rwlock_barrier_oncelock_between_greenlets_body() {
     gevent::monkey::patch_all();
     // RwLock: a writer holds it across a switch; readers park, then all read the new value.
     let rw = Arc::new(RwLock::new(0));
@@ -227,6 +266,10 @@ fn rwlock_barrier_oncelock_between_greenlets() {
 
 #[test]
 fn thread_park_unpark_from_os_thread() {
+    bounded(thread_park_unpark_from_os_thread_body);
+}
+
+fn thread_park_unpark_from_os_thread_body() {
     gevent::monkey::patch_all();
     let stop = Rc::new(Cell::new(false));
     let tick = ticker(stop.clone());
@@ -251,4 +294,144 @@ fn thread_park_unpark_from_os_thread() {
     let ticks = tick.get().unwrap();
     t.join().unwrap();
     assert!(ticks >= 15, "{ticks} ticks in 150 ms: the hub stopped");
+}
+
+#[test]
+fn join_of_an_os_thread_keeps_the_hub_running() {
+    bounded(join_of_an_os_thread_keeps_the_hub_running_body);
+}
+
+fn join_of_an_os_thread_keeps_the_hub_running_body() {
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let g = gevent::spawn(|| {
+        let t = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            "finished"
+        });
+        t.join().unwrap()
+    });
+    assert_eq!(g.get_timeout(Duration::from_secs(5)).unwrap(), "finished");
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    assert!(ticks >= 20, "{ticks} ticks in 200 ms: the hub stopped");
+}
+
+#[test]
+fn timeout_in_condvar_wait_reaches_the_caller_and_leaves_nothing_parked() {
+    bounded(timeout_in_condvar_wait_reaches_the_caller_and_leaves_nothing_parked_body);
+}
+
+fn timeout_in_condvar_wait_reaches_the_caller_and_leaves_nothing_parked_body() {
+    gevent::monkey::patch_all();
+    let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    let p = pair.clone();
+    let g = gevent::spawn(move || {
+        let t = Instant::now();
+        let (m, cv) = &*p;
+        let r = gevent::with_timeout(Duration::from_millis(50), || {
+            let (_g, res) = cv
+                .wait_timeout(m.lock().unwrap(), Duration::from_secs(5))
+                .unwrap();
+            res.timed_out()
+        });
+        (r.map_err(|e| e.duration()), t.elapsed())
+    });
+    let (r, elapsed) = g.get_timeout(Duration::from_secs(6)).unwrap();
+    assert_eq!(r, Err(Duration::from_millis(50)));
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn timeout_in_mutex_lock_is_raised_once_the_lock_is_taken() {
+    bounded(timeout_in_mutex_lock_is_raised_once_the_lock_is_taken_body);
+}
+
+fn timeout_in_mutex_lock_is_raised_once_the_lock_is_taken_body() {
+    gevent::monkey::patch_all();
+    let lock = Arc::new(Mutex::new(0));
+    let l1 = lock.clone();
+    let a = gevent::spawn(move || {
+        let mut g = l1.lock().unwrap();
+        gevent::sleep(Duration::from_millis(150));
+        *g += 1;
+    });
+    let l2 = lock.clone();
+    let b = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(10));
+        let t = Instant::now();
+        // `lock()` has no error path: it takes the lock when `a` lets go, and the timeout, which
+        // fired meanwhile, reaches the caller at the boundary.
+        let r = gevent::with_timeout(Duration::from_millis(30), || {
+            *l2.lock().unwrap() += 10;
+        });
+        (r.is_err(), t.elapsed())
+    });
+    a.get().unwrap();
+    let (timed_out, elapsed) = b.get_timeout(Duration::from_secs(5)).unwrap();
+    assert!(timed_out);
+    assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
+    assert_eq!(*lock.lock().unwrap(), 11);
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn kill_in_condvar_wait_ends_the_greenlet_and_leaves_nothing_parked() {
+    bounded(kill_in_condvar_wait_ends_the_greenlet_and_leaves_nothing_parked_body);
+}
+
+fn kill_in_condvar_wait_ends_the_greenlet_and_leaves_nothing_parked_body() {
+    gevent::monkey::patch_all();
+    let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    let p = pair.clone();
+    let after = Rc::new(Cell::new(false));
+    let a2 = after.clone();
+    let g = gevent::spawn(move || {
+        let (m, cv) = &*p;
+        let g = cv.wait(m.lock().unwrap()).unwrap(); // nobody notifies
+        drop(g);
+        gevent::sleep(Duration::from_secs(5)); // the kill is raised here
+        a2.set(true);
+    });
+    gevent::sleep(Duration::from_millis(30));
+    assert_eq!(gevent::monkey::parked_count(), 1, "parked in the condvar");
+    let t = Instant::now();
+    assert!(g.kill_timeout(Duration::from_secs(2)));
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert_eq!(g.get(), Err(gevent::GetError::Killed));
+    assert!(!after.get());
+    assert_eq!(gevent::monkey::parked_count(), 0);
+    // The lock was released by the killed greenlet's unwind.
+    assert!(pair.0.try_lock().is_ok());
+}
+
+#[test]
+fn kill_in_mutex_lock_takes_effect_once_the_lock_is_taken() {
+    bounded(kill_in_mutex_lock_takes_effect_once_the_lock_is_taken_body);
+}
+
+fn kill_in_mutex_lock_takes_effect_once_the_lock_is_taken_body() {
+    gevent::monkey::patch_all();
+    let lock = Arc::new(Mutex::new(Vec::new()));
+    let l1 = lock.clone();
+    let a = gevent::spawn(move || {
+        let mut g = l1.lock().unwrap();
+        gevent::sleep(Duration::from_millis(100));
+        g.push("a");
+    });
+    let l2 = lock.clone();
+    let b = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(5));
+        l2.lock().unwrap().push("b");
+        gevent::sleep(Duration::from_secs(5)); // the kill is raised here
+        l2.lock().unwrap().push("b after");
+    });
+    gevent::sleep(Duration::from_millis(30));
+    assert!(b.kill_timeout(Duration::from_secs(2)));
+    a.get().unwrap();
+    assert_eq!(b.get(), Err(gevent::GetError::Killed));
+    assert_eq!(*lock.lock().unwrap(), ["a", "b"]);
+    assert_eq!(gevent::monkey::parked_count(), 0);
 }

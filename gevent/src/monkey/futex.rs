@@ -8,8 +8,9 @@
 //! - A `FUTEX_WAIT`/`FUTEX_WAIT_BITSET` (private or not) of a greenlet other than the hub parks it
 //!   in [`TABLE`], keyed by the word's address, after re-checking the word under the table's lock
 //!   (`EAGAIN` if it moved). It returns 0 when a wake reaches it or the word no longer holds the
-//!   expected value, `ETIMEDOUT` at the timeout, `EINTR` for a kill or a signal handler (the kill is
-//!   raised at the greenlet's next gevent wait), `ETIMEDOUT` for a [`Timeout`](crate::Timeout) (ditto).
+//!   expected value, `ETIMEDOUT` at the timeout, `EINTR` for a signal handler, `ECANCELED` for a kill
+//!   and `ETIMEDOUT` for a [`Timeout`](crate::Timeout) (both raised at the greenlet's next gevent
+//!   wait, see `super::park`).
 //! - A `FUTEX_WAKE` (and `WAKE_BITSET`, `WAKE_OP`, `REQUEUE`, `CMP_REQUEUE`), from any thread, wakes
 //!   every greenlet parked on the address (futex users tolerate spurious wakes; waking them all
 //!   keeps one wake from being spent on a greenlet that has already left), then calls the kernel for
@@ -52,7 +53,10 @@ const MAX_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Turns the futex hook on (the shim passes `SYS_futex` through until then).
 pub(super) fn link() {
-    std::hint::black_box(gevent_syscall_shim_link as unsafe extern "C" fn());
+    std::hint::black_box((
+        gevent_syscall_shim_link as unsafe extern "C" fn(),
+        pthread_join as *const (),
+    ));
     // SAFETY: the shim defines `gevent_futex_on` as a plain `int`, which `AtomicI32` matches in
     // size and alignment; it is only ever accessed atomically.
     unsafe { gevent_futex_on.store(1, Ordering::Relaxed) };
@@ -391,11 +395,7 @@ fn wait_parked(
             break Ok(());
         }
         if let Err(e) = r {
-            break Err(if e == libc::ETIMEDOUT {
-                libc::ETIMEDOUT
-            } else {
-                libc::EINTR
-            });
+            break Err(e); // ETIMEDOUT, ECANCELED (a kill) or EINTR (a signal handler)
         }
         if word.load(Ordering::Acquire) != expected {
             break Ok(()); // woken by a wake that bypassed the hook, or spuriously
@@ -426,4 +426,88 @@ fn wait_parked(
     } else {
         res
     }
+}
+
+type JoinFn = unsafe extern "C" fn(libc::pthread_t, *mut *mut libc::c_void) -> c_int;
+
+/// libc's `pthread_join` (the next definition), or null.
+fn real_join() -> Option<JoinFn> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let mut p = NEXT.load(Ordering::Relaxed);
+    if p == 0 {
+        // SAFETY: a valid C string; RTLD_NEXT asks for the definition after this object's.
+        p = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_join".as_ptr()) } as usize;
+        NEXT.store(p, Ordering::Relaxed);
+    }
+    // SAFETY: a non-null address dlsym gave for "pthread_join" is that function, of this type.
+    (p != 0).then(|| unsafe { std::mem::transmute::<usize, JoinFn>(p) })
+}
+
+/// Interposed `pthread_join(3)` (what `std::thread::JoinHandle::join` calls; glibc waits for the
+/// thread's exit with a futex call of its own, which the `syscall` shim does not see). Inside a
+/// greenlet, a helper thread makes the real call while the greenlet waits on a futex word of ours,
+/// which the helper wakes through the hook. A kill or Timeout landing meanwhile does not cut the
+/// join short (it has no error path that std would not turn into a panic): it is raised at the
+/// greenlet's next gevent wait, like those landing in a `Mutex::lock`.
+///
+/// # Safety
+/// The C contract: `thread` is a joinable thread not joined yet; `retval` is null or valid for
+/// writes.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_join(
+    thread: libc::pthread_t,
+    retval: *mut *mut libc::c_void,
+) -> c_int {
+    let Some(real) = real_join() else {
+        return libc::ENOSYS;
+    };
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    if !(super::patched(super::Module::Thread) && super::cooperative()) || thread == me {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real(thread, retval) };
+    }
+    struct Done {
+        word: AtomicU32,
+        rc: AtomicI32,
+        ret: AtomicUsize,
+    }
+    let done = std::sync::Arc::new(Done {
+        word: AtomicU32::new(0),
+        rc: AtomicI32::new(0),
+        ret: AtomicUsize::new(0),
+    });
+    let d2 = done.clone();
+    let joiner = std::thread::Builder::new()
+        .name("gevent-join".into())
+        .spawn(move || {
+            let mut ret = std::ptr::null_mut();
+            // SAFETY: the caller's thread, joined once, here; `ret` is a valid out-pointer.
+            let rc = unsafe { real(thread, &mut ret) };
+            d2.rc.store(rc, Ordering::Relaxed);
+            d2.ret.store(ret as usize, Ordering::Relaxed);
+            d2.word.store(1, Ordering::Release);
+            // SAFETY: a futex wake on a live word of ours (through the hook: it wakes the greenlet).
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    &d2.word as *const AtomicU32,
+                    FUTEX_WAKE | FUTEX_PRIVATE_FLAG,
+                    i32::MAX,
+                )
+            };
+        });
+    if joiner.is_err() {
+        // No thread to spare: block, as without the hook.
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real(thread, retval) };
+    }
+    while done.word.load(Ordering::Acquire) == 0 {
+        let _ = wait(&done.word, 0, u32::MAX, None);
+    }
+    if !retval.is_null() {
+        // SAFETY: non-null and valid for writes per the C contract.
+        unsafe { *retval = done.ret.load(Ordering::Relaxed) as *mut libc::c_void };
+    }
+    done.rc.load(Ordering::Relaxed)
 }
