@@ -435,3 +435,58 @@ fn kill_in_mutex_lock_takes_effect_once_the_lock_is_taken_body() {
     assert_eq!(*lock.lock().unwrap(), ["a", "b"]);
     assert_eq!(gevent::monkey::parked_count(), 0);
 }
+
+#[test]
+fn parking_lot_mutex_shared_by_greenlets_and_threads_stays_consistent() {
+    bounded(parking_lot_mutex_shared_by_greenlets_and_threads_stays_consistent_body);
+}
+
+/// parking_lot keeps its wait state per OS thread (in a `thread_local!`), so its waits block the
+/// thread rather than park the greenlet (two greenlets of one thread inside its `park` at once
+/// would corrupt its queues). Greenlets and OS threads hammering one parking_lot `Mutex` and
+/// `Condvar` under `patch_all` finish with a consistent count.
+fn parking_lot_mutex_shared_by_greenlets_and_threads_stays_consistent_body() {
+    gevent::monkey::patch_all();
+    let state = Arc::new((parking_lot::Mutex::new(0u64), parking_lot::Condvar::new()));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let s = state.clone();
+            std::thread::spawn(move || {
+                for _ in 0..2000 {
+                    *s.0.lock() += 1;
+                    s.1.notify_all();
+                }
+            })
+        })
+        .collect();
+    let gs: Vec<_> = (0..4)
+        .map(|_| {
+            let s = state.clone();
+            gevent::spawn(move || {
+                for i in 0..200 {
+                    *s.0.lock() += 1;
+                    if i % 10 == 0 {
+                        gevent::sleep(Duration::ZERO);
+                    }
+                }
+            })
+        })
+        .collect();
+    for g in gs {
+        g.get_timeout(Duration::from_secs(20)).unwrap();
+    }
+    // A greenlet waits on the Condvar for the threads' last increments.
+    let s = state.clone();
+    let waiter = gevent::spawn(move || {
+        let mut g = s.0.lock();
+        while *g < 4800 {
+            s.1.wait_for(&mut g, Duration::from_millis(100));
+        }
+        *g
+    });
+    assert_eq!(waiter.get_timeout(Duration::from_secs(20)).unwrap(), 4800);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}

@@ -69,3 +69,48 @@ fn hundred_ureq_requests_from_greenlets_take_about_one_requests_time() {
     assert!(one >= DELAY);
     assert!(all < one * 3, "100 requests took {all:?}, one took {one:?}");
 }
+
+/// Issue 16: with `timeout_global`, ureq resolves names on a thread of its own and waits for it
+/// through `std::sync::mpsc::Receiver::recv_timeout`: 50 greenlets of one hub all wait on their
+/// thread's parker at once, and still finish in about one request's time.
+#[test]
+fn fifty_ureq_requests_with_timeout_global_take_about_one_requests_time() {
+    gevent::monkey::patch_all();
+    let addr = slow_server();
+    // A name, so that the resolver thread runs.
+    let url = format!("http://localhost:{}/", addr.port());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let get = move |agent: &ureq::Agent, url: &str| {
+        agent
+            .get(url)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    };
+    let (a, u) = (agent.clone(), url.clone());
+    let one = gevent::spawn(move || {
+        let t = Instant::now();
+        assert_eq!(get(&a, &u), "hello");
+        t.elapsed()
+    });
+    let one = one.get().unwrap();
+    let t = Instant::now();
+    let gs: Vec<_> = (0..50)
+        .map(|_| {
+            let (a, u) = (agent.clone(), url.clone());
+            gevent::spawn(move || get(&a, &u))
+        })
+        .collect();
+    for g in &gs {
+        assert_eq!(g.get_timeout(Duration::from_secs(20)).unwrap(), "hello");
+    }
+    let all = t.elapsed();
+    eprintln!("ureq timeout_global: one request {one:?}, 50 concurrent {all:?}");
+    assert!(one >= DELAY);
+    assert!(all < one * 3, "50 requests took {all:?}, one took {one:?}");
+}

@@ -196,6 +196,9 @@ pub unsafe extern "C" fn gevent_futex(
                 return 0;
             };
             drop(busy);
+            if in_thread_tls(uaddr as usize) {
+                return 0; // per-thread wait state (parking_lot's): see `in_thread_tls`
+            }
             // SAFETY: `uaddr` is a 4-byte aligned futex word, valid per the futex contract for
             // as long as a waiter may wait on it; it is only read (atomically).
             let word = unsafe { &*(uaddr as *const AtomicU32) };
@@ -274,6 +277,58 @@ fn now(clock: libc::clockid_t) -> Option<Duration> {
         return None;
     }
     to_duration(&ts)
+}
+
+thread_local! {
+    /// This thread's blocks of static and dynamic TLS (start, length), found on first use.
+    static TLS: RefCell<Option<Vec<(usize, usize)>>> = const { RefCell::new(None) };
+}
+
+/// Whether `addr` lies in one of this thread's thread-local storage blocks.
+///
+/// A futex word there is per-thread wait state, shared by every greenlet of the thread:
+/// parking_lot keeps each thread's `ThreadData` (its futex word and the links of the wait queues
+/// it sits in) in a `thread_local!`. A second greenlet of the thread entering parking_lot's `park`
+/// while a first one is parked would link the same `ThreadData` into a second queue and corrupt
+/// both. Such waits therefore block the thread, as without the hook: only one greenlet at a time
+/// is ever inside them.
+fn in_thread_tls(addr: usize) -> bool {
+    TLS.try_with(|t| {
+        let mut t = t.borrow_mut();
+        t.get_or_insert_with(tls_blocks)
+            .iter()
+            .any(|&(start, len)| addr.wrapping_sub(start) < len)
+    })
+    .unwrap_or(true)
+}
+
+/// This thread's TLS blocks: for each loaded object with a `PT_TLS` segment whose block this
+/// thread has, `dlpi_tls_data` (this thread's copy) and the segment's size.
+fn tls_blocks() -> Vec<(usize, usize)> {
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> c_int {
+        // SAFETY: dl_iterate_phdr passes a valid `info` for the duration of the callback, and
+        // `data` is the `Vec` handed to it below.
+        let (info, out) = unsafe { (&*info, &mut *(data as *mut Vec<(usize, usize)>)) };
+        if info.dlpi_tls_data.is_null() || info.dlpi_phdr.is_null() {
+            return 0;
+        }
+        // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers.
+        let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+        for ph in phdrs {
+            if ph.p_type == libc::PT_TLS {
+                out.push((info.dlpi_tls_data as usize, ph.p_memsz as usize));
+            }
+        }
+        0
+    }
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    // SAFETY: `each` matches the callback's contract; `out` outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut out as *mut _ as *mut libc::c_void) };
+    out
 }
 
 /// Wakes every greenlet parked on `addr` whose bitset meets `mask`; returns how many.
