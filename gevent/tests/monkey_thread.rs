@@ -490,3 +490,49 @@ fn parking_lot_mutex_shared_by_greenlets_and_threads_stays_consistent_body() {
     }
     assert_eq!(gevent::monkey::parked_count(), 0);
 }
+
+#[test]
+fn mpsc_recv_in_many_greenlets_of_one_thread() {
+    bounded(mpsc_recv_in_many_greenlets_of_one_thread_body);
+}
+
+/// Several greenlets of one thread in `recv()` at once share the thread's parker (std parks the
+/// thread, not the greenlet): each still gets its own message, and the hub keeps running.
+fn mpsc_recv_in_many_greenlets_of_one_thread_body() {
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let t0 = Instant::now();
+    let mut threads = Vec::new();
+    let gs: Vec<_> = (0..10u64)
+        .map(|i| {
+            let (tx, rx) = mpsc::channel();
+            threads.push(std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20 + 15 * i));
+                tx.send(i).unwrap();
+            }));
+            gevent::spawn(move || (rx.recv().unwrap(), t0.elapsed()))
+        })
+        .collect();
+    for (i, g) in gs.into_iter().enumerate() {
+        let (v, at) = g.get_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(v, i as u64);
+        // Sent at 20 + 15 i ms: a greenlet left waiting after its message came would be late.
+        let sent = Duration::from_millis(20 + 15 * i as u64);
+        assert!(
+            at < sent + Duration::from_millis(300),
+            "greenlet {i}: {at:?}"
+        );
+    }
+    let waited = t0.elapsed();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    assert!(
+        ticks as u128 * 5 * 3 >= waited.as_millis(),
+        "{ticks} ticks in {waited:?}: the hub stopped"
+    );
+}

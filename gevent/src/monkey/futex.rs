@@ -50,6 +50,14 @@ const FUTEX_CLOCK_REALTIME: c_int = 256;
 /// The first re-check of a parked word; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 const MAX_BACKOFF: Duration = Duration::from_millis(50);
+/// How often [`poll_parker`] reads the thread's std parker while greenlets wait on it.
+const PARKER_POLL: Duration = Duration::from_millis(1);
+/// Every this many polls, all of them wake (see [`poll_parker`]).
+const PARKER_SWEEP: u32 = 50;
+
+/// std's parker states (library/std/src/sys/sync/thread_parking/futex.rs).
+const EMPTY: u32 = 0;
+const NOTIFIED: u32 = 1;
 
 /// Turns the futex hook on (the shim passes `SYS_futex` through until then).
 pub(super) fn link() {
@@ -86,6 +94,8 @@ struct Slot {
     hit: Cell<bool>,
     /// The waiter of the current step of the wait.
     waiter: RefCell<Rc<Waiter>>,
+    /// A wait on this thread's std parker (see [`parker`]).
+    parker: bool,
 }
 
 thread_local! {
@@ -157,6 +167,13 @@ pub unsafe extern "C" fn gevent_futex(
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     match cmd {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+            if PROBING.try_with(|p| p.get()).unwrap_or(false) {
+                PROBED.set(uaddr as usize);
+                super::set_errno(libc::ETIMEDOUT);
+                // SAFETY: `out` is valid for writes per the shim's contract.
+                unsafe { *out = -1 };
+                return 1;
+            }
             if uaddr == 0 || uaddr % 4 != 0 || !super::cooperative() {
                 return 0;
             }
@@ -202,7 +219,13 @@ pub unsafe extern "C" fn gevent_futex(
             // SAFETY: `uaddr` is a 4-byte aligned futex word, valid per the futex contract for
             // as long as a waiter may wait on it; it is only read (atomically).
             let word = unsafe { &*(uaddr as *const AtomicU32) };
-            let r = wait(word, val as u32, bitset, deadline);
+            let r = wait(
+                word,
+                val as u32,
+                bitset,
+                deadline,
+                uaddr as usize == parker(),
+            );
             // SAFETY: `out` is valid for writes per the shim's contract.
             unsafe {
                 *out = match r {
@@ -331,6 +354,87 @@ fn tls_blocks() -> Vec<(usize, usize)> {
     out
 }
 
+thread_local! {
+    /// The address of this thread's std parker (0 until found).
+    static PARKER: Cell<usize> = const { Cell::new(0) };
+    /// Set while [`parker`] probes: the hook records the word of the futex wait and returns.
+    static PROBING: Cell<bool> = const { Cell::new(false) };
+    static PROBED: Cell<usize> = const { Cell::new(0) };
+    /// Whether [`poll_parker`] is armed, and its rounds.
+    static POLLING: Cell<bool> = const { Cell::new(false) };
+    static POLL_ROUND: Cell<u32> = const { Cell::new(0) };
+}
+
+/// The futex word of this thread's std parker (`thread::park`, and so every std channel
+/// receive and `Once` wait), found once per thread by parking with a zero timeout while the hook
+/// records the word; 0 if that failed.
+///
+/// All greenlets of a thread share it: std parks threads, not greenlets. Its waits are handled
+/// apart ([`wait_parked`]): the word is kept EMPTY while greenlets wait on it (so that the next
+/// greenlet entering `park` comes to the hook instead of spinning in `park`'s loop), every wait
+/// ends with a token left (a spurious wakeup, which `park` allows), and [`poll_parker`] watches
+/// the word for `unpark`s.
+fn parker() -> usize {
+    let known = PARKER.try_with(|p| p.get()).unwrap_or(0);
+    if known != 0 {
+        return known;
+    }
+    PROBED.set(0);
+    PROBING.set(true);
+    let probed = std::panic::catch_unwind(|| {
+        let me = std::thread::current();
+        me.unpark(); // EMPTY -> NOTIFIED (or PARKED -> NOTIFIED and a wake)
+        std::thread::park_timeout(Duration::ZERO); // takes the token
+        std::thread::park_timeout(Duration::ZERO); // EMPTY -> PARKED, waits: recorded
+        me
+    });
+    PROBING.set(false);
+    if let Ok(me) = probed {
+        // A token that was there before the probe is given back (at worst a spurious wakeup).
+        me.unpark();
+    }
+    let addr = PROBED.get();
+    PARKER.set(addr);
+    addr
+}
+
+/// Arms this thread's [`poll_parker`] if it is not.
+fn watch_parker(hub: &crate::hub::Hub, addr: usize) {
+    if !POLLING.replace(true) {
+        POLL_ROUND.set(0);
+        hub.add_timer(Instant::now() + PARKER_POLL, move || poll_parker(addr));
+    }
+}
+
+/// Every [`PARKER_POLL`] while greenlets of this thread wait on its std parker (`addr`): an
+/// `unpark` (which makes no system call, the word being EMPTY) left a token, so every such
+/// greenlet wakes and re-checks what it waits for; and every [`PARKER_SWEEP`] polls they all do
+/// anyway, for a token that a greenlet about to wait took before the poll saw it (std's parker
+/// is one per thread: it cannot tell whom a token was for).
+fn poll_parker(addr: usize) {
+    let slots: Vec<u64> = LOCAL.with(|l| {
+        l.borrow()
+            .iter()
+            .filter(|s| s.parker)
+            .map(|s| s.id)
+            .collect()
+    });
+    if slots.is_empty() {
+        POLLING.set(false);
+        return;
+    }
+    let round = POLL_ROUND.get() + 1;
+    POLL_ROUND.set(round);
+    // SAFETY: `addr` is this thread's std parker word, which lives as long as the thread.
+    let word = unsafe { &*(addr as *const AtomicU32) };
+    if word.load(Ordering::Acquire) != EMPTY || round % PARKER_SWEEP == 0 {
+        for id in slots {
+            local_wake(id);
+        }
+    }
+    crate::hub::get_hub().add_timer(Instant::now() + PARKER_POLL, move || poll_parker(addr));
+}
+
 /// Wakes every greenlet parked on `addr` whose bitset meets `mask`; returns how many.
 fn wake(addr: usize, mask: u32) -> usize {
     let mut taken = Vec::new();
@@ -377,12 +481,13 @@ fn wait(
     expected: u32,
     bitset: u32,
     deadline: Option<Instant>,
+    parker: bool,
 ) -> Result<(), c_int> {
     // A kill or Timeout that already landed in an earlier futex wait of this greenlet is raised at
     // its next gevent wait, not here: the callers (`Mutex::lock`) retry until they get the lock,
     // and would spin on a wait that fails at once.
     let stash = crate::hub::take_deferred();
-    let r = wait_parked(word, expected, bitset, deadline);
+    let r = wait_parked(word, expected, bitset, deadline, parker);
     if let Some(p) = stash {
         crate::hub::defer_unwind(p);
     }
@@ -394,6 +499,7 @@ fn wait_parked(
     expected: u32,
     bitset: u32,
     deadline: Option<Instant>,
+    parker: bool,
 ) -> Result<(), c_int> {
     let addr = word as *const AtomicU32 as usize;
     let hub = crate::hub::get_hub();
@@ -403,12 +509,26 @@ fn wait_parked(
         let busy = Busy::enter();
         let mut t = table();
         PARKED.fetch_add(1, Ordering::SeqCst);
-        if word.load(Ordering::SeqCst) != expected {
+        let cur = word.load(Ordering::SeqCst);
+        if parker {
+            // A token is there (or arrived just now): let `park` take it. Otherwise the word goes
+            // back to EMPTY while this greenlet is parked, so that the next greenlet of the thread
+            // entering `park` finds EMPTY (and comes here) rather than PARKED, which would make
+            // it spin in `park`'s loop without a system call.
+            if cur == NOTIFIED
+                || word
+                    .compare_exchange(cur, EMPTY, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+            {
+                PARKED.fetch_sub(1, Ordering::SeqCst);
+                word.store(NOTIFIED, Ordering::SeqCst);
+                return Ok(());
+            }
+        } else if cur != expected {
             PARKED.fetch_sub(1, Ordering::SeqCst);
             drop(t);
             drop(busy);
-            // A caller retrying on a word that keeps changing under it (several greenlets of one
-            // thread in `thread::park`, which share the thread's parker) lets the others run
+            // A caller retrying on a word that keeps changing under it lets the others run
             // rather than spin in the hub's thread.
             if LAST_EAGAIN.replace(addr) == addr {
                 let _ = super::park(Intr::Never, crate::hub::yield_now);
@@ -428,35 +548,48 @@ fn wait_parked(
         id,
         hit: Cell::new(false),
         waiter: RefCell::new(Waiter::new()),
+        parker,
     });
     LOCAL.with(|l| l.borrow_mut().push(slot.clone()));
+    if parker {
+        watch_parker(&hub, addr);
+    }
     let mut backoff = FIRST_BACKOFF;
     let res = loop {
         let w = slot.waiter.borrow().clone();
         if slot.hit.get() {
             break Ok(());
         }
-        let mut tick = Instant::now() + backoff;
-        if let Some(d) = deadline {
-            tick = tick.min(d);
-        }
-        let w2 = w.clone();
-        let timer = hub.add_timer(tick, move || {
-            w2.wake();
+        // The thread's parker is watched by `poll_parker` for the whole thread; other words are
+        // re-checked by each waiter on its own backoff.
+        let tick = if parker {
+            deadline
+        } else {
+            Some(deadline.map_or(Instant::now() + backoff, |d| {
+                d.min(Instant::now() + backoff)
+            }))
+        };
+        let timer = tick.map(|tick| {
+            let w2 = w.clone();
+            hub.add_timer(tick, move || {
+                w2.wake();
+            })
         });
         let r = super::park(Intr::Any, || w.wait());
-        hub.cancel_timer(timer);
+        if let Some(timer) = timer {
+            hub.cancel_timer(timer);
+        }
         if slot.hit.get() {
             break Ok(());
         }
         if let Err(e) = r {
             break Err(e); // ETIMEDOUT, ECANCELED (a kill) or EINTR (a signal handler)
         }
-        if word.load(Ordering::Acquire) != expected {
-            break Ok(()); // woken by a wake that bypassed the hook, or spuriously
-        }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break Err(libc::ETIMEDOUT);
+        }
+        if parker || word.load(Ordering::Acquire) != expected {
+            break Ok(()); // woken by a wake that bypassed the hook, or spuriously
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
         *slot.waiter.borrow_mut() = Waiter::new();
@@ -474,6 +607,11 @@ fn wait_parked(
             None => true,
         }
     };
+    if parker {
+        // Whatever ended the wait, `park`'s loop must see a token to return (a spurious wakeup,
+        // which `park` allows; its caller re-checks its condition).
+        word.store(NOTIFIED, Ordering::SeqCst);
+    }
     // A wake that took the entry is this wait's: report it (a kill or Timeout that landed too is
     // still raised at the next gevent wait), so it is not lost to the other waiters.
     if taken {
@@ -558,7 +696,7 @@ pub unsafe extern "C" fn pthread_join(
         return unsafe { real(thread, retval) };
     }
     while done.word.load(Ordering::Acquire) == 0 {
-        let _ = wait(&done.word, 0, u32::MAX, None);
+        let _ = wait(&done.word, 0, u32::MAX, None, false);
     }
     if !retval.is_null() {
         // SAFETY: non-null and valid for writes per the C contract.
