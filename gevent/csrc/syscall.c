@@ -51,6 +51,61 @@ static inline long raw_syscall6(long n, long a, long b, long c, long d, long e, 
 #endif
 }
 
+/* SYS_futex while the hook may be on: gevent decides, else the kernel. */
+__attribute__((visibility("hidden"), used)) long gevent_syscall_futex(long n, long a, long b,
+                                                                      long c, long d, long e,
+                                                                      long f)
+{
+    if (__atomic_load_n(&gevent_futex_on, __ATOMIC_RELAXED)) {
+        long out;
+        if (gevent_futex(a, b, c, d, e, f, &out))
+            return out;
+    }
+    return raw_syscall6(n, a, b, c, d, e, f);
+}
+
+#if defined(__x86_64__)
+/* Sets errno from a failed system call's result (negated in %edi) and returns -1. */
+__attribute__((visibility("hidden"), used)) long gevent_syscall_error(int e)
+{
+    errno = e;
+    return -1;
+}
+
+/*
+ * syscall(2) itself, in assembly: glibc's instruction for instruction (the arguments move one
+ * register down, the seventh comes from the stack), plus one compare and branch for SYS_futex.
+ * A variadic call passes its arguments as a plain one does, so the futex path is a tail jump to
+ * a seven-argument C function.
+ */
+_Static_assert(SYS_futex == 202, "the futex system call number on x86_64");
+__asm__(".pushsection .text\n"
+        ".globl syscall\n"
+        ".type syscall,@function\n"
+        ".p2align 4\n"
+        "syscall:\n"
+        "    .cfi_startproc\n" /* unwind info: backtraces (the monitor's) pass through */
+        "    cmp $202, %rdi\n" /* SYS_futex */
+        "    je 2f\n"
+        "    mov %rdi, %rax\n"
+        "    mov %rsi, %rdi\n"
+        "    mov %rdx, %rsi\n"
+        "    mov %rcx, %rdx\n"
+        "    mov %r8, %r10\n"
+        "    mov %r9, %r8\n"
+        "    mov 8(%rsp), %r9\n"
+        "    syscall\n"
+        "    cmp $-4095, %rax\n"
+        "    jae 1f\n"
+        "    ret\n"
+        "1:  neg %eax\n"
+        "    mov %eax, %edi\n"
+        "    jmp gevent_syscall_error\n"
+        "2:  jmp gevent_syscall_futex\n"
+        "    .cfi_endproc\n"
+        ".size syscall, .-syscall\n"
+        ".popsection\n");
+#else
 long syscall(long n, ...)
 {
     va_list ap;
@@ -62,13 +117,11 @@ long syscall(long n, ...)
     long e = va_arg(ap, long);
     long f = va_arg(ap, long);
     va_end(ap);
-    if (__builtin_expect(n == SYS_futex, 0) && __atomic_load_n(&gevent_futex_on, __ATOMIC_RELAXED)) {
-        long out;
-        if (gevent_futex(a, b, c, d, e, f, &out))
-            return out;
-    }
+    if (n == SYS_futex)
+        return gevent_syscall_futex(n, a, b, c, d, e, f);
     return raw_syscall6(n, a, b, c, d, e, f);
 }
+#endif
 
 /* Referenced from Rust so that the linker keeps this object (and so this `syscall`). */
 void gevent_syscall_shim_link(void) {}

@@ -427,7 +427,7 @@ fn poll_parker(addr: usize) {
     POLL_ROUND.set(round);
     // SAFETY: `addr` is this thread's std parker word, which lives as long as the thread.
     let word = unsafe { &*(addr as *const AtomicU32) };
-    if word.load(Ordering::Acquire) != EMPTY || round % PARKER_SWEEP == 0 {
+    if word.load(Ordering::Acquire) != EMPTY || round.is_multiple_of(PARKER_SWEEP) {
         for id in slots {
             local_wake(id);
         }

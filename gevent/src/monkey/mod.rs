@@ -6,7 +6,7 @@
 //! unless **all** of these hold, in which case it parks the calling greenlet on the hub instead of
 //! blocking the thread:
 //! - the matching switch ([`patch_all`], [`patch_time`], [`patch_socket`], [`patch_io`],
-//!   [`patch_select`], [`patch_dns`]) was called;
+//!   [`patch_select`], [`patch_dns`], [`patch_thread`]) was called;
 //! - this thread has a hub, and the caller is not the hub itself (hub callbacks never yield, and the
 //!   hub's own `epoll_wait` — mio calls it through libc — goes straight to the kernel);
 //! - the call would block: a socket or pipe in blocking mode without `MSG_DONTWAIT`, a relative
@@ -24,6 +24,7 @@
 //! | [`patch_io`] | `read`, `readv`, `write`, `writev`, `__read_chk` on sockets and pipes |
 //! | [`patch_select`] | `poll`, `ppoll`, `select`, `pselect`, `epoll_wait`, `epoll_pwait`, `__poll_chk`, `__ppoll_chk` |
 //! | [`patch_dns`] | `getaddrinfo` (std's `ToSocketAddrs`), `getnameinfo`, `gethostbyname` — on the thread pool |
+//! | [`patch_thread`] | `syscall` (its `SYS_futex` waits and wakes: std's `Mutex`, `Condvar`, `RwLock`, `Barrier`, `Once`, `thread::park`, channels), `pthread_join` (`JoinHandle::join`) — see [below](#locks-condvars-channels-and-joins) |
 //! | always, once any is on | `close`, `dup2`, `dup3`: a greenlet parked on the fd wakes with `EBADF` |
 //! | linked with any switch | `sigaction`, `signal`, `siginterrupt`: handlers interrupt hooked calls (below) |
 //!
@@ -44,13 +45,83 @@
 //!
 //! # Linking
 //! Each switch takes the address of its hooks, so calling it is what links them: a binary that never
-//! calls one gets none (and the plain libc functions).
+//! calls one gets none (and the plain libc functions). The exception is the `syscall` shim of
+//! [`patch_thread`]: gevent's own hooks call `syscall`, so every binary built with the `monkey`
+//! feature has it; until [`patch_thread`] is called it passes every call straight to the kernel
+//! (its cost: [below](#locks-condvars-channels-and-joins)).
+//!
+//! # Locks, condvars, channels and joins
+//! Under [`patch_thread`], std's `Mutex`, `Condvar`, `RwLock`, `Barrier`, `Once`/`OnceLock`/
+//! `LazyLock`, `thread::park`/`unpark`, `std::sync::mpsc` (and everything built on them), and
+//! `JoinHandle::join` wait cooperatively: a greenlet that would block in one parks, and the hub
+//! runs the others. A `Mutex` held across a switch (`gevent::sleep`, a socket read) no longer
+//! freezes the hub when a second greenlet locks it; an OS thread can hand a greenlet a result
+//! through a channel or a `Condvar`; a greenlet can join an OS thread.
+//!
+//! **The rule.** std waits on futexes through glibc's `syscall(SYS_futex, ...)`; a C shim
+//! (`csrc/syscall.c`, linked with the `monkey` feature) defines `syscall` and hands `SYS_futex` to
+//! gevent. A `FUTEX_WAIT`/`FUTEX_WAIT_BITSET` (private or not) made by a greenlet that is not the
+//! hub parks that greenlet, with futex semantics: it parks only while the word still holds the
+//! expected value (`EAGAIN` otherwise, checked under the wait table's lock), honours the timeout
+//! (`ETIMEDOUT`; relative for `FUTEX_WAIT`, absolute on the asked clock for the bitset form), and
+//! may return early (every futex user re-checks). A `FUTEX_WAKE` (and the bitset, `WAKE_OP` and
+//! requeue forms) from any thread or greenlet wakes *every* greenlet parked on that address (the
+//! extra ones re-check and park again), across hubs and threads, and still calls the kernel for
+//! OS threads waiting there. A wake that bypasses `syscall` (a raw `syscall` instruction, another
+//! library's own futex) does not strand a greenlet: a parked greenlet re-reads its word 1 ms after
+//! parking, then at doubling intervals up to every 50 ms. Every other system call number, every
+//! call outside greenlets (OS threads, the thread pool) and every call of the hub itself goes to
+//! the kernel untouched. `JoinHandle::join` (glibc's `pthread_join` waits with its own futex
+//! call, which `syscall` does not see) is interposed too: inside a greenlet the real join runs on
+//! a helper thread while the greenlet waits.
+//!
+//! std parks *threads*: `thread::park` and every channel receive use one parker per OS thread,
+//! shared by all its greenlets. Waits on it are handled apart: while greenlets of the thread wait
+//! there, the word is kept empty (so a second greenlet entering `park` reaches the hook instead of
+//! spinning in `park`'s loop), every such wait ends with a token left (a spurious wakeup, which
+//! `park` allows and std's callers re-check), and the hub reads the word every 1 ms for an
+//! `unpark` and wakes them all to re-check; every 50 ms they all re-check anyway, for a token that
+//! one greenlet took while it was meant for another. So a receive woken by another thread's send
+//! resumes within about 1 ms; with several greenlets of one thread receiving at once, a message can
+//! wait up to 50 ms longer.
+//!
+//! **What stays blocking** (the monitor reports a greenlet that blocks its hub):
+//! - a futex word in thread-local storage: per-thread wait state, shared by every greenlet of the
+//!   thread, which cannot be parked per greenlet. This is **parking_lot** (`Mutex`, `Condvar`,
+//!   `RwLock`, and what uses them, such as `r2d2`): it keeps each thread's queue links and futex
+//!   word in a `thread_local!`, and two greenlets of one thread inside its `park` would corrupt
+//!   its queues. Its waits block the thread as without the patch (no worse: correct, not
+//!   cooperative); a parking_lot lock held across a switch by one greenlet and locked by another
+//!   of the same thread deadlocks, as before;
+//! - spin loops (a lock that spins without a futex wait), a raw `syscall` instruction (rustix's
+//!   `linux_raw` backend, inline assembly), io_uring, and glibc's own internal locks (`pthread_mutex`,
+//!   `pthread_cond`, `sem_wait`: glibc calls the kernel directly);
+//! - std's `ReentrantLock` (the `stdout` lock) counts its owner per OS thread: greenlets of one
+//!   thread count as the same owner.
+//!
+//! **Kills and timeouts.** A kill or [`Timeout`](crate::Timeout) landing in a parked futex wait
+//! makes it return (`ECANCELED`, `ETIMEDOUT`) and leaves nothing in the wait table; it is kept and
+//! raised as described [below](#kills-timeouts-and-signals-in-hooked-calls). What the std type does
+//! with that return differs: `Condvar::wait_timeout` reports a timeout, `Condvar::wait` returns
+//! (as a spurious wakeup), `Mutex::lock`, `RwLock`, `Barrier`, `Once`, the channels' `recv` and
+//! `JoinHandle::join` have no error path and retry: the greenlet keeps waiting (cooperatively;
+//! later futex waits of a greenlet with a kill or timeout pending park normally) until the lock is
+//! taken or the message comes, and the kill or timeout is raised at its next gevent wait, or at
+//! [`with_timeout`](crate::with_timeout)'s boundary. A wake that reached a greenlet at the same
+//! time as the kill or timeout is reported as a wake, so it is not lost to the other waiters.
+//!
+//! **Cost.** Every `syscall()` call of the process goes through the shim: for numbers other than
+//! `SYS_futex`, on x86_64, glibc's own instructions plus one compare and branch (measured with
+//! `examples/syscall_cost.rs`: no difference above the noise of the system call itself; elsewhere
+//! a C function reading its variadic arguments). A `FUTEX_WAKE` while no greenlet is parked anywhere costs one fence and one load
+//! more; an uncontended `Mutex::lock`/`unlock` makes no system call and is unchanged. A futex wait
+//! in a greenlet costs a wait-table entry (a global lock, an allocation per wait) and a timer.
 //!
 //! # What cannot be made cooperative
-//! Raw system calls (`libc::syscall`, rustix, io_uring), `std::sync::Mutex`/`Condvar` (futexes), and
-//! variadic functions (`fcntl`, `ioctl`: Rust cannot define them; not needed, see above) are not
-//! interposed. A greenlet that blocks in one freezes its thread's hub; [`crate::monitor`] reports
-//! it with its name and backtrace.
+//! Raw system calls (`libc::syscall` of anything but `SYS_futex`, rustix, io_uring) and variadic
+//! functions other than `syscall` (`fcntl`, `ioctl`: not needed, see above) are not interposed. A
+//! greenlet that blocks in one freezes its thread's hub; [`crate::monitor`] reports it with its
+//! name and backtrace.
 //!
 //! # Kills, timeouts and signals in hooked calls
 //! A kill or [`Timeout`](crate::Timeout) cannot unwind through a C caller (the hook's caller may be
