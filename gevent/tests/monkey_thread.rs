@@ -536,3 +536,45 @@ fn mpsc_recv_in_many_greenlets_of_one_thread_body() {
         "{ticks} ticks in {waited:?}: the hub stopped"
     );
 }
+
+#[test]
+fn condvar_ping_pong_between_greenlets_of_two_hubs() {
+    bounded(condvar_ping_pong_between_greenlets_of_two_hubs_body);
+}
+
+/// Greenlets of two hubs (two threads) hand a turn back and forth through a `Mutex` and a
+/// `Condvar`: every wake crosses threads (through the other hub's handle), and each hub keeps
+/// running a ticker meanwhile.
+fn condvar_ping_pong_between_greenlets_of_two_hubs_body() {
+    gevent::monkey::patch_all();
+    const ROUNDS: u32 = 200;
+    let state = Arc::new((Mutex::new(0u32), Condvar::new()));
+    let player = |me: u32, state: Arc<(Mutex<u32>, Condvar)>| {
+        move || {
+            let stop = Rc::new(Cell::new(false));
+            let tick = ticker(stop.clone());
+            let g = gevent::spawn(move || {
+                let (m, cv) = &*state;
+                let mut turn = m.lock().unwrap();
+                while *turn < 2 * ROUNDS {
+                    if *turn % 2 == me {
+                        *turn += 1;
+                        cv.notify_all();
+                    } else {
+                        turn = cv.wait(turn).unwrap();
+                    }
+                }
+                *turn
+            });
+            let r = g.get_timeout(Duration::from_secs(20)).unwrap();
+            stop.set(true);
+            tick.get().unwrap();
+            assert_eq!(gevent::monkey::parked_count(), 0);
+            r
+        }
+    };
+    let other = std::thread::spawn(player(1, state.clone()));
+    let mine = player(0, state.clone())();
+    assert_eq!(mine, 2 * ROUNDS);
+    assert_eq!(other.join().unwrap(), 2 * ROUNDS);
+}

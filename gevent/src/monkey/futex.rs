@@ -213,6 +213,9 @@ pub unsafe extern "C" fn gevent_futex(
                 return 0;
             };
             drop(busy);
+            if LOCAL.try_with(|_| ()).is_err() {
+                return 0; // the thread is exiting
+            }
             if in_thread_tls(uaddr as usize) {
                 return 0; // per-thread wait state (parking_lot's): see `in_thread_tls`
             }
