@@ -50,14 +50,13 @@ const FUTEX_CLOCK_REALTIME: c_int = 256;
 /// The first re-check of a parked word; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 const MAX_BACKOFF: Duration = Duration::from_millis(50);
-/// How often [`poll_parker`] reads the thread's std parker while greenlets wait on it.
-const PARKER_POLL: Duration = Duration::from_millis(1);
-/// Every this many polls, all of them wake (see [`poll_parker`]).
-const PARKER_SWEEP: u32 = 50;
+/// How often greenlets waiting on the thread's std parker all re-check (see [`poll_parker`]).
+const PARKER_SWEEP: Duration = Duration::from_millis(50);
 
 /// std's parker states (library/std/src/sys/sync/thread_parking/futex.rs).
 const EMPTY: u32 = 0;
 const NOTIFIED: u32 = 1;
+const PARKED_STATE: u32 = u32::MAX;
 
 /// Turns the futex hook on (the shim passes `SYS_futex` through until then).
 pub(super) fn link() {
@@ -68,6 +67,8 @@ pub(super) fn link() {
     // SAFETY: the shim defines `gevent_futex_on` as a plain `int`, which `AtomicI32` matches in
     // size and alignment; it is only ever accessed atomically.
     unsafe { gevent_futex_on.store(1, Ordering::Relaxed) };
+    let f: fn(bool) -> bool = around_sleep;
+    let _ = crate::hub::AROUND_SLEEP.set(f);
 }
 
 /// One greenlet parked on a futex word.
@@ -363,9 +364,10 @@ thread_local! {
     /// Set while [`parker`] probes: the hook records the word of the futex wait and returns.
     static PROBING: Cell<bool> = const { Cell::new(false) };
     static PROBED: Cell<usize> = const { Cell::new(0) };
-    /// Whether [`poll_parker`] is armed, and its rounds.
+    /// Whether [`poll_parker`] is armed.
     static POLLING: Cell<bool> = const { Cell::new(false) };
-    static POLL_ROUND: Cell<u32> = const { Cell::new(0) };
+    /// Greenlets of this thread waiting on its std parker.
+    static PARKER_WAITERS: Cell<usize> = const { Cell::new(0) };
 }
 
 /// The futex word of this thread's std parker (`thread::park`, and so every std channel
@@ -375,8 +377,8 @@ thread_local! {
 /// All greenlets of a thread share it: std parks threads, not greenlets. Its waits are handled
 /// apart ([`wait_parked`]): the word is kept EMPTY while greenlets wait on it (so that the next
 /// greenlet entering `park` comes to the hook instead of spinning in `park`'s loop), every wait
-/// ends with a token left (a spurious wakeup, which `park` allows), and [`poll_parker`] watches
-/// the word for `unpark`s.
+/// ends with a token left (a spurious wakeup, which `park` allows), [`around_sleep`] lets
+/// `unpark`s wake the hub, and [`poll_parker`] sweeps.
 fn parker() -> usize {
     let known = PARKER.try_with(|p| p.get()).unwrap_or(0);
     if known != 0 {
@@ -402,19 +404,14 @@ fn parker() -> usize {
 }
 
 /// Arms this thread's [`poll_parker`] if it is not.
-fn watch_parker(hub: &crate::hub::Hub, addr: usize) {
+fn watch_parker(hub: &crate::hub::Hub) {
     if !POLLING.replace(true) {
-        POLL_ROUND.set(0);
-        hub.add_timer(Instant::now() + PARKER_POLL, move || poll_parker(addr));
+        hub.add_timer(Instant::now() + PARKER_SWEEP, poll_parker);
     }
 }
 
-/// Every [`PARKER_POLL`] while greenlets of this thread wait on its std parker (`addr`): an
-/// `unpark` (which makes no system call, the word being EMPTY) left a token, so every such
-/// greenlet wakes and re-checks what it waits for; and every [`PARKER_SWEEP`] polls they all do
-/// anyway, for a token that a greenlet about to wait took before the poll saw it (std's parker
-/// is one per thread: it cannot tell whom a token was for).
-fn poll_parker(addr: usize) {
+/// Wakes every greenlet of this thread waiting on its std parker.
+fn wake_parker_waiters() {
     let slots: Vec<u64> = LOCAL.with(|l| {
         l.borrow()
             .iter()
@@ -422,20 +419,52 @@ fn poll_parker(addr: usize) {
             .map(|s| s.id)
             .collect()
     });
-    if slots.is_empty() {
+    for id in slots {
+        local_wake(id);
+    }
+}
+
+/// Every [`PARKER_SWEEP`] while greenlets of this thread wait on its std parker, they all wake and
+/// re-check what they wait for: a greenlet about to wait may have taken a token meant for another
+/// (std's parker is one per thread: it cannot tell whom a token was for).
+fn poll_parker() {
+    if PARKER_WAITERS.get() == 0 {
         POLLING.set(false);
         return;
     }
-    let round = POLL_ROUND.get() + 1;
-    POLL_ROUND.set(round);
+    wake_parker_waiters();
+    crate::hub::get_hub().add_timer(Instant::now() + PARKER_SWEEP, poll_parker);
+}
+
+/// The hub's [`AROUND_SLEEP`](crate::hub::AROUND_SLEEP). While greenlets of this thread wait on its
+/// std parker, the word is EMPTY as long as greenlets run (so that one entering `park` comes to the
+/// hook), and PARKED while the hub sleeps, so that an `unpark` from another thread makes its futex
+/// wake, which wakes the hub. A token that came while greenlets ran (an `unpark` seeing EMPTY makes
+/// no system call) is found before the hub sleeps; one that came while it slept, after: either way
+/// they all wake and re-check.
+fn around_sleep(before: bool) -> bool {
+    if PARKER_WAITERS.try_with(|w| w.get()).unwrap_or(0) == 0 {
+        return false;
+    }
+    let addr = PARKER.with(|p| p.get());
+    if addr == 0 {
+        return false;
+    }
     // SAFETY: `addr` is this thread's std parker word, which lives as long as the thread.
     let word = unsafe { &*(addr as *const AtomicU32) };
-    if word.load(Ordering::Acquire) != EMPTY || round.is_multiple_of(PARKER_SWEEP) {
-        for id in slots {
-            local_wake(id);
+    let (from, to) = if before {
+        (EMPTY, PARKED_STATE)
+    } else {
+        (PARKED_STATE, EMPTY)
+    };
+    match word.compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => false,
+        Err(NOTIFIED) => {
+            wake_parker_waiters();
+            true
         }
+        Err(_) => false,
     }
-    crate::hub::get_hub().add_timer(Instant::now() + PARKER_POLL, move || poll_parker(addr));
 }
 
 /// Wakes every greenlet parked on `addr` whose bitset meets `mask`; returns how many.
@@ -555,7 +584,8 @@ fn wait_parked(
     });
     LOCAL.with(|l| l.borrow_mut().push(slot.clone()));
     if parker {
-        watch_parker(&hub, addr);
+        PARKER_WAITERS.set(PARKER_WAITERS.get() + 1);
+        watch_parker(&hub);
     }
     let mut backoff = FIRST_BACKOFF;
     let res = loop {
@@ -611,6 +641,7 @@ fn wait_parked(
         }
     };
     if parker {
+        PARKER_WAITERS.set(PARKER_WAITERS.get() - 1);
         // Whatever ended the wait, `park`'s loop must see a token to return (a spurious wakeup,
         // which `park` allows; its caller re-checks its condition).
         word.store(NOTIFIED, Ordering::SeqCst);

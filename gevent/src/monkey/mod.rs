@@ -77,13 +77,16 @@
 //!
 //! std parks *threads*: `thread::park` and every channel receive use one parker per OS thread,
 //! shared by all its greenlets. Waits on it are handled apart: while greenlets of the thread wait
-//! there, the word is kept empty (so a second greenlet entering `park` reaches the hook instead of
-//! spinning in `park`'s loop), every such wait ends with a token left (a spurious wakeup, which
-//! `park` allows and std's callers re-check), and the hub reads the word every 1 ms for an
-//! `unpark` and wakes them all to re-check; every 50 ms they all re-check anyway, for a token that
-//! one greenlet took while it was meant for another. So a receive woken by another thread's send
-//! resumes within about 1 ms; with several greenlets of one thread receiving at once, a message can
-//! wait up to 50 ms longer.
+//! there, the word reads empty as long as greenlets run (so a second greenlet entering `park`
+//! reaches the hook instead of spinning in `park`'s loop) and parked while the hub sleeps (so
+//! another thread's `unpark` makes its futex wake, which wakes the hub at once); a token that
+//! came while greenlets ran is found before the hub sleeps. Every such wait ends with a token left
+//! (a spurious wakeup, which `park` allows and std's callers re-check), an `unpark` wakes all the
+//! thread's greenlets waiting there to re-check, and every 50 ms they all re-check anyway, for a
+//! token that one greenlet took while it was meant for another. So a receive woken by another
+//! thread's send resumes at once (a round trip OS thread -> greenlet -> OS thread through two std
+//! channels costs about what tokio's channel to a task does, `bench/src/bin/monkey_thread.rs`);
+//! with several greenlets of one thread receiving at once, a message can wait up to 50 ms longer.
 //!
 //! **What stays blocking** (the monitor reports a greenlet that blocks its hub):
 //! - a futex word in thread-local storage: per-thread wait state, shared by every greenlet of the
