@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 const DELAY: Duration = Duration::from_millis(200);
 
+/// The tests' elapsed-time bars compare with one request's time: they run one at a time, not
+/// beside each other's hundred server threads. Taken before the test thread has a hub.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A thread-per-connection HTTP server (in threads without a hub: the hooks pass through there).
 fn slow_server() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -45,6 +49,7 @@ fn get(url: &str) -> String {
 
 #[test]
 fn hundred_ureq_requests_from_greenlets_take_about_one_requests_time() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     gevent::monkey::patch_all();
     let url = format!("http://{}/", slow_server());
     let u = url.clone();
@@ -75,6 +80,7 @@ fn hundred_ureq_requests_from_greenlets_take_about_one_requests_time() {
 /// thread's parker at once, and still finish in about one request's time.
 #[test]
 fn fifty_ureq_requests_with_timeout_global_take_about_one_requests_time() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     gevent::monkey::patch_all();
     let addr = slow_server();
     // A name, so that the resolver thread runs.
