@@ -578,3 +578,44 @@ fn condvar_ping_pong_between_greenlets_of_two_hubs_body() {
     assert_eq!(mine, 2 * ROUNDS);
     assert_eq!(other.join().unwrap(), 2 * ROUNDS);
 }
+
+#[test]
+fn std_timeouts_expire_cooperatively() {
+    bounded(std_timeouts_expire_cooperatively_body);
+}
+
+/// `Condvar::wait_timeout` (an absolute `FUTEX_WAIT_BITSET` deadline) and
+/// `Receiver::recv_timeout` (`park_timeout` on the thread's parker) in greenlets time out on
+/// time, at once, while the hub keeps running.
+fn std_timeouts_expire_cooperatively_body() {
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let t0 = Instant::now();
+    let cv = gevent::spawn(|| {
+        let (m, cv) = (Mutex::new(()), Condvar::new());
+        let (_g, r) = cv
+            .wait_timeout(m.lock().unwrap(), Duration::from_millis(150))
+            .unwrap();
+        (r.timed_out(), Instant::now())
+    });
+    let rx = gevent::spawn(|| {
+        let (_tx, rx) = mpsc::channel::<()>();
+        let r = rx.recv_timeout(Duration::from_millis(150));
+        (r == Err(mpsc::RecvTimeoutError::Timeout), Instant::now())
+    });
+    let (cv_timed_out, cv_at) = cv.get_timeout(Duration::from_secs(5)).unwrap();
+    let (rx_timed_out, rx_at) = rx.get_timeout(Duration::from_secs(5)).unwrap();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    assert!(cv_timed_out && rx_timed_out);
+    for at in [cv_at, rx_at] {
+        let d = at - t0;
+        assert!(
+            d >= Duration::from_millis(150) && d < Duration::from_secs(2),
+            "{d:?}"
+        );
+    }
+    assert!(ticks >= 15, "{ticks} ticks in 150 ms: the hub stopped");
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
