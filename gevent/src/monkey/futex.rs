@@ -1,5 +1,6 @@
-//! Futex waits of greenlets ([`patch_thread`](super::patch_thread)): std's and parking_lot's
-//! `Mutex`, `Condvar`, `RwLock`, `Once`, `Barrier`, `thread::park` and the channels built on them.
+//! Futex waits of greenlets ([`patch_thread`](super::patch_thread)): std's `Mutex`, `Condvar`,
+//! `RwLock`, `Once`, `Barrier`, `thread::park` and the channels built on them; and
+//! `JoinHandle::join` ([`pthread_join`]).
 //!
 //! They all block in `syscall(SYS_futex, ...)` through glibc's `syscall` symbol. `csrc/syscall.c`
 //! defines that symbol (a variadic function: C) and hands `SYS_futex` to [`gevent_futex`] once
@@ -18,6 +19,9 @@
 //!   through their hub's [`HubHandle`].
 //! - A wake that bypasses the hook (a raw `syscall` instruction, another library's private futex)
 //!   is caught by re-reading the word on a backoff timer (1 ms, doubling to 50 ms).
+//! - Two kinds of words are apart: the thread's std parker, shared by all its greenlets ([`parker`],
+//!   [`around_sleep`]); and words in thread-local storage (parking_lot's per-thread wait state),
+//!   whose waits block the thread ([`in_thread_tls`]).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
