@@ -118,6 +118,12 @@ struct Remote {
 /// that a signal interrupts (`monkey::intr`). One atomic load per poll while unset.
 pub(crate) static AFTER_POLL: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
 
+/// Run by the hub right before its poller may sleep (`true`; returns whether something became
+/// ready, and then the poll does not sleep) and right after it (`false`), once set: `monkey` sets
+/// it so that another thread's `unpark` reaches greenlets waiting on this thread's std parker while
+/// the hub sleeps (`monkey::futex`). One atomic load per sleeping poll while unset.
+pub(crate) static AROUND_SLEEP: std::sync::OnceLock<fn(bool) -> bool> = std::sync::OnceLock::new();
+
 /// How long a turn runs the ready queue before it lets due timers in (gevent's default
 /// `sys.getswitchinterval()`).
 const SWITCH_INTERVAL: Duration = Duration::from_millis(5);
@@ -380,12 +386,21 @@ impl Hub {
             return false;
         };
         self.turns_without_poll.set(0);
-        let timeout = if timeout == Some(Duration::ZERO) {
+        let mut timeout = if timeout == Some(Duration::ZERO) {
             timeout
         } else {
             trim_stacks_before_sleep(timeout)
         };
+        let around = AROUND_SLEEP
+            .get()
+            .filter(|_| timeout != Some(Duration::ZERO));
+        if around.is_some_and(|f| f(true)) {
+            timeout = Some(Duration::ZERO);
+        }
         self.poll_io(timeout);
+        if let Some(f) = around {
+            f(false);
+        }
         if let Some(f) = AFTER_POLL.get() {
             f();
         }

@@ -23,6 +23,7 @@ fn switches_and_is_patched() {
         gevent::monkey::Module::Io,
         gevent::monkey::Module::Select,
         gevent::monkey::Module::Dns,
+        gevent::monkey::Module::Thread,
     ] {
         assert!(gevent::monkey::is_module_patched(m));
     }

@@ -6,7 +6,7 @@
 //! unless **all** of these hold, in which case it parks the calling greenlet on the hub instead of
 //! blocking the thread:
 //! - the matching switch ([`patch_all`], [`patch_time`], [`patch_socket`], [`patch_io`],
-//!   [`patch_select`], [`patch_dns`]) was called;
+//!   [`patch_select`], [`patch_dns`], [`patch_thread`]) was called;
 //! - this thread has a hub, and the caller is not the hub itself (hub callbacks never yield, and the
 //!   hub's own `epoll_wait` — mio calls it through libc — goes straight to the kernel);
 //! - the call would block: a socket or pipe in blocking mode without `MSG_DONTWAIT`, a relative
@@ -24,6 +24,7 @@
 //! | [`patch_io`] | `read`, `readv`, `write`, `writev`, `__read_chk` on sockets and pipes |
 //! | [`patch_select`] | `poll`, `ppoll`, `select`, `pselect`, `epoll_wait`, `epoll_pwait`, `__poll_chk`, `__ppoll_chk` |
 //! | [`patch_dns`] | `getaddrinfo` (std's `ToSocketAddrs`), `getnameinfo`, `gethostbyname` — on the thread pool |
+//! | [`patch_thread`] | `syscall` (its `SYS_futex` waits and wakes: std's `Mutex`, `Condvar`, `RwLock`, `Barrier`, `Once`, `thread::park`, channels), `pthread_join` (`JoinHandle::join`) — see [below](#locks-condvars-channels-and-joins) |
 //! | always, once any is on | `close`, `dup2`, `dup3`: a greenlet parked on the fd wakes with `EBADF` |
 //! | linked with any switch | `sigaction`, `signal`, `siginterrupt`: handlers interrupt hooked calls (below) |
 //!
@@ -44,13 +45,89 @@
 //!
 //! # Linking
 //! Each switch takes the address of its hooks, so calling it is what links them: a binary that never
-//! calls one gets none (and the plain libc functions).
+//! calls one gets none (and the plain libc functions). The exception is the `syscall` shim of
+//! [`patch_thread`]: gevent's own hooks call `syscall`, so every binary built with the `monkey`
+//! feature has it; until [`patch_thread`] is called it passes every call straight to the kernel
+//! (its cost: [below](#locks-condvars-channels-and-joins)).
+//!
+//! # Locks, condvars, channels and joins
+//! Under [`patch_thread`], std's `Mutex`, `Condvar`, `RwLock`, `Barrier`, `Once`/`OnceLock`/
+//! `LazyLock`, `thread::park`/`unpark`, `std::sync::mpsc` (and everything built on them), and
+//! `JoinHandle::join` wait cooperatively: a greenlet that would block in one parks, and the hub
+//! runs the others. A `Mutex` held across a switch (`gevent::sleep`, a socket read) no longer
+//! freezes the hub when a second greenlet locks it; an OS thread can hand a greenlet a result
+//! through a channel or a `Condvar`; a greenlet can join an OS thread.
+//!
+//! **The rule.** std waits on futexes through glibc's `syscall(SYS_futex, ...)`; a C shim
+//! (`csrc/syscall.c`, linked with the `monkey` feature) defines `syscall` and hands `SYS_futex` to
+//! gevent. A `FUTEX_WAIT`/`FUTEX_WAIT_BITSET` (private or not) made by a greenlet that is not the
+//! hub parks that greenlet, with futex semantics: it parks only while the word still holds the
+//! expected value (`EAGAIN` otherwise, checked under the wait table's lock), honours the timeout
+//! (`ETIMEDOUT`; relative for `FUTEX_WAIT`, absolute on the asked clock for the bitset form), and
+//! may return early (every futex user re-checks). A `FUTEX_WAKE` (and the bitset, `WAKE_OP` and
+//! requeue forms) from any thread or greenlet wakes *every* greenlet parked on that address (the
+//! extra ones re-check and park again), across hubs and threads, and still calls the kernel for
+//! OS threads waiting there. A wake that bypasses `syscall` (a raw `syscall` instruction, another
+//! library's own futex) does not strand a greenlet: a parked greenlet re-reads its word 1 ms after
+//! parking, then at doubling intervals up to every 50 ms. Every other system call number, every
+//! call outside greenlets (OS threads, the thread pool) and every call of the hub itself goes to
+//! the kernel untouched. `JoinHandle::join` (glibc's `pthread_join` waits with its own futex
+//! call, which `syscall` does not see) is interposed too: inside a greenlet the real join runs on
+//! a helper thread while the greenlet waits.
+//!
+//! std parks *threads*: `thread::park` and every channel receive use one parker per OS thread,
+//! shared by all its greenlets. Waits on it are handled apart: while greenlets of the thread wait
+//! there, the word reads empty as long as greenlets run (so a second greenlet entering `park`
+//! reaches the hook instead of spinning in `park`'s loop) and parked while the hub sleeps (so
+//! another thread's `unpark` makes its futex wake, which wakes the hub at once); a token that
+//! came while greenlets ran is found before the hub sleeps. Every such wait ends with a token left
+//! (a spurious wakeup, which `park` allows and std's callers re-check), an `unpark` wakes all the
+//! thread's greenlets waiting there to re-check, and every 50 ms they all re-check anyway, for a
+//! token that one greenlet took while it was meant for another. So a receive woken by another
+//! thread's send resumes at once (a round trip OS thread -> greenlet -> OS thread through two std
+//! channels costs about what tokio's channel to a task does, `bench/src/bin/monkey_thread.rs`);
+//! with several greenlets of one thread receiving at once, a message can wait up to 50 ms longer.
+//!
+//! **What stays blocking** (the monitor reports a greenlet that blocks its hub):
+//! - a futex word in thread-local storage: per-thread wait state, shared by every greenlet of the
+//!   thread, which cannot be parked per greenlet. This is **parking_lot** (`Mutex`, `Condvar`,
+//!   `RwLock`, and what uses them, such as `r2d2`): it keeps each thread's queue links and futex
+//!   word in a `thread_local!`, and two greenlets of one thread inside its `park` would corrupt
+//!   its queues. Its waits block the thread as without the patch (no worse: correct, not
+//!   cooperative); a parking_lot lock held across a switch by one greenlet and locked by another
+//!   of the same thread deadlocks, as before;
+//! - spin loops (a lock that spins without a futex wait), a raw `syscall` instruction (rustix's
+//!   `linux_raw` backend, inline assembly), io_uring, and glibc's own internal locks (`pthread_mutex`,
+//!   `pthread_cond`, `sem_wait`: glibc calls the kernel directly);
+//! - std's `ReentrantLock` (the `stdout` lock) counts its owner per OS thread: greenlets of one
+//!   thread count as the same owner.
+//!
+//! **Kills and timeouts.** A kill or [`Timeout`](crate::Timeout) landing in a parked futex wait
+//! makes it return (`ECANCELED`, `ETIMEDOUT`) and leaves nothing in the wait table; it is kept and
+//! raised as described [below](#kills-timeouts-and-signals-in-hooked-calls). What the std type does
+//! with that return differs: `Condvar::wait_timeout` reports a timeout, `Condvar::wait` returns
+//! (as a spurious wakeup), `Mutex::lock`, `RwLock`, `Barrier`, `Once`, the channels' `recv` and
+//! `JoinHandle::join` have no error path and retry: the greenlet keeps waiting (cooperatively;
+//! later futex waits of a greenlet with a kill or timeout pending park normally) until the lock is
+//! taken or the message comes, and the kill or timeout is raised at its next gevent wait, or at
+//! [`with_timeout`](crate::with_timeout)'s boundary. A wake that reached a greenlet at the same
+//! time as the kill or timeout is reported as a wake, so it is not lost to the other waiters.
+//!
+//! **Cost.** Every `syscall()` call of the process goes through the shim: for numbers other than
+//! `SYS_futex`, on x86_64, glibc's own instructions plus one compare and branch (measured with
+//! `examples/syscall_cost.rs`: no difference above the noise of the system call itself; elsewhere
+//! a C function reading its variadic arguments). A `FUTEX_WAKE` while no greenlet is parked anywhere costs one fence and one load
+//! more; an uncontended `Mutex::lock`/`unlock` makes no system call and is unchanged. A futex wait
+//! in a greenlet costs a wait-table entry (a global lock, a few allocations) and a timer, and the
+//! wake still calls the kernel: a std `Mutex` handed between two greenlets costs about 1.5 µs per
+//! hand-off where tokio's `Mutex` between two tasks costs about 0.2 µs
+//! (`bench/src/bin/monkey_thread.rs`).
 //!
 //! # What cannot be made cooperative
-//! Raw system calls (`libc::syscall`, rustix, io_uring), `std::sync::Mutex`/`Condvar` (futexes), and
-//! variadic functions (`fcntl`, `ioctl`: Rust cannot define them; not needed, see above) are not
-//! interposed. A greenlet that blocks in one freezes its thread's hub; [`crate::monitor`] reports
-//! it with its name and backtrace.
+//! Raw system calls (`libc::syscall` of anything but `SYS_futex`, rustix, io_uring) and variadic
+//! functions other than `syscall` (`fcntl`, `ioctl`: not needed, see above) are not interposed. A
+//! greenlet that blocks in one freezes its thread's hub; [`crate::monitor`] reports it with its
+//! name and backtrace.
 //!
 //! # Kills, timeouts and signals in hooked calls
 //! A kill or [`Timeout`](crate::Timeout) cannot unwind through a C caller (the hook's caller may be
@@ -114,6 +191,9 @@
 mod dns;
 mod fd;
 pub(crate) use fd::evict;
+mod futex;
+#[doc(hidden)]
+pub use futex::parked_count;
 mod intr;
 mod net;
 mod poll;
@@ -139,16 +219,19 @@ pub enum Module {
     Select = 8,
     /// [`patch_dns`].
     Dns = 16,
+    /// [`patch_thread`].
+    Thread = 32,
 }
 
 const ALL: u8 = Module::Time as u8
     | Module::Socket as u8
     | Module::Io as u8
     | Module::Select as u8
-    | Module::Dns as u8;
+    | Module::Dns as u8
+    | Module::Thread as u8;
 
 /// Patches everything this module can: [`patch_time`], [`patch_socket`], [`patch_io`],
-/// [`patch_select`] and [`patch_dns`].
+/// [`patch_select`], [`patch_dns`] and [`patch_thread`].
 ///
 /// # Examples
 /// ```
@@ -166,6 +249,7 @@ pub fn patch_all() {
     patch_io();
     patch_select();
     patch_dns();
+    patch_thread();
 }
 
 fn turn_on(m: Module) {
@@ -208,6 +292,14 @@ pub fn patch_select() {
 pub fn patch_dns() {
     dns::link();
     turn_on(Module::Dns);
+}
+
+/// Makes std's (and parking_lot's) futex waits cooperative: `Mutex`, `Condvar`, `RwLock`,
+/// `Barrier`, `Once`/`OnceLock`, `thread::park`, `std::sync::mpsc` receives, and
+/// `JoinHandle::join` of an OS thread. See [the rule](self#locks-condvars-channels-and-joins).
+pub fn patch_thread() {
+    futex::link();
+    turn_on(Module::Thread);
 }
 
 /// Whether every switch was called (as by [`patch_all`]).

@@ -1,0 +1,744 @@
+//! Futex waits of greenlets ([`patch_thread`](super::patch_thread)): std's `Mutex`, `Condvar`,
+//! `RwLock`, `Once`, `Barrier`, `thread::park` and the channels built on them; and
+//! `JoinHandle::join` ([`pthread_join`]).
+//!
+//! They all block in `syscall(SYS_futex, ...)` through glibc's `syscall` symbol. `csrc/syscall.c`
+//! defines that symbol (a variadic function: C) and hands `SYS_futex` to [`gevent_futex`] once
+//! [`link`] turned it on; every other number goes straight to the kernel.
+//!
+//! - A `FUTEX_WAIT`/`FUTEX_WAIT_BITSET` (private or not) of a greenlet other than the hub parks it
+//!   in [`TABLE`], keyed by the word's address, after re-checking the word under the table's lock
+//!   (`EAGAIN` if it moved). It returns 0 when a wake reaches it or the word no longer holds the
+//!   expected value, `ETIMEDOUT` at the timeout, `EINTR` for a signal handler, `ECANCELED` for a kill
+//!   and `ETIMEDOUT` for a [`Timeout`](crate::Timeout) (both raised at the greenlet's next gevent
+//!   wait, see `super::park`).
+//! - A `FUTEX_WAKE` (and `WAKE_BITSET`, `WAKE_OP`, `REQUEUE`, `CMP_REQUEUE`), from any thread, wakes
+//!   every greenlet parked on the address (futex users tolerate spurious wakes; waking them all
+//!   keeps one wake from being spent on a greenlet that has already left), then calls the kernel for
+//!   OS threads. Greenlets of the waker's own thread are woken directly; those of other threads
+//!   through their hub's [`HubHandle`].
+//! - A wake that bypasses the hook (a raw `syscall` instruction, another library's private futex)
+//!   is caught by re-reading the word on a backoff timer (1 ms, doubling to 50 ms).
+//! - Two kinds of words are apart: the thread's std parker, shared by all its greenlets ([`parker`],
+//!   [`around_sleep`]); and words in thread-local storage (parking_lot's per-thread wait state),
+//!   whose waits block the thread ([`in_thread_tls`]).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{fence, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use libc::{c_int, c_long, timespec};
+
+use super::intr::Intr;
+use crate::hub::{HubHandle, Waiter};
+
+extern "C" {
+    /// Read by the shim before it calls [`gevent_futex`]; set by [`link`].
+    static gevent_futex_on: AtomicI32;
+    /// Defined in the shim's object: taking its address keeps the object (and its `syscall`).
+    fn gevent_syscall_shim_link();
+}
+
+const FUTEX_WAIT: c_int = 0;
+const FUTEX_WAKE: c_int = 1;
+const FUTEX_REQUEUE: c_int = 3;
+const FUTEX_CMP_REQUEUE: c_int = 4;
+const FUTEX_WAKE_OP: c_int = 5;
+const FUTEX_WAIT_BITSET: c_int = 9;
+const FUTEX_WAKE_BITSET: c_int = 10;
+const FUTEX_PRIVATE_FLAG: c_int = 128;
+const FUTEX_CLOCK_REALTIME: c_int = 256;
+
+/// The first re-check of a parked word; doubled up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+const MAX_BACKOFF: Duration = Duration::from_millis(50);
+/// How often greenlets waiting on the thread's std parker all re-check (see [`poll_parker`]).
+const PARKER_SWEEP: Duration = Duration::from_millis(50);
+
+/// std's parker states (library/std/src/sys/sync/thread_parking/futex.rs).
+const EMPTY: u32 = 0;
+const NOTIFIED: u32 = 1;
+const PARKED_STATE: u32 = u32::MAX;
+
+/// Turns the futex hook on (the shim passes `SYS_futex` through until then).
+pub(super) fn link() {
+    std::hint::black_box((
+        gevent_syscall_shim_link as unsafe extern "C" fn(),
+        pthread_join as *const (),
+    ));
+    // SAFETY: the shim defines `gevent_futex_on` as a plain `int`, which `AtomicI32` matches in
+    // size and alignment; it is only ever accessed atomically.
+    unsafe { gevent_futex_on.store(1, Ordering::Relaxed) };
+    let f: fn(bool) -> bool = around_sleep;
+    let _ = crate::hub::AROUND_SLEEP.set(f);
+}
+
+/// One greenlet parked on a futex word.
+struct Entry {
+    addr: usize,
+    bitset: u32,
+    /// The greenlet's thread ([`thread_key`]).
+    owner: usize,
+    id: u64,
+    /// Its hub, for wakes from other threads.
+    hub: HubHandle,
+}
+
+/// Every parked greenlet of the process (wakes come from any thread).
+static TABLE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+/// `TABLE.len()`, read without the lock: a wake with nothing parked goes straight to the kernel.
+static PARKED: AtomicUsize = AtomicUsize::new(0);
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A parked greenlet's side of its entry, on its own thread.
+struct Slot {
+    id: u64,
+    /// Set by a wake through the table.
+    hit: Cell<bool>,
+    /// The waiter of the current step of the wait.
+    waiter: RefCell<Rc<Waiter>>,
+    /// A wait on this thread's std parker (see [`parker`]).
+    parker: bool,
+}
+
+thread_local! {
+    /// This thread's parked greenlets.
+    static LOCAL: RefCell<Vec<Rc<Slot>>> = const { RefCell::new(Vec::new()) };
+    /// Set while this thread is inside the hook's own bookkeeping: a futex call made from there
+    /// (the table's lock, a hub's queue) goes to the kernel.
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+    /// Identifies the thread (its address).
+    static KEY: u8 = const { 0 };
+    /// The word of this thread's last futex wait that found it changed (`EAGAIN`), to notice a
+    /// caller that retries in a loop.
+    static LAST_EAGAIN: Cell<usize> = const { Cell::new(0) };
+}
+
+fn thread_key() -> usize {
+    KEY.with(|k| k as *const u8 as usize)
+}
+
+/// Marks this thread busy in the hook for its lifetime.
+struct Busy;
+
+impl Busy {
+    /// `None` if the thread is already busy (or its thread-locals are gone).
+    fn enter() -> Option<Busy> {
+        match BUSY.try_with(|b| b.replace(true)) {
+            Ok(false) => Some(Busy),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let _ = BUSY.try_with(|b| b.set(false));
+    }
+}
+
+fn table() -> MutexGuard<'static, Vec<Entry>> {
+    TABLE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How many greenlets of this thread are parked in futex waits (tests check that kills and
+/// timeouts leave none behind).
+#[doc(hidden)]
+pub fn parked_count() -> usize {
+    let me = thread_key();
+    let _busy = Busy::enter();
+    table().iter().filter(|e| e.owner == me).count()
+}
+
+/// Called by the shim for every `SYS_futex` while the hook is on. Returns 1 with the result in
+/// `*out` (and errno set on failure) when it handled the call, 0 to let the shim make it.
+///
+/// # Safety
+/// The arguments are those of a `futex(2)` call, under its contract (`uaddr` valid for the
+/// operation, `timeout` null or a valid `timespec` for waits); `out` is valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn gevent_futex(
+    uaddr: c_long,
+    op: c_long,
+    val: c_long,
+    timeout: c_long,
+    uaddr2: c_long,
+    val3: c_long,
+    out: *mut c_long,
+) -> c_int {
+    let op = op as c_int;
+    let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+    match cmd {
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+            if PROBING.try_with(|p| p.get()).unwrap_or(false) {
+                PROBED.set(uaddr as usize);
+                super::set_errno(libc::ETIMEDOUT);
+                // SAFETY: `out` is valid for writes per the shim's contract.
+                unsafe { *out = -1 };
+                return 1;
+            }
+            if uaddr == 0 || uaddr % 4 != 0 || !super::cooperative() {
+                return 0;
+            }
+            let bitset = if cmd == FUTEX_WAIT {
+                u32::MAX
+            } else {
+                val3 as u32
+            };
+            if bitset == 0 {
+                return 0; // EINVAL, from the kernel
+            }
+            let ts = timeout as *const timespec;
+            let deadline = if ts.is_null() {
+                None
+            } else {
+                // SAFETY: a non-null timeout is a valid timespec per the futex contract.
+                let Some(d) = to_duration(unsafe { &*ts }) else {
+                    return 0; // EINVAL, from the kernel
+                };
+                let rel = if cmd == FUTEX_WAIT {
+                    Some(d)
+                } else {
+                    let clock = if op & FUTEX_CLOCK_REALTIME != 0 {
+                        libc::CLOCK_REALTIME
+                    } else {
+                        libc::CLOCK_MONOTONIC
+                    };
+                    now(clock).map(|n| d.saturating_sub(n))
+                };
+                match rel {
+                    // Too far to represent: as good as no timeout.
+                    Some(rel) => Instant::now().checked_add(rel),
+                    None => return 0,
+                }
+            };
+            let Some(busy) = Busy::enter() else {
+                return 0;
+            };
+            drop(busy);
+            if LOCAL.try_with(|_| ()).is_err() {
+                return 0; // the thread is exiting
+            }
+            if in_thread_tls(uaddr as usize) {
+                return 0; // per-thread wait state (parking_lot's): see `in_thread_tls`
+            }
+            // SAFETY: `uaddr` is a 4-byte aligned futex word, valid per the futex contract for
+            // as long as a waiter may wait on it; it is only read (atomically).
+            let word = unsafe { &*(uaddr as *const AtomicU32) };
+            let r = wait(
+                word,
+                val as u32,
+                bitset,
+                deadline,
+                uaddr as usize == parker(),
+            );
+            // SAFETY: `out` is valid for writes per the shim's contract.
+            unsafe {
+                *out = match r {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        super::set_errno(e);
+                        -1
+                    }
+                }
+            };
+            1
+        }
+        FUTEX_WAKE | FUTEX_WAKE_BITSET | FUTEX_WAKE_OP | FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
+            // Pairs with the waiter's increment of PARKED before it reads the word: either the
+            // waiter sees the new value, or this load sees the waiter.
+            fence(Ordering::SeqCst);
+            if PARKED.load(Ordering::SeqCst) == 0 {
+                return 0;
+            }
+            let Some(_busy) = Busy::enter() else {
+                return 0;
+            };
+            let mask = if cmd == FUTEX_WAKE_BITSET {
+                val3 as u32
+            } else {
+                u32::MAX
+            };
+            let mut woken = wake(uaddr as usize, mask);
+            if cmd == FUTEX_WAKE_OP {
+                woken += wake(uaddr2 as usize, u32::MAX);
+            }
+            // SAFETY: the caller's futex call, unchanged.
+            let r = unsafe {
+                super::sys6(
+                    libc::SYS_futex,
+                    uaddr as usize,
+                    op as usize,
+                    val as usize,
+                    timeout as usize,
+                    uaddr2 as usize,
+                    val3 as usize,
+                )
+            };
+            // SAFETY: `out` is valid for writes per the shim's contract.
+            unsafe {
+                *out = if r >= 0 && matches!(cmd, FUTEX_WAKE | FUTEX_WAKE_BITSET) {
+                    r as c_long + woken as c_long
+                } else {
+                    r as c_long
+                }
+            };
+            1
+        }
+        _ => 0,
+    }
+}
+
+fn to_duration(ts: &timespec) -> Option<Duration> {
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return None;
+    }
+    Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+fn now(clock: libc::clockid_t) -> Option<Duration> {
+    let mut ts = timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer for the call.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    to_duration(&ts)
+}
+
+thread_local! {
+    /// This thread's blocks of static and dynamic TLS (start, length), found on first use.
+    static TLS: RefCell<Option<Vec<(usize, usize)>>> = const { RefCell::new(None) };
+}
+
+/// Whether `addr` lies in one of this thread's thread-local storage blocks.
+///
+/// A futex word there is per-thread wait state, shared by every greenlet of the thread:
+/// parking_lot keeps each thread's `ThreadData` (its futex word and the links of the wait queues
+/// it sits in) in a `thread_local!`. A second greenlet of the thread entering parking_lot's `park`
+/// while a first one is parked would link the same `ThreadData` into a second queue and corrupt
+/// both. Such waits therefore block the thread, as without the hook: only one greenlet at a time
+/// is ever inside them.
+fn in_thread_tls(addr: usize) -> bool {
+    TLS.try_with(|t| {
+        let mut t = t.borrow_mut();
+        t.get_or_insert_with(tls_blocks)
+            .iter()
+            .any(|&(start, len)| addr.wrapping_sub(start) < len)
+    })
+    .unwrap_or(true)
+}
+
+/// This thread's TLS blocks: for each loaded object with a `PT_TLS` segment whose block this
+/// thread has, `dlpi_tls_data` (this thread's copy) and the segment's size.
+fn tls_blocks() -> Vec<(usize, usize)> {
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> c_int {
+        // SAFETY: dl_iterate_phdr passes a valid `info` for the duration of the callback, and
+        // `data` is the `Vec` handed to it below.
+        let (info, out) = unsafe { (&*info, &mut *(data as *mut Vec<(usize, usize)>)) };
+        if info.dlpi_tls_data.is_null() || info.dlpi_phdr.is_null() {
+            return 0;
+        }
+        // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers.
+        let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+        for ph in phdrs {
+            if ph.p_type == libc::PT_TLS {
+                out.push((info.dlpi_tls_data as usize, ph.p_memsz as usize));
+            }
+        }
+        0
+    }
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    // SAFETY: `each` matches the callback's contract; `out` outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut out as *mut _ as *mut libc::c_void) };
+    out
+}
+
+thread_local! {
+    /// The address of this thread's std parker (0 until found).
+    static PARKER: Cell<usize> = const { Cell::new(0) };
+    /// Set while [`parker`] probes: the hook records the word of the futex wait and returns.
+    static PROBING: Cell<bool> = const { Cell::new(false) };
+    static PROBED: Cell<usize> = const { Cell::new(0) };
+    /// Whether [`poll_parker`] is armed.
+    static POLLING: Cell<bool> = const { Cell::new(false) };
+    /// Greenlets of this thread waiting on its std parker.
+    static PARKER_WAITERS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The futex word of this thread's std parker (`thread::park`, and so every std channel
+/// receive and `Once` wait), found once per thread by parking with a zero timeout while the hook
+/// records the word; 0 if that failed.
+///
+/// All greenlets of a thread share it: std parks threads, not greenlets. Its waits are handled
+/// apart ([`wait_parked`]): the word is kept EMPTY while greenlets wait on it (so that the next
+/// greenlet entering `park` comes to the hook instead of spinning in `park`'s loop), every wait
+/// ends with a token left (a spurious wakeup, which `park` allows), [`around_sleep`] lets
+/// `unpark`s wake the hub, and [`poll_parker`] sweeps.
+fn parker() -> usize {
+    let known = PARKER.try_with(|p| p.get()).unwrap_or(0);
+    if known != 0 {
+        return known;
+    }
+    PROBED.set(0);
+    PROBING.set(true);
+    let probed = std::panic::catch_unwind(|| {
+        let me = std::thread::current();
+        me.unpark(); // EMPTY -> NOTIFIED (or PARKED -> NOTIFIED and a wake)
+        std::thread::park_timeout(Duration::ZERO); // takes the token
+        std::thread::park_timeout(Duration::ZERO); // EMPTY -> PARKED, waits: recorded
+        me
+    });
+    PROBING.set(false);
+    if let Ok(me) = probed {
+        // A token that was there before the probe is given back (at worst a spurious wakeup).
+        me.unpark();
+    }
+    let addr = PROBED.get();
+    PARKER.set(addr);
+    addr
+}
+
+/// Arms this thread's [`poll_parker`] if it is not.
+fn watch_parker(hub: &crate::hub::Hub) {
+    if !POLLING.replace(true) {
+        hub.add_timer(Instant::now() + PARKER_SWEEP, poll_parker);
+    }
+}
+
+/// Wakes every greenlet of this thread waiting on its std parker.
+fn wake_parker_waiters() {
+    let slots: Vec<u64> = LOCAL.with(|l| {
+        l.borrow()
+            .iter()
+            .filter(|s| s.parker)
+            .map(|s| s.id)
+            .collect()
+    });
+    for id in slots {
+        local_wake(id);
+    }
+}
+
+/// Every [`PARKER_SWEEP`] while greenlets of this thread wait on its std parker, they all wake and
+/// re-check what they wait for: a greenlet about to wait may have taken a token meant for another
+/// (std's parker is one per thread: it cannot tell whom a token was for).
+fn poll_parker() {
+    if PARKER_WAITERS.get() == 0 {
+        POLLING.set(false);
+        return;
+    }
+    wake_parker_waiters();
+    crate::hub::get_hub().add_timer(Instant::now() + PARKER_SWEEP, poll_parker);
+}
+
+/// The hub's [`AROUND_SLEEP`](crate::hub::AROUND_SLEEP). While greenlets of this thread wait on its
+/// std parker, the word is EMPTY as long as greenlets run (so that one entering `park` comes to the
+/// hook), and PARKED while the hub sleeps, so that an `unpark` from another thread makes its futex
+/// wake, which wakes the hub. A token that came while greenlets ran (an `unpark` seeing EMPTY makes
+/// no system call) is found before the hub sleeps; one that came while it slept, after: either way
+/// they all wake and re-check.
+fn around_sleep(before: bool) -> bool {
+    if PARKER_WAITERS.try_with(|w| w.get()).unwrap_or(0) == 0 {
+        return false;
+    }
+    let addr = PARKER.with(|p| p.get());
+    if addr == 0 {
+        return false;
+    }
+    // SAFETY: `addr` is this thread's std parker word, which lives as long as the thread.
+    let word = unsafe { &*(addr as *const AtomicU32) };
+    let (from, to) = if before {
+        (EMPTY, PARKED_STATE)
+    } else {
+        (PARKED_STATE, EMPTY)
+    };
+    match word.compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => false,
+        Err(NOTIFIED) => {
+            wake_parker_waiters();
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Wakes every greenlet parked on `addr` whose bitset meets `mask`; returns how many.
+fn wake(addr: usize, mask: u32) -> usize {
+    let mut taken = Vec::new();
+    {
+        let mut t = table();
+        t.retain_mut(|e| {
+            if e.addr == addr && e.bitset & mask != 0 {
+                taken.push((e.owner, e.id, e.hub.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        PARKED.fetch_sub(taken.len(), Ordering::SeqCst);
+    }
+    let me = thread_key();
+    for (owner, id, hub) in &taken {
+        let id = *id;
+        if *owner == me {
+            local_wake(id);
+        } else {
+            hub.run_callback(move || local_wake(id));
+        }
+    }
+    taken.len()
+}
+
+/// Wakes this thread's parked greenlet `id`, if it still waits.
+fn local_wake(id: u64) {
+    let w = LOCAL.try_with(|l| {
+        l.borrow().iter().find(|s| s.id == id).map(|s| {
+            s.hit.set(true);
+            s.waiter.borrow().clone()
+        })
+    });
+    if let Ok(Some(w)) = w {
+        w.wake();
+    }
+}
+
+/// A futex wait of the current greenlet (not the hub): see the module docs.
+fn wait(
+    word: &AtomicU32,
+    expected: u32,
+    bitset: u32,
+    deadline: Option<Instant>,
+    parker: bool,
+) -> Result<(), c_int> {
+    // A kill or Timeout that already landed in an earlier futex wait of this greenlet is raised at
+    // its next gevent wait, not here: the callers (`Mutex::lock`) retry until they get the lock,
+    // and would spin on a wait that fails at once.
+    let stash = crate::hub::take_deferred();
+    let r = wait_parked(word, expected, bitset, deadline, parker);
+    if let Some(p) = stash {
+        crate::hub::defer_unwind(p);
+    }
+    r
+}
+
+fn wait_parked(
+    word: &AtomicU32,
+    expected: u32,
+    bitset: u32,
+    deadline: Option<Instant>,
+    parker: bool,
+) -> Result<(), c_int> {
+    let addr = word as *const AtomicU32 as usize;
+    let hub = crate::hub::get_hub();
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let owner = thread_key();
+    {
+        let busy = Busy::enter();
+        let mut t = table();
+        PARKED.fetch_add(1, Ordering::SeqCst);
+        let cur = word.load(Ordering::SeqCst);
+        if parker {
+            // A token is there (or arrived just now): let `park` take it. Otherwise the word goes
+            // back to EMPTY while this greenlet is parked, so that the next greenlet of the thread
+            // entering `park` finds EMPTY (and comes here) rather than PARKED, which would make
+            // it spin in `park`'s loop without a system call.
+            if cur == NOTIFIED
+                || word
+                    .compare_exchange(cur, EMPTY, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+            {
+                PARKED.fetch_sub(1, Ordering::SeqCst);
+                word.store(NOTIFIED, Ordering::SeqCst);
+                return Ok(());
+            }
+        } else if cur != expected {
+            PARKED.fetch_sub(1, Ordering::SeqCst);
+            drop(t);
+            drop(busy);
+            // A caller retrying on a word that keeps changing under it lets the others run
+            // rather than spin in the hub's thread.
+            if LAST_EAGAIN.replace(addr) == addr {
+                let _ = super::park(Intr::Never, crate::hub::yield_now);
+            }
+            return Err(libc::EAGAIN);
+        }
+        t.push(Entry {
+            addr,
+            bitset,
+            owner,
+            id,
+            hub: hub.handle(),
+        });
+    }
+    LAST_EAGAIN.set(0);
+    let slot = Rc::new(Slot {
+        id,
+        hit: Cell::new(false),
+        waiter: RefCell::new(Waiter::new()),
+        parker,
+    });
+    LOCAL.with(|l| l.borrow_mut().push(slot.clone()));
+    if parker {
+        PARKER_WAITERS.set(PARKER_WAITERS.get() + 1);
+        watch_parker(&hub);
+    }
+    let mut backoff = FIRST_BACKOFF;
+    let res = loop {
+        let w = slot.waiter.borrow().clone();
+        if slot.hit.get() {
+            break Ok(());
+        }
+        // The thread's parker is watched by `poll_parker` for the whole thread; other words are
+        // re-checked by each waiter on its own backoff.
+        let tick = if parker {
+            deadline
+        } else {
+            Some(deadline.map_or(Instant::now() + backoff, |d| {
+                d.min(Instant::now() + backoff)
+            }))
+        };
+        let timer = tick.map(|tick| {
+            let w2 = w.clone();
+            hub.add_timer(tick, move || {
+                w2.wake();
+            })
+        });
+        let r = super::park(Intr::Any, || w.wait());
+        if let Some(timer) = timer {
+            hub.cancel_timer(timer);
+        }
+        if slot.hit.get() {
+            break Ok(());
+        }
+        if let Err(e) = r {
+            break Err(e); // ETIMEDOUT, ECANCELED (a kill) or EINTR (a signal handler)
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break Err(libc::ETIMEDOUT);
+        }
+        if parker || word.load(Ordering::Acquire) != expected {
+            break Ok(()); // woken by a wake that bypassed the hook, or spuriously
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        *slot.waiter.borrow_mut() = Waiter::new();
+    };
+    LOCAL.with(|l| l.borrow_mut().retain(|s| s.id != id));
+    let taken = {
+        let _busy = Busy::enter();
+        let mut t = table();
+        match t.iter().position(|e| e.id == id) {
+            Some(i) => {
+                t.swap_remove(i);
+                PARKED.fetch_sub(1, Ordering::SeqCst);
+                false
+            }
+            None => true,
+        }
+    };
+    if parker {
+        PARKER_WAITERS.set(PARKER_WAITERS.get() - 1);
+        // Whatever ended the wait, `park`'s loop must see a token to return (a spurious wakeup,
+        // which `park` allows; its caller re-checks its condition).
+        word.store(NOTIFIED, Ordering::SeqCst);
+    }
+    // A wake that took the entry is this wait's: report it (a kill or Timeout that landed too is
+    // still raised at the next gevent wait), so it is not lost to the other waiters.
+    if taken {
+        Ok(())
+    } else {
+        res
+    }
+}
+
+type JoinFn = unsafe extern "C" fn(libc::pthread_t, *mut *mut libc::c_void) -> c_int;
+
+/// libc's `pthread_join` (the next definition), or null.
+fn real_join() -> Option<JoinFn> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let mut p = NEXT.load(Ordering::Relaxed);
+    if p == 0 {
+        // SAFETY: a valid C string; RTLD_NEXT asks for the definition after this object's.
+        p = unsafe { libc::dlsym(libc::RTLD_NEXT, c"pthread_join".as_ptr()) } as usize;
+        NEXT.store(p, Ordering::Relaxed);
+    }
+    // SAFETY: a non-null address dlsym gave for "pthread_join" is that function, of this type.
+    (p != 0).then(|| unsafe { std::mem::transmute::<usize, JoinFn>(p) })
+}
+
+/// Interposed `pthread_join(3)` (what `std::thread::JoinHandle::join` calls; glibc waits for the
+/// thread's exit with a futex call of its own, which the `syscall` shim does not see). Inside a
+/// greenlet, a helper thread makes the real call while the greenlet waits on a futex word of ours,
+/// which the helper wakes through the hook. A kill or Timeout landing meanwhile does not cut the
+/// join short (it has no error path that std would not turn into a panic): it is raised at the
+/// greenlet's next gevent wait, like those landing in a `Mutex::lock`.
+///
+/// # Safety
+/// The C contract: `thread` is a joinable thread not joined yet; `retval` is null or valid for
+/// writes.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_join(
+    thread: libc::pthread_t,
+    retval: *mut *mut libc::c_void,
+) -> c_int {
+    let Some(real) = real_join() else {
+        return libc::ENOSYS;
+    };
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    if !(super::patched(super::Module::Thread) && super::cooperative()) || thread == me {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real(thread, retval) };
+    }
+    struct Done {
+        word: AtomicU32,
+        rc: AtomicI32,
+        ret: AtomicUsize,
+    }
+    let done = std::sync::Arc::new(Done {
+        word: AtomicU32::new(0),
+        rc: AtomicI32::new(0),
+        ret: AtomicUsize::new(0),
+    });
+    let d2 = done.clone();
+    let joiner = std::thread::Builder::new()
+        .name("gevent-join".into())
+        .spawn(move || {
+            let mut ret = std::ptr::null_mut();
+            // SAFETY: the caller's thread, joined once, here; `ret` is a valid out-pointer.
+            let rc = unsafe { real(thread, &mut ret) };
+            d2.rc.store(rc, Ordering::Relaxed);
+            d2.ret.store(ret as usize, Ordering::Relaxed);
+            d2.word.store(1, Ordering::Release);
+            // SAFETY: a futex wake on a live word of ours (through the hook: it wakes the greenlet).
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    &d2.word as *const AtomicU32,
+                    FUTEX_WAKE | FUTEX_PRIVATE_FLAG,
+                    i32::MAX,
+                )
+            };
+        });
+    if joiner.is_err() {
+        // No thread to spare: block, as without the hook.
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real(thread, retval) };
+    }
+    while done.word.load(Ordering::Acquire) == 0 {
+        let _ = wait(&done.word, 0, u32::MAX, None, false);
+    }
+    if !retval.is_null() {
+        // SAFETY: non-null and valid for writes per the C contract.
+        unsafe { *retval = done.ret.load(Ordering::Relaxed) as *mut libc::c_void };
+    }
+    done.rc.load(Ordering::Relaxed)
+}

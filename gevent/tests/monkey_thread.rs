@@ -1,0 +1,621 @@
+//! Issue 16: under `monkey::patch_thread()` (part of `patch_all`), std's locks, condvars, channels,
+//! parking and joins wait cooperatively inside greenlets: the waiting greenlet parks, the hub keeps
+//! running the others. gevent's counterpart is `patch_thread` making `threading.Lock`,
+//! `Condition`, `queue.Queue` and `Thread.join` cooperative (src/gevent/tests/test__monkey*.py,
+//! test__threading_vs_settrace.py); here std's types are used as a new user would. Every wait is
+//! bounded.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Barrier, Condvar, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+/// Runs a test body on a thread of its own (with its own hub) and fails, rather than hangs, if
+/// it does not end within 30 s (a wait that froze its hub).
+fn bounded(body: fn()) {
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(body);
+        let _ = tx.send(());
+        r
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(()) => {
+            if let Err(p) = t.join().unwrap() {
+                std::panic::resume_unwind(p);
+            }
+        }
+        Err(_) => panic!("the test froze: a wait blocked its hub"),
+    }
+}
+
+/// A greenlet that ticks every 5 ms until `stop` is set; returns how many ticks it made.
+fn ticker(stop: Rc<Cell<bool>>) -> gevent::Greenlet<usize> {
+    gevent::spawn(move || {
+        let mut n = 0;
+        while !stop.get() && n < 2000 {
+            gevent::sleep(Duration::from_millis(5));
+            n += 1;
+        }
+        n
+    })
+}
+
+/// A monitor that counts its reports (a blocked hub is reported after 100 ms).
+fn monitor() -> (gevent::monitor::Monitor, Arc<AtomicUsize>) {
+    let reports = Arc::new(AtomicUsize::new(0));
+    let r = reports.clone();
+    let m = gevent::monitor::start_with(Duration::from_millis(100), move |_| {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    (m, reports)
+}
+
+#[test]
+fn std_mutex_held_across_a_switch_parks_the_second_locker() {
+    bounded(std_mutex_held_across_a_switch_parks_the_second_locker_body);
+}
+
+fn std_mutex_held_across_a_switch_parks_the_second_locker_body() {
+    gevent::monkey::patch_all();
+    let (m, reports) = monitor();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let lock = Arc::new(Mutex::new(Vec::new()));
+    let l1 = lock.clone();
+    let a = gevent::spawn(move || {
+        let mut g = l1.lock().unwrap();
+        g.push("a");
+        gevent::sleep(Duration::from_millis(200));
+        g.push("a done");
+    });
+    let l2 = lock.clone();
+    let b = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(20)); // let `a` take the lock
+        let t = Instant::now();
+        let mut g = l2.lock().unwrap();
+        g.push("b");
+        t.elapsed()
+    });
+    a.get().unwrap();
+    let waited = b.get().unwrap();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    m.stop();
+    assert_eq!(*lock.lock().unwrap(), ["a", "a done", "b"]);
+    assert!(waited >= Duration::from_millis(150), "b waited {waited:?}");
+    assert!(ticks >= 25, "the hub kept running: {ticks} ticks in 200 ms");
+    assert_eq!(
+        reports.load(Ordering::SeqCst),
+        0,
+        "the monitor saw a blocked hub"
+    );
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn condvar_between_greenlets_notify_one_and_all() {
+    bounded(condvar_between_greenlets_notify_one_and_all_body);
+}
+
+fn condvar_between_greenlets_notify_one_and_all_body() {
+    gevent::monkey::patch_all();
+    let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
+    let mut waiters = Vec::new();
+    for _ in 0..3 {
+        let p = pair.clone();
+        waiters.push(gevent::spawn(move || {
+            let (m, cv) = &*p;
+            let g = cv.wait_while(m.lock().unwrap(), |v| *v == 0).unwrap();
+            *g
+        }));
+    }
+    let p = pair.clone();
+    let notifier = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(30));
+        let (m, cv) = &*p;
+        *m.lock().unwrap() = 7;
+        cv.notify_one();
+        gevent::sleep(Duration::from_millis(30));
+        cv.notify_all();
+    });
+    notifier.get().unwrap();
+    for w in waiters {
+        assert_eq!(w.get_timeout(Duration::from_secs(5)).unwrap(), 7);
+    }
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn condvar_between_greenlet_and_os_thread_both_ways() {
+    bounded(condvar_between_greenlet_and_os_thread_both_ways_body);
+}
+
+fn condvar_between_greenlet_and_os_thread_both_ways_body() {
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
+    // An OS thread notifies a greenlet.
+    let p = pair.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        let (m, cv) = &*p;
+        *m.lock().unwrap() = 1;
+        cv.notify_all();
+        // Then waits for the greenlet's answer.
+        let g = cv
+            .wait_timeout_while(m.lock().unwrap(), Duration::from_secs(5), |v| *v != 2)
+            .unwrap();
+        *g.0
+    });
+    let p = pair.clone();
+    let g = gevent::spawn(move || {
+        let (m, cv) = &*p;
+        let mut g = cv.wait_while(m.lock().unwrap(), |v| *v != 1).unwrap();
+        *g = 2;
+        cv.notify_all();
+    });
+    let started = Instant::now();
+    g.get_timeout(Duration::from_secs(5)).unwrap();
+    let waited = started.elapsed();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    assert_eq!(t.join().unwrap(), 2);
+    assert!(
+        ticks as u128 * 5 * 3 >= waited.as_millis(),
+        "{ticks} ticks in {waited:?}: the hub stopped"
+    );
+}
+
+#[test]
+fn mpsc_recv_from_os_thread_keeps_the_hub_running() {
+    bounded(mpsc_recv_from_os_thread_keeps_the_hub_running_body);
+}
+
+fn mpsc_recv_from_os_thread_keeps_the_hub_running_body() {
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let (tx, rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        tx.send(42).unwrap();
+    });
+    let g = gevent::spawn(move || rx.recv().unwrap());
+    assert_eq!(g.get_timeout(Duration::from_secs(5)).unwrap(), 42);
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    t.join().unwrap();
+    assert!(ticks >= 20, "{ticks} ticks in 200 ms: the hub stopped");
+}
+
+#[test]
+fn rwlock_barrier_oncelock_between_greenlets() {
+    bounded(rwlock_barrier_oncelock_between_greenlets_body);
+}
+
+fn rwlock_barrier_oncelock_between_greenlets_body() {
+    gevent::monkey::patch_all();
+    // RwLock: a writer holds it across a switch; readers park, then all read the new value.
+    let rw = Arc::new(RwLock::new(0));
+    let w = {
+        let rw = rw.clone();
+        gevent::spawn(move || {
+            let mut g = rw.write().unwrap();
+            gevent::sleep(Duration::from_millis(50));
+            *g = 5;
+        })
+    };
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let rw = rw.clone();
+            gevent::spawn(move || {
+                gevent::sleep(Duration::from_millis(5));
+                *rw.read().unwrap()
+            })
+        })
+        .collect();
+    w.get().unwrap();
+    for r in readers {
+        assert_eq!(r.get_timeout(Duration::from_secs(5)).unwrap(), 5);
+    }
+
+    // Barrier: 4 greenlets meet.
+    let b = Arc::new(Barrier::new(4));
+    let gs: Vec<_> = (0..4)
+        .map(|i| {
+            let b = b.clone();
+            gevent::spawn(move || {
+                gevent::sleep(Duration::from_millis(10 * i));
+                b.wait().is_leader()
+            })
+        })
+        .collect();
+    let leaders = gs
+        .into_iter()
+        .filter(|g| g.get_timeout(Duration::from_secs(5)).unwrap())
+        .count();
+    assert_eq!(leaders, 1);
+
+    // OnceLock: the initialiser switches; the racing greenlets wait for its value.
+    let cell = Arc::new(OnceLock::new());
+    let inits = Arc::new(AtomicUsize::new(0));
+    let gs: Vec<_> = (0..5)
+        .map(|i| {
+            let cell = cell.clone();
+            let inits = inits.clone();
+            gevent::spawn(move || {
+                *cell.get_or_init(|| {
+                    inits.fetch_add(1, Ordering::SeqCst);
+                    gevent::sleep(Duration::from_millis(50));
+                    i
+                })
+            })
+        })
+        .collect();
+    let vals: Vec<_> = gs
+        .into_iter()
+        .map(|g| g.get_timeout(Duration::from_secs(5)).unwrap())
+        .collect();
+    assert_eq!(inits.load(Ordering::SeqCst), 1);
+    assert!(vals.iter().all(|v| *v == vals[0]), "{vals:?}");
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn thread_park_unpark_from_os_thread() {
+    bounded(thread_park_unpark_from_os_thread_body);
+}
+
+fn thread_park_unpark_from_os_thread_body() {
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let me = std::thread::current();
+    let flag = Arc::new(AtomicBool::new(false));
+    let f2 = flag.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        f2.store(true, Ordering::SeqCst);
+        me.unpark();
+    });
+    let f3 = flag.clone();
+    let g = gevent::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(5);
+        while !f3.load(Ordering::SeqCst) && Instant::now() < end {
+            std::thread::park();
+        }
+        f3.load(Ordering::SeqCst)
+    });
+    assert!(g.get_timeout(Duration::from_secs(6)).unwrap());
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    t.join().unwrap();
+    assert!(ticks >= 15, "{ticks} ticks in 150 ms: the hub stopped");
+}
+
+#[test]
+fn join_of_an_os_thread_keeps_the_hub_running() {
+    bounded(join_of_an_os_thread_keeps_the_hub_running_body);
+}
+
+fn join_of_an_os_thread_keeps_the_hub_running_body() {
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let g = gevent::spawn(|| {
+        let t = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            "finished"
+        });
+        t.join().unwrap()
+    });
+    assert_eq!(g.get_timeout(Duration::from_secs(5)).unwrap(), "finished");
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    assert!(ticks >= 20, "{ticks} ticks in 200 ms: the hub stopped");
+}
+
+#[test]
+fn timeout_in_condvar_wait_reaches_the_caller_and_leaves_nothing_parked() {
+    bounded(timeout_in_condvar_wait_reaches_the_caller_and_leaves_nothing_parked_body);
+}
+
+fn timeout_in_condvar_wait_reaches_the_caller_and_leaves_nothing_parked_body() {
+    gevent::monkey::patch_all();
+    let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    let p = pair.clone();
+    let g = gevent::spawn(move || {
+        let t = Instant::now();
+        let (m, cv) = &*p;
+        let r = gevent::with_timeout(Duration::from_millis(50), || {
+            let (_g, res) = cv
+                .wait_timeout(m.lock().unwrap(), Duration::from_secs(5))
+                .unwrap();
+            res.timed_out()
+        });
+        (r.map_err(|e| e.duration()), t.elapsed())
+    });
+    let (r, elapsed) = g.get_timeout(Duration::from_secs(6)).unwrap();
+    assert_eq!(r, Err(Duration::from_millis(50)));
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn timeout_in_mutex_lock_is_raised_once_the_lock_is_taken() {
+    bounded(timeout_in_mutex_lock_is_raised_once_the_lock_is_taken_body);
+}
+
+fn timeout_in_mutex_lock_is_raised_once_the_lock_is_taken_body() {
+    gevent::monkey::patch_all();
+    let lock = Arc::new(Mutex::new(0));
+    let l1 = lock.clone();
+    let a = gevent::spawn(move || {
+        let mut g = l1.lock().unwrap();
+        gevent::sleep(Duration::from_millis(150));
+        *g += 1;
+    });
+    let l2 = lock.clone();
+    let b = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(10));
+        let t = Instant::now();
+        // `lock()` has no error path: it takes the lock when `a` lets go, and the timeout, which
+        // fired meanwhile, reaches the caller at the boundary.
+        let r = gevent::with_timeout(Duration::from_millis(30), || {
+            *l2.lock().unwrap() += 10;
+        });
+        (r.is_err(), t.elapsed())
+    });
+    a.get().unwrap();
+    let (timed_out, elapsed) = b.get_timeout(Duration::from_secs(5)).unwrap();
+    assert!(timed_out);
+    assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
+    assert_eq!(*lock.lock().unwrap(), 11);
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn kill_in_condvar_wait_ends_the_greenlet_and_leaves_nothing_parked() {
+    bounded(kill_in_condvar_wait_ends_the_greenlet_and_leaves_nothing_parked_body);
+}
+
+fn kill_in_condvar_wait_ends_the_greenlet_and_leaves_nothing_parked_body() {
+    gevent::monkey::patch_all();
+    let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    let p = pair.clone();
+    let after = Rc::new(Cell::new(false));
+    let a2 = after.clone();
+    let g = gevent::spawn(move || {
+        let (m, cv) = &*p;
+        let g = cv.wait(m.lock().unwrap()).unwrap(); // nobody notifies
+        drop(g);
+        gevent::sleep(Duration::from_secs(5)); // the kill is raised here
+        a2.set(true);
+    });
+    gevent::sleep(Duration::from_millis(30));
+    assert_eq!(gevent::monkey::parked_count(), 1, "parked in the condvar");
+    let t = Instant::now();
+    assert!(g.kill_timeout(Duration::from_secs(2)));
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert_eq!(g.get(), Err(gevent::GetError::Killed));
+    assert!(!after.get());
+    assert_eq!(gevent::monkey::parked_count(), 0);
+    // The lock was released by the killed greenlet's unwind.
+    assert!(pair.0.try_lock().is_ok());
+}
+
+#[test]
+fn kill_in_mutex_lock_takes_effect_once_the_lock_is_taken() {
+    bounded(kill_in_mutex_lock_takes_effect_once_the_lock_is_taken_body);
+}
+
+fn kill_in_mutex_lock_takes_effect_once_the_lock_is_taken_body() {
+    gevent::monkey::patch_all();
+    let lock = Arc::new(Mutex::new(Vec::new()));
+    let l1 = lock.clone();
+    let a = gevent::spawn(move || {
+        let mut g = l1.lock().unwrap();
+        gevent::sleep(Duration::from_millis(100));
+        g.push("a");
+    });
+    let l2 = lock.clone();
+    let b = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(5));
+        l2.lock().unwrap().push("b");
+        gevent::sleep(Duration::from_secs(5)); // the kill is raised here
+        l2.lock().unwrap().push("b after");
+    });
+    gevent::sleep(Duration::from_millis(30));
+    assert!(b.kill_timeout(Duration::from_secs(2)));
+    a.get().unwrap();
+    assert_eq!(b.get(), Err(gevent::GetError::Killed));
+    assert_eq!(*lock.lock().unwrap(), ["a", "b"]);
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn parking_lot_mutex_shared_by_greenlets_and_threads_stays_consistent() {
+    bounded(parking_lot_mutex_shared_by_greenlets_and_threads_stays_consistent_body);
+}
+
+/// parking_lot keeps its wait state per OS thread (in a `thread_local!`), so its waits block the
+/// thread rather than park the greenlet (two greenlets of one thread inside its `park` at once
+/// would corrupt its queues). Greenlets and OS threads hammering one parking_lot `Mutex` and
+/// `Condvar` under `patch_all` finish with a consistent count.
+fn parking_lot_mutex_shared_by_greenlets_and_threads_stays_consistent_body() {
+    gevent::monkey::patch_all();
+    let state = Arc::new((parking_lot::Mutex::new(0u64), parking_lot::Condvar::new()));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let s = state.clone();
+            std::thread::spawn(move || {
+                for _ in 0..2000 {
+                    *s.0.lock() += 1;
+                    s.1.notify_all();
+                }
+            })
+        })
+        .collect();
+    let gs: Vec<_> = (0..4)
+        .map(|_| {
+            let s = state.clone();
+            gevent::spawn(move || {
+                for i in 0..200 {
+                    *s.0.lock() += 1;
+                    if i % 10 == 0 {
+                        gevent::sleep(Duration::ZERO);
+                    }
+                }
+            })
+        })
+        .collect();
+    for g in gs {
+        g.get_timeout(Duration::from_secs(20)).unwrap();
+    }
+    // A greenlet waits on the Condvar for the threads' last increments.
+    let s = state.clone();
+    let waiter = gevent::spawn(move || {
+        let mut g = s.0.lock();
+        while *g < 4800 {
+            s.1.wait_for(&mut g, Duration::from_millis(100));
+        }
+        *g
+    });
+    assert_eq!(waiter.get_timeout(Duration::from_secs(20)).unwrap(), 4800);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn mpsc_recv_in_many_greenlets_of_one_thread() {
+    bounded(mpsc_recv_in_many_greenlets_of_one_thread_body);
+}
+
+/// Several greenlets of one thread in `recv()` at once share the thread's parker (std parks the
+/// thread, not the greenlet): each still gets its own message, and the hub keeps running.
+fn mpsc_recv_in_many_greenlets_of_one_thread_body() {
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let t0 = Instant::now();
+    let mut threads = Vec::new();
+    let gs: Vec<_> = (0..10u64)
+        .map(|i| {
+            let (tx, rx) = mpsc::channel();
+            threads.push(std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20 + 15 * i));
+                tx.send(i).unwrap();
+            }));
+            gevent::spawn(move || (rx.recv().unwrap(), t0.elapsed()))
+        })
+        .collect();
+    for (i, g) in gs.into_iter().enumerate() {
+        let (v, at) = g.get_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(v, i as u64);
+        // Sent at 20 + 15 i ms: a greenlet left waiting after its message came would be late.
+        let sent = Duration::from_millis(20 + 15 * i as u64);
+        assert!(
+            at < sent + Duration::from_millis(300),
+            "greenlet {i}: {at:?}"
+        );
+    }
+    let waited = t0.elapsed();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    assert!(
+        ticks as u128 * 5 * 3 >= waited.as_millis(),
+        "{ticks} ticks in {waited:?}: the hub stopped"
+    );
+}
+
+#[test]
+fn condvar_ping_pong_between_greenlets_of_two_hubs() {
+    bounded(condvar_ping_pong_between_greenlets_of_two_hubs_body);
+}
+
+/// Greenlets of two hubs (two threads) hand a turn back and forth through a `Mutex` and a
+/// `Condvar`: every wake crosses threads (through the other hub's handle), and each hub keeps
+/// running a ticker meanwhile.
+fn condvar_ping_pong_between_greenlets_of_two_hubs_body() {
+    gevent::monkey::patch_all();
+    const ROUNDS: u32 = 200;
+    let state = Arc::new((Mutex::new(0u32), Condvar::new()));
+    let player = |me: u32, state: Arc<(Mutex<u32>, Condvar)>| {
+        move || {
+            let stop = Rc::new(Cell::new(false));
+            let tick = ticker(stop.clone());
+            let g = gevent::spawn(move || {
+                let (m, cv) = &*state;
+                let mut turn = m.lock().unwrap();
+                while *turn < 2 * ROUNDS {
+                    if *turn % 2 == me {
+                        *turn += 1;
+                        cv.notify_all();
+                    } else {
+                        turn = cv.wait(turn).unwrap();
+                    }
+                }
+                *turn
+            });
+            let r = g.get_timeout(Duration::from_secs(20)).unwrap();
+            stop.set(true);
+            tick.get().unwrap();
+            assert_eq!(gevent::monkey::parked_count(), 0);
+            r
+        }
+    };
+    let other = std::thread::spawn(player(1, state.clone()));
+    let mine = player(0, state.clone())();
+    assert_eq!(mine, 2 * ROUNDS);
+    assert_eq!(other.join().unwrap(), 2 * ROUNDS);
+}
+
+#[test]
+fn std_timeouts_expire_cooperatively() {
+    bounded(std_timeouts_expire_cooperatively_body);
+}
+
+/// `Condvar::wait_timeout` (an absolute `FUTEX_WAIT_BITSET` deadline) and
+/// `Receiver::recv_timeout` (`park_timeout` on the thread's parker) in greenlets time out on
+/// time, at once, while the hub keeps running.
+fn std_timeouts_expire_cooperatively_body() {
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let t0 = Instant::now();
+    let cv = gevent::spawn(|| {
+        let (m, cv) = (Mutex::new(()), Condvar::new());
+        let (_g, r) = cv
+            .wait_timeout(m.lock().unwrap(), Duration::from_millis(150))
+            .unwrap();
+        (r.timed_out(), Instant::now())
+    });
+    let rx = gevent::spawn(|| {
+        let (_tx, rx) = mpsc::channel::<()>();
+        let r = rx.recv_timeout(Duration::from_millis(150));
+        (r == Err(mpsc::RecvTimeoutError::Timeout), Instant::now())
+    });
+    let (cv_timed_out, cv_at) = cv.get_timeout(Duration::from_secs(5)).unwrap();
+    let (rx_timed_out, rx_at) = rx.get_timeout(Duration::from_secs(5)).unwrap();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    assert!(cv_timed_out && rx_timed_out);
+    for at in [cv_at, rx_at] {
+        let d = at - t0;
+        assert!(
+            d >= Duration::from_millis(150) && d < Duration::from_secs(2),
+            "{d:?}"
+        );
+    }
+    assert!(ticks >= 15, "{ticks} ticks in 150 ms: the hub stopped");
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
