@@ -770,6 +770,17 @@ pub(crate) fn forget_deferred(stale: impl Fn(&(dyn std::any::Any + Send)) -> boo
     DEFERRED.with(|d| d.borrow_mut().retain(|(_, p)| !stale(&**p)));
 }
 
+/// Whether the current greenlet is unwinding a kill or Timeout the hub threw into it (not a panic
+/// of its own): `sync`'s lock guards do not poison then.
+pub(crate) fn unwinding_cancel() -> bool {
+    UNWINDING
+        .try_with(|u| {
+            let u = u.borrow();
+            !u.is_empty() && u.contains(&greenlet::getcurrent().id())
+        })
+        .unwrap_or(false)
+}
+
 /// The current greenlet has caught (or finished with) what was thrown into it.
 pub(crate) fn done_unwinding() {
     let me = greenlet::getcurrent();

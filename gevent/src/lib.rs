@@ -28,6 +28,8 @@
 //! # What lives where (as in gevent)
 //! - [`spawn`], [`Greenlet`], [`joinall`], [`sleep`], [`Timeout`]: this page.
 //! - [`hub`]: the loop; [`event`], [`queue`], [`lock`], [`pool`], [`local`]: synchronisation.
+//! - [`sync`]: primitives that cross threads and hubs (`AsyncResult`, `Event`, `Semaphore`,
+//!   `Channel`) and locks that guard data across switches (`Mutex<T>`, `RwLock<T>`, `Condvar`).
 //! - [`net`] (TCP, UDP, Unix sockets shaped like `std::net`), [`server`] (`StreamServer`,
 //!   `DatagramServer`), [`io`] (`wait_read`/`wait_write` for any fd), [`select`]: cooperative I/O.
 //! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`], [`logging`] (a log
@@ -68,6 +70,7 @@ pub mod signal;
 #[cfg(feature = "ssl")]
 pub mod ssl;
 pub mod subprocess;
+pub mod sync;
 pub mod threadpool;
 mod timeout;
 pub mod util;
