@@ -50,7 +50,8 @@
 //! Raw system calls (`libc::syscall`, rustix, io_uring), `std::sync::Mutex`/`Condvar` (futexes), and
 //! variadic functions (`fcntl`, `ioctl`: Rust cannot define them; not needed, see above) are not
 //! interposed. A greenlet that blocks in one freezes its thread's hub; [`crate::monitor`] reports
-//! it with its name and backtrace.
+//! it with its name and backtrace. For data shared across switches, use [`crate::sync`]'s `Mutex`,
+//! `RwLock` and `Condvar` instead: their waiters park the greenlet, not the thread.
 //!
 //! # Kills, timeouts and signals in hooked calls
 //! A kill or [`Timeout`](crate::Timeout) cannot unwind through a C caller (the hook's caller may be
