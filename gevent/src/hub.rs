@@ -123,7 +123,11 @@ impl HubHandle {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Box::new(f));
-        self.remote.has_work.store(true, Ordering::Release);
+        // Already flagged: the caller that flagged it wakes the hub (or has), and the hub takes the
+        // whole queue, this entry included, when it clears the flag: no second eventfd write.
+        if self.remote.has_work.swap(true, Ordering::AcqRel) {
+            return;
+        }
         // A failing eventfd write leaves the hub to find the entry on its next turn; nothing to do here.
         let _ = self.remote.waker.wake();
     }

@@ -33,7 +33,7 @@ const PEER_ORDER: &[&str] = &[
     "machine",
 ];
 /// Group order in the report.
-const GROUP_ORDER: &[&str] = &["switch", "lifecycle", "hub", "io", "calibration"];
+const GROUP_ORDER: &[&str] = &["switch", "lifecycle", "hub", "io", "cross", "calibration"];
 
 #[derive(Default)]
 struct Cell {
@@ -118,6 +118,10 @@ const ROW_ORDER: &[&str] = &[
     "echo_64b",
     "echo_4k",
     "http",
+    "oneshot_xthread",
+    "chan_xthread",
+    "mutex_uncontended",
+    "mutex_contended",
 ];
 
 /// What each row measures, for the legend under the tables.
@@ -167,6 +171,10 @@ const LEGEND: &[(&str, &str)] = &[
         "N tasks each sleep a distinct duration spread evenly over 0.5 s (quick: 1k over 50 ms); `_mean` / `_p99`: lateness (wake - deadline), us; `_cpu`: process CPU time of the whole run (spawn, sleep, wake, join) per timer",
     ),
     ("echo_<size>_c<conns>", "echo server on loopback (server on core 0, bench/src/bin/loadgen.rs on core 1): wall time per round trip, i.e. latency at c1 and inverse throughput above; `_cpu`: the server's CPU time per round trip; `_p50`/`_p99`: percentiles of the single round trips' latency"),
+    ("oneshot_xthread", "(cross) a task waits on a one-shot an OS thread fills, the thread blocks on the next one the task fills; per hand-off (round trip / 2; crossbeam: two threads). Issue 14's bar: ours <= tokio"),
+    ("chan_xthread", "(cross) an OS thread sends into a bounded (64) channel, a task receives (crossbeam: a thread); per message"),
+    ("mutex_uncontended", "(cross) lock + unlock of a lock nobody else wants"),
+    ("mutex_contended", "(cross) 4 tasks on one thread each lock, yield while holding it, unlock; per lock (thread locks cannot be held across a yield: tokio's Mutex only)"),
     ("ours-monkey", "(io column) the project's plain std::net echo server, no gevent type, a greenlet per connection (gevent::spawn_raw), made cooperative by gevent::monkey::patch_all() (bench/src/bin/ours_monkey.rs); issue 5's bar: its CPU per request within 1.3x of `ours` (the `ours / ours-monkey` column is the inverse: >= 0.77x)"),
     ("http_c<conns>", "HTTP plaintext (Hello, World!) under wrk -t1 (Go net/http, gevent.pywsgi, both with TCP_NODELAY; tokio: hyper 1 http1 on a current_thread runtime; may: may_minihttp on one may worker; ours: a minimal hand-written HTTP/1.1 keep-alive responder with httparse on gevent::server::StreamServer, not a full HTTP stack); per request, and `_cpu` as above"),
     ("syscall", "raw syscall(SYS_getppid)"),
