@@ -357,3 +357,51 @@ fn a_permit_or_value_handed_to_a_killed_waiter_passes_on() {
     ch.send(10).unwrap();
     assert_eq!(b.get(), Ok(Ok(10)));
 }
+
+#[test]
+fn close_returns_waiting_senders_values_and_lets_receivers_drain() {
+    let ch: Channel<String> = Channel::bounded(1);
+    ch.send("buffered".into()).unwrap();
+    let tx = ch.clone();
+    // A plain OS thread waiting to send on the full channel gets its value back at close.
+    let t = std::thread::spawn(move || tx.send("waiting".into()));
+    let end = Instant::now() + Duration::from_secs(10);
+    while ch.waiting_senders() == 0 {
+        assert!(Instant::now() < end, "the sender never waited");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    ch.close();
+    assert_eq!(t.join().unwrap().unwrap_err().into_inner(), "waiting");
+    assert_eq!(ch.recv().as_deref(), Ok("buffered"));
+    assert_eq!(ch.recv(), Err(gevent::sync::RecvError));
+    assert_eq!(ch.try_recv(), Err(gevent::sync::TryRecvError::Closed));
+    assert!(matches!(
+        ch.try_send("late".into()),
+        Err(gevent::sync::TrySendError::Closed(_))
+    ));
+    // A receiver waiting when it closes is woken with the error.
+    let ch: Channel<u8> = Channel::unbounded();
+    let rx = ch.clone();
+    let g = gevent::spawn(move || rx.recv());
+    gevent::sleep(Duration::ZERO);
+    assert_eq!(ch.waiting_receivers(), 1);
+    ch.close();
+    assert_eq!(g.get(), Ok(Err(gevent::sync::RecvError)));
+}
+
+#[test]
+fn timeouts_from_a_plain_thread() {
+    let sem = Semaphore::new(0);
+    let ch: Channel<u8> = Channel::new();
+    let t = std::thread::spawn(move || {
+        let start = Instant::now();
+        assert!(!sem.acquire_timeout(Duration::from_millis(20)));
+        assert_eq!(
+            ch.recv_timeout(Duration::from_millis(20)),
+            Err(gevent::sync::RecvTimeoutError::Timeout)
+        );
+        assert!(start.elapsed() >= Duration::from_millis(40));
+        assert_eq!(sem.waiter_count(), 0);
+    });
+    t.join().unwrap();
+}

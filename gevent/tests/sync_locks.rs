@@ -346,3 +346,20 @@ fn rwlock_across_threads() {
     }
     assert_eq!(l.read().unwrap().len(), 30);
 }
+
+#[test]
+fn a_killed_writer_in_the_queue_lets_the_readers_behind_it_in() {
+    let l = Rc::new(RwLock::new(0));
+    let r0 = l.read().unwrap();
+    let lw = l.clone();
+    let w = gevent::spawn(move || *lw.write().unwrap() += 1);
+    gevent::sleep(Duration::ZERO);
+    let lr = l.clone();
+    let r = gevent::spawn(move || *lr.read().unwrap());
+    gevent::sleep(Duration::ZERO);
+    assert!(!r.ready(), "the reader queues behind the waiting writer");
+    w.kill();
+    assert_eq!(r.get(), Ok(0), "the writer left: the reader is let in");
+    drop(r0);
+    assert!(l.try_write().is_ok());
+}

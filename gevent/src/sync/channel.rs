@@ -152,6 +152,16 @@ impl<T> Channel<T> {
         self.len() == 0
     }
 
+    /// Senders waiting now (channel full, or a rendezvous without a receiver).
+    pub fn waiting_senders(&self) -> usize {
+        lock(&self.chan).senders.len()
+    }
+
+    /// Receivers waiting now (nothing buffered).
+    pub fn waiting_receivers(&self) -> usize {
+        lock(&self.chan).receivers.len()
+    }
+
     /// Closes it: later sends fail, waiting senders get their values back
     /// ([`SendError`]), waiting and later receivers get what is buffered, then [`RecvError`].
     pub fn close(&self) {
