@@ -18,6 +18,8 @@
 //!   wait nobody will ever end blocks forever, as with `std::sync`.
 //! - Waiters are served FIFO; permits, locks and values are handed to the first waiter directly
 //!   (no barging).
+//! - Join greenlets before their thread ends: one left parked here when its thread exits may never
+//!   leave the queue, and a lock, permit or value handed to it then is lost.
 //!
 //! # Cancel safety
 //! A kill or [`Timeout`](crate::Timeout) landing in a wait here unwinds out of it and removes the
