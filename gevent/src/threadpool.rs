@@ -165,6 +165,19 @@ impl<T> JobHandle<T> {
     }
 }
 
+/// With `gevent::wait`, `iwait` and `joinall`, alongside greenlets and events.
+impl<T> crate::greenlet::Waitable for JobHandle<T> {
+    fn is_ready(&self) -> bool {
+        self.ready()
+    }
+    fn subscribe(&self, w: &std::rc::Rc<crate::Waiter>) {
+        self.slot.subscribe(w);
+    }
+    fn unsubscribe(&self, w: &std::rc::Rc<crate::Waiter>) {
+        self.slot.unsubscribe(w);
+    }
+}
+
 impl ThreadPool {
     /// A pool of at most `maxsize` threads (at least 1). No thread starts before the first job.
     pub fn new(maxsize: usize) -> ThreadPool {

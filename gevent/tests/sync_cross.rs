@@ -405,3 +405,30 @@ fn timeouts_from_a_plain_thread() {
     });
     t.join().unwrap();
 }
+
+#[test]
+fn sync_primitives_work_with_gevent_wait_and_iwait() {
+    use gevent::greenlet::Waitable;
+    let ev = Event::new();
+    let r: AsyncResult<u8> = AsyncResult::new();
+    let pool = gevent::threadpool::ThreadPool::new(1);
+    let (ev2, r2) = (ev.clone(), r.clone());
+    let job = pool.spawn(move || {
+        // On the pool's thread: fill the result first, set the event after a while.
+        r2.set(1);
+        std::thread::sleep(Duration::from_millis(30));
+        ev2.set();
+    });
+    let items: [&dyn Waitable; 3] = [&ev, &r, &job];
+    let order: Vec<usize> = gevent::iwait(&items, Some(Duration::from_secs(10))).collect();
+    assert_eq!(order.len(), 3);
+    assert_eq!(order[0], 1, "the result was filled first: {order:?}");
+    assert!(ev.is_set() && job.ready());
+    assert_eq!(ev.waiter_count() + r.waiter_count(), 0, "unsubscribed");
+    // Timed out: nothing left subscribed either.
+    let never = Event::new();
+    let done = gevent::wait([&never], Some(Duration::from_millis(10)), None);
+    assert!(done.is_empty());
+    assert_eq!(never.waiter_count(), 0);
+    gevent::joinall([&ev]);
+}

@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
-use crate::greenlet::{Failure, GetError};
+use crate::greenlet::{Failure, GetError, Waitable};
 
 mod channel;
 mod locks;
@@ -113,6 +113,26 @@ impl<R> Slot<R> {
 
     fn waiter_count(&self) -> usize {
         lock(&self.state).waiters.len()
+    }
+
+    /// [`Waitable::subscribe`](crate::greenlet::Waitable::subscribe) for this slot.
+    pub(crate) fn subscribe(&self, w: &std::rc::Rc<crate::Waiter>) {
+        let node = park::subscribe(self as *const Self as usize, w);
+        let mut st = lock(&self.state);
+        if st.value.is_some() {
+            drop(st);
+            node.set_state(NOTIFIED);
+            park::wake(&node);
+        } else {
+            st.waiters.push_back(node);
+        }
+    }
+
+    /// [`Waitable::unsubscribe`](crate::greenlet::Waitable::unsubscribe) for this slot.
+    pub(crate) fn unsubscribe(&self, w: &std::rc::Rc<crate::Waiter>) {
+        if let Some(node) = park::unsubscribe(self as *const Self as usize, w) {
+            unlist(&mut lock(&self.state).waiters, &node);
+        }
     }
 
     /// Waits until a value is stored or `deadline`; returns whether one was stored (also if it
@@ -302,6 +322,19 @@ impl<T: Clone> AsyncResult<T> {
     }
 }
 
+/// With `gevent::wait`, `iwait` and `joinall`, alongside greenlets and hub-local events.
+impl<T> Waitable for AsyncResult<T> {
+    fn is_ready(&self) -> bool {
+        self.ready()
+    }
+    fn subscribe(&self, w: &std::rc::Rc<crate::Waiter>) {
+        self.slot.subscribe(w);
+    }
+    fn unsubscribe(&self, w: &std::rc::Rc<crate::Waiter>) {
+        self.slot.unsubscribe(w);
+    }
+}
+
 /// A flag that greenlets on any hub and OS threads can wait for, set from anywhere (gevent's
 /// `Event`, which gevent lets other threads set since 20.12).
 ///
@@ -381,6 +414,19 @@ impl Event {
     /// As [`Event::wait`].
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.slot.wait(Some(Instant::now() + timeout))
+    }
+}
+
+/// With `gevent::wait`, `iwait` and `joinall`, alongside greenlets and hub-local events.
+impl Waitable for Event {
+    fn is_ready(&self) -> bool {
+        self.is_set()
+    }
+    fn subscribe(&self, w: &std::rc::Rc<crate::Waiter>) {
+        self.slot.subscribe(w);
+    }
+    fn unsubscribe(&self, w: &std::rc::Rc<crate::Waiter>) {
+        self.slot.unsubscribe(w);
     }
 }
 

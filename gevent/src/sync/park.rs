@@ -216,6 +216,68 @@ impl<V> Drop for Parker<V> {
     }
 }
 
+/// A hub waiter subscribed to a primitive through [`crate::greenlet::Waitable`] (`gevent::wait`,
+/// `iwait`, `joinall`): woken like a parked greenlet until unsubscribed.
+struct Sub {
+    /// The primitive's address.
+    key: usize,
+    /// The waiter's address (compared, never dereferenced; the `PARKED` entry keeps it alive).
+    waiter: *const Waiter,
+    id: u64,
+    node: Arc<Node>,
+}
+
+thread_local! {
+    static SUBS: RefCell<Vec<Sub>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Subscribes hub waiter `w` (of this thread) to the primitive at `key`; returns the node to queue.
+/// Until [`unsubscribe`], its hub counts it as outstanding cross-thread work.
+pub(super) fn subscribe(key: usize, w: &Rc<Waiter>) -> Arc<Node> {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    PARKED.with(|p| p.borrow_mut().insert(id, w.clone()));
+    let handle = crate::hub::get_hub().handle();
+    handle.begin_pending();
+    let node = Arc::new(Node {
+        target: Target::Greenlet {
+            thread: thread_key(),
+            id,
+            hub: handle,
+        },
+        state: AtomicU8::new(WAITING),
+        value: Mutex::new(None),
+    });
+    SUBS.with(|s| {
+        s.borrow_mut().push(Sub {
+            key,
+            waiter: Rc::as_ptr(w),
+            id,
+            node: node.clone(),
+        })
+    });
+    node
+}
+
+/// Ends the subscription of `w` to the primitive at `key`; returns its node (for the primitive to
+/// unlist), if it was subscribed.
+pub(super) fn unsubscribe(key: usize, w: &Rc<Waiter>) -> Option<Arc<Node>> {
+    let sub = SUBS
+        .try_with(|s| {
+            let mut s = s.borrow_mut();
+            let i = s
+                .iter()
+                .position(|x| x.key == key && x.waiter == Rc::as_ptr(w))?;
+            Some(s.swap_remove(i))
+        })
+        .ok()
+        .flatten()?;
+    let _ = PARKED.try_with(|p| p.borrow_mut().remove(&sub.id));
+    if let Target::Greenlet { hub, .. } = &sub.node.target {
+        hub.end_pending();
+    }
+    Some(sub.node)
+}
+
 /// Runs `f` when dropped unless disarmed: the cancel path of a wait (a kill or Timeout unwinding).
 pub(super) struct OnUnwind<F: FnMut()>(pub(super) Option<F>);
 
