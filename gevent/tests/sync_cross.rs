@@ -435,3 +435,73 @@ fn sync_primitives_work_with_gevent_wait_and_iwait() {
     assert_eq!(never.waiter_count(), 0);
     gevent::joinall([&ev]);
 }
+
+/// Timeouts and kills racing hand-offs from other threads lose no permit and no message.
+#[test]
+fn timeouts_and_kills_racing_hand_offs_lose_nothing() {
+    let sem = Semaphore::new(2);
+    let ch: Channel<u64> = Channel::bounded(2);
+    let received = Arc::new(AtomicUsize::new(0));
+    let hub_thread = |seed: u64| {
+        let (sem, ch, received) = (sem.clone(), ch.clone(), received.clone());
+        std::thread::spawn(move || {
+            let gs: Vec<_> = (0..10u64)
+                .map(|k| {
+                    let (sem, ch, received) = (sem.clone(), ch.clone(), received.clone());
+                    gevent::spawn(move || {
+                        for i in 0..40u64 {
+                            let t = Duration::from_micros(50 + (seed * 7 + k * 13 + i * 31) % 400);
+                            if sem.acquire_timeout(t) {
+                                // Released however this ends (a kill lands in the sleep too).
+                                struct Permit<'a>(&'a Semaphore);
+                                impl Drop for Permit<'_> {
+                                    fn drop(&mut self) {
+                                        self.0.release();
+                                    }
+                                }
+                                let _p = Permit(&sem);
+                                gevent::sleep(Duration::from_micros(50));
+                            }
+                            if let Ok(_v) = ch.recv_timeout(t) {
+                                received.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            // Kill some of them midway: whatever they were handed passes on.
+            gevent::sleep(Duration::from_millis(5));
+            for g in gs.iter().step_by(3) {
+                g.kill();
+            }
+            gevent::joinall(&gs);
+        })
+    };
+    let a = hub_thread(1);
+    let b = hub_thread(2);
+    let (tx, s2) = (ch.clone(), sem.clone());
+    let producer = std::thread::spawn(move || {
+        let mut sent = 0usize;
+        for i in 0..300u64 {
+            if tx.send_timeout(i, Duration::from_millis(1)).is_ok() {
+                sent += 1;
+            }
+            if s2.acquire_timeout(Duration::from_micros(200)) {
+                s2.release();
+            }
+        }
+        sent
+    });
+    let sent = producer.join().unwrap();
+    a.join().unwrap();
+    b.join().unwrap();
+    let left = std::iter::from_fn(|| ch.try_recv().ok()).count();
+    assert_eq!(
+        received.load(Ordering::SeqCst) + left,
+        sent,
+        "every message sent was received once or is still there"
+    );
+    assert_eq!(sem.available(), 2, "no permit lost or duplicated");
+    assert_eq!(sem.waiter_count(), 0);
+    assert_eq!(ch.waiting_receivers() + ch.waiting_senders(), 0);
+}

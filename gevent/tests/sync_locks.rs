@@ -363,3 +363,60 @@ fn a_killed_writer_in_the_queue_lets_the_readers_behind_it_in() {
     drop(r0);
     assert!(l.try_write().is_ok());
 }
+
+/// Timed-out and killed lockers racing unlocks from other threads never lose the lock nor let two in.
+#[test]
+fn lock_timeouts_and_kills_across_threads_keep_the_lock_consistent() {
+    let m = Arc::new(Mutex::new(0u64));
+    let inside = Arc::new(AtomicUsize::new(0));
+    let hub_thread = |seed: u64| {
+        let (m, inside) = (m.clone(), inside.clone());
+        std::thread::spawn(move || {
+            let gs: Vec<_> = (0..8u64)
+                .map(|k| {
+                    let (m, inside) = (m.clone(), inside.clone());
+                    gevent::spawn(move || {
+                        for i in 0..40u64 {
+                            let t = Duration::from_micros(30 + (seed * 7 + k * 13 + i * 31) % 300);
+                            if let Ok(mut g) = m.lock_timeout(t) {
+                                // Left however this ends (a kill lands in the sleep too), before
+                                // the guard unlocks (declared after it).
+                                struct Inside<'a>(&'a AtomicUsize);
+                                impl Drop for Inside<'_> {
+                                    fn drop(&mut self) {
+                                        self.0.fetch_sub(1, Ordering::SeqCst);
+                                    }
+                                }
+                                assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0);
+                                let _in = Inside(&inside);
+                                *g += 1;
+                                gevent::sleep(Duration::from_micros(20));
+                            }
+                        }
+                    })
+                })
+                .collect();
+            gevent::sleep(Duration::from_millis(3));
+            for g in gs.iter().step_by(3) {
+                g.kill();
+            }
+            gevent::joinall(&gs);
+            gs.iter().filter(|g| g.successful()).count()
+        })
+    };
+    let a = hub_thread(1);
+    let b = hub_thread(2);
+    let m2 = m.clone();
+    let os = std::thread::spawn(move || {
+        for _ in 0..100 {
+            if let Ok(mut g) = m2.lock_timeout(Duration::from_micros(300)) {
+                *g += 1;
+            }
+        }
+    });
+    os.join().unwrap();
+    let done = a.join().unwrap() + b.join().unwrap();
+    assert!(done > 0);
+    assert!(!m.is_poisoned(), "kills do not poison");
+    assert!(m.try_lock().is_ok(), "unlocked, nobody queued");
+}
