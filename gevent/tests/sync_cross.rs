@@ -70,7 +70,8 @@ fn an_os_thread_waits_for_a_greenlet() {
     let (r2, ev2) = (r.clone(), ev.clone());
     let t = std::thread::spawn(move || {
         // No hub on this thread: these block it.
-        assert!(!ev2.wait_timeout(Duration::from_millis(20)));
+        let never = Event::new();
+        assert!(!never.wait_timeout(Duration::from_millis(20)));
         assert!(ev2.wait());
         r2.get()
     });
@@ -416,12 +417,18 @@ fn sync_primitives_work_with_gevent_wait_and_iwait() {
     let r: AsyncResult<u8> = AsyncResult::new();
     let pool = gevent::threadpool::ThreadPool::new(1);
     let (ev2, r2) = (ev.clone(), r.clone());
+    let gate = Event::new();
+    let g2 = gate.clone();
     let job = pool.spawn(move || {
-        // On the pool's thread: fill the result first, set the event after a while.
+        // On the pool's thread, once the main greenlet waits: fill the result first, set the
+        // event a while later.
+        g2.wait();
         r2.set(1);
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(100));
         ev2.set();
     });
+    // Runs once the main greenlet is parked in iwait.
+    gevent::spawn(move || gate.set());
     let items: [&dyn Waitable; 3] = [&ev, &r, &job];
     let order: Vec<usize> = gevent::iwait(&items, Some(Duration::from_secs(10))).collect();
     assert_eq!(order.len(), 3);
