@@ -112,15 +112,11 @@ fn spawn_returns_at_once_and_the_handle_is_waited_from_a_greenlet_and_a_thread()
     let pool = ThreadPool::new(2);
     let gate = gevent::sync::Event::new();
     let g2 = gate.clone();
-    let t = Instant::now();
+    // The job waits for a gate opened only below: a spawn that waited for it would never return.
     let h = pool.spawn(move || {
         g2.wait(); // a worker thread: blocks it
         "done"
     });
-    assert!(
-        t.elapsed() < Duration::from_millis(100),
-        "spawn did not wait"
-    );
     assert!(!h.ready());
     assert!(!h.wait_timeout(Duration::from_millis(10)));
     // Waited from a greenlet while an OS thread opens the gate.
