@@ -41,7 +41,8 @@
 //!
 //! # Ground rules
 //! - One hub per OS thread, created on first use; greenlets and everything here are `!Send`, and
-//!   stay on the thread that made them. Other threads reach a hub through a [`HubHandle`].
+//!   stay on the thread that made them. Other threads reach a hub through a [`HubHandle`], and
+//!   share [`sync`]'s primitives and [`threadpool`]'s handles, which are `Send + Sync`.
 //! - Every blocking call parks the calling greenlet on the hub; each says in its docs what a kill
 //!   or [`Timeout`] landing there does ("Cancel safety").
 //! - `std::thread::panicking()` and std's `Mutex` poisoning are per OS thread: while one greenlet is
