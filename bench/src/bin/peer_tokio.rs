@@ -11,7 +11,9 @@
 //! - `cross/oneshot_xthread`: a task awaits a `oneshot` an OS thread fills (the thread `blocking_recv`s the
 //!   next one the task fills); `cross/chan_xthread`: an OS thread `blocking_send`s into an `mpsc` of 64, a
 //!   task receives; `cross/mutex_uncontended`, `cross/mutex_contended`: tokio's `Mutex` (4 tasks, a
-//!   `yield_now` while holding it). See `bench::names`.
+//!   `yield_now` while holding it). See `bench::names`. These run on a current_thread runtime with its
+//!   I/O driver enabled (`enable_all`), as a runtime serving sockets has it and as every hub has its
+//!   poller: an idle task then parks in epoll, as a hub does (without it, tokio parks on a futex).
 //! - io (`--serve echo|http --port-file F`): a task-per-connection echo server, or hyper 1's HTTP/1.1 server
 //!   (keep-alive, `Hello, World!`) for wrk; both on a current_thread runtime.
 
@@ -425,6 +427,12 @@ fn main() {
         timers(&o);
     }
     if o.wants("cross") {
-        cross(&rt, &o);
+        // With its I/O driver, as a runtime that serves sockets has it (and as every hub has its
+        // poller): a task waiting with nothing else to do parks in epoll, as a hub does.
+        let io_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio current_thread runtime with I/O");
+        cross(&io_rt, &o);
     }
 }

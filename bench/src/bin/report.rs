@@ -171,7 +171,7 @@ const LEGEND: &[(&str, &str)] = &[
         "N tasks each sleep a distinct duration spread evenly over 0.5 s (quick: 1k over 50 ms); `_mean` / `_p99`: lateness (wake - deadline), us; `_cpu`: process CPU time of the whole run (spawn, sleep, wake, join) per timer",
     ),
     ("echo_<size>_c<conns>", "echo server on loopback (server on core 0, bench/src/bin/loadgen.rs on core 1): wall time per round trip, i.e. latency at c1 and inverse throughput above; `_cpu`: the server's CPU time per round trip; `_p50`/`_p99`: percentiles of the single round trips' latency"),
-    ("oneshot_xthread", "(cross) a task waits on a one-shot an OS thread fills, the thread blocks on the next one the task fills; per hand-off (round trip / 2; crossbeam: two threads). Issue 14's bar: ours <= tokio"),
+    ("oneshot_xthread", "(cross) a task waits on a one-shot an OS thread fills, the thread blocks on the next one the task fills; per hand-off (round trip / 2; crossbeam: two threads; tokio's cross rows run with its I/O driver enabled, as a hub has its poller). Issue 14's bar: ours <= tokio"),
     ("chan_xthread", "(cross) an OS thread sends into a bounded (64) channel, a task receives (crossbeam: a thread); per message"),
     ("mutex_uncontended", "(cross) lock + unlock of a lock nobody else wants"),
     ("mutex_contended", "(cross) 4 tasks on one thread each lock, yield while holding it, unlock; per lock (thread locks cannot be held across a yield: tokio's Mutex only)"),
