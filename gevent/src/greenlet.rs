@@ -235,6 +235,8 @@ struct State<T: 'static> {
     links: RefCell<Vec<(LinkId, LinkKind, LinkFn<T>)>>,
     next_link: Cell<u64>,
     joiners: RefCell<Vec<Rc<Waiter>>>,
+    /// Tasks awaiting it as a `Future` (see `bridge`), woken with the joiners.
+    wakers: RefCell<Vec<std::task::Waker>>,
     start_timer: Cell<Option<TimerId>>,
     /// Its slot in the registry of `util::format_run_info`.
     registry_slot: u32,
@@ -349,6 +351,7 @@ impl<T: 'static> Greenlet<T> {
                 links: RefCell::new(Vec::new()),
                 next_link: Cell::new(0),
                 joiners: RefCell::new(Vec::new()),
+                wakers: RefCell::new(Vec::new()),
                 start_timer: Cell::new(None),
                 registry_slot,
             }
@@ -385,10 +388,14 @@ impl<T: 'static> Greenlet<T> {
         };
         let hub = get_hub();
         let st = self.st.clone();
-        let mut builder = greenlet::Builder::new().parent(hub.greenlet());
-        if crate::monitor::naming() {
-            builder = builder.name(self.name()); // so a monitor report can say who blocked
-        }
+        // The raw greenlet carries the gevent name, for overflow and monitor reports: `Greenlet-N`
+        // is formatted only when shown (no allocation per spawn); a name set before the start is
+        // copied.
+        let builder = greenlet::Builder::new().parent(hub.greenlet());
+        let builder = match &*self.st.name.borrow() {
+            Some(n) => builder.name(n.as_str()),
+            None => builder.name_numbered("Greenlet-", self.st.ident),
+        };
         let built = builder.build(move |_| {
             let result = catch_unwind(AssertUnwindSafe(func));
             crate::local::greenlet_exited();
@@ -455,6 +462,9 @@ impl<T: 'static> Greenlet<T> {
 
     fn notify(&self) {
         for w in self.st.joiners.take() {
+            w.wake();
+        }
+        for w in self.st.wakers.take() {
             w.wake();
         }
         let successful = self.successful();
@@ -640,9 +650,13 @@ impl<T: 'static> Greenlet<T> {
         }
     }
 
-    /// Renames it.
+    /// Renames it (also the name a stack overflow or monitor report gives).
     pub fn set_name(&self, name: impl Into<String>) {
-        *self.st.name.borrow_mut() = Some(name.into());
+        let name = name.into();
+        if let Some(raw) = &*self.st.raw.borrow() {
+            raw.set_name(name.as_str());
+        }
+        *self.st.name.borrow_mut() = Some(name);
     }
 
     /// A small number unique among this thread's gevent greenlets.
@@ -788,6 +802,18 @@ impl<T: 'static> crate::util::Tracked for State<T> {
             raw: self.raw.borrow().clone(),
         }
     }
+
+    fn is_alive(&self) -> bool {
+        self.phase.get() != Phase::Dead
+    }
+
+    fn waitable(self: Rc<Self>) -> Box<dyn Waitable> {
+        Box::new(Greenlet { st: self })
+    }
+
+    fn kill_nowait(self: Rc<Self>) {
+        Greenlet { st: self }.kill_nowait();
+    }
 }
 
 /// Something a greenlet can wait for: a [`Greenlet`], an event, a result.
@@ -809,5 +835,46 @@ impl<T: 'static> Waitable for Greenlet<T> {
     }
     fn unsubscribe(&self, w: &Rc<Waiter>) {
         self.st.joiners.borrow_mut().retain(|j| !Rc::ptr_eq(j, w));
+    }
+}
+
+/// Awaiting a greenlet from async code (`g.await`, `futures::join!`) waits until it has finished,
+/// as [`Greenlet::join`] does, and gives its result, moving the value out (as
+/// [`Greenlet::take_value`]: afterwards `get` reports [`GetError::Taken`]).
+///
+/// # Examples
+/// ```
+/// let g = gevent::spawn(|| 6 * 7);
+/// assert_eq!(gevent::block_on(g), Ok(42));
+/// ```
+///
+/// # Cancel safety
+/// Dropping the future (a handle) does nothing to the greenlet; its registered waker is dropped
+/// when the greenlet finishes.
+impl<T: 'static> std::future::Future for Greenlet<T> {
+    type Output = Result<T, GetError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        if !self.ready() {
+            let mut wakers = self.st.wakers.borrow_mut();
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+            return std::task::Poll::Pending;
+        }
+        let mut o = self.st.outcome.borrow_mut();
+        std::task::Poll::Ready(match &*o {
+            None => Err(GetError::NotReady),
+            Some(Outcome::Value(_)) => match o.replace(Outcome::Taken) {
+                Some(Outcome::Value(v)) => Ok(v),
+                _ => unreachable!("checked above"),
+            },
+            Some(Outcome::Taken) => Err(GetError::Taken),
+            Some(Outcome::Panicked(f)) => Err(GetError::Panicked(f.clone())),
+            Some(Outcome::Killed) => Err(GetError::Killed),
+        })
     }
 }

@@ -26,6 +26,16 @@
 //!   marks its waiter cancelled (its guard's destructor), so nothing it waited on keeps a trace of it;
 //!   a timed wait's timer is cancelled the same way ([`Hub::timer_count`] shows what is armed).
 //! - A panic in a hub callback is reported and the loop goes on.
+//!
+//! # fork
+//! The hub's kernel objects (its epoll instance and eventfd) are *shared* with a `fork`ed child,
+//! and its helper threads do not exist there. A `pthread_atfork` child handler (registered when the
+//! first hub is made) only bumps a counter (async-signal-safe: a `pre_exec` child that execs at
+//! once pays nothing); the child's hub notices the new count at its next use — the next turn of
+//! its loop, a registration, a [`HubHandle`] taken, an fd wait — and rebuilds them
+//! (`reinit_after_fork`): a new poller and waker, a new cross-thread queue, fds re-registered
+//! lazily at their next wait, greenlets parked on I/O at the fork woken with an error. Timers and
+//! everything else in process memory carry over. See [`crate::os`] for the whole contract.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -80,11 +90,17 @@ pub struct Hub {
     poll: RefCell<mio::Poll>,
     events: RefCell<mio::Events>,
     pub(crate) io: crate::io::Registry,
-    remote: Arc<Remote>,
+    /// Replaced (never mutated in place) when the hub is rebuilt after a fork.
+    remote: RefCell<Arc<Remote>>,
     /// Turns since the poller was last asked (to poll now and then even while busy).
     turns_without_poll: Cell<u32>,
     /// Waiters of `idle()`, woken when a turn ends with nothing ready.
     idle: RefCell<VecDeque<Rc<Waiter>>>,
+    /// The [`fork_generation`] that `poll` and `remote` belong to (see the module docs: fork).
+    forks: Cell<u64>,
+    /// Greenlets parked in `block_on` on a future whose waker is held elsewhere (maybe by another
+    /// thread): while non-zero the hub does not declare [`LoopExit`] (see `bridge`).
+    parked_futures: Cell<usize>,
 }
 
 /// What other threads share with a hub.
@@ -191,8 +207,8 @@ pub(crate) fn may_park() -> bool {
 
 impl Hub {
     fn new() -> std::io::Result<Rc<Hub>> {
-        let poll = mio::Poll::new()?;
-        let waker = mio::Waker::new(poll.registry(), TOKEN_WAKER)?;
+        let forks = fork_generation();
+        let (poll, remote) = new_poller()?;
         let main = greenlet::getcurrent();
         let g = greenlet::Builder::new()
             .name("Hub")
@@ -211,14 +227,11 @@ impl Hub {
             poll: RefCell::new(poll),
             events: RefCell::new(mio::Events::with_capacity(1024)),
             io: crate::io::Registry::default(),
-            remote: Arc::new(Remote {
-                queue: Mutex::new(Vec::new()),
-                waker,
-                has_work: std::sync::atomic::AtomicBool::new(false),
-                pending: AtomicUsize::new(0),
-            }),
+            remote: RefCell::new(remote),
             turns_without_poll: Cell::new(0),
             idle: RefCell::new(VecDeque::new()),
+            forks: Cell::new(forks),
+            parked_futures: Cell::new(0),
         }))
     }
 
@@ -229,13 +242,15 @@ impl Hub {
 
     /// A handle other threads can use to hand this hub work.
     pub fn handle(&self) -> HubHandle {
+        self.check_fork();
         HubHandle {
-            remote: self.remote.clone(),
+            remote: self.remote.borrow().clone(),
         }
     }
 
     /// The OS poller's registry (to register fds).
     pub(crate) fn registry(&self) -> std::cell::Ref<'_, mio::Poll> {
+        self.check_fork();
         self.poll.borrow()
     }
 
@@ -266,6 +281,12 @@ impl Hub {
     /// Whether a timer is still armed.
     pub fn timer_pending(&self, id: TimerId) -> bool {
         self.timers.borrow().contains_key(&id)
+    }
+
+    /// Counts a `block_on` parked with its waker held elsewhere (+1) or done with that park (-1).
+    pub(crate) fn count_parked_future(&self, parked: bool) {
+        let n = self.parked_futures.get();
+        self.parked_futures.set(if parked { n + 1 } else { n - 1 });
     }
 
     /// Wakes `w` when the ready queue is next empty (gevent's `idle`).
@@ -323,7 +344,8 @@ impl Hub {
                 None => break,
             }
         }
-        // 2. Cross-thread callbacks.
+        // 2. Cross-thread callbacks (from here on the turn uses the poller and the remote queue).
+        self.check_fork();
         self.drain_remote();
         // 3. Timers that are due (the clock is read only when there are timers).
         if !self.timers.borrow().is_empty() {
@@ -336,7 +358,8 @@ impl Hub {
                 w.wake();
             }
         }
-        // 5. The poller.
+        // 5. The poller (a hub callback above may have forked).
+        self.check_fork();
         let busy = !self.ready.borrow().is_empty();
         let timeout = if busy {
             let t = self.turns_without_poll.get();
@@ -350,7 +373,10 @@ impl Hub {
             Some(Duration::ZERO)
         } else if let Some((id, _)) = self.timers.borrow().first_key_value() {
             Some(id.0.saturating_duration_since(Instant::now()))
-        } else if self.io.has_waiters() || self.remote.pending.load(Ordering::SeqCst) > 0 {
+        } else if self.io.has_waiters()
+            || self.parked_futures.get() > 0
+            || self.remote.borrow().pending.load(Ordering::SeqCst) > 0
+        {
             None
         } else if self.remote_nonempty() {
             Some(Duration::ZERO)
@@ -373,6 +399,7 @@ impl Hub {
     fn remote_nonempty(&self) -> bool {
         !self
             .remote
+            .borrow()
             .queue
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -380,11 +407,17 @@ impl Hub {
     }
 
     fn drain_remote(&self) {
-        if !self.remote.has_work.swap(false, Ordering::Acquire) {
+        if !self.remote.borrow().has_work.swap(false, Ordering::Acquire) {
             return;
         }
-        let batch =
-            std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        let batch = std::mem::take(
+            &mut *self
+                .remote
+                .borrow()
+                .queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
         for f in batch {
             run_guarded(f);
         }
@@ -789,4 +822,146 @@ pub(crate) fn unwinding_cancel() -> bool {
 pub(crate) fn done_unwinding() {
     let me = greenlet::getcurrent();
     UNWINDING.with(|u| u.borrow_mut().retain(|id| *id != me.id()));
+}
+
+// ---- fork (see the module docs) ----
+
+/// Forks seen by this process's line: bumped in every `fork`ed child by the `pthread_atfork`
+/// handler, so a child's value differs from its parent's (and a grandchild's from both).
+static FORKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The pid of the process that last counted in [`FORKS`] (set with the handler, and by it).
+static FORKS_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The number of forks between the first hub of this process's line and this process: compare two
+/// readings to learn whether the code runs in a child of the process that took the first.
+/// Registers the `pthread_atfork` handler that counts them on first use.
+pub(crate) fn fork_generation() -> u64 {
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| {
+        extern "C" fn child() {
+            FORKS.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: getpid(2) is async-signal-safe and has no preconditions.
+            FORKS_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+        }
+        // SAFETY: getpid(2) has no preconditions.
+        FORKS_PID.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+        // SAFETY: registers a child handler that only does lock-free atomic stores and getpid(2)
+        // (async-signal-safe, as code run in the child of a multi-threaded fork must be).
+        let r = unsafe { libc::pthread_atfork(None, None, Some(child)) };
+        if r != 0 {
+            eprintln!("gevent: pthread_atfork failed ({r}): a fork()ed child would share the hub's poller");
+        }
+    });
+    FORKS.load(Ordering::Relaxed)
+}
+
+/// Counts a fork that ran no atfork handler (a raw `fork`/`clone` system call, glibc's `_Fork`):
+/// the pid differs from the one the counter was last bumped in. A system call; for `reinit`.
+pub(crate) fn count_unseen_fork() {
+    fork_generation();
+    // SAFETY: getpid(2) has no preconditions.
+    let me = unsafe { libc::getpid() };
+    if FORKS_PID.swap(me, Ordering::Relaxed) != me {
+        FORKS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether this thread's hub exists and was made (or rebuilt) in this process: false in a forked
+/// child until its hub's rebuild. No allocation, lock or system call (a `close` hook in a
+/// `pre_exec` child asks).
+#[cfg(feature = "monkey")]
+pub(crate) fn hub_is_this_process() -> bool {
+    HUB.try_with(|h| {
+        h.try_borrow().is_ok_and(|h| {
+            h.as_ref()
+                .is_some_and(|hub| hub.forks.get() == FORKS.load(Ordering::Relaxed))
+        })
+    })
+    .unwrap_or(false)
+}
+
+/// A new epoll instance, and a cross-thread queue whose waker is registered with it.
+fn new_poller() -> std::io::Result<(mio::Poll, Arc<Remote>)> {
+    let poll = mio::Poll::new()?;
+    let waker = mio::Waker::new(poll.registry(), TOKEN_WAKER)?;
+    let remote = Arc::new(Remote {
+        queue: Mutex::new(Vec::new()),
+        waker,
+        has_work: std::sync::atomic::AtomicBool::new(false),
+        pending: AtomicUsize::new(0),
+    });
+    Ok((poll, remote))
+}
+
+thread_local! {
+    /// What other layers rebuild on this thread after a fork (see [`on_reinit`]).
+    static REINIT_HOOKS: RefCell<Vec<fn()>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Has `f` called on this thread every time its hub is rebuilt in a forked child, after the hub
+/// itself (for state of higher layers tied to threads that do not survive a fork). Register once.
+pub(crate) fn on_reinit(f: fn()) {
+    REINIT_HOOKS.with(|h| h.borrow_mut().push(f));
+}
+
+impl Hub {
+    /// In a forked child whose hub still holds the parent's poller: rebuilds it first. One atomic
+    /// load and a compare otherwise.
+    #[inline]
+    pub(crate) fn check_fork(&self) {
+        if FORKS.load(Ordering::Relaxed) != self.forks.get() {
+            self.reinit_or_die();
+        }
+    }
+
+    #[cold]
+    fn reinit_or_die(&self) {
+        if let Err(e) = self.reinit_after_fork() {
+            panic!("gevent: cannot rebuild the hub after fork(): {e}");
+        }
+    }
+
+    /// The fork generation of this hub's poller, after rebuilding it if the process was forked
+    /// since (an fd registered in an earlier one must be registered again before a wait).
+    #[inline]
+    pub(crate) fn poller_gen(&self) -> u64 {
+        self.check_fork();
+        self.forks.get()
+    }
+
+    /// Whether a registration made in the poller of generation `gen` is this process's own (false
+    /// in a child for the parent's, also before the rebuild): never rebuilds.
+    #[inline]
+    pub(crate) fn registered_here(&self, gen: u64) -> bool {
+        gen == self.forks.get() && gen == FORKS.load(Ordering::Relaxed)
+    }
+
+    /// Rebuilds what a forked child must not share with its parent: a new poller and waker, a new
+    /// cross-thread queue (work pending on the parent's threads never comes back here), greenlets
+    /// parked on I/O woken (their wait fails: see `io`); then the hooks of [`on_reinit`]. Doing
+    /// nothing when the process was not forked since the last rebuild.
+    pub(crate) fn reinit_after_fork(&self) -> std::io::Result<()> {
+        let now = FORKS.load(Ordering::Relaxed);
+        if now == self.forks.get() {
+            return Ok(());
+        }
+        let (poll, remote) = new_poller()?;
+        // The old ones only lose this process's references (the parent keeps its own): closing
+        // the inherited epoll fd touches none of the parent's registrations.
+        drop(std::mem::replace(&mut *self.poll.borrow_mut(), poll));
+        let old = std::mem::replace(&mut *self.remote.borrow_mut(), remote);
+        // Its queue may have been mid-push on a thread that does not exist here (its lock held
+        // for ever): then its contents are not dropped but leaked, with its eventfd.
+        if old.queue.try_lock().is_err() {
+            std::mem::forget(old);
+        }
+        self.forks.set(now);
+        self.io.after_fork(self);
+        let hooks = REINIT_HOOKS.with(|h| h.borrow().clone());
+        for f in hooks {
+            f();
+        }
+        Ok(())
+    }
 }

@@ -15,12 +15,23 @@
 //!   closed source never reports readiness again and its key is never reused under a live borrow.
 //! - [`wait_any`] parks one greenlet on several sources at once: the same [`Waiter`] sits in several
 //!   lists; the first wake wins (later wakes are no-ops) and the guard removes it from all of them.
+//! - After a `fork`, the child's hub has a poller of its own (see [`crate::os`]): each slot
+//!   remembers the poller generation it is registered with and is registered again, lazily, at
+//!   its next wait in the child; a registration of the parent's is never deregistered by the
+//!   child. A wait that was parked at the fork fails in the child (its copy of the greenlet does
+//!   not race the parent for the data).
+//! - Futures (the `futures_io` impls of `gevent::net`, see `bridge`) register a [`Waker`] per side
+//!   instead of a waiter ([`IoSource::poll_park`]), after their syscall said `WouldBlock`: one slot
+//!   per side, the last registration wins (as the traits ask); a readiness edge, `close` or drop
+//!   takes it and wakes it. Wakers are not counted as parked greenlets: the `block_on` that polls
+//!   the future keeps the hub from declaring `LoopExit` while its waker is held.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::hub::{get_hub, Hub, Waiter};
@@ -38,6 +49,37 @@ struct Slot {
     write_hup: bool,
     closed: bool,
     in_use: bool,
+    /// The fd (to register it again in a forked child).
+    fd: RawFd,
+    /// The hub's poller generation it is registered with ([`Hub::poller_gen`]).
+    gen: u64,
+    /// A future waiting to read (see the ground rules): woken by the next read edge.
+    read_waker: Option<Waker>,
+    /// A future waiting to write.
+    write_waker: Option<Waker>,
+}
+
+impl Slot {
+    /// Takes the registered wakers of the sides `read` / `write` (to wake them with the table
+    /// unborrowed).
+    #[inline]
+    fn take_wakers(&mut self, read: bool, write: bool) -> (Option<Waker>, Option<Waker>) {
+        (
+            if read { self.read_waker.take() } else { None },
+            if write { self.write_waker.take() } else { None },
+        )
+    }
+}
+
+/// Wakes what [`Slot::take_wakers`] took.
+#[inline]
+fn wake_all(wakers: (Option<Waker>, Option<Waker>)) {
+    if let Some(w) = wakers.0 {
+        w.wake();
+    }
+    if let Some(w) = wakers.1 {
+        w.wake();
+    }
 }
 
 /// The hub's table of registered fds.
@@ -54,6 +96,33 @@ impl Registry {
         self.waiters.get() > 0
     }
 
+    /// The hub was rebuilt in a forked child: wakes every parked greenlet (its wait then fails, as
+    /// it began before the fork) and every registered future waker. Registrations are made again
+    /// at each slot's next wait or poll.
+    pub(crate) fn after_fork(&self, hub: &Hub) {
+        let (woken, wakers): (Vec<Rc<Waiter>>, Vec<_>) = {
+            let mut slots = self.slots.borrow_mut();
+            let wakers = slots
+                .iter_mut()
+                .map(|s| s.take_wakers(true, true))
+                .collect();
+            let woken = slots
+                .iter_mut()
+                .flat_map(|s| s.readers.drain(..).chain(s.writers.drain(..)))
+                .collect();
+            (woken, wakers)
+        };
+        self.waiters.set(0);
+        for w in woken {
+            w.wake_into(hub);
+        }
+        // A future is polled again and makes its syscall anew (a spurious wake, which futures
+        // allow); if that says `WouldBlock` it registers with the child's poller.
+        for w in wakers {
+            wake_all(w);
+        }
+    }
+
     /// The poller reported `token` readable and/or writable (`read_hup` / `write_hup`: that side
     /// closed, included in `readable` / `writable`): remember the edge(s) and hand every greenlet
     /// parked on a ready side to `hub`'s ready queue. Called by the hub only; allocates nothing
@@ -67,7 +136,7 @@ impl Registry {
         read_hup: bool,
         write_hup: bool,
     ) {
-        {
+        let wakers = {
             let mut slots = self.slots.borrow_mut();
             let Some(slot) = slots.get_mut(token.0) else {
                 return;
@@ -79,7 +148,9 @@ impl Registry {
             slot.write_hup |= write_hup;
             slot.ready_read |= readable;
             slot.ready_write |= writable;
-        }
+            slot.take_wakers(readable, writable)
+        };
+        wake_all(wakers);
         // One waiter at a time, the table not borrowed while it is woken.
         loop {
             let w = {
@@ -148,6 +219,7 @@ impl IoSource {
     /// What `epoll_ctl` returns (for example `EPERM` for a regular file, which is always ready).
     pub fn new(fd: RawFd) -> io::Result<IoSource> {
         let hub = get_hub();
+        let gen = hub.poller_gen();
         let reg = &hub.io;
         let key = {
             let mut slots = reg.slots.borrow_mut();
@@ -160,6 +232,8 @@ impl IoSource {
             };
             slots[key] = Slot {
                 in_use: true,
+                fd,
+                gen,
                 ..Slot::default()
             };
             key
@@ -209,7 +283,7 @@ impl IoSource {
     /// closes it). Closing twice does nothing.
     pub fn close(&self) {
         let hub = get_hub();
-        let woken: Vec<Rc<Waiter>> = {
+        let (woken, gen, wakers): (Vec<Rc<Waiter>>, u64, _) = {
             let mut slots = hub.io.slots.borrow_mut();
             let slot = &mut slots[self.key];
             if slot.closed {
@@ -219,15 +293,21 @@ impl IoSource {
             self.closed.set(true);
             slot.ready_read = false;
             slot.ready_write = false;
-            slot.readers
+            let wakers = slot.take_wakers(true, true);
+            let woken = slot
+                .readers
                 .drain(..)
                 .chain(slot.writers.drain(..))
-                .collect()
+                .collect();
+            (woken, slot.gen, wakers)
         };
-        let _ = hub
-            .registry()
-            .registry()
-            .deregister(&mut mio::unix::SourceFd(&self.fd));
+        wake_all(wakers);
+        if hub.registered_here(gen) {
+            let _ = hub
+                .registry()
+                .registry()
+                .deregister(&mut mio::unix::SourceFd(&self.fd));
+        }
         hub.io.waiters.set(hub.io.waiters.get() - woken.len());
         for w in &woken {
             w.wake();
@@ -240,15 +320,20 @@ impl IoSource {
     #[cfg(feature = "monkey")]
     pub(crate) fn abandon(self) {
         if let Some(hub) = crate::hub::try_hub() {
-            let woken: Vec<Rc<Waiter>> = {
+            let (woken, wakers): (Vec<Rc<Waiter>>, _) = {
                 let mut slots = hub.io.slots.borrow_mut();
                 let slot = &mut slots[self.key];
                 slot.closed = true;
-                slot.readers
-                    .drain(..)
-                    .chain(slot.writers.drain(..))
-                    .collect()
+                let wakers = slot.take_wakers(true, true);
+                (
+                    slot.readers
+                        .drain(..)
+                        .chain(slot.writers.drain(..))
+                        .collect(),
+                    wakers,
+                )
             };
+            wake_all(wakers);
             hub.io.waiters.set(hub.io.waiters.get() - woken.len());
             for w in &woken {
                 w.wake();
@@ -288,6 +373,83 @@ impl IoSource {
         }
     }
 
+    /// For a future whose syscall on this fd just said `WouldBlock`: forgets the remembered
+    /// readiness edge of that side (as [`IoSource::clear_ready`]) and registers `cx`'s waker to be
+    /// woken by the next one (replacing the side's earlier registration), or by `close` / drop.
+    /// Returns `Pending`, or `Ready(Err)` when the source is closed.
+    ///
+    /// Sound for the same reason as the greenlets' path: the hub cannot dispatch readiness between
+    /// the caller's syscall and this call (it runs only when this thread's greenlet parks).
+    pub fn poll_park(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
+        let hub = get_hub();
+        let gen = hub.poller_gen();
+        let stale = {
+            let slot = &hub.io.slots.borrow()[self.key];
+            slot.gen != gen && !slot.closed
+        };
+        if stale {
+            // Registered with a forked parent's poller: register with this process's first.
+            if let Err(e) = rearm(&hub, self.key, gen) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        let mut slots = hub.io.slots.borrow_mut();
+        let slot = &mut slots[self.key];
+        if slot.closed {
+            return Poll::Ready(Err(closed_error()));
+        }
+        let (ready, waker) = match interest {
+            Interest::Read => (&mut slot.ready_read, &mut slot.read_waker),
+            Interest::Write => (&mut slot.ready_write, &mut slot.write_waker),
+        };
+        *ready = false;
+        match waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// For a future about to make a syscall that the last short transfer says would block (see
+    /// `gevent::net`'s short-transfer hint): `Ready(Ok)` if an edge arrived since (consumed, as by
+    /// [`IoSource::wait`]) or the side was reported closed; otherwise registers `cx`'s waker as
+    /// [`IoSource::poll_park`] does and returns `Pending`, with no syscall.
+    pub(crate) fn poll_edge(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+    ) -> Poll<io::Result<()>> {
+        let hub = get_hub();
+        let gen = hub.poller_gen();
+        let stale = {
+            let slot = &hub.io.slots.borrow()[self.key];
+            slot.gen != gen && !slot.closed
+        };
+        if stale {
+            // Registered with a forked parent's poller: register with this process's first.
+            if let Err(e) = rearm(&hub, self.key, gen) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        let mut slots = hub.io.slots.borrow_mut();
+        let slot = &mut slots[self.key];
+        if slot.closed {
+            return Poll::Ready(Err(closed_error()));
+        }
+        let (ready, hup, waker) = match interest {
+            Interest::Read => (&mut slot.ready_read, slot.read_hup, &mut slot.read_waker),
+            Interest::Write => (&mut slot.ready_write, slot.write_hup, &mut slot.write_waker),
+        };
+        if hup || std::mem::take(ready) {
+            return Poll::Ready(Ok(()));
+        }
+        match waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
     /// Parks the current greenlet until the fd is ready for `interest` (or closed, or until `deadline`).
     ///
     /// Returns at once if readiness arrived since the last [`IoSource::clear_ready`].
@@ -309,12 +471,19 @@ impl IoSource {
         interest: Interest,
         deadline: Option<Instant>,
     ) -> io::Result<()> {
+        let gen = hub.poller_gen();
         let waiter = {
             let mut slots = hub.io.slots.borrow_mut();
             let slot = &mut slots[self.key];
             if slot.closed {
                 return Err(closed_error());
             }
+            if slot.gen != gen {
+                drop(slots);
+                rearm(hub, self.key, gen)?;
+                slots = hub.io.slots.borrow_mut();
+            }
+            let slot = &mut slots[self.key];
             let (ready, list) = match interest {
                 Interest::Read => (&mut slot.ready_read, &mut slot.readers),
                 Interest::Write => (&mut slot.ready_write, &mut slot.writers),
@@ -368,6 +537,9 @@ impl IoSource {
         drop(unpark);
         drop(timer);
         r.map_err(|e| io::Error::other(e.to_string()))?;
+        if hub.poller_gen() != gen {
+            return Err(forked_error());
+        }
         let mut slots = hub.io.slots.borrow_mut();
         let slot = &mut slots[self.key];
         if slot.closed {
@@ -389,6 +561,47 @@ impl IoSource {
     }
 }
 
+/// Registers the fd of slot `key` with the poller of generation `gen` (this thread's hub's current
+/// one: the slot was registered in an earlier process's, before a fork).
+#[cold]
+#[inline(never)]
+fn rearm(hub: &Hub, key: usize, gen: u64) -> io::Result<()> {
+    let fd = hub.io.slots.borrow()[key].fd;
+    // An error (`EBADF`: the fd was closed behind its owner's back; `EEXIST`: another slot of
+    // the child registered the same fd) goes to the waiter, as `IoSource::new`'s would.
+    hub.registry().registry().register(
+        &mut mio::unix::SourceFd(&fd),
+        mio::Token(key),
+        mio::Interest::READABLE | mio::Interest::WRITABLE,
+    )?;
+    hub.io.slots.borrow_mut()[key].gen = gen;
+    Ok(())
+}
+
+/// The error of a wait that was parked when the process forked, seen in the child.
+#[derive(Debug)]
+struct ForkedWait;
+
+impl std::fmt::Display for ForkedWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "gevent: this wait began before fork() and belongs to the parent process; \
+             in the child, wait again to watch the fd from here",
+        )
+    }
+}
+
+impl std::error::Error for ForkedWait {}
+
+fn forked_error() -> io::Error {
+    io::Error::other(ForkedWait)
+}
+
+/// Whether `e` is the error of a wait that was parked when the process forked (in the child).
+pub(crate) fn is_forked(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|i| i.is::<ForkedWait>())
+}
+
 fn closed_error() -> io::Error {
     io::Error::new(
         io::ErrorKind::NotConnected,
@@ -401,22 +614,30 @@ impl Drop for IoSource {
         let Some(hub) = crate::hub::try_hub() else {
             return;
         };
-        let was_closed = hub.io.slots.borrow()[self.key].closed;
-        if !was_closed {
+        let (was_closed, gen) = {
+            let slots = hub.io.slots.borrow();
+            (slots[self.key].closed, slots[self.key].gen)
+        };
+        if !was_closed && hub.registered_here(gen) {
             let _ = hub
                 .registry()
                 .registry()
                 .deregister(&mut mio::unix::SourceFd(&self.fd));
         }
-        let woken: Vec<Rc<Waiter>> = {
+        let (woken, wakers): (Vec<Rc<Waiter>>, _) = {
             let mut slots = hub.io.slots.borrow_mut();
             let slot = &mut slots[self.key];
             slot.closed = true;
-            slot.readers
-                .drain(..)
-                .chain(slot.writers.drain(..))
-                .collect()
+            let wakers = slot.take_wakers(true, true);
+            (
+                slot.readers
+                    .drain(..)
+                    .chain(slot.writers.drain(..))
+                    .collect(),
+                wakers,
+            )
         };
+        wake_all(wakers);
         hub.io.waiters.set(hub.io.waiters.get() - woken.len());
         if woken.is_empty() && !was_closed {
             self.release_slot(&hub);
@@ -519,6 +740,12 @@ pub fn wait_any(
         if !ready.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(ready);
         }
+        let gen = hub.poller_gen();
+        for (src, _) in sources {
+            if hub.io.slots.borrow()[src.key].gen != gen {
+                rearm(&hub, src.key, gen)?;
+            }
+        }
         let waiter = Waiter::new();
         {
             let mut slots = hub.io.slots.borrow_mut();
@@ -559,5 +786,8 @@ pub fn wait_any(
         let r = crate::wait::wait_with_deadline(&waiter, deadline);
         drop(unpark);
         r.map_err(|e| io::Error::other(e.to_string()))?;
+        if hub.poller_gen() != gen {
+            return Err(forked_error());
+        }
     }
 }

@@ -32,8 +32,11 @@
 //!   `Channel`) and locks that guard data across switches (`Mutex<T>`, `RwLock<T>`, `Condvar`).
 //! - [`net`] (TCP, UDP, Unix sockets shaped like `std::net`), [`server`] (`StreamServer`,
 //!   `DatagramServer`), [`io`] (`wait_read`/`wait_write` for any fd), [`select`]: cooperative I/O.
-//! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`], [`logging`] (a log
-//!   writer that never blocks the hub).
+//! - [`http`]: an HTTP/1.1 server with blocking handlers, WebSocket (gevent's `pywsgi`).
+//! - [`hubs`]: a hub on each of N threads (thread-per-core), work handed to them from any thread.
+//! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`], [`fork`] ([`os`]),
+//!   [`logging`] (a log writer that never blocks the hub).
+//! - [`block_on`], [`spawn_future`], [`bridge`]: async Rust from greenlets, greenlets from async Rust.
 //! - [`monitor`] (a greenlet that blocks its hub), [`util`] (`print_run_info`: the hub and its greenlets).
 //! - `ssl` (cargo feature `ssl`, on by default): TLS streams on rustls, TLS for `StreamServer`.
 //! - `monkey` (cargo feature `monkey`): `patch_all()` makes std's and C libraries' blocking calls
@@ -52,9 +55,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
+pub mod bridge;
 pub mod event;
 pub mod greenlet;
+pub mod http;
 pub mod hub;
+pub mod hubs;
 pub mod io;
 pub mod local;
 pub mod lock;
@@ -63,6 +69,7 @@ pub mod monitor;
 #[cfg(feature = "monkey")]
 pub mod monkey;
 pub mod net;
+pub mod os;
 pub mod pool;
 pub mod queue;
 pub mod select;
@@ -77,10 +84,12 @@ mod timeout;
 pub mod util;
 mod wait;
 
+pub use crate::bridge::{block_on, spawn_future};
 pub use crate::greenlet::{
     spawn, spawn_later, spawn_raw, Failure, GetError, Greenlet, LinkId, Waitable,
 };
 pub use crate::hub::{get_hub, HubHandle, LoopExit, Waiter};
+pub use crate::os::{fork, reinit};
 pub use crate::timeout::{with_timeout, Timeout, TimeoutError};
 pub use crate::wait::{idle, iwait, joinall, joinall_timeout, killall, sleep, wait};
 

@@ -107,14 +107,6 @@ thread_local! {
     static WATCHED: Watched = const { Watched(std::cell::RefCell::new(Vec::new())) };
 }
 
-/// Whether some monitor is running (gevent greenlets then carry their name into the raw greenlet).
-static NAMING: AtomicUsize = AtomicUsize::new(0);
-
-/// Whether greenlets started now should carry their gevent name (a monitor is running).
-pub(crate) fn naming() -> bool {
-    NAMING.load(Ordering::Relaxed) > 0
-}
-
 /// A running monitor of one hub's thread. Dropping it stops the watchdog.
 pub struct Monitor {
     shared: Arc<Shared>,
@@ -139,7 +131,6 @@ impl Monitor {
             self.shared.stop.store(true, Ordering::SeqCst);
             w.thread().unpark();
             let _ = w.join();
-            NAMING.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -201,7 +192,6 @@ pub fn start_with(threshold: Duration, on_report: impl Fn(&Report) + Send + 'sta
     backtrace::trace(|_| false);
     // SAFETY: pthread_self has no preconditions.
     let target = unsafe { libc::pthread_self() };
-    NAMING.fetch_add(1, Ordering::Relaxed);
     let s = shared.clone();
     let watchdog = std::thread::Builder::new()
         .name("gevent-monitor".into())

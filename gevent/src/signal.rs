@@ -19,6 +19,15 @@
 //!   reports [`LoopExit`](crate::LoopExit): a signal may always come (as a gevent signal watcher keeps
 //!   the loop alive). Dropping the last guard stops the reader and closes the pipe; the close waits
 //!   until no C handler can still be writing to it.
+//! - In a `fork`ed child the pipe would be the parent's too (its signals would run the parent's
+//!   handlers, and the parent's the child's): when the child's hub is rebuilt
+//!   ([`crate::os`]), the thread gets a new pipe and reader and its routes move to it. (A child
+//!   that never uses its hub — a `pre_exec` before `exec` — keeps the parent's pipe meanwhile.)
+//! - A handler that panics (a kill is not a panic) is reported on stderr and its panic is raised
+//!   in the thread's main greenlet (the hub's parent), at whatever it waits on, as gevent raises a
+//!   signal handler's exception in the hub's parent: the program sees the failure where it
+//!   waits (`catch_unwind` there to survive it), instead of losing it in a background greenlet.
+//!   Other greenlets, and the other handlers of the same signal, are not disturbed.
 //! - `SIGKILL` and `SIGSTOP` cannot be handled; the synchronous fault signals (`SIGSEGV`, `SIGBUS`,
 //!   `SIGILL`, `SIGFPE`) must be handled at the fault, not later in a greenlet: all are refused
 //!   with `InvalidInput`.
@@ -112,6 +121,37 @@ struct Local {
 
 thread_local! {
     static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+    /// Whether [`after_fork`] is registered with this thread's hub.
+    static HOOKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// This thread's hub was rebuilt in a forked child: a pipe and reader of its own, the routes of
+/// this thread's signals moved to it (the old reader ends: see [`read_signals`]).
+fn after_fork() {
+    let (read, write) = match pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("gevent: signal: no pipe of its own in the forked child ({e}): its signals reach the parent's handlers");
+            return;
+        }
+    };
+    LOCAL.with(|l| {
+        let mut l = l.borrow_mut();
+        let Some(local) = l.as_mut() else {
+            return;
+        };
+        let old = local.write.as_raw_fd();
+        for route in &ROUTE {
+            let _ = route.compare_exchange(old, write.as_raw_fd(), SeqCst, SeqCst);
+        }
+        let old = std::mem::replace(&mut local.write, write);
+        // ROUTE's invariant, as in `Local`'s drop: no route is `old` any more.
+        while IN_HANDLER.load(SeqCst) != 0 {
+            std::hint::spin_loop();
+        }
+        drop(old);
+        local.reader = crate::spawn(move || read_signals(read));
+    });
 }
 
 /// A non-blocking, close-on-exec pipe: (read end, write end).
@@ -162,8 +202,13 @@ fn read_signals(read: OwnedFd) {
     let Ok(src) = IoSource::new(read.as_raw_fd()) else {
         return;
     };
+    // A reader of a forked parent's pipe stops (the child has its own: `after_fork`).
+    let gen = crate::hub::fork_generation();
     let mut buf = [0u8; 64];
     loop {
+        if crate::hub::fork_generation() != gen {
+            return;
+        }
         // SAFETY: `read` is open for the whole loop; `buf` is valid for writes of its length.
         let n = unsafe { libc::read(read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
@@ -192,8 +237,34 @@ fn read_signals(read: OwnedFd) {
                     .unwrap_or_default()
             });
             for h in handlers {
-                crate::spawn_raw(move || h());
+                crate::spawn_raw(move || run_handler(sig, &h));
             }
+        }
+    }
+}
+
+/// Runs one handler in its greenlet. A panic (other than a kill) is reported on stderr and raised
+/// in the main greenlet (the hub's parent), as gevent raises a signal handler's exception there.
+fn run_handler(sig: u8, h: &Handler) {
+    let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h())) else {
+        return;
+    };
+    if p.is::<greenlet::GreenletExit>() {
+        // A kill: the greenlet just ends (`spawn_raw` reports nothing for it).
+        std::panic::resume_unwind(p);
+    }
+    crate::hub::done_unwinding();
+    let hub = crate::hub::get_hub();
+    let what = crate::greenlet::describe_panic(&*p);
+    match hub.greenlet().parent().filter(|m| !m.is_dead()) {
+        Some(main) => {
+            eprintln!("gevent: the handler of signal {sig} panicked: {what}; raising it in the main greenlet");
+            // From the hub, as a Timeout is thrown: the main greenlet unwinds from its wait.
+            hub.run_callback(move || crate::hub::throw_into(&main, p));
+        }
+        None => {
+            eprintln!("gevent: the handler of signal {sig} panicked: {what} (no main greenlet to raise it in)");
+            crate::hub::drop_payload(p);
         }
     }
 }
@@ -232,6 +303,10 @@ pub fn handle(signum: libc::c_int, f: impl Fn() + 'static) -> io::Result<SignalG
     let id = LOCAL.with(|l| -> io::Result<u64> {
         let mut l = l.borrow_mut();
         if l.is_none() {
+            if !HOOKED.get() {
+                HOOKED.set(true);
+                crate::hub::on_reinit(after_fork);
+            }
             let (read, write) = pipe()?;
             let reader = crate::spawn(move || read_signals(read));
             *l = Some(Local {

@@ -15,6 +15,13 @@
 //!   jobs beyond `maxsize` queue FIFO.
 //! - A joiner killed while waiting leaves the job running to completion on its thread (threads
 //!   cannot be cancelled); its result is dropped there.
+//! - **fork**: threads do not survive `fork()`. In a forked child every pool (the default pool, the
+//!   DNS hooks' pool, and pools made before the fork) starts afresh at its first use there: no
+//!   threads, an empty queue, nothing shared with the parent's (whose locks a vanished thread may
+//!   hold), the size the parent's had at the fork. Jobs queued or running at the fork stay the
+//!   parent's: in the child their [`JobHandle`] never becomes ready, a greenlet waiting for one is
+//!   woken when its hub is rebuilt, and [`JobHandle::join`] returns `Err` with a message saying so
+//!   (a job that had finished before the fork keeps its result).
 //!
 //! # Examples
 //! ```
@@ -26,13 +33,16 @@
 //! ```
 
 use std::any::Any;
-use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::hub::Waiter;
 use crate::sync::Slot;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -52,15 +62,74 @@ struct Shared {
 
 /// Owned by the [`ThreadPool`] handles (not by the workers): its drop shuts the pool down.
 struct Owner {
+    /// The pool of the process that made it (fork generation `born`).
     shared: Arc<Shared>,
+    born: u64,
+    /// The latest [`ThreadPool::set_maxsize`] (or `new`), for the pool a forked child makes.
+    maxsize: AtomicUsize,
+    /// In a forked child (and its children): the pool made there, with its generation. Never
+    /// locked in the process that made the pool.
+    forked: Mutex<Option<(u64, Arc<Shared>)>>,
+}
+
+impl Owner {
+    /// This process's pool.
+    fn current(&self) -> Arc<Shared> {
+        let gen = crate::hub::fork_generation();
+        if gen == self.born {
+            return self.shared.clone();
+        }
+        let mut f = self.forked.lock().unwrap_or_else(|e| e.into_inner());
+        match &*f {
+            Some((g, s)) if *g == gen => s.clone(),
+            // The parent's (or an older generation's) state is left alone: its lock may be held by
+            // a thread that does not exist here. It leaks, with the jobs it holds.
+            _ => {
+                let s = new_shared(self.maxsize.load(Ordering::Relaxed));
+                if let Some((_, old)) = f.replace((gen, s.clone())) {
+                    std::mem::forget(old);
+                }
+                s
+            }
+        }
+    }
+}
+
+fn new_shared(maxsize: usize) -> Arc<Shared> {
+    Arc::new(Shared {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            threads: 0,
+            idle: 0,
+            maxsize,
+            shutdown: false,
+        }),
+        cond: Condvar::new(),
+    })
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = if crate::hub::fork_generation() == self.born {
+            self.shared.clone()
+        } else {
+            // A forked child: shut down its own pool, if it made one; the parent's is not ours.
+            let f = self.forked.get_mut().unwrap_or_else(|e| e.into_inner());
+            let shared = std::mem::replace(&mut self.shared, new_shared(1));
+            std::mem::forget(shared);
+            match f.take() {
+                Some((g, s)) if g == crate::hub::fork_generation() => s,
+                Some((_, s)) => {
+                    std::mem::forget(s);
+                    return;
+                }
+                None => return,
+            }
+        };
+        let mut st = lock(&shared);
         st.shutdown = true;
         drop(st);
-        self.shared.cond.notify_all();
+        shared.cond.notify_all();
     }
 }
 
@@ -86,7 +155,27 @@ impl fmt::Debug for ThreadPool {
 
 thread_local! {
     static DEFAULT: RefCell<Option<ThreadPool>> = const { RefCell::new(None) };
+    /// Greenlets of this thread waiting in [`JobHandle::wait`] and friends, by wait id.
+    static JOINING: RefCell<HashMap<u64, Rc<Waiter>>> = RefCell::new(HashMap::new());
+    static NEXT_WAIT: Cell<u64> = const { Cell::new(1) };
+    /// Whether [`wake_orphans`] is registered with this thread's hub.
+    static HOOKED: Cell<bool> = const { Cell::new(false) };
 }
+
+/// Run when this thread's hub is rebuilt in a forked child: the jobs the greenlets waiting here
+/// wait for are the parent's threads' work and never finish here; wake them (`join` says why).
+fn wake_orphans() {
+    let orphans: Vec<Rc<Waiter>> =
+        JOINING.with(|w| w.borrow_mut().drain().map(|(_, w)| w).collect());
+    for w in orphans {
+        w.wake();
+    }
+}
+
+/// What [`JobHandle::join`] returns in a forked child for a job submitted in the parent.
+const LOST_IN_FORK: &str =
+    "gevent: the thread-pool job was running or queued when the process forked; \
+     its thread does not exist in the child, which never gets its result";
 
 /// The default size of [`default_pool`] (gevent's default `maxsize` is 10 as well).
 pub const DEFAULT_MAXSIZE: usize = 10;
@@ -106,22 +195,58 @@ pub fn default_pool() -> ThreadPool {
 /// Send`.
 ///
 /// Dropping it detaches the job: it still runs, its result is dropped.
+///
+/// In a forked child, a job of the parent's never finishes (see the module docs, **fork**).
 pub struct JobHandle<T> {
     slot: Arc<Slot<std::thread::Result<T>>>,
+    /// The fork generation of the process that spawned the job.
+    born: u64,
 }
 
 impl<T> fmt::Debug for JobHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.slot.with(|r| match r {
-            None => "running",
-            Some(Ok(_)) => "done",
-            Some(Err(_)) => "panicked",
-        });
+        let state = self
+            .slot
+            .try_with(|r| match r {
+                None => "running",
+                Some(Ok(_)) => "done",
+                Some(Err(_)) => "panicked",
+            })
+            .unwrap_or("busy");
+        let state = if self.lost() && state == "running" {
+            "lost in fork"
+        } else {
+            state
+        };
         write!(f, "JobHandle({state})")
     }
 }
 
+/// Unregisters a greenlet's wait on a [`JobHandle`], however the wait ends.
+struct Joining<'a, T> {
+    id: u64,
+    w: Rc<Waiter>,
+    handle: &'a JobHandle<T>,
+}
+
+impl<T> Drop for Joining<'_, T> {
+    fn drop(&mut self) {
+        let _ = JOINING.try_with(|j| j.borrow_mut().remove(&self.id));
+        if self.handle.lost() {
+            // A forked child: the slot's lock may be held by a thread that is not here.
+            self.handle.slot.forget_subscription(&self.w);
+        } else {
+            self.handle.slot.unsubscribe(&self.w);
+        }
+    }
+}
+
 impl<T> JobHandle<T> {
+    /// Whether the job is the parent's of a fork since (it never finishes here).
+    fn lost(&self) -> bool {
+        crate::hub::fork_generation() != self.born
+    }
+
     /// Whether the job has finished (returned or panicked).
     pub fn ready(&self) -> bool {
         self.slot.is_ready()
@@ -129,16 +254,53 @@ impl<T> JobHandle<T> {
 
     /// Whether the job has finished without panicking.
     pub fn successful(&self) -> bool {
-        self.slot.with(|r| matches!(r, Some(Ok(_))))
+        self.ready() && self.slot.try_with(|r| matches!(r, Some(Ok(_)))) == Some(true)
     }
 
-    /// Waits until the job has finished (a greenlet parks, a thread without a hub blocks).
+    /// Waits until the job has finished or `deadline`; returns whether it has. Returns at once in
+    /// a forked child for a job of the parent's.
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        if self.slot.is_ready() {
+            return true;
+        }
+        if self.lost() {
+            return false;
+        }
+        if crate::hub::try_hub().is_none() {
+            // A plain thread: it cannot be forked away from under itself.
+            return self.slot.wait(deadline);
+        }
+        // A greenlet waits through a subscription whose waiter a fork can reach (`wake_orphans`).
+        if !HOOKED.get() {
+            HOOKED.set(true);
+            crate::hub::on_reinit(wake_orphans);
+        }
+        let id = NEXT_WAIT.get();
+        NEXT_WAIT.set(id + 1);
+        let w = Waiter::new();
+        JOINING.with(|j| j.borrow_mut().insert(id, w.clone()));
+        let joining = Joining {
+            id,
+            w: w.clone(),
+            handle: self,
+        };
+        self.slot.subscribe(&w);
+        // No LoopExit: the subscription counts as pending work of the hub (in a forked child
+        // the rebuild wakes it).
+        let _ = crate::wait::wait_with_deadline(&w, deadline);
+        drop(joining);
+        self.slot.is_ready()
+    }
+
+    /// Waits until the job has finished (a greenlet parks, a thread without a hub blocks). In a
+    /// forked child, for a job of the parent's, returns at once (or when the hub is rebuilt, for a
+    /// greenlet waiting at the fork) without it having finished.
     ///
     /// # Cancel safety
     /// A kill or [`Timeout`](crate::Timeout) landing here unwinds out of it; the job is not
     /// affected.
     pub fn wait(&self) {
-        self.slot.wait(None);
+        self.wait_until(None);
     }
 
     /// Waits at most `timeout`; returns whether the job has finished.
@@ -146,18 +308,26 @@ impl<T> JobHandle<T> {
     /// # Cancel safety
     /// As [`JobHandle::wait`].
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.slot.wait(Some(Instant::now() + timeout))
+        self.wait_until(Some(Instant::now() + timeout))
     }
 
     /// Waits for the job and returns its value, or the payload it panicked with (as
-    /// `std::thread::JoinHandle::join`).
+    /// `std::thread::JoinHandle::join`). In a forked child, for a job of the parent's that had not
+    /// finished at the fork: `Err` at once with a message (a `&str`) saying so.
     ///
     /// # Cancel safety
     /// A kill or [`Timeout`](crate::Timeout) landing here unwinds out of it; the job keeps running
     /// on its thread to the end and its result is dropped.
     pub fn join(self) -> std::thread::Result<T> {
         loop {
-            self.slot.wait(None);
+            self.wait_until(None);
+            if self.lost() {
+                return self
+                    .slot
+                    .try_take()
+                    .flatten()
+                    .unwrap_or_else(|| Err(Box::new(LOST_IN_FORK)));
+            }
             if let Some(r) = self.slot.take() {
                 return r;
             }
@@ -181,25 +351,20 @@ impl<T> crate::greenlet::Waitable for JobHandle<T> {
 impl ThreadPool {
     /// A pool of at most `maxsize` threads (at least 1). No thread starts before the first job.
     pub fn new(maxsize: usize) -> ThreadPool {
+        let maxsize = maxsize.max(1);
         ThreadPool {
             owner: Arc::new(Owner {
-                shared: Arc::new(Shared {
-                    state: Mutex::new(State {
-                        queue: VecDeque::new(),
-                        threads: 0,
-                        idle: 0,
-                        maxsize: maxsize.max(1),
-                        shutdown: false,
-                    }),
-                    cond: Condvar::new(),
-                }),
+                shared: new_shared(maxsize),
+                born: crate::hub::fork_generation(),
+                maxsize: AtomicUsize::new(maxsize),
+                forked: Mutex::new(None),
             }),
         }
     }
 
     /// The most threads it will run.
     pub fn maxsize(&self) -> usize {
-        self.lock().maxsize
+        self.owner.maxsize.load(Ordering::Relaxed)
     }
 
     /// Changes the most threads it will run (at least 1), at run time: raising it starts threads
@@ -210,56 +375,38 @@ impl ThreadPool {
     /// The error of starting a thread, if one was needed and none could be started (the jobs wait
     /// for the running threads).
     pub fn set_maxsize(&self, maxsize: usize) -> std::io::Result<()> {
-        let mut st = self.lock();
+        let shared = self.owner.current();
+        let mut st = lock(&shared);
         st.maxsize = maxsize.max(1);
+        // Under the pool's lock, so racing setters leave both in agreement.
+        self.owner.maxsize.store(st.maxsize, Ordering::Relaxed);
         let wanted = st.queue.len().saturating_sub(st.idle);
         let room = st.maxsize.saturating_sub(st.threads);
         let start = wanted.min(room);
         st.threads += start;
         drop(st);
         // Idle threads beyond the new size exit when they look again.
-        self.owner.shared.cond.notify_all();
+        shared.cond.notify_all();
         for _ in 0..start {
-            self.start_worker()?;
+            start_worker(&shared)?;
         }
         Ok(())
     }
 
-    /// The threads running now.
+    /// The threads running now (in this process: 0 in a forked child until its first job).
     pub fn size(&self) -> usize {
-        self.lock().threads
+        lock(&self.owner.current()).threads
     }
 
-    /// Jobs queued and not started yet.
+    /// Jobs queued and not started yet (in this process).
     pub fn queued(&self) -> usize {
-        self.lock().queue.len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.owner
-            .shared
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Starts a worker already counted in `threads`; uncounts it if that fails.
-    fn start_worker(&self) -> std::io::Result<()> {
-        let worker_shared = self.owner.shared.clone();
-        let r = std::thread::Builder::new()
-            .name("gevent-threadpool".into())
-            .spawn(move || worker(worker_shared));
-        if let Err(e) = r {
-            self.lock().threads -= 1;
-            return Err(e);
-        }
-        Ok(())
+        lock(&self.owner.current()).queue.len()
     }
 
     /// Queues `job` and makes sure a thread will run it; gives it back if no thread ever could.
     fn submit(&self, job: Job) -> Result<(), (Job, std::io::Error)> {
-        let shared = &self.owner.shared;
-        let mut st = self.lock();
+        let shared = &self.owner.current();
+        let mut st = lock(shared);
         st.queue.push_back(job);
         // Idle workers cover the queue (a woken worker stays counted idle until it runs): wake one.
         if st.queue.len() <= st.idle {
@@ -272,8 +419,8 @@ impl ThreadPool {
         }
         st.threads += 1;
         drop(st);
-        if let Err(e) = self.start_worker() {
-            let mut st = self.lock();
+        if let Err(e) = start_worker(shared) {
+            let mut st = lock(shared);
             if st.threads == 0 {
                 // Nobody will ever run it: take it back and report.
                 let job = st.queue.pop_back().expect("just queued");
@@ -293,6 +440,7 @@ impl ThreadPool {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        let born = crate::hub::fork_generation();
         let slot: Arc<Slot<std::thread::Result<T>>> = Arc::new(Slot::new());
         let s2 = slot.clone();
         let job: Job = Box::new(move || {
@@ -305,7 +453,7 @@ impl ThreadPool {
                 "gevent: the thread pool cannot start a thread: {e}"
             ))));
         }
-        JobHandle { slot }
+        JobHandle { slot, born }
     }
 
     /// Runs `f` on one of the pool's threads and waits for it (a greenlet parks, the hub runs the
@@ -408,6 +556,23 @@ where
             Err(p) => resume_unwind(p),
         }
     }
+}
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, State> {
+    shared.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts a worker of `shared` already counted in `threads`; uncounts it if that fails.
+fn start_worker(shared: &Arc<Shared>) -> std::io::Result<()> {
+    let worker_shared = shared.clone();
+    let r = std::thread::Builder::new()
+        .name("gevent-threadpool".into())
+        .spawn(move || worker(worker_shared));
+    if let Err(e) = r {
+        lock(shared).threads -= 1;
+        return Err(e);
+    }
+    Ok(())
 }
 
 fn worker(shared: Arc<Shared>) {

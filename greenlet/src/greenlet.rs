@@ -124,7 +124,27 @@ pub(crate) struct Inner {
     stack: Cell<Option<Stack>>,
     /// Where the stack is (for overflow checks and the fault handler); `None` for the main greenlet.
     bounds: Option<StackBounds>,
-    name: Option<Box<str>>,
+    /// Borrowed only briefly, never across a switch (the fault handler reads it with `try_borrow`).
+    name: RefCell<Name>,
+}
+
+impl Inner {
+    /// Whether it has not started and has no `run` (switching into it would fail).
+    #[inline]
+    fn lacks_run(&self) -> bool {
+        // SAFETY: a read of the `Option`'s discriminant through the cell; no reference to its
+        // contents escapes and nothing can change it meanwhile (single thread, no call in between).
+        self.state.get() == State::Unstarted && unsafe { (*self.run.as_ptr()).is_none() }
+    }
+}
+
+/// A greenlet's name, as given to [`Builder`] or [`Greenlet::set_name`].
+enum Name {
+    /// `greenlet-<id>`.
+    Default,
+    Owned(Box<str>),
+    /// `<prefix><n>`, formatted only when shown: a scheduler names its tasks without allocating.
+    Numbered(&'static str, u64),
 }
 
 impl Drop for Inner {
@@ -176,7 +196,8 @@ impl SlowBits {
     const DEAD: usize = 1;
     /// The message is a panic payload, waiting in `THROWN`.
     const THROW: usize = 2;
-    /// Something else: a tracer to call (`ORIGIN` set), a handle in `RELEASE` to drop.
+    /// Something else: a tracer to call (`ORIGIN` set), a handle in `RELEASE` or a message in
+    /// `DISCARDED` to drop.
     const OTHER: usize = 4;
     const ALL: usize = 7;
 }
@@ -204,6 +225,10 @@ thread_local! {
     /// A handle for the arriving greenlet to drop (`SlowBits::OTHER`): what `KEEP` held.
     static RELEASE: ManuallyDrop<Cell<Option<Greenlet>>> =
         const { ManuallyDrop::new(Cell::new(None)) };
+    /// What a finishing greenlet sent to a parent that has no `run` (the switch into it failed, so
+    /// the failure went on up instead), for the arriving greenlet to drop (`SlowBits::OTHER`):
+    /// destructors must not run on the finishing greenlet's way out.
+    static DISCARDED: ManuallyDrop<Cell<Option<Msg>>> = const { ManuallyDrop::new(Cell::new(None)) };
     /// The payload of a switch with `SlowBits::THROW`.
     static THROWN: ManuallyDrop<Cell<Option<Payload>>> = const { ManuallyDrop::new(Cell::new(None)) };
     /// This thread's main greenlet, created on first use.
@@ -243,7 +268,7 @@ fn init_main() -> *const Inner {
         canary: 0,
         stack: Cell::new(None),
         bounds: None,
-        name: Some("main".into()),
+        name: RefCell::new(Name::Owned("main".into())),
     });
     inner.link = inner.main_link.get();
     // SAFETY: every field was written just above.
@@ -319,7 +344,7 @@ pub struct Greenlet(Rc<Inner>);
 /// ```
 #[derive(Default)]
 pub struct Builder {
-    name: Option<String>,
+    name: Option<Name>,
     parent: Option<Greenlet>,
     stack: Option<StackConfig>,
 }
@@ -332,7 +357,20 @@ impl Builder {
 
     /// Names the greenlet (shown by `Debug`, in overflow reports and traces).
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
+        self.name = Some(Name::Owned(name.into().into_boxed_str()));
+        self
+    }
+
+    /// Names the greenlet `<prefix><n>` (`Greenlet-7`), formatted only when the name is shown: a
+    /// scheduler can give every task its own name without an allocation per task.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = greenlet::Builder::new().name_numbered("task-", 7).build(|v| v).unwrap();
+    /// assert_eq!(g.name(), "task-7");
+    /// ```
+    pub fn name_numbered(mut self, prefix: &'static str, n: u64) -> Self {
+        self.name = Some(Name::Numbered(prefix, n));
         self
     }
 
@@ -369,8 +407,7 @@ impl Builder {
 
     fn build_inner(self, run: Option<RunFn>) -> Result<Greenlet, StackError> {
         let cfg = self.stack.unwrap_or_else(crate::stack::thread_default);
-        let stack = Stack::alloc(cfg)?;
-        let bounds = stack.bounds();
+        let (stack, bounds) = Stack::alloc(cfg)?;
         let base = stack.base();
         // SAFETY: `base` is the 16-byte aligned top of a stack we own and that only this greenlet
         // will run on, until it finishes.
@@ -392,7 +429,7 @@ impl Builder {
             canary: bounds.canary_addr(),
             stack: Cell::new(Some(stack)),
             bounds: Some(bounds),
-            name: self.name.map(String::into_boxed_str),
+            name: RefCell::new(self.name.unwrap_or(Name::Default)),
         });
         // SAFETY: every field was written by the `write` just above.
         Ok(Greenlet(unsafe { rc.assume_init() }))
@@ -425,10 +462,9 @@ unsafe extern "C" fn entry(out: *mut arch::Exit, arg: usize, w0: usize, w1: usiz
                     Ok(v) => Msg::Value(v),
                     Err(payload) => died_of(payload),
                 },
-                None => died_of(Box::new(format!(
-                    "greenlet {} was switched to but has no run",
-                    DisplayName(me)
-                ))),
+                // Not reached: a switch into a greenlet without `run` fails before it starts
+                // (`no_run`, `finish`). Should it happen, it dies of the same message.
+                None => died_of(no_run_payload(me)),
             },
         }
     }))
@@ -465,13 +501,32 @@ unsafe fn finish(me: &Inner, mut msg: Msg) -> arch::Exit {
         .borrow()
         .clone()
         .expect("a non-main greenlet always has a parent");
-    while target.is_dead() {
-        if let Msg::Throw(p) = msg {
-            msg = died_of(p);
+    let mut bits = 0;
+    loop {
+        if target.is_dead() {
+            if let Msg::Throw(p) = msg {
+                msg = died_of(p);
+            }
+        } else if target.0.lacks_run() {
+            // greenlet: the switch into a parent with no `run` fails and that failure goes to the
+            // next parent up; the parent stays unstarted. What we sent it is dropped by whoever
+            // receives the switch (destructors must not run here).
+            let sent = std::mem::replace(&mut msg, Msg::Throw(no_run_payload(&target.0)));
+            match DISCARDED.with(|d| d.take()) {
+                None => DISCARDED.with(|d| d.set(Some(sent))),
+                // Already holds what we sent first; `sent` is our own no-run message.
+                Some(first) => {
+                    DISCARDED.with(|d| d.set(Some(first)));
+                    drop(sent);
+                }
+            }
+            bits = SlowBits::OTHER;
+        } else {
+            break;
         }
         let up = target
             .parent()
-            .expect("a dead greenlet always has a parent");
+            .expect("a dead or unstarted greenlet always has a parent");
         target = up;
     }
     let me_ptr: *const Inner = me;
@@ -481,8 +536,8 @@ unsafe fn finish(me: &Inner, mut msg: Msg) -> arch::Exit {
     unsafe { *t.link = arch::terminator() };
     let to = t.sp.get();
     let tp = Rc::as_ptr(&target.0);
-    let (w0, w1, mut bits) = into_words(msg);
-    bits |= SlowBits::DEAD;
+    let (w0, w1, msg_bits) = into_words(msg);
+    bits |= msg_bits | SlowBits::DEAD;
     if SLOW.with(Cell::get) != 0 {
         // Before the target takes KEEP: if we were kept, that handle goes to RELEASE.
         bits |= leave_slow(me);
@@ -551,6 +606,7 @@ unsafe fn receive_slow(arg: usize, w0: usize, w1: usize) -> Msg {
     }
     if arg & SlowBits::OTHER != 0 {
         let origin = trace::take_origin();
+        drop(DISCARDED.with(|d| d.take()));
         // May unwind a greenlet whose last handle this was (a switch to it and back).
         drop(RELEASE.with(|r| r.take()));
         if let Some(origin) = origin {
@@ -655,6 +711,9 @@ fn deliver(msg: Msg) -> Value {
 /// started.
 #[inline(always)]
 unsafe fn switch_into<const START: bool>(cur: &Inner, t: &Inner, msg: Msg) -> Value {
+    if START && t.lacks_run() {
+        no_run(t, msg);
+    }
     let (w0, w1, bits) = into_words(msg);
     let mut arg = cur as *const Inner as usize | bits;
     if SLOW.with(Cell::get) != 0 {
@@ -677,6 +736,26 @@ unsafe fn switch_into<const START: bool>(cur: &Inner, t: &Inner, msg: Msg) -> Va
     };
     // SAFETY: the words of the switch that resumed us.
     deliver(unsafe { receive(arg, w0, w1) })
+}
+
+/// A switch (or throw) into `t`, which has not started and has no `run`, fails in the switcher, as
+/// in greenlet (`AttributeError: run`); `t` stays unstarted, so every later switch fails the same
+/// way until it is given a `run`. What was sent is dropped.
+#[cold]
+#[inline(never)]
+fn no_run(t: &Inner, msg: Msg) -> ! {
+    let payload = no_run_payload(t);
+    drop(msg);
+    std::panic::resume_unwind(payload)
+}
+
+/// The panic payload of a failed switch into `t`, which has no `run`.
+#[cold]
+fn no_run_payload(t: &Inner) -> Payload {
+    Box::new(format!(
+        "greenlet {} has no run: give it one with set_run before switching to it",
+        DisplayName(t)
+    ))
 }
 
 /// The message words of a switch carrying `msg`, and the bits it adds: a value travels in the two
@@ -789,6 +868,11 @@ impl Greenlet {
     /// Creates a greenlet with no `run` yet (so that two greenlets can name each other before either
     /// runs); give it one with [`Greenlet::set_run`].
     ///
+    /// Until then, a switch or throw into it (or a child finishing into it) fails as in greenlet:
+    /// the switcher panics with a message saying it has no `run` (a child's result goes on to the
+    /// next parent up as that panic), and it stays unstarted, so every later switch fails the same
+    /// way until it has a `run`.
+    ///
     /// # Panics
     /// As [`Greenlet::new`].
     #[track_caller]
@@ -821,6 +905,8 @@ impl Greenlet {
     /// - The first switch starts `run(v)`; later ones make its pending `switch` return `v`.
     /// - Switching to the current greenlet returns `v` at once.
     /// - Switching to a dead greenlet switches to its parent (and so on up).
+    /// - Switching to a greenlet that has not started and has no `run` ([`Greenlet::unbound`])
+    ///   panics here, in the caller; `v` is dropped and the greenlet stays unstarted.
     /// - When `run` returns, its value is what the parent's pending `switch` returns. When `run`
     ///   panics, the panic continues in the parent, from its pending `switch`; when it dies of
     ///   [`GreenletExit`], the parent's `switch` returns a `Value` holding the `GreenletExit`.
@@ -832,7 +918,8 @@ impl Greenlet {
     }
 
     /// Raises [`GreenletExit`] in this greenlet (at its pending `switch`, or, if it never started,
-    /// kills it without running it). Returns what the current greenlet is switched back with — for a
+    /// kills it without running it; one with no `run` yet cannot be thrown into: as with `switch`,
+    /// the caller panics and it stays unstarted). Returns what the current greenlet is switched back with — for a
     /// greenlet that lets the exit end it, a `Value` holding `GreenletExit` from its parent chain.
     pub fn throw(&self) -> Value {
         self.throw_with(GreenletExit)
@@ -906,9 +993,24 @@ impl Greenlet {
         self.0.id
     }
 
-    /// The name given by [`Builder::name`], or `greenlet-<id>`.
+    /// The name given by [`Builder::name`], [`Builder::name_numbered`] or [`Greenlet::set_name`],
+    /// or `greenlet-<id>`. It is what a stack overflow report says.
     pub fn name(&self) -> String {
         DisplayName(&self.0).to_string()
+    }
+
+    /// Renames the greenlet (at any time, also while it runs); later reports use the new name.
+    ///
+    /// # Examples
+    /// ```
+    /// let g = greenlet::Greenlet::new(|v| v);
+    /// g.set_name("worker");
+    /// assert_eq!(g.name(), "worker");
+    /// ```
+    pub fn set_name(&self, name: impl Into<String>) {
+        let new = Name::Owned(name.into().into_boxed_str());
+        // The old name is dropped after the borrow ends.
+        drop(self.0.name.replace(new));
     }
 
     /// Whether two handles name the same greenlet.
@@ -937,14 +1039,16 @@ impl fmt::Debug for Greenlet {
     }
 }
 
-/// Formats a greenlet's name without allocating (usable from the fault handler).
+/// Formats a greenlet's name without allocating (usable from the fault handler: if the fault
+/// interrupted a rename, the name reads as `greenlet-<id>`).
 pub(crate) struct DisplayName<'a>(&'a Inner);
 
 impl fmt::Display for DisplayName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0.name {
-            Some(n) => f.write_str(n),
-            None => write!(f, "greenlet-{}", self.0.id),
+        match self.0.name.try_borrow().as_deref() {
+            Ok(Name::Owned(n)) => f.write_str(n),
+            Ok(Name::Numbered(prefix, n)) => write!(f, "{prefix}{n}"),
+            Ok(Name::Default) | Err(_) => write!(f, "greenlet-{}", self.0.id),
         }
     }
 }

@@ -22,7 +22,7 @@
 //!   -> `switch_to_self_returns_value`, `switch_to_dead_goes_to_parent`
 //! - the seed's eat/play program (`g1.switch("noah")`) -> `interleaved_switching`
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
@@ -278,22 +278,57 @@ fn switch_to_dead_greenlet_reparented() {
     assert!(parent_never_started.is_dead());
 }
 
+/// Sets its flag when dropped.
+struct Flag(Rc<Cell<bool>>);
+impl Drop for Flag {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+/// Issue 15.1: as in greenlet, the failed switch leaves the greenlet unstarted (not dead), every
+/// later switch fails the same way, and once given a `run` it starts normally.
 #[test]
 fn switch_to_greenlet_without_run_panics() {
     let g = Greenlet::unbound();
-    let err = catch_unwind(AssertUnwindSafe(|| g.switch(()))).expect_err("no run");
-    let msg = panic_message(&*err);
-    assert!(msg.contains("run"), "message should mention run: {msg}");
+    for _ in 0..3 {
+        let err = catch_unwind(AssertUnwindSafe(|| g.switch(()))).expect_err("no run");
+        let msg = panic_message(&*err);
+        assert!(
+            msg.contains("has no run"),
+            "message should mention run: {msg}"
+        );
+        assert!(!g.is_started() && !g.is_dead() && !g.is_active());
+    }
+    // What the failed switch carried was dropped, in the caller.
+    let dropped = Rc::new(Cell::new(false));
+    let sent = Flag(dropped.clone());
+    catch_unwind(AssertUnwindSafe(|| g.switch(sent))).expect_err("no run");
+    assert!(dropped.get());
+    g.set_run(|v| Value::new(v.take::<i32>() + 1)).unwrap();
+    assert_eq!(g.switch(41).take::<i32>(), 42);
     assert!(g.is_dead());
 }
 
+/// greenlet's `test_parent_return_failure`: the child finishes into a parent with no `run`; the
+/// failure reaches the next parent up (here the caller), and the parent stays unstarted.
 #[test]
 fn finishing_into_parent_without_run_panics_in_caller() {
     let g1 = Greenlet::unbound();
-    let g2 = Greenlet::with_parent(|_| Value::none(), &g1);
+    let dropped = Rc::new(Cell::new(false));
+    let result = Flag(dropped.clone());
+    let g2 = Greenlet::with_parent(move |_| Value::new(result), &g1);
     let err = catch_unwind(AssertUnwindSafe(|| g2.switch(()))).expect_err("g1 has no run");
-    assert!(panic_message(&*err).contains("run"));
-    assert!(g1.is_dead() && g2.is_dead());
+    assert!(panic_message(&*err).contains("has no run"));
+    assert!(g2.is_dead());
+    // The result it could not deliver was dropped (by the greenlet the failure reached).
+    assert!(dropped.get());
+    assert!(!g1.is_started() && !g1.is_dead());
+    // Switching to the dead child goes to its parent: the same failure.
+    let err = catch_unwind(AssertUnwindSafe(|| g2.switch(()))).expect_err("g1 has no run");
+    assert!(panic_message(&*err).contains("has no run"));
+    g1.set_run(|v| v).unwrap();
+    assert_eq!(g1.switch(7).take::<i32>(), 7);
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! - `ThrowTests.test_non_traceback_param` (throw into `getcurrent()`) -> `throw_into_current_unwinds_caller`
 //!
 //! and from `src/greenlet/tests/test_greenlet.py`:
+//! - `TestGreenlet.test_throw_no_run_raises_AttributeError` -> `throw_into_unbound_greenlet`
 //! - `TestGreenlet.test_send_exception` (uncaught payload continues in the parent, which sees it
 //!   at its pending switch)                          -> `uncaught_throw_continues_in_parent`
 //! - `TestGreenlet.test_throw_no_run_raises_AttributeError` (adapted: an unbound greenlet that is
@@ -251,9 +252,19 @@ fn throw_into_unstarted_with_custom_payload_reaches_parent() {
     assert!(!ran.get());
 }
 
+/// greenlet's `test_throw_no_run_raises_AttributeError` (issue 15.1): a throw into a greenlet with
+/// no `run` fails in the thrower like a switch, and the greenlet stays unstarted.
 #[test]
 fn throw_into_unbound_greenlet() {
     let g = Greenlet::unbound();
+    for _ in 0..2 {
+        let err = catch_unwind(AssertUnwindSafe(|| g.throw())).unwrap_err();
+        let msg = panic_message(&*err);
+        assert!(msg.contains("has no run"), "{msg}");
+        assert!(!g.is_started() && !g.is_dead());
+    }
+    g.set_run(|_| unreachable!("killed before it runs"))
+        .unwrap();
     assert!(g.throw().is::<GreenletExit>());
     assert!(g.is_dead());
 }

@@ -5,8 +5,10 @@ mod stack_util;
 
 use std::hint::black_box;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use greenlet::{Builder, StackConfig, Value};
-use stack_util::{describe, is_child, run_child, signal_of};
+use stack_util::{describe, is_child, run_child, run_child_with_env, signal_of};
 
 /// Recurses forever (as far as the compiler can tell), using about 1 KiB of stack per level.
 #[inline(never)]
@@ -179,4 +181,213 @@ fn thread_overflow_outside_greenlets_still_reaches_std() {
         describe(&out)
     );
     assert!(!stderr.contains("in greenlet"), "{}", describe(&out));
+}
+
+/// Where the parked neighbour just below the victim keeps its [`PATTERN`] words (0: not yet).
+static NEIGHBOUR_WORDS: AtomicUsize = AtomicUsize::new(0);
+const PATTERN: u64 = 0xA5A5_5A5A_C3C3_3C3C;
+const WORDS: usize = 64;
+
+/// Runs at the abort that reports the overflow: says on stderr whether the neighbour's frame still
+/// holds its pattern. Async-signal-safe (volatile reads and `write(2)`).
+extern "C" fn report_neighbour(_: libc::c_int) {
+    let p = NEIGHBOUR_WORDS.load(Ordering::SeqCst) as *const u64;
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: the neighbour is parked with the pattern live in its frame, in a dense slot that
+    // stays mapped; nothing else runs while the process aborts.
+    let intact = (0..WORDS).all(|i| unsafe { p.add(i).read_volatile() } == PATTERN);
+    let msg: &[u8] = if intact {
+        b"neighbour intact\n"
+    } else {
+        b"neighbour corrupted\n"
+    };
+    // SAFETY: writing a static buffer to stderr.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// The child of the tests below: 64 dense greenlets parked inside their `run`, then one above
+/// them that recurses without bound. With `trimmed`, their slots were used, freed and given back to
+/// the kernel first (the guard pages must survive that).
+fn overflow_above_parked_neighbours(trimmed: bool) -> ! {
+    // SAFETY: this test overflows on purpose, in a child process that aborts.
+    let cfg = unsafe { StackConfig::dense(16 * 1024) };
+    if trimmed {
+        let mut warm: Vec<_> = (0..65)
+            .map(|_| {
+                let g = Builder::new()
+                    .stack(cfg)
+                    .build(|_| stack_util::to_parent(()))
+                    .unwrap();
+                g.switch(());
+                g
+            })
+            .collect();
+        // Freed from the top, so the free list hands the slots out again from the bottom up.
+        while let Some(g) = warm.pop() {
+            drop(g);
+        }
+        // The arena's pages go back to the kernel once it has been idle for a second.
+        let due = greenlet::stack::trim_due().expect("an idle arena waits for trimming");
+        std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+        assert_eq!(greenlet::stack::trim_idle(), None);
+        assert_eq!(greenlet::stack::trim_due(), None, "the arena was trimmed");
+    }
+    let neighbours: Vec<_> = (0..64)
+        .map(|i| {
+            let g = Builder::new()
+                .name(format!("neighbour-{i}"))
+                .stack(cfg)
+                .build(move |_| {
+                    let words = black_box([PATTERN; WORDS]);
+                    if i == 63 {
+                        NEIGHBOUR_WORDS.store(words.as_ptr() as usize, Ordering::SeqCst);
+                    }
+                    stack_util::to_parent(());
+                    black_box(&words);
+                    Value::none()
+                })
+                .unwrap();
+            g.switch(());
+            g
+        })
+        .collect();
+    // The SIGABRT handler runs nested in the SIGSEGV handler, on the alternate signal stack: give
+    // the thread one big enough for both (leaked: the process aborts).
+    let alt = vec![0u8; 256 * 1024].leak();
+    let ss = libc::stack_t {
+        ss_sp: alt.as_mut_ptr().cast(),
+        ss_flags: 0,
+        ss_size: alt.len(),
+    };
+    // SAFETY: `alt` lives for the rest of the process; the handler only does async-signal-safe work.
+    unsafe {
+        assert_eq!(libc::sigaltstack(&ss, std::ptr::null_mut()), 0);
+        libc::signal(
+            libc::SIGABRT,
+            report_neighbour as *const () as libc::sighandler_t,
+        );
+    }
+    // Slots are carved upwards: the victim's slot is right above the last neighbour's.
+    let victim = Builder::new()
+        .name("runaway")
+        .stack(cfg)
+        .build(|_| Value::new(recurse_forever(0)))
+        .unwrap();
+    eprintln!(
+        "dense guard pages: {}",
+        greenlet::stack::dense_guard_pages()
+    );
+    victim.switch(());
+    eprintln!("the overflow went unnoticed");
+    std::mem::forget(neighbours);
+    std::process::exit(0);
+}
+
+/// Issue 10.4: unbounded recursion on a dense stack with parked neighbours is reported by name and
+/// aborts; with a guard page per dense stack (Linux 6.13+) it stops before touching the neighbour.
+#[test]
+fn dense_unbounded_recursion_stops_at_its_guard_page() {
+    const NAME: &str = "dense_unbounded_recursion_stops_at_its_guard_page";
+    if is_child(NAME) {
+        overflow_above_parked_neighbours(false);
+    }
+    let out = run_child(NAME);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "{}", describe(&out));
+    assert!(
+        stderr.contains("stack overflow in greenlet runaway\n"),
+        "{}",
+        describe(&out)
+    );
+    if stderr.contains("dense guard pages: false") {
+        eprintln!("skip the neighbour check: this kernel has no light guard pages (Linux < 6.13)");
+        return;
+    }
+    assert!(
+        stderr.contains("dense guard pages: true"),
+        "{}",
+        describe(&out)
+    );
+    assert!(stderr.contains("neighbour intact\n"), "{}", describe(&out));
+}
+
+/// Issue 10.4, on kernels without light guard pages (forced here): the overflow runs through the
+/// neighbours' slots, but the arena's bottom guard page stops it and the fault handler, seeing the
+/// stack pointer below the running greenlet's stack, reports it by name instead of a bare SIGSEGV.
+#[test]
+fn dense_unbounded_recursion_without_guard_pages_is_reported() {
+    const NAME: &str = "dense_unbounded_recursion_without_guard_pages_is_reported";
+    if is_child(NAME) {
+        overflow_above_parked_neighbours(false);
+    }
+    let out = run_child_with_env(NAME, &[("GREENLET_NO_LIGHT_GUARDS", "1")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("dense guard pages: false"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "{}", describe(&out));
+    assert!(
+        stderr.contains("stack overflow in greenlet runaway\n"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!stderr.contains("unnoticed"), "{}", describe(&out));
+}
+
+/// The name a scheduler gives (`Builder::name_numbered`, `Greenlet::set_name` while it runs) is the
+/// one an overflow report says.
+#[test]
+fn overflow_report_uses_the_name_set_while_running() {
+    const NAME: &str = "overflow_report_uses_the_name_set_while_running";
+    if is_child(NAME) {
+        // SAFETY: overflows on purpose, in a child process that aborts.
+        let cfg = unsafe { StackConfig::dense(16 * 1024) };
+        let g = Builder::new()
+            .name_numbered("Task-", 41)
+            .stack(cfg)
+            .build(|_| {
+                stack_util::to_parent(());
+                Value::new(recurse_forever(0))
+            })
+            .unwrap();
+        assert_eq!(g.name(), "Task-41");
+        g.switch(());
+        g.set_name("renamed-task");
+        g.switch(());
+        unreachable!("the overflow must abort");
+    }
+    let out = run_child(NAME);
+    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stack overflow in greenlet renamed-task\n"),
+        "{}",
+        describe(&out)
+    );
+}
+
+/// The guard pages of dense slots survive the arena's pages being given back to the kernel (and the
+/// slots being reused afterwards).
+#[test]
+fn dense_guard_pages_survive_trimming() {
+    const NAME: &str = "dense_guard_pages_survive_trimming";
+    if is_child(NAME) {
+        overflow_above_parked_neighbours(true);
+    }
+    let out = run_child(NAME);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "{}", describe(&out));
+    assert!(
+        stderr.contains("stack overflow in greenlet runaway\n"),
+        "{}",
+        describe(&out)
+    );
+    if stderr.contains("dense guard pages: false") {
+        eprintln!("skip the neighbour check: this kernel has no light guard pages (Linux < 6.13)");
+        return;
+    }
+    assert!(stderr.contains("neighbour intact\n"), "{}", describe(&out));
 }

@@ -18,11 +18,14 @@
 //!   deregister, wake every waiter with an error) and forget it, so a new fd that reuses the number
 //!   gets a new registration; waiters of the old one see their `Rc` no longer in the table and leave
 //!   it alone.
-//! - The table and the hub's epoll instance are inherited by a `fork`ed child, but the epoll
-//!   instance stays *shared* with the parent while the fd table is copied: a child that closes
-//!   an inherited fd (a `fork` + close-everything + `exec` in some C library, a `pre_exec`) must
-//!   not deregister it, or the parent's parked greenlet never wakes. Each entry records the pid
-//!   that made it; `closing` in another process leaves it alone.
+//! - The table is inherited by a `fork`ed child, whose hub keeps the parent's epoll instance
+//!   (*shared* with the parent) until its next use rebuilds it ([`crate::os`]): a child that
+//!   closes an inherited fd before that (a `fork` + close-everything + `exec` in some C library, a
+//!   `pre_exec`, where nothing may allocate) must not deregister it, or the parent's parked
+//!   greenlet never wakes. Each entry records the pid that made it; `closing` in another process
+//!   leaves it alone until the child's hub is rebuilt (then it closes it like its own: the
+//!   rebuilt hub deregisters only from the child's poller), and the child registers the fd anew
+//!   at its own next wait.
 //! - `closing` touches the table only on threads where a hook has parked once ([`USED`], a
 //!   constant-initialised flag): elsewhere — threads without greenlets, signal handlers there,
 //!   thread-local destruction — `close` does no lazy thread-local initialisation (which would
@@ -123,8 +126,8 @@ impl Drop for Lease {
                     let gen = gen_of(self.fd);
                     if e.users == 0 && (gen != Some(e.gen) || e.pid != my_pid()) {
                         // No close generation (a high fd), closed on another thread meanwhile, or
-                        // inherited from the parent process.
-                        let stale = gen.is_some();
+                        // inherited from the parent process (not stale: see `forget_entry`).
+                        let stale = gen.is_some() && gen != Some(e.gen);
                         if let Some(e) = m.remove(&self.fd) {
                             drop(m);
                             forget_entry(e, stale);
@@ -137,10 +140,10 @@ impl Drop for Lease {
 }
 
 /// Drops a registration taken out of the table; `stale`: its fd was closed on another thread
-/// (the number may name another file now), so no `epoll_ctl` is made on it — nor when the entry
-/// is the parent process's (the epoll instance is shared with it).
+/// (the number may name another file now), so no `epoll_ctl` is made on it. An entry of the
+/// parent process's is dropped like any: `IoSource`'s drop deregisters only from this process's
+/// own poller (see `crate::io`: a forked child's hub never touches the parent's epoll instance).
 fn forget_entry(e: Entry, stale: bool) {
-    let stale = stale || e.pid != my_pid();
     match Rc::try_unwrap(e.src) {
         Ok(src) if stale => src.abandon(),
         Ok(src) => drop(src),
@@ -171,7 +174,8 @@ fn lease(fd: c_int) -> io::Result<Lease> {
         Err(e) => e,
     };
     if let Some(e) = stale {
-        forget_entry(e, true);
+        let closed = gen.is_none() || Some(e.gen) != gen;
+        forget_entry(e, closed);
     }
     let src = Rc::new(IoSource::new(fd)?);
     FDS.with(|m| {
@@ -309,8 +313,11 @@ fn closing(fd: c_int) {
         .try_with(|m| {
             let mut m = m.try_borrow_mut().ok()?;
             // SAFETY: getpid(2) has no preconditions.
-            if m.get(&fd)?.pid != unsafe { libc::getpid() } {
-                return None; // a forked child: the registration is the parent's
+            if m.get(&fd)?.pid != unsafe { libc::getpid() } && !crate::hub::hub_is_this_process() {
+                // A forked child whose hub still uses the parent's epoll instance (a `pre_exec`,
+                // where nothing may allocate either): the registration is the parent's. Once the
+                // hub is rebuilt, closing it touches only the child's own poller.
+                return None;
             }
             m.remove(&fd)
         })

@@ -89,6 +89,14 @@
 //! `SIGILL`, `SIGFPE`, `SIGTRAP`, `SIGSYS`) are installed as they are. std's `thread::sleep`
 //! retries on `EINTR`, so it sleeps on after a handler ran, exactly as without the hooks.
 
+//! # fork
+//! A raw `fork()` (`libc::fork`, a C library's, `std::process::Command` with `pre_exec`) needs no
+//! hook: gevent's `pthread_atfork` child handler, registered with the first hub whether or not
+//! this module is used, marks the hub stale and the child rebuilds it at its next use (see
+//! [`crate::os`], which also says why this beats interposing `fork`). A greenlet of the child
+//! parked in a hook at the fork gets `-1`/`EBADF` there, never the parent's data; a `pre_exec`
+//! closure may `close` inherited fds (the hook leaves the parent's registrations alone).
+//!
 //! # Limits
 //! - `ppoll`/`pselect`/`epoll_pwait`'s signal mask is not applied while the greenlet is parked.
 //! - A signal interrupts the hooked calls of the thread the kernel delivered it to (for `kill(2)`,

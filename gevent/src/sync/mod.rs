@@ -111,6 +111,28 @@ impl<R> Slot<R> {
         f(lock(&self.state).value.as_ref())
     }
 
+    /// [`Slot::with`], or `None` if its lock is taken (in a forked child it may be held for ever by a
+    /// thread that is not there).
+    pub(crate) fn try_with<X>(&self, f: impl FnOnce(Option<&R>) -> X) -> Option<X> {
+        let st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(f(st.value.as_ref()))
+    }
+
+    /// [`Slot::take`], or `None` if its lock is taken (see [`Slot::try_with`]).
+    pub(crate) fn try_take(&self) -> Option<Option<R>> {
+        let mut st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        self.ready.store(false, Ordering::Release);
+        Some(st.value.take())
+    }
+
     fn waiter_count(&self) -> usize {
         lock(&self.state).waiters.len()
     }
@@ -133,6 +155,12 @@ impl<R> Slot<R> {
         if let Some(node) = park::unsubscribe(self as *const Self as usize, w) {
             unlist(&mut lock(&self.state).waiters, &node);
         }
+    }
+
+    /// Ends the subscription of `w` on this thread's side only, leaving its node in the slot's
+    /// list: for a forked child, where the slot's lock may be held by a thread that is not there.
+    pub(crate) fn forget_subscription(&self, w: &std::rc::Rc<crate::Waiter>) {
+        let _ = park::unsubscribe(self as *const Self as usize, w);
     }
 
     /// Waits until a value is stored or `deadline`; returns whether one was stored (also if it

@@ -1,12 +1,18 @@
 //! Dense stacks: carved side by side from large arenas, no guard pages, a canary below each stack.
 //!
 //! # Layout
-//! An arena is one read-write mapping (`MAP_NORESERVE`: charged only as touched) of a pad page followed
-//! by `n` slots of `slot` bytes. Slot `i` starts at `B_i = arena + page + i * slot`:
-//! - its stack is `[limit, base) = [B_i, B_i + slot - 16)`;
+//! An arena is one read-write mapping (`MAP_NORESERVE`: charged only as touched) of a guard page, a
+//! pad page, then `n` slots of `slot` bytes. Slot `i` starts at `B_i = arena + 2 * page + i * slot`:
+//! - its first `guard` bytes are a light guard page (`sys::install_guard`, installed when the slot is
+//!   first carved, kept through reuse and trimming), or nothing where the kernel lacks them;
+//! - its stack is `[limit, base) = [B_i + guard, B_i + slot - 16)`;
 //! - its canary word is at `B_i - 8`, inside the 16 bytes at the top of slot `i - 1` (or of the pad
 //!   page for slot 0). The top page of a slot is the one page a suspended greenlet always touches, so
 //!   writing and checking a neighbour's canary there costs no extra page.
+//!
+//! The arena's first page is a guard page (a light one, or `PROT_NONE` — one more kernel mapping per
+//! arena — where light ones are missing): an overflow that runs through the slots below it stops
+//! there, and the fault handler sees the stack pointer below the running stack (`StackBounds`).
 //!
 //! The canary value is `secret ^ address`, `secret` random per thread with its top bit set, so it is
 //! never zero and differs from slot to slot.
@@ -39,10 +45,8 @@ use crate::sys;
 const ARENA_BYTES: usize = 64 << 20;
 /// Bytes at the top of each slot that hold the canary of the slot above.
 const CANARY_SPACE: usize = 16;
-/// Where a stack's canary word is, below its limit.
+/// Where a stack's canary word is, below the start of its slot.
 pub(super) const CANARY_OFFSET: usize = 8;
-/// Faults this far below a dense stack's limit, while it runs, are reported as its overflow.
-pub(super) const FAULT_WINDOW: usize = 64 * 1024;
 /// Releases between two passes that give idle arenas' pages back.
 const TRIM_EVERY: usize = 16 * 1024;
 /// How long an arena must have had no live stack before its pages are given back.
@@ -61,11 +65,24 @@ struct Arena {
     idle_since: Option<Instant>,
 }
 
-/// A free slot: its `limit` (`B_i`) and its arena.
+/// A free slot: its start (`B_i`) and its arena.
 #[derive(Clone, Copy)]
 struct Free {
-    limit: usize,
+    start: usize,
     arena: u32,
+}
+
+/// A dense stack handed out by [`alloc`].
+pub(super) struct Slot {
+    /// Top of the usable stack.
+    pub(super) base: usize,
+    /// Lowest usable address: `start`, plus the light guard page when there is one.
+    pub(super) limit: usize,
+    /// The slot's start (`B_i`).
+    pub(super) start: usize,
+    /// The start of the arena: its guard page, the lowest address an overflow can reach.
+    pub(super) floor: usize,
+    pub(super) arena: u32,
 }
 
 /// The arenas and free slots of one slot size.
@@ -74,7 +91,7 @@ struct Class {
     /// # Invariant
     /// Slots of this class's arenas that no `Stack` owns.
     free: Vec<Free>,
-    /// The arena being carved: `(arena, next slot's limit, end of arena)`; slots from `next` up
+    /// The arena being carved: `(arena, next slot's start, end of arena)`; slots from `next` up
     /// have never been handed out.
     bump: Option<(u32, usize, usize)>,
 }
@@ -115,28 +132,39 @@ pub(super) fn canary_value(addr: usize) -> usize {
     s ^ addr
 }
 
-/// Writes the canary of the stack whose limit is `limit`.
+/// Writes the canary of the stack whose slot starts at `start`.
 ///
 /// # Safety
-/// `limit` is the limit of a slot of a live arena, so `limit - 8` is a mapped, aligned word that
+/// `start` is the start of a slot of a live arena, so `start - 8` is a mapped, aligned word that
 /// belongs to no stack.
-unsafe fn write_canary(limit: usize) {
-    let addr = limit - CANARY_OFFSET;
+unsafe fn write_canary(start: usize) {
+    let addr = start - CANARY_OFFSET;
     // SAFETY: guaranteed by the caller.
     unsafe { (addr as *mut usize).write_volatile(canary_value(addr)) };
 }
 
-/// A dense stack of `size` bytes (rounded up to pages, at least two): `(base, limit, arena)`.
-pub(super) fn alloc(size: usize) -> io::Result<(usize, usize, u32)> {
+/// The size of each slot's light guard page: a page where the kernel has them, else 0 (asked once
+/// per process; see `sys::light_guards`).
+fn guard_len() -> usize {
+    if sys::light_guards() {
+        sys::page_size()
+    } else {
+        0
+    }
+}
+
+/// A dense stack of `size` bytes (rounded up to pages, at least two), plus its light guard page.
+pub(super) fn alloc(size: usize) -> io::Result<Slot> {
     let page = sys::page_size();
-    let slot = size.max(2 * page).saturating_add(page - 1) & !(page - 1);
+    let guard = guard_len();
+    let slot = (size.max(2 * page).saturating_add(page - 1) & !(page - 1)) + guard;
     DENSE
-        .try_with(|d| d.borrow_mut().alloc(slot))
+        .try_with(|d| d.borrow_mut().alloc(slot, guard))
         .unwrap_or_else(|_| Err(io::Error::other("the thread is exiting")))
 }
 
 impl Dense {
-    fn alloc(&mut self, slot: usize) -> io::Result<(usize, usize, u32)> {
+    fn alloc(&mut self, slot: usize, guard: usize) -> io::Result<Slot> {
         let ci = match self.classes.iter().position(|c| c.slot == slot) {
             Some(i) => i,
             None => {
@@ -148,37 +176,60 @@ impl Dense {
                 self.classes.len() - 1
             }
         };
-        let (limit, arena) = if let Some(f) = self.classes[ci].free.pop() {
+        let (start, arena) = if let Some(f) = self.classes[ci].free.pop() {
             count(|s| s.reused += 1);
-            (f.limit, f.arena)
+            (f.start, f.arena)
         } else {
-            self.carve(ci)?
+            self.carve(ci, guard)?
         };
         let a = &mut self.arenas[arena as usize];
         a.live += 1;
         a.idle_since = None;
-        // SAFETY: `limit` is a slot of arena `arena`, which is mapped (invariant of `arenas`); its
+        // SAFETY: `start` is a slot of arena `arena`, which is mapped (invariant of `arenas`); its
         // canary word is in the slot below or the pad page, owned by no stack.
-        unsafe { write_canary(limit) };
+        unsafe { write_canary(start) };
         count(|s| s.dense_live += 1);
-        Ok((limit + slot - CANARY_SPACE, limit, arena))
+        Ok(Slot {
+            base: start + slot - CANARY_SPACE,
+            limit: start + guard,
+            start,
+            floor: self.arenas[arena as usize].start,
+            arena,
+        })
     }
 
-    /// Hands out a never-used slot of class `ci`, mapping a new arena when the current one is full.
-    fn carve(&mut self, ci: usize) -> io::Result<(usize, u32)> {
+    /// Hands out a never-used slot of class `ci` (with its light guard page of `guard` bytes
+    /// installed), mapping a new arena when the current one is full.
+    fn carve(&mut self, ci: usize, guard: usize) -> io::Result<(usize, u32)> {
         let slot = self.classes[ci].slot;
         let (arena, next, end) = match self.classes[ci].bump {
             Some((a, next, end)) if next + slot <= end => (a, next, end),
             _ => {
                 let page = sys::page_size();
-                let n = ((ARENA_BYTES - page) / slot).max(1);
-                let len = page + n * slot;
+                let n = ((ARENA_BYTES - 2 * page) / slot).max(1);
+                let len = 2 * page + n * slot;
                 if self.arenas.is_empty() {
                     super::prepare_thread();
                 }
-                // SAFETY: a new mapping, owned by `self.arenas` from here on.
+                // SAFETY: a new mapping, owned by `self.arenas` from here on (or unmapped below).
                 let start = unsafe { sys::map_rw(len) }?.as_ptr() as usize;
                 let _ = sys::no_huge_pages(start as *mut u8, len);
+                // The arena's bottom page is a guard: an overflow that runs through the slots
+                // below it stops there instead of running on into whatever is mapped below.
+                // SAFETY: the first page of the mapping just made, used by nobody.
+                let guarded = unsafe {
+                    if guard > 0 {
+                        sys::install_guard(start as *mut u8, page)
+                    } else {
+                        sys::protect_none(start as *mut u8, page)
+                    }
+                };
+                if let Err(e) = guarded {
+                    // SAFETY: nobody else knows about the mapping.
+                    let _ = unsafe { sys::unmap(start as *mut u8, len) };
+                    return Err(e);
+                }
+                super::mapped();
                 count(|s| {
                     s.maps += 1;
                     s.dense_arenas += 1;
@@ -192,14 +243,22 @@ impl Dense {
                     live: 0,
                     idle_since: None,
                 });
-                (a, start + page, start + len)
+                (a, start + 2 * page, start + len)
             }
         };
+        // Recorded first, so a failure below leaves the new arena in use for the next attempt.
+        self.classes[ci].bump = Some((arena, next, end));
+        if guard > 0 {
+            // Once per slot, when it is first handed out: the guard stays through reuse and
+            // trimming (`MADV_DONTNEED` keeps it) until the arena is unmapped.
+            // SAFETY: the bottom page of a never-used slot of a live arena.
+            unsafe { sys::install_guard(next as *mut u8, guard) }?;
+        }
         self.classes[ci].bump = Some((arena, next + slot, end));
         Ok((next, arena))
     }
 
-    fn release(&mut self, limit: usize, arena: u32) {
+    fn release(&mut self, start: usize, arena: u32) {
         let a = &mut self.arenas[arena as usize];
         a.live -= 1;
         if a.live == 0 {
@@ -211,7 +270,7 @@ impl Dense {
             }
         }
         let ci = a.class;
-        self.classes[ci].free.push(Free { limit, arena });
+        self.classes[ci].free.push(Free { start, arena });
         count(|s| s.dense_live -= 1);
         self.released += 1;
         if self.released >= TRIM_EVERY {
@@ -264,13 +323,13 @@ impl Drop for Dense {
     }
 }
 
-/// Gives the dense stack whose slot starts at `limit`, in arena `arena`, back to the free list.
+/// Gives the dense stack whose slot starts at `start`, in arena `arena`, back to the free list.
 ///
 /// # Safety
 /// The caller owned that slot (a stack from [`alloc`] on this thread) and no longer uses it.
-pub(super) unsafe fn release(limit: usize, arena: u32) {
+pub(super) unsafe fn release(start: usize, arena: u32) {
     // When the thread-local is gone the slot is simply never reused (its arena was leaked).
-    let _ = DENSE.try_with(|d| d.borrow_mut().release(limit, arena));
+    let _ = DENSE.try_with(|d| d.borrow_mut().release(start, arena));
 }
 
 /// When the next idle dense arena of this thread is due to give its pages back (`None`: no arena

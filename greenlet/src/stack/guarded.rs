@@ -102,6 +102,7 @@ fn fresh(len: usize) -> io::Result<(usize, usize)> {
         return Err(e);
     }
     count(|s| s.maps += 1);
+    super::mapped();
     Ok((start as usize, len))
 }
 

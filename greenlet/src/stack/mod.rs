@@ -3,43 +3,71 @@
 //! # Two kinds of stack
 //!
 //! **Guarded** (the default, [`StackConfig::guarded`]): one mapping per stack, with an inaccessible
-//! guard page below the usable part. Running off the end faults on the guard page; the fault handler
-//! prints `stack overflow in greenlet <name>` and aborts. Each guarded stack costs two kernel memory
-//! mappings, and the kernel allows `vm.max_map_count` (65530 by default) per process, so about 32,700
-//! guarded greenlets can be alive at once; past that, creating one returns a [`StackError`] that says
-//! so ([`StackError::is_map_limit`]).
+//! guard page below the usable part. Each guarded stack costs two kernel memory mappings, and the
+//! kernel allows `vm.max_map_count` (65530 by default) per process, so about 32,700 guarded
+//! greenlets can be alive at once; past that, creating one returns a [`StackError`] that says so
+//! ([`StackError::is_map_limit`]).
 //!
 //! ```text
 //!   high  +------------------------+ <- base (stack grows down from here)
 //!         |  usable, read-write    |
 //!         |  (touched on demand)   |
-//!         +------------------------+ <- limit + page
+//!         +------------------------+ <- limit
 //!         |  guard page, PROT_NONE |
-//!   low   +------------------------+ <- limit (start of the mapping)
+//!   low   +------------------------+ <- start of the mapping
 //! ```
 //!
 //! **Dense** (opt-in, `unsafe`, [`StackConfig::dense`]): stacks carved side by side from large arenas
-//! (64 MiB mappings), with no guard page, so a million greenlets fit on default kernel settings. The
-//! 16 bytes just below each stack's limit hold a canary word; they are the top of the neighbouring
-//! stack's slot, a page that neighbour touches anyway, so the canary costs no extra memory. The canary
-//! is checked every time the greenlet switches away: an overflow that reached it aborts the process
-//! with the same message, but it may already have corrupted the neighbour's stack by then — hence
-//! `unsafe`.
+//! (64 MiB mappings), so a million greenlets fit on default kernel settings. On Linux 6.13 and later
+//! each slot starts with a *light* guard page (`MADV_GUARD_INSTALL`: it faults like a `PROT_NONE`
+//! page but splits no mapping, so it costs no `vm.max_map_count` entry and no memory; installed once
+//! per slot, when the slot is first handed out, about 0.6 µs). On older kernels the slots have no
+//! guard page of their own ([`dense_guard_pages`] says which). The bottom page of every arena is a
+//! guard page either way. The 16 bytes just below each slot hold a canary word; they are the top of
+//! the neighbouring slot, a page that neighbour touches anyway, so the canary costs no extra memory.
 //!
 //! ```text
-//!   arena start                                                        arena end
-//!   | pad page |    slot 0      |    slot 1      |   ...   |   slot n-1     |
-//!   |      [c0]|[stack 0  ][c1] |[stack 1  ][c2] |         |[stack n-1 ][  ]|
-//!              ^limit 0    ^base 0                           (16 bytes: canary of slot i+1)
+//!   arena start                                                              arena end
+//!   | guard | pad  [c0]|[g0][stack 0 ][c1]|[g1][stack 1 ][c2]|  ...  |[gn-1][stack n-1][  ]|
+//!                       ^B0 ^limit 0                            (c_i: canary of slot i, at B_i - 8;
+//!                                                                 g_i: its light guard page)
 //! ```
+//!
+//! # What happens on overflow: the exact guarantee
+//!
+//! Every overflow that is detected prints `stack overflow in greenlet <name>` on stderr (the name
+//! given by [`Builder::name`](crate::Builder::name), [`Builder::name_numbered`](crate::Builder::name_numbered)
+//! or [`Greenlet::set_name`](crate::Greenlet::set_name), else `greenlet-<id>`; a scheduler such as
+//! gevent sets its own task names there) and aborts the process (`SIGABRT`). The report is made by
+//! the `SIGSEGV` handler, on an alternate signal stack, without allocating. The handler counts a
+//! fault as the running greenlet's overflow when it hits that stack's guard page, or when the
+//! interrupted stack pointer is below the stack's usable part (down to the guard at the bottom of
+//! its arena, less 64 KiB); other faults go on to the previous handler or the default action.
+//!
+//! - **Guarded stacks**: the overflow faults on the guard page before anything outside the stack is
+//!   written (frames larger than a page probe each page in order, as Rust's do; C code compiled
+//!   without `-fstack-clash-protection` could skip past it). Nothing else is corrupted.
+//! - **Dense stacks with guard pages** (Linux 6.13+): the same as guarded stacks. Also, the canary is
+//!   checked each time the greenlet switches away, for frames that skipped the guard page.
+//! - **Dense stacks without guard pages** (older kernels): the overflow writes into the neighbouring
+//!   slots, below it in its arena, and is detected either when the greenlet next switches away (the
+//!   canary below its slot was overwritten) or, if it keeps going, when it reaches the guard page at
+//!   the bottom of the arena. Either way the process aborts with the report before any other
+//!   greenlet runs again, so a corrupted neighbour never runs; but memory of up to the whole arena
+//!   below the greenlet may have been overwritten by then (what a signal handler or destructor
+//!   would see). Hence `unsafe`: the caller promises the stacks are big enough.
+//!
+//! Setting `GREENLET_NO_LIGHT_GUARDS=1` in the environment makes a process behave as on a kernel
+//! without light guard pages (to test that case).
 //!
 //! # Sizes
 //! Address space is cheap; only touched pages cost memory. A guarded stack is 256 KiB
 //! ([`StackConfig::DEFAULT_SIZE`]) by default. A dense stack defaults to 32 KiB
 //! ([`StackConfig::DEFAULT_DENSE_SIZE`]): a suspended greenlet touches about one page of it, but the
-//! page tables that map touched pages cost 4 KiB per 2 MiB of address space in use, so 32 KiB slots
-//! keep that overhead near 64 bytes per greenlet (256 KiB slots would make it 512 bytes), and a
-//! million of them take 32 GiB of address space, far below the 128 TiB available.
+//! page tables that map touched pages cost 4 KiB per 2 MiB of address space in use, so 32 KiB stacks
+//! (36 KiB slots with their guard page) keep that overhead near 72 bytes per greenlet (256 KiB
+//! would make it 512 bytes), and a million of them take 36 GiB of address space, far below the
+//! 128 TiB available.
 //!
 //! # Ground rules
 //! - A `Stack` belongs to exactly one greenlet from allocation until the greenlet is dead; then it goes
@@ -57,6 +85,9 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use corosensei::stack::valgrind::ValgrindStackRegistration;
 
@@ -88,19 +119,22 @@ impl StackConfig {
         StackConfig { size, dense: false }
     }
 
-    /// A dense stack: a slot of `size` bytes (rounded up to whole pages, at least two) in a shared
-    /// arena, with no guard page. The top 16 bytes of each slot hold the canary of the slot above, so
+    /// A dense stack: `size` bytes (rounded up to whole pages, at least two) in a slot of a shared
+    /// arena, below a light guard page where the kernel has them (Linux 6.13+, see
+    /// [`dense_guard_pages`]). The top 16 bytes of each slot hold the canary of the slot above, so
     /// `size - 16` bytes are usable.
     ///
     /// Use this for very many greenlets (a million fit on default kernel settings, where guarded
     /// stacks stop near 32,700).
     ///
     /// # Safety
-    /// There is no guard page. An overflow is detected when the greenlet next switches away (if it
-    /// overwrote the canary below its stack), and then aborts the process; but until then it writes
-    /// into the stack of the neighbouring greenlet, whose frames may be corrupted and may misbehave if
-    /// that greenlet runs first. The caller promises that every greenlet given this stack fits in it
-    /// (including whatever the code it calls, and signal handlers, put on the stack).
+    /// With guard pages an overflow is stopped and reported like a guarded stack's. Without them
+    /// (older kernels) it writes into the stacks of the neighbouring greenlets until it is detected
+    /// (when it switches away, or at the guard page at the bottom of its arena) and the process
+    /// aborts: a neighbour never runs corrupted, but what runs before the abort (signal handlers)
+    /// may see it. The caller promises that every greenlet given this stack fits in it (including
+    /// whatever the code it calls, and signal handlers, put on the stack). See the
+    /// [module docs](self#what-happens-on-overflow-the-exact-guarantee).
     ///
     /// # Examples
     /// ```
@@ -157,13 +191,7 @@ impl StackError {
     #[cold]
     fn from_os(cfg: StackConfig, source: io::Error) -> StackError {
         let map_limit = if sys::is_out_of_mappings(&source) {
-            let max = sys::max_map_count();
-            let count = sys::map_count();
-            match (max, count) {
-                // Far below the limit: plain out-of-memory, not the mapping limit.
-                (Some(max), Some(count)) if (count as u64).saturating_add(16) < max => None,
-                _ => Some(MapLimit { max, count }),
-            }
+            classify_enomem()
         } else {
             None
         };
@@ -222,6 +250,59 @@ impl std::error::Error for StackError {
     }
 }
 
+/// How long a classification of `ENOMEM` is reused at most (see [`classify_enomem`]).
+const CLASSIFY_TTL: Duration = Duration::from_secs(5);
+
+/// The classification of the first `ENOMEM` of a burst of failures, and when it was made.
+///
+/// # Invariant
+/// `Some` only while no stack mapping has succeeded since it was made ([`mapped`] clears it);
+/// [`CLASSIFIED`] is true whenever it is `Some`.
+static CLASSIFICATION: Mutex<Option<(Instant, Option<MapLimit>)>> = Mutex::new(None);
+/// Whether [`CLASSIFICATION`] may be `Some`: one relaxed load on a successful mapping.
+static CLASSIFIED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a refused mapping (`ENOMEM`) means the process is at `vm.max_map_count`, and the numbers
+/// for the message.
+///
+/// Counting the mappings reads all of `/proc/self/maps` (about 24 ms at 65,000 mappings), so it is
+/// done once per burst of failures: the answer is reused by every failure that follows until a
+/// stack mapping succeeds again (the burst is over) or [`CLASSIFY_TTL`] has passed. A flood of
+/// failed spawns at the limit thus costs two failed system calls each, not a scan of the maps.
+#[cold]
+fn classify_enomem() -> Option<MapLimit> {
+    let mut cached = CLASSIFICATION.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    if let Some((at, limit)) = *cached {
+        if now.duration_since(at) < CLASSIFY_TTL {
+            return limit;
+        }
+    }
+    let max = sys::max_map_count();
+    let mappings = sys::map_count();
+    count(|s| s.map_scans += 1);
+    let limit = match (max, mappings) {
+        // Far below the limit: plain out-of-memory, not the mapping limit.
+        (Some(max), Some(n)) if (n as u64).saturating_add(16) < max => None,
+        _ => Some(MapLimit {
+            max,
+            count: mappings,
+        }),
+    };
+    *cached = Some((now, limit));
+    CLASSIFIED.store(true, Ordering::Relaxed);
+    limit
+}
+
+/// Records that a stack mapping succeeded: a burst of failures is over, so the next failure is
+/// classified afresh. Called on the (cold) path that made a new mapping.
+fn mapped() {
+    if CLASSIFIED.load(Ordering::Relaxed) {
+        CLASSIFIED.store(false, Ordering::Relaxed);
+        *CLASSIFICATION.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
 /// Counters of this thread's stack allocator, for tests, benchmarks and monitoring.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -238,12 +319,15 @@ pub struct Stats {
     pub dense_live: usize,
     /// Dense arenas mapped now.
     pub dense_arenas: usize,
+    /// Times this thread read `/proc/self/maps` to explain a failed allocation (once per burst of
+    /// failures at the mapping limit, not once per failure).
+    pub map_scans: u64,
 }
 
 thread_local! {
     static STATS: std::cell::Cell<Stats> = const {
         std::cell::Cell::new(Stats {
-            maps: 0, unmaps: 0, reused: 0, pooled: 0, dense_live: 0, dense_arenas: 0,
+            maps: 0, unmaps: 0, reused: 0, pooled: 0, dense_live: 0, dense_arenas: 0, map_scans: 0,
         })
     };
 }
@@ -284,44 +368,68 @@ enum Kind {
 /// A greenlet's stack, owned by the greenlet's coroutine; dropping it gives it back to the pool.
 ///
 /// # Invariant
-/// `[limit, base)` is memory this value owns exclusively, that stays mapped until it is dropped:
+/// `[start, base)` is memory this value owns exclusively, that stays mapped until it is dropped
+/// (its usable part and guard are described by the [`StackBounds`] made with it):
 /// - `Kind::Guarded`: the whole of one mapping, its lowest page `PROT_NONE`, the rest read-write;
 /// - `Kind::Dense`: a slot of arena `arena` of this thread's dense allocator, minus the slot's top 16
-///   bytes; the word at `limit - 8` holds this stack's canary (see [`StackBounds`]).
+///   bytes; the word at `start - 8` holds this stack's canary.
 ///
-/// `base` and `limit` are 16-byte aligned. The value is `!Send`: it must go back to the pool of the
-/// thread that allocated it.
+/// `base` is 16-byte aligned. The value is `!Send`: it must go back to the pool of the thread that
+/// allocated it.
 pub(crate) struct Stack {
     base: usize,
-    limit: usize,
+    start: usize,
     kind: Kind,
     valgrind: ManuallyDrop<ValgrindStackRegistration>,
     _not_send: PhantomData<*const ()>,
 }
 
 impl Stack {
-    /// Allocates a stack as `cfg` says, from this thread's pool when it can.
+    /// Allocates a stack as `cfg` says, from this thread's pool when it can; returns it with where
+    /// it is, which the greenlet keeps so overflow can be checked without the `Stack` itself (which
+    /// the coroutine owns).
     ///
     /// # Errors
     /// When the kernel refuses the memory; at the mapping limit the error says so.
     #[inline]
-    pub(crate) fn alloc(cfg: StackConfig) -> Result<Stack, StackError> {
-        let (base, limit, kind) = if cfg.dense {
-            let (base, limit, arena) =
-                dense::alloc(cfg.size).map_err(|e| StackError::from_os(cfg, e))?;
-            (base, limit, Kind::Dense { arena })
+    pub(crate) fn alloc(cfg: StackConfig) -> Result<(Stack, StackBounds), StackError> {
+        let (base, limit, start, floor, kind) = if cfg.dense {
+            let d = dense::alloc(cfg.size).map_err(|e| StackError::from_os(cfg, e))?;
+            (
+                d.base,
+                d.limit,
+                d.start,
+                d.floor,
+                Kind::Dense { arena: d.arena },
+            )
         } else {
             let (start, len) = guarded::alloc(cfg.size).map_err(|e| StackError::from_os(cfg, e))?;
-            (start + len, start, Kind::Guarded)
+            let limit = start + sys::page_size();
+            (start + len, limit, start, start, Kind::Guarded)
+        };
+        let (canary, canary_value) = match kind {
+            Kind::Guarded => (0, 0),
+            Kind::Dense { .. } => {
+                let at = start - dense::CANARY_OFFSET;
+                (at, dense::canary_value(at))
+            }
+        };
+        let bounds = StackBounds {
+            limit,
+            guard: start,
+            floor,
+            canary,
+            canary_value,
         };
         let valgrind = ValgrindStackRegistration::new(limit as *mut u8, base - limit);
-        Ok(Stack {
+        let stack = Stack {
             base,
-            limit,
+            start,
             kind,
             valgrind: ManuallyDrop::new(valgrind),
             _not_send: PhantomData,
-        })
+        };
+        Ok((stack, bounds))
     }
 
     /// Gives the stack back for reuse (same as dropping it).
@@ -335,28 +443,6 @@ impl Stack {
     pub(crate) fn base(&self) -> usize {
         self.base
     }
-
-    /// Where the stack is; kept by the greenlet so overflow can be checked without the `Stack` itself
-    /// (which the coroutine owns).
-    #[inline]
-    pub(crate) fn bounds(&self) -> StackBounds {
-        match self.kind {
-            Kind::Guarded => StackBounds {
-                base: self.base,
-                limit: self.limit,
-                guard_end: self.limit + sys::page_size(),
-                canary: 0,
-                canary_value: 0,
-            },
-            Kind::Dense { .. } => StackBounds {
-                base: self.base,
-                limit: self.limit,
-                guard_end: self.limit,
-                canary: self.limit - dense::CANARY_OFFSET,
-                canary_value: dense::canary_value(self.limit - dense::CANARY_OFFSET),
-            },
-        }
-    }
 }
 
 impl Drop for Stack {
@@ -367,30 +453,30 @@ impl Drop for Stack {
         match self.kind {
             // SAFETY: by the type's invariant we own the whole mapping and, being dropped, no longer
             // use it.
-            Kind::Guarded => unsafe { guarded::release(self.limit, self.base - self.limit) },
+            Kind::Guarded => unsafe { guarded::release(self.start, self.base - self.start) },
             // SAFETY: as above, for the dense slot.
-            Kind::Dense { arena } => unsafe { dense::release(self.limit, arena) },
+            Kind::Dense { arena } => unsafe { dense::release(self.start, arena) },
         }
     }
 }
 
+/// Faults with the stack pointer this far below the lowest address an overflow can reach are still
+/// reported as the running greenlet's overflow (a frame bigger than a page may skip past a guard).
+const FAULT_WINDOW: usize = 64 * 1024;
+
 /// The addresses of a stack, copied out of it.
 ///
 /// # Invariant
-/// Copied from a live [`Stack`]: `[limit, guard_end)` is its guard page (empty for dense stacks).
+/// Made with a live [`Stack`]: `[guard, limit)` is its guard (empty for a dense stack without a
+/// light guard page) and `floor <= guard` the lowest address an overflow reaches before it faults.
 /// `canary` is 0 for a guarded stack, otherwise the address of the dense stack's canary word, which
 /// stays mapped for as long as the thread lives and holds `canary_value` unless the stack overflowed.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct StackBounds {
-    /// Highest address (stacks grow down).
-    #[allow(
-        dead_code,
-        reason = "read by debuggers; kept beside `limit` for future stack-pointer checks"
-    )]
-    pub(crate) base: usize,
-    /// Lowest usable address, guard page included for guarded stacks.
-    pub(crate) limit: usize,
-    guard_end: usize,
+    /// Lowest usable address.
+    limit: usize,
+    guard: usize,
+    floor: usize,
     canary: usize,
     canary_value: usize,
 }
@@ -416,26 +502,26 @@ impl StackBounds {
         self.canary
     }
 
-    /// Whether a fault at `addr`, taken while this stack was running, is an overflow of it: a hit on
-    /// the guard page, or (dense stacks) a fault just below the slot.
-    fn is_overflow_fault(&self, addr: usize) -> bool {
-        if self.canary == 0 {
-            (self.limit..self.guard_end).contains(&addr)
-        } else {
-            (self.limit.saturating_sub(dense::FAULT_WINDOW)..self.limit).contains(&addr)
-        }
+    /// Whether a fault at `addr` with the stack pointer at `sp`, taken while this stack was running,
+    /// is an overflow of it: a hit on its guard, or any fault with the stack pointer below the usable
+    /// stack (down to the lowest address an overflow can reach, less [`FAULT_WINDOW`]) — what a
+    /// dense stack without a guard page of its own sees when its overflow, having run through its
+    /// neighbours, reaches the guard page at the bottom of its arena.
+    fn is_overflow_fault(&self, addr: usize, sp: usize) -> bool {
+        (self.guard..self.limit).contains(&addr)
+            || (self.floor.saturating_sub(FAULT_WINDOW)..self.limit).contains(&sp)
     }
 }
 
-/// The fault hook: called by the platform's `SIGSEGV`/`SIGBUS` handler with the fault address, on the
-/// faulting thread. Aborts with the overflow message if the running greenlet overflowed its stack;
-/// returns otherwise (the handler then passes the fault on).
-fn on_fault(addr: usize) {
+/// The fault hook: called by the platform's `SIGSEGV`/`SIGBUS` handler with the fault address and
+/// the interrupted stack pointer, on the faulting thread. Aborts with the overflow message if the
+/// running greenlet overflowed its stack; returns otherwise (the handler then passes the fault on).
+fn on_fault(addr: usize, sp: usize) {
     // SAFETY: a synchronous fault is delivered to the thread that faulted, which is the one whose
     // current greenlet we read.
     unsafe {
         crate::greenlet::current_fault_context(|bounds, name| {
-            if bounds.is_overflow_fault(addr) {
+            if bounds.is_overflow_fault(addr, sp) {
                 overflow_abort(name);
             }
         });
@@ -463,6 +549,13 @@ pub fn thread_default() -> StackConfig {
 /// Sets the stack new greenlets of this thread get by default.
 pub fn set_thread_default(cfg: StackConfig) {
     THREAD_DEFAULT.with(|d| d.set(cfg));
+}
+
+/// Whether dense stacks have a guard page each in this process: on Linux 6.13 and later, whose light
+/// guard pages (`MADV_GUARD_INSTALL`) cost no memory mapping. See the [module docs](self) for what
+/// each answer guarantees.
+pub fn dense_guard_pages() -> bool {
+    sys::light_guards()
 }
 
 /// When this thread's next idle dense arena is due to give its pages back to the kernel, if any is

@@ -12,13 +12,17 @@
 //!   memory, charged only as pages are touched.
 //! - `unsafe fn protect_rw(addr, len)`, `unsafe fn unmap(addr, len)`, `unsafe fn discard(addr, len)`
 //!   (give the pages back; they read as zero afterwards).
+//! - `unsafe fn protect_none(addr, len)`: a classic guard (`PROT_NONE`, splits the mapping).
+//! - `unsafe fn install_guard(addr, len)` and `light_guards() -> bool`: guard pages that split no
+//!   mapping (Linux 6.13's `MADV_GUARD_INSTALL`), and whether the kernel has them.
 //! - `max_map_count()` / `map_count()`: the kernel's limit on mappings per process and how many this
 //!   process has (`None` where the platform has no such limit or it cannot be read).
 //! - `is_out_of_mappings(err)`: whether an error from `reserve`/`map_rw`/`protect_rw` means the kernel
 //!   refused a new mapping (`ENOMEM`).
 //! - `write_stderr(bytes)` and `abort()`: async-signal-safe.
 //! - `install_fault_handler(hook)`: once per process, a `SIGSEGV`/`SIGBUS` handler running on the
-//!   alternate signal stack that calls `hook(fault_address)` first and, if `hook` returns, hands the
+//!   alternate signal stack that calls `hook(fault_address, interrupted_stack_pointer)` first (the
+//!   stack pointer is 0 where the platform's context is not decoded) and, if `hook` returns, hands the
 //!   fault to whichever handler was installed before (or to the default action).
 //! - `ensure_alt_stack()`: gives the calling thread an alternate signal stack if it has none.
 //!

@@ -22,6 +22,17 @@ pub fn run_child(name: &str) -> Output {
         .expect("spawn the test binary")
 }
 
+/// Like [`run_child`], with extra environment variables for the child.
+pub fn run_child_with_env(name: &str, vars: &[(&str, &str)]) -> Output {
+    Command::new(env::current_exe().expect("current_exe"))
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .env("RUST_BACKTRACE", "0")
+        .envs(vars.iter().copied())
+        .output()
+        .expect("spawn the test binary")
+}
+
 /// The signal that killed the child, if one did.
 pub fn signal_of(out: &Output) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;

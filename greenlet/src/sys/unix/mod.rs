@@ -98,6 +98,74 @@ pub(crate) unsafe fn unmap(addr: *mut u8, len: usize) -> io::Result<()> {
     unsafe { syscall!(munmap(addr.cast(), len)) }.map(drop)
 }
 
+/// Makes `[addr, addr + len)` inaccessible (`PROT_NONE`). Splits the mapping (one more kernel
+/// mapping, or two in the middle of one).
+///
+/// # Safety
+/// The range must lie inside a mapping the caller owns, hold nothing anyone uses, and `addr` must be
+/// page-aligned.
+pub(crate) unsafe fn protect_none(addr: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: the caller owns the range and nothing in it is used.
+    unsafe { syscall!(mprotect(addr.cast(), len, libc::PROT_NONE)) }.map(drop)
+}
+
+/// `MADV_GUARD_INSTALL` (Linux 6.13): guard pages that cost no mapping of their own.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Turns the pages of `[addr, addr + len)` into light guard pages: any access faults (`SIGSEGV`),
+/// yet the mapping is not split, so they cost no entry against `vm.max_map_count`. They stay in
+/// place when the pages are discarded ([`discard`]); unmapping removes them. Fails (`EINVAL`) on
+/// kernels without them (before Linux 6.13) and elsewhere; see [`light_guards`].
+///
+/// # Safety
+/// The range must lie inside a private anonymous mapping the caller owns and hold nothing anyone
+/// uses (its contents are dropped); `addr` must be page-aligned.
+pub(crate) unsafe fn install_guard(addr: *mut u8, len: usize) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: the caller owns the range and nothing in it is used; the advice only replaces its
+    // page-table entries with guard markers.
+    return unsafe { syscall!(madvise(addr.cast(), len, MADV_GUARD_INSTALL)) }.map(drop);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (addr, len);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
+/// Whether [`install_guard`] works on this kernel; tried once per process on a scratch mapping.
+/// The environment variable `GREENLET_NO_LIGHT_GUARDS=1` makes it false (to see what older kernels
+/// do).
+pub(crate) fn light_guards() -> bool {
+    /// 0: not tried yet; 1: supported; 2: not supported.
+    static STATE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    match STATE.load(Ordering::Relaxed) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    let page = page_size();
+    let disabled = std::env::var_os("GREENLET_NO_LIGHT_GUARDS").is_some_and(|v| v == "1");
+    let ok = if disabled {
+        false
+    } else {
+        // SAFETY: a scratch mapping, owned here and unmapped below; nothing else knows of it.
+        match unsafe { map_rw(2 * page) } {
+            Ok(p) => {
+                // SAFETY: the first page of the scratch mapping, holding nothing.
+                let ok = unsafe { install_guard(p.as_ptr(), page) }.is_ok();
+                // SAFETY: ours, used by nobody.
+                let _ = unsafe { unmap(p.as_ptr(), 2 * page) };
+                ok
+            }
+            // No room to try (at the mapping limit): no guard pages now, ask again next time.
+            Err(_) => return false,
+        }
+    };
+    STATE.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+    ok
+}
+
 /// Gives the pages of `[addr, addr + len)` back to the kernel; they read as zero afterwards and cost
 /// nothing until touched again.
 ///

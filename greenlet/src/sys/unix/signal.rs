@@ -20,8 +20,9 @@ use std::sync::{Once, OnceLock};
 
 /// What the handler needs, written once before the handler is installed.
 struct State {
-    /// Called with the fault address; returns only if the fault is not a greenlet stack overflow.
-    hook: fn(usize),
+    /// Called with the fault address and the interrupted stack pointer (0 if unknown); returns only
+    /// if the fault is not a greenlet stack overflow.
+    hook: fn(usize, usize),
     /// The actions for `SIGSEGV` and `SIGBUS` that were in place before ours.
     prev_segv: libc::sigaction,
     prev_bus: libc::sigaction,
@@ -35,7 +36,7 @@ static STATE: OnceLock<State> = OnceLock::new();
 ///
 /// Failure to install is ignored: overflow detection by guard page is then reduced to the kernel's
 /// plain `SIGSEGV`, which still never lets an overflow go unnoticed.
-pub(crate) fn install_fault_handler(hook: fn(usize)) {
+pub(crate) fn install_fault_handler(hook: fn(usize, usize)) {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         // SAFETY: querying the current actions (null `act`) into zeroed, writable structs.
@@ -81,7 +82,7 @@ extern "C" fn fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *
     // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler; for SIGSEGV and SIGBUS
     // `si_addr` is the faulting address.
     let addr = unsafe { (*info).si_addr() } as usize;
-    (state.hook)(addr);
+    (state.hook)(addr, interrupted_sp(ctx));
 
     let prev = if sig == libc::SIGBUS {
         &state.prev_bus
@@ -103,6 +104,23 @@ extern "C" fn fault_handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *
         let f: extern "C" fn(libc::c_int) = unsafe { mem::transmute(h) };
         f(sig);
     }
+}
+
+/// The stack pointer of the context the fault interrupted, or 0 where it is not decoded.
+fn interrupted_sp(ctx: *mut libc::c_void) -> usize {
+    #[cfg(all(
+        any(target_os = "linux", target_os = "android"),
+        target_arch = "x86_64"
+    ))]
+    if !ctx.is_null() {
+        // SAFETY: for an SA_SIGINFO handler the third argument is the interrupted `ucontext_t`,
+        // valid for the duration of the handler; on x86_64 Linux its saved RSP is `gregs[REG_RSP]`.
+        return unsafe {
+            (*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RSP as usize]
+        } as usize;
+    }
+    let _ = ctx;
+    0
 }
 
 /// Restores the default action for `sig`; returning from the handler then re-executes the faulting
