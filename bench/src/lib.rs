@@ -138,6 +138,15 @@ pub mod names {
     /// `timers_<n>_mean` / `timers_<n>_p99`: lateness (wake - deadline), us; `timers_<n>_cpu`: process CPU
     /// time of the whole run (spawn, sleep, wake, exit) per timer, ns.
     pub const TIMERS: &str = "timers";
+    /// group `cross`: a task waits on a one-shot that an OS thread fills (the thread waits on the next
+    /// one the task fills): ns per cross-thread hand-off (half a round trip; a fresh one-shot each way).
+    pub const ONESHOT_XTHREAD: &str = "oneshot_xthread";
+    /// group `cross`: an OS thread sends into a bounded (64) channel, a task receives: ns per message.
+    pub const CHAN_XTHREAD: &str = "chan_xthread";
+    /// group `cross`: lock + unlock of a lock nobody else wants, ns.
+    pub const MUTEX_UNCONTENDED: &str = "mutex_uncontended";
+    /// group `cross`: 4 tasks on one thread each lock, yield while holding it, unlock: ns per lock.
+    pub const MUTEX_CONTENDED: &str = "mutex_contended";
 }
 
 /// The counts every peer uses, so that rows line up. Peers in other languages copy these numbers.
@@ -430,6 +439,25 @@ pub fn time_per_op(duration: Duration, ops: usize, mut batch: impl FnMut()) -> f
     while samples.len() < MAX_BATCHES && (samples.len() < 3 || start.elapsed() < duration) {
         let t = Instant::now();
         batch();
+        samples.push(t.elapsed().as_nanos() as f64 / ops.max(1) as f64);
+    }
+    median(&mut samples)
+}
+
+/// Like [`time_per_op`], but each batch gets fresh state from `setup`, which is not timed.
+pub fn time_per_op_setup<S>(
+    duration: Duration,
+    ops: usize,
+    mut setup: impl FnMut() -> S,
+    mut batch: impl FnMut(S),
+) -> f64 {
+    batch(setup());
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < MAX_BATCHES && (samples.len() < 3 || start.elapsed() < duration) {
+        let s = setup();
+        let t = Instant::now();
+        batch(s);
         samples.push(t.elapsed().as_nanos() as f64 / ops.max(1) as f64);
     }
     median(&mut samples)

@@ -70,7 +70,7 @@ pub enum Run {
 
 /// One measurement of the project, as the `ours` binary runs them.
 pub struct Measurement {
-    /// Table group (`switch`, `lifecycle`, `hub`).
+    /// Table group (`switch`, `lifecycle`, `hub`, `cross`).
     pub group: &'static str,
     /// Row name; counted rows get their count appended by the caller (see [`Measurement::counted`]).
     pub name: &'static str,
@@ -135,7 +135,113 @@ pub fn all() -> Vec<Measurement> {
             Some(|o| o.counts.waiters),
             gevent_event_set,
         ),
+        here("cross", ONESHOT_XTHREAD, None, sync_oneshot_xthread),
+        here("cross", CHAN_XTHREAD, None, sync_chan_xthread),
+        here("cross", MUTEX_UNCONTENDED, None, sync_mutex_uncontended),
+        here("cross", MUTEX_CONTENDED, None, sync_mutex_contended),
     ]
+}
+
+/// `cross/oneshot_xthread`, ns per hand-off: the main greenlet (parked on its hub) waits on a
+/// `gevent::sync::AsyncResult` that an OS thread fills; the thread (blocked, no hub) waits on the next one
+/// the greenlet fills (peers: tokio `oneshot` with `blocking_recv` on the thread; crossbeam between two
+/// threads). Bar (issue 14): <= tokio.
+pub fn sync_oneshot_xthread(o: &Opts, ops: usize) -> Option<f64> {
+    use gevent::sync::AsyncResult;
+    let _ = gevent::get_hub(); // waits park the main greenlet on the hub
+    let ops = ops.min(20_000);
+    let setup = || {
+        let pairs: Vec<(AsyncResult<u64>, AsyncResult<u64>)> = (0..ops)
+            .map(|_| (AsyncResult::new(), AsyncResult::new()))
+            .collect();
+        let theirs = pairs.clone();
+        let t = std::thread::spawn(move || {
+            for (req, resp) in theirs {
+                let v = req.get().expect("request");
+                resp.set(v + 1);
+            }
+        });
+        (pairs, t)
+    };
+    let ns = crate::time_per_op_setup(o.duration, 2 * ops, setup, |(pairs, t)| {
+        let mut v = 0u64;
+        for (req, resp) in &pairs {
+            req.set(bb(v));
+            v = resp.get().expect("response");
+        }
+        bb(v);
+        t.join().expect("the helper thread");
+    });
+    Some(ns)
+}
+
+/// `cross/chan_xthread`, ns per message: an OS thread sends `ops` values into a bounded(64)
+/// `gevent::sync::Channel`; the main greenlet receives them (peers: tokio `mpsc` with `blocking_send`;
+/// crossbeam between two threads).
+pub fn sync_chan_xthread(o: &Opts, ops: usize) -> Option<f64> {
+    use gevent::sync::Channel;
+    let _ = gevent::get_hub();
+    let setup = || {
+        let ch: Channel<u64> = Channel::bounded(64);
+        let tx = ch.clone();
+        let gate = gevent::sync::Event::new();
+        let g2 = gate.clone();
+        let t = std::thread::spawn(move || {
+            g2.wait();
+            for i in 0..ops as u64 {
+                tx.send(i).expect("send");
+            }
+        });
+        (ch, gate, t)
+    };
+    let ns = crate::time_per_op_setup(o.duration, ops, setup, |(ch, gate, t)| {
+        gate.set();
+        let mut sum = 0u64;
+        for _ in 0..ops {
+            sum += ch.recv().expect("recv");
+        }
+        bb(sum);
+        t.join().expect("the producer thread");
+    });
+    Some(ns)
+}
+
+/// `cross/mutex_uncontended`, ns per lock + unlock of a `gevent::sync::Mutex` (peers: parking_lot's
+/// `Mutex`; tokio's `Mutex` awaited in a task).
+pub fn sync_mutex_uncontended(o: &Opts, ops: usize) -> Option<f64> {
+    let m = gevent::sync::Mutex::new(0u64);
+    let ns = time_per_op(o.duration, ops, || {
+        for _ in 0..ops {
+            *bb(&m).lock().expect("not poisoned") += 1;
+        }
+    });
+    bb(m);
+    Some(ns)
+}
+
+/// `cross/mutex_contended`, ns per lock: 4 greenlets each lock a `gevent::sync::Mutex`, `sleep(0)` while
+/// holding it, unlock, `ops / 4` times (peer: 4 tokio tasks on a current_thread runtime with tokio's
+/// `Mutex` and `yield_now`).
+pub fn sync_mutex_contended(o: &Opts, ops: usize) -> Option<f64> {
+    let per = ops / 4;
+    let ns = time_per_op(o.duration, 4 * per, || {
+        let m = Rc::new(gevent::sync::Mutex::new(0u64));
+        let gs: Vec<_> = (0..4)
+            .map(|_| {
+                let m = m.clone();
+                gevent::spawn(move || {
+                    for _ in 0..per {
+                        let mut g = m.lock().expect("not poisoned");
+                        gevent::sleep(Duration::ZERO);
+                        *g += 1;
+                    }
+                })
+            })
+            .collect();
+        gevent::joinall(&gs);
+        assert_eq!(*m.lock().expect("not poisoned"), 4 * per as u64);
+    });
+    Some(ns)
 }
 
 /// The dense stack configuration the rows with 100k+ live greenlets use.
@@ -750,7 +856,7 @@ mod tests {
     #[test]
     fn every_row_has_a_unit_and_a_group() {
         for m in all() {
-            assert!(["switch", "lifecycle", "hub"].contains(&m.group));
+            assert!(["switch", "lifecycle", "hub", "cross"].contains(&m.group));
             assert!(!m.metric.is_empty());
         }
     }

@@ -230,6 +230,9 @@ impl Waitable for Event {
 struct ResultInner<T> {
     value: RefCell<Option<Result<T, Failure>>>,
     waiters: WaitList,
+    /// As [`EventInner`]'s: sets whose woken readers have not all run yet (shared with the
+    /// callback that ends it, which cannot hold `T`).
+    notifying: Rc<Cell<u32>>,
 }
 
 /// A value (or a failure) that will arrive later, for any number of readers (gevent's
@@ -284,21 +287,34 @@ impl<T> AsyncResult<T> {
             inner: Rc::new(ResultInner {
                 value: RefCell::new(None),
                 waiters: WaitList::default(),
+                notifying: Rc::new(Cell::new(0)),
             }),
         }
     }
 
-    /// Stores `v` and wakes every waiting reader.
+    /// Stores `v` and wakes every waiting reader (in the order they began to wait; a wait that
+    /// starts before they have all run queues behind them, as [`Event::set`]).
     pub fn set(&self, v: T) {
         *self.inner.value.borrow_mut() = Some(Ok(v));
-        self.inner.waiters.wake_all();
+        self.notify();
     }
 
     /// Stores a failure (readers get [`GetError::Panicked`] with `message`) and wakes every waiting
     /// reader (gevent's `set_exception`).
     pub fn set_exception(&self, message: impl Into<String>) {
         *self.inner.value.borrow_mut() = Some(Err(Failure::new(message.into())));
+        self.notify();
+    }
+
+    fn notify(&self) {
+        if self.inner.waiters.len() == 0 {
+            return;
+        }
         self.inner.waiters.wake_all();
+        // The wakes are in the ready queue; this callback runs right after the last of them.
+        let n = self.inner.notifying.clone();
+        n.set(n.get() + 1);
+        crate::hub::get_hub().run_callback(move || n.set(n.get() - 1));
     }
 
     /// Whether a value or a failure has been set.
@@ -346,7 +362,14 @@ impl<T> AsyncResult<T> {
     }
 
     fn wait_deadline(&self, deadline: Option<Instant>) -> Result<(), LoopExit> {
-        if self.ready() || deadline.is_some_and(|d| d <= Instant::now()) {
+        if self.ready() {
+            if self.inner.notifying.get() > 0 && !crate::hub::get_hub().greenlet().is_current() {
+                // Set, but the readers it woke have not all run: queue behind them (gevent#1520).
+                crate::hub::yield_now();
+            }
+            return Ok(());
+        }
+        if deadline.is_some_and(|d| d <= Instant::now()) {
             return Ok(());
         }
         let w = Waiter::new();

@@ -145,7 +145,11 @@ impl HubHandle {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Box::new(f));
-        self.remote.has_work.store(true, Ordering::Release);
+        // Already flagged: the caller that flagged it wakes the hub (or has), and the hub takes the
+        // whole queue, this entry included, when it clears the flag: no second eventfd write.
+        if self.remote.has_work.swap(true, Ordering::AcqRel) {
+            return;
+        }
         // A failing eventfd write leaves the hub to find the entry on its next turn; nothing to do here.
         let _ = self.remote.waker.wake();
     }
@@ -816,6 +820,17 @@ pub(crate) fn throw_into(g: &greenlet::Greenlet, payload: Box<dyn std::any::Any 
 /// Drops deferred payloads that `stale` says no longer apply (a cancelled Timeout's).
 pub(crate) fn forget_deferred(stale: impl Fn(&(dyn std::any::Any + Send)) -> bool) {
     DEFERRED.with(|d| d.borrow_mut().retain(|(_, p)| !stale(&**p)));
+}
+
+/// Whether the current greenlet is unwinding a kill or Timeout the hub threw into it (not a panic
+/// of its own): `sync`'s lock guards do not poison then.
+pub(crate) fn unwinding_cancel() -> bool {
+    UNWINDING
+        .try_with(|u| {
+            let u = u.borrow();
+            !u.is_empty() && u.contains(&greenlet::getcurrent().id())
+        })
+        .unwrap_or(false)
 }
 
 /// The current greenlet has caught (or finished with) what was thrown into it.

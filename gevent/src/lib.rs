@@ -28,6 +28,8 @@
 //! # What lives where (as in gevent)
 //! - [`spawn`], [`Greenlet`], [`joinall`], [`sleep`], [`Timeout`]: this page.
 //! - [`hub`]: the loop; [`event`], [`queue`], [`lock`], [`pool`], [`local`]: synchronisation.
+//! - [`sync`]: primitives that cross threads and hubs (`AsyncResult`, `Event`, `Semaphore`,
+//!   `Channel`) and locks that guard data across switches (`Mutex<T>`, `RwLock<T>`, `Condvar`).
 //! - [`net`] (TCP, UDP, Unix sockets shaped like `std::net`), [`server`] (`StreamServer`,
 //!   `DatagramServer`), [`io`] (`wait_read`/`wait_write` for any fd), [`select`]: cooperative I/O.
 //! - [`http`]: an HTTP/1.1 server with blocking handlers, WebSocket (gevent's `pywsgi`).
@@ -42,7 +44,8 @@
 //!
 //! # Ground rules
 //! - One hub per OS thread, created on first use; greenlets and everything here are `!Send`, and
-//!   stay on the thread that made them. Other threads reach a hub through a [`HubHandle`].
+//!   stay on the thread that made them. Other threads reach a hub through a [`HubHandle`], and
+//!   share [`sync`]'s primitives and [`threadpool`]'s handles, which are `Send + Sync`.
 //! - Every blocking call parks the calling greenlet on the hub; each says in its docs what a kill
 //!   or [`Timeout`] landing there does ("Cancel safety").
 //! - `std::thread::panicking()` and std's `Mutex` poisoning are per OS thread: while one greenlet is
@@ -75,6 +78,7 @@ pub mod signal;
 #[cfg(feature = "ssl")]
 pub mod ssl;
 pub mod subprocess;
+pub mod sync;
 pub mod threadpool;
 mod timeout;
 pub mod util;

@@ -358,7 +358,7 @@ impl LogWriter {
             }
             true
         };
-        match crate::threadpool::default_pool().spawn(wait) {
+        match crate::threadpool::default_pool().spawn(wait).join() {
             Ok(done) => done,
             Err(p) => std::panic::resume_unwind(p),
         }

@@ -596,7 +596,7 @@ impl Child {
                 }
                 let pid = self.inner.id();
                 let pool = crate::threadpool::default_pool();
-                let block = move || pool.spawn(move || wait_exited_nowait(pid));
+                let block = move || pool.spawn(move || wait_exited_nowait(pid)).join();
                 let r = match deadline {
                     None => block(),
                     Some(d) => match d.checked_duration_since(Instant::now()) {

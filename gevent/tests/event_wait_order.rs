@@ -2,13 +2,13 @@
 //! (issue 15, item 1; gevent#1520). Follows gevent's `src/gevent/tests/test__event.py`
 //! `TestEventBasics.test_wait_while_notifying` (itself ported in `event_basics.rs`
 //! `waiters_woken_in_fifo_order`), pushed further: a woken waiter's own second wait, and no yield
-//! once the notification is over.
+//! once the notification is over. `AsyncResult` keeps the same order.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use gevent::event::Event;
+use gevent::event::{AsyncResult, Event};
 
 type Results = Rc<RefCell<Vec<u32>>>;
 
@@ -70,4 +70,35 @@ fn wait_after_notification_returns_at_once() {
     gevent::spawn(move || *r3.borrow_mut() = true);
     assert!(idle_event.wait());
     assert!(!*ran.borrow());
+}
+
+/// The same for `AsyncResult`: a reader woken by `set` that reads again runs after the other woken
+/// readers, and a read after the notification is over does not yield.
+#[test]
+fn async_result_rewait_by_a_woken_reader_keeps_order() {
+    let r: AsyncResult<u32> = AsyncResult::new();
+    let results: Results = Rc::new(RefCell::new(Vec::new()));
+    let gs: Vec<_> = [1, 2, 3]
+        .into_iter()
+        .map(|arg| {
+            let (r, out) = (r.clone(), results.clone());
+            gevent::spawn(move || {
+                let v = r.get().unwrap();
+                out.borrow_mut().push(arg * v);
+                if arg == 1 {
+                    let v = r.get().unwrap();
+                    out.borrow_mut().push(10 * v);
+                }
+            })
+        })
+        .collect();
+    gevent::idle();
+    r.set(1);
+    gevent::joinall(&gs);
+    assert_eq!(*results.borrow(), [1, 2, 3, 10]);
+    let ran = Rc::new(RefCell::new(false));
+    let r2 = ran.clone();
+    gevent::spawn(move || *r2.borrow_mut() = true);
+    assert_eq!(r.get(), Ok(1));
+    assert!(!*ran.borrow(), "a read after the notification yielded");
 }

@@ -182,6 +182,7 @@ fn thread_pools_and_the_resolver_work_in_the_child() {
             let _ = gate_rx.recv_timeout(Duration::from_secs(10));
             7
         })
+        .join()
         .map_err(|p| greenlet::panic_message(&*p).to_string())
     });
     gevent::sleep(Duration::ZERO);
@@ -222,6 +223,79 @@ fn thread_pools_and_the_resolver_work_in_the_child() {
     gate_tx.send(()).unwrap();
     assert!(waiting.join_timeout(Duration::from_secs(5)));
     assert_eq!(waiting.get().unwrap(), Ok(7));
+    assert_eq!(code, 0, "the child's check failed (code {code})");
+}
+
+#[test]
+fn job_handles_of_the_parent_never_hang_in_the_child() {
+    type Slot = Rc<Cell<Option<gevent::threadpool::JobHandle<i32>>>>;
+    let pool = gevent::threadpool::ThreadPool::new(2);
+    pool.set_maxsize(3).unwrap();
+    let done = pool.spawn(|| 5);
+    assert!(done.wait_timeout(Duration::from_secs(5)));
+    let done: Slot = Rc::new(Cell::new(Some(done)));
+    let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+    let running: Slot = Rc::new(Cell::new(Some(pool.spawn(move || {
+        let _ = gate_rx.recv_timeout(Duration::from_secs(10));
+        7
+    }))));
+    // A greenlet waits (with a long timeout) on the job in flight when the fork happens.
+    let (r2, (event_tx, event_rx)) = (running.clone(), std::sync::mpsc::channel::<()>());
+    let waiter = gevent::spawn(move || {
+        let h = r2.take().unwrap();
+        let _ = event_tx.send(());
+        let woke = h.wait_timeout(Duration::from_secs(10));
+        r2.set(Some(h));
+        woke
+    });
+    gevent::sleep(Duration::ZERO);
+    event_rx.try_recv().expect("the waiter is parked");
+    assert!(!waiter.ready());
+    let (p2, d2, r3, w2) = (pool.clone(), done.clone(), running.clone(), waiter.clone());
+    let forker = gevent::spawn(move || {
+        let pid = gevent::fork().unwrap();
+        if pid != 0 {
+            return pid;
+        }
+        child_main(move || {
+            let t0 = Instant::now();
+            // Woken when the hub is rebuilt, not after its 10 s.
+            if !w2.join_timeout(Duration::from_secs(5)) {
+                return 2;
+            }
+            if !matches!(w2.get(), Ok(false)) {
+                return 3;
+            }
+            // The job in flight at the fork: an error saying so, at once.
+            match r3.take().unwrap().join() {
+                Err(p) if greenlet::panic_message(&*p).contains("fork") => {}
+                _ => return 4,
+            }
+            if t0.elapsed() > Duration::from_secs(5) {
+                return 5;
+            }
+            // A job finished before the fork keeps its result.
+            if d2.take().unwrap().join().ok() != Some(5) {
+                return 6;
+            }
+            // The child's pool has the size the parent's had at the fork, and runs jobs.
+            if p2.maxsize() != 3 || p2.spawn(|| 6).join().ok() != Some(6) {
+                return 7;
+            }
+            0
+        })
+    });
+    let pid = forker.get().unwrap();
+    let code = reap(pid, Duration::from_secs(15));
+    // The parent's job finishes on the parent's thread as if nothing happened.
+    gate_tx.send(()).unwrap();
+    assert!(waiter.join_timeout(Duration::from_secs(5)));
+    assert!(
+        waiter.get().unwrap(),
+        "the parent's waiter saw its job finish"
+    );
+    assert_eq!(running.take().unwrap().join().unwrap(), 7);
+    assert_eq!(done.take().unwrap().join().unwrap(), 5);
     assert_eq!(code, 0, "the child's check failed (code {code})");
 }
 

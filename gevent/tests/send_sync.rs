@@ -105,6 +105,15 @@ fn what_crosses_threads_on_purpose() {
     send_sync::<MultiServer>();
     // A command is a description of a process to start: built anywhere, spawned on a hub.
     send_sync::<Command>();
+    // `gevent::sync`: built to cross threads and hubs.
+    send_sync::<gevent::sync::AsyncResult<Vec<u8>>>();
+    send_sync::<gevent::sync::Event>();
+    send_sync::<gevent::sync::Semaphore>();
+    send_sync::<gevent::sync::Channel<Vec<u8>>>();
+    send_sync::<gevent::sync::Mutex<Vec<u8>>>();
+    send_sync::<gevent::sync::RwLock<Vec<u8>>>();
+    send_sync::<gevent::sync::Condvar>();
+    send_sync::<gevent::threadpool::JobHandle<Vec<u8>>>();
 }
 
 #[test]

@@ -8,6 +8,12 @@
 //! - `hub/chan_handoff`: ping-pong over two `tokio::sync::mpsc` channels of capacity 1; ns per hand-off.
 //! - `hub/event_set_<n>`: n tasks await one `Notify`; `notify_waiters()` until all have run; ns per waiter.
 //! - `hub/timers_<n>_{mean,p99,cpu}`: n tasks each `tokio::time::sleep` a distinct duration; lateness, CPU.
+//! - `cross/oneshot_xthread`: a task awaits a `oneshot` an OS thread fills (the thread `blocking_recv`s the
+//!   next one the task fills); `cross/chan_xthread`: an OS thread `blocking_send`s into an `mpsc` of 64, a
+//!   task receives; `cross/mutex_uncontended`, `cross/mutex_contended`: tokio's `Mutex` (4 tasks, a
+//!   `yield_now` while holding it). See `bench::names`. These run on a current_thread runtime with its
+//!   I/O driver enabled (`enable_all`), as a runtime serving sockets has it and as every hub has its
+//!   poller: an idle task then parks in epoll, as a hub does (without it, tokio parks on a futex).
 //! - io (`--serve echo|http|https|http-mt2 --port-file F`): a task-per-connection echo server, or hyper 1's
 //!   HTTP/1.1 server (keep-alive, `Hello, World!`, `/work?us=N`) for wrk, plain or over tokio-rustls; on a
 //!   current_thread runtime (`http-mt2`: multi_thread, 2 workers).
@@ -171,6 +177,120 @@ fn handoff(rt: &tokio::runtime::Runtime, o: &Opts) {
         })
     });
     report("hub", names::CHAN_HANDOFF, PEER, "ns_per_op", ns, 2 * ops);
+}
+
+fn cross(rt: &tokio::runtime::Runtime, o: &Opts) {
+    use tokio::sync::oneshot;
+    let ops = o.counts.ops.min(20_000);
+    let setup = || {
+        let mut mine = Vec::with_capacity(ops);
+        let mut theirs = Vec::with_capacity(ops);
+        for _ in 0..ops {
+            let (req_tx, req_rx) = oneshot::channel::<u64>();
+            let (resp_tx, resp_rx) = oneshot::channel::<u64>();
+            mine.push((req_tx, resp_rx));
+            theirs.push((req_rx, resp_tx));
+        }
+        let t = std::thread::spawn(move || {
+            for (req, resp) in theirs {
+                let v = req.blocking_recv().expect("request");
+                let _ = resp.send(v + 1);
+            }
+        });
+        (mine, t)
+    };
+    let ns = bench::time_per_op_setup(o.duration, 2 * ops, setup, |(mine, t)| {
+        rt.block_on(async move {
+            let mut v = 0u64;
+            for (req, resp) in mine {
+                let _ = req.send(bb(v));
+                v = resp.await.expect("response");
+            }
+            bb(v);
+        });
+        t.join().expect("the helper thread");
+    });
+    report(
+        "cross",
+        names::ONESHOT_XTHREAD,
+        PEER,
+        "ns_per_op",
+        ns,
+        2 * ops,
+    );
+
+    let ops = o.counts.ops;
+    let setup = || {
+        let (tx, rx) = mpsc::channel::<u64>(64);
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            let _ = go_rx.recv();
+            for i in 0..ops as u64 {
+                tx.blocking_send(i).expect("send");
+            }
+        });
+        (rx, go_tx, t)
+    };
+    let ns = bench::time_per_op_setup(o.duration, ops, setup, |(mut rx, go, t)| {
+        let _ = go.send(());
+        rt.block_on(async {
+            let mut sum = 0u64;
+            for _ in 0..ops {
+                sum += rx.recv().await.expect("recv");
+            }
+            bb(sum);
+        });
+        t.join().expect("the producer thread");
+    });
+    report("cross", names::CHAN_XTHREAD, PEER, "ns_per_op", ns, ops);
+
+    let m = tokio::sync::Mutex::new(0u64);
+    let ns = time_per_op(o.duration, ops, || {
+        rt.block_on(async {
+            for _ in 0..ops {
+                *bb(&m).lock().await += 1;
+            }
+        })
+    });
+    report(
+        "cross",
+        names::MUTEX_UNCONTENDED,
+        PEER,
+        "ns_per_op",
+        ns,
+        ops,
+    );
+
+    let per = ops / 4;
+    let ns = time_per_op(o.duration, 4 * per, || {
+        rt.block_on(async {
+            let m = Arc::new(tokio::sync::Mutex::new(0u64));
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let m = m.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..per {
+                            let mut g = m.lock().await;
+                            tokio::task::yield_now().await;
+                            *g += 1;
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.await.expect("task");
+            }
+            assert_eq!(*m.lock().await, 4 * per as u64);
+        })
+    });
+    report(
+        "cross",
+        names::MUTEX_CONTENDED,
+        PEER,
+        "ns_per_op",
+        ns,
+        4 * per,
+    );
 }
 
 /// `hub/block_on_local`: two tasks of a `LocalSet` on current_thread ping-pong, each awaiting a
@@ -411,5 +531,14 @@ fn main() {
         block_on_remote(&rt, &o);
         event_set(&rt, &o);
         timers(&o);
+    }
+    if o.wants("cross") {
+        // With its I/O driver, as a runtime that serves sockets has it (and as every hub has its
+        // poller): a task waiting with nothing else to do parks in epoll, as a hub does.
+        let io_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio current_thread runtime with I/O");
+        cross(&io_rt, &o);
     }
 }

@@ -35,7 +35,7 @@ const PEER_ORDER: &[&str] = &[
     "machine",
 ];
 /// Group order in the report.
-const GROUP_ORDER: &[&str] = &["switch", "lifecycle", "hub", "io", "calibration"];
+const GROUP_ORDER: &[&str] = &["switch", "lifecycle", "hub", "io", "cross", "calibration"];
 
 #[derive(Default)]
 struct Cell {
@@ -122,6 +122,10 @@ const ROW_ORDER: &[&str] = &[
     "http",
     "https",
     "work50us",
+    "oneshot_xthread",
+    "chan_xthread",
+    "mutex_uncontended",
+    "mutex_contended",
 ];
 
 /// What each row measures, for the legend under the tables.
@@ -171,6 +175,10 @@ const LEGEND: &[(&str, &str)] = &[
         "N tasks each sleep a distinct duration spread evenly over 0.5 s (quick: 1k over 50 ms); `_mean` / `_p99`: lateness (wake - deadline), us; `_cpu`: process CPU time of the whole run (spawn, sleep, wake, join) per timer",
     ),
     ("echo_<size>_c<conns>", "echo server on loopback (server on core 0, bench/src/bin/loadgen.rs on core 1): wall time per round trip, i.e. latency at c1 and inverse throughput above; `_cpu`: the server's CPU time per round trip; `_p50`/`_p99`: percentiles of the single round trips' latency"),
+    ("oneshot_xthread", "(cross) a task waits on a one-shot an OS thread fills, the thread blocks on the next one the task fills; per hand-off (round trip / 2; crossbeam: two threads; tokio's cross rows run with its I/O driver enabled, as a hub has its poller). Issue 14's bar: ours <= tokio"),
+    ("chan_xthread", "(cross) an OS thread sends into a bounded (64) channel, a task receives (crossbeam: a thread); per message"),
+    ("mutex_uncontended", "(cross) lock + unlock of a lock nobody else wants"),
+    ("mutex_contended", "(cross) 4 tasks on one thread each lock, yield while holding it, unlock; per lock (thread locks cannot be held across a yield: tokio's Mutex only)"),
     ("ours-monkey", "(io column) the project's plain std::net echo server, no gevent type, a greenlet per connection (gevent::spawn_raw), made cooperative by gevent::monkey::patch_all() (bench/src/bin/ours_monkey.rs); issue 5's bar: its CPU per request within 1.3x of `ours` (the `ours / ours-monkey` column is the inverse: >= 0.77x)"),
     ("ours-hyper", "(io column) hyper 1's HTTP/1 server on the project's sockets through the async bridge (gevent::block_on, a greenlet per connection, no tokio; bench/src/ours.rs: serve_hyper), the same service as the tokio column's hyper; issue 12's bar: its CPU per request <= 1.0x hyper on tokio current_thread"),
     ("block_on_local", "the wake round trip of a future: two tasks of one thread ping-pong, each awaiting a flag-and-waker future the other fires (ours: gevent::block_on in two greenlets; tokio: two tasks of a LocalSet on current_thread), per hand-off; issue 12's bar: <= 1.5x `chan_handoff`"),

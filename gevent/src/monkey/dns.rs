@@ -171,7 +171,9 @@ pub unsafe extern "C" fn getaddrinfo(
         let e = unsafe { *libc::__errno_location() };
         (rc, e, AiList(out))
     };
-    match park(Intr::Never, || crate::threadpool::default_pool().spawn(job)) {
+    match park(Intr::Never, || {
+        crate::threadpool::default_pool().spawn(job).join()
+    }) {
         Ok(Ok((rc, e, mut list))) => {
             // SAFETY: `res` is valid for writes per the C contract; ownership passes to the caller.
             unsafe { *res = std::mem::replace(&mut list.0, std::ptr::null_mut()) };
@@ -244,7 +246,9 @@ pub unsafe extern "C" fn getnameinfo(
         let e = unsafe { *libc::__errno_location() };
         (rc, e, h, s)
     };
-    match park(Intr::Never, || crate::threadpool::default_pool().spawn(job)) {
+    match park(Intr::Never, || {
+        crate::threadpool::default_pool().spawn(job).join()
+    }) {
         Ok(Ok((rc, e, h, s))) => {
             // SAFETY: the caller's buffers, of exactly these lengths per the C contract.
             unsafe {
@@ -330,7 +334,9 @@ pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut hostent {
             return (!out.is_null()).then_some(b).ok_or(herr);
         }
     };
-    match park(Intr::Never, || crate::threadpool::default_pool().spawn(job)) {
+    match park(Intr::Never, || {
+        crate::threadpool::default_pool().spawn(job).join()
+    }) {
         Ok(Ok(Ok(b))) => HOSTS.with(|h| {
             let mut h = h.borrow_mut();
             if h.len() >= 16 {

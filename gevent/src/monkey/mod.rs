@@ -128,6 +128,8 @@
 //! functions other than `syscall` (`fcntl`, `ioctl`: not needed, see above) are not interposed. A
 //! greenlet that blocks in one freezes its thread's hub; [`crate::monitor`] reports it with its
 //! name and backtrace.
+//! For data shared across switches, [`crate::sync`]'s `Mutex`, `RwLock` and `Condvar` park the
+//! greenlet on any build (with or without this module) and also work across hubs.
 //!
 //! # Kills, timeouts and signals in hooked calls
 //! A kill or [`Timeout`](crate::Timeout) cannot unwind through a C caller (the hook's caller may be

@@ -253,9 +253,12 @@ pub fn resolve<A>(addr: A) -> io::Result<Vec<SocketAddr>>
 where
     A: std::net::ToSocketAddrs + Send + 'static,
 {
-    match crate::threadpool::default_pool().spawn(move || {
-        std::net::ToSocketAddrs::to_socket_addrs(&addr).map(|it| it.collect::<Vec<_>>())
-    }) {
+    match crate::threadpool::default_pool()
+        .spawn(move || {
+            std::net::ToSocketAddrs::to_socket_addrs(&addr).map(|it| it.collect::<Vec<_>>())
+        })
+        .join()
+    {
         Ok(r) => r,
         Err(p) => std::panic::resume_unwind(p),
     }
