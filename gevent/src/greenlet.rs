@@ -166,6 +166,26 @@ fn drop_value<T>(v: T) {
     }
 }
 
+/// The bound of [`Greenlet::get`], [`Greenlet::value`] and [`Greenlet::peek`]: `Clone`, under a
+/// name whose compiler error points to [`Greenlet::join_result`] (which moves a result that is not
+/// `Clone` out). Implemented for every `Clone` type.
+///
+/// ```compile_fail
+/// struct Conn; // not Clone
+/// let g = gevent::spawn(|| Conn);
+/// // error: `Conn` is not `Clone`, which `Greenlet::get`/`value`/`peek` need: use
+/// // `Greenlet::join_result()` (moves the result out, like `JoinHandle::join`) or `take_result()`
+/// let _ = g.get();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not `Clone`, which `Greenlet::get`/`value`/`peek` need: use `Greenlet::join_result()` (moves the result out, like `JoinHandle::join`) or `take_result()`",
+    label = "`{Self}` is not `Clone`: use `join_result()` or `take_result()` here",
+    note = "`Greenlet::join_result(self) -> Result<T, GetError>` waits and moves the value out"
+)]
+pub trait CloneResult: Clone {}
+
+impl<T: Clone> CloneResult for T {}
+
 /// Why [`Greenlet::get`] has no value to give.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -538,13 +558,19 @@ impl<T: 'static> Greenlet<T> {
         crate::wait::wait_with_deadline(&w, deadline)
     }
 
-    /// Waits for the result (gevent's `get()`).
+    /// Waits for the result (gevent's `get()`), a clone of it: every handle can `get` it again.
+    /// For a result that is not `Clone` (`io::Result<Output>`, a connection), use
+    /// [`Greenlet::join_result`], which moves it out.
     ///
     /// # Errors
     /// [`GetError::Panicked`] with the panic message, [`GetError::Killed`], or [`GetError::LoopExit`].
+    ///
+    /// # Cancel safety
+    /// As [`Greenlet::join`].
+    #[doc(alias = "join_result")]
     pub fn get(&self) -> Result<T, GetError>
     where
-        T: Clone,
+        T: CloneResult,
     {
         if self.join_deadline(None).is_err() {
             return Err(GetError::LoopExit);
@@ -558,7 +584,7 @@ impl<T: 'static> Greenlet<T> {
     /// As [`Greenlet::get`], and [`GetError::NotReady`] at the timeout.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError>
     where
-        T: Clone,
+        T: CloneResult,
     {
         if self.join_deadline(Some(Instant::now() + timeout)).is_err() {
             return Err(GetError::LoopExit);
@@ -572,7 +598,7 @@ impl<T: 'static> Greenlet<T> {
     /// [`GetError::NotReady`] if it has not finished, otherwise as [`Greenlet::get`].
     pub fn peek(&self) -> Result<T, GetError>
     where
-        T: Clone,
+        T: CloneResult,
     {
         match &*self.st.outcome.borrow() {
             None => Err(GetError::NotReady),
@@ -583,9 +609,61 @@ impl<T: 'static> Greenlet<T> {
         }
     }
 
+    /// Waits for the greenlet and moves its result out: the Rust shape of gevent's `get()`, like
+    /// [`std::thread::JoinHandle::join`], for results that are not `Clone`.
+    ///
+    /// Named after `join` (it waits like [`Greenlet::join`]) and what it gives back. It consumes
+    /// this handle because the value leaves the greenlet: other handles then see
+    /// [`GetError::Taken`] from [`Greenlet::get`] (`None` from [`Greenlet::value`]), while
+    /// `ready`, `successful` and `exception` still tell how it ended.
+    ///
+    /// # Examples
+    /// ```
+    /// struct Conn(u32); // not Clone
+    /// let g = gevent::spawn(|| Conn(7));
+    /// let conn = g.join_result().unwrap();
+    /// assert_eq!(conn.0, 7);
+    ///
+    /// let g = gevent::spawn(|| -> Conn { panic!("refused") });
+    /// assert!(matches!(g.join_result(), Err(gevent::GetError::Panicked(f)) if f.message() == "refused"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`GetError::Panicked`] with the panic message, [`GetError::Killed`], [`GetError::Taken`]
+    /// if another handle took the value, or [`GetError::LoopExit`].
+    ///
+    /// # Cancel safety
+    /// As [`Greenlet::join`]: a kill or Timeout landing here unwinds out of it and the value stays
+    /// in the greenlet (for another handle).
+    pub fn join_result(self) -> Result<T, GetError> {
+        if self.join_deadline(None).is_err() {
+            return Err(GetError::LoopExit);
+        }
+        self.take_result()
+    }
+
+    /// Moves the result out without waiting: [`Greenlet::peek`] for results that are not `Clone`.
+    ///
+    /// # Errors
+    /// [`GetError::NotReady`] if it has not finished, otherwise as [`Greenlet::join_result`].
+    pub fn take_result(&self) -> Result<T, GetError> {
+        let mut o = self.st.outcome.borrow_mut();
+        match &*o {
+            None => Err(GetError::NotReady),
+            Some(Outcome::Value(_)) => match o.replace(Outcome::Taken) {
+                Some(Outcome::Value(v)) => Ok(v),
+                _ => unreachable!("checked just above"),
+            },
+            Some(Outcome::Panicked(f)) => Err(GetError::Panicked(f.clone())),
+            Some(Outcome::Killed) => Err(GetError::Killed),
+            Some(Outcome::Taken) => Err(GetError::Taken),
+        }
+    }
+
     /// Takes the value out, for values that are not `Clone`. Returns `None` if it has not finished
     /// successfully or the value was already taken; afterwards [`Greenlet::get`] and
-    /// [`Greenlet::value`] report [`GetError::Taken`] / `None`.
+    /// [`Greenlet::value`] report [`GetError::Taken`] / `None`. [`Greenlet::take_result`] and
+    /// [`Greenlet::join_result`] also say why there is no value.
     pub fn take_value(&self) -> Option<T> {
         let mut o = self.st.outcome.borrow_mut();
         if matches!(&*o, Some(Outcome::Value(_))) {
@@ -599,7 +677,7 @@ impl<T: 'static> Greenlet<T> {
     /// The value once finished successfully (gevent's `g.value`), else `None`.
     pub fn value(&self) -> Option<T>
     where
-        T: Clone,
+        T: CloneResult,
     {
         self.peek().ok()
     }

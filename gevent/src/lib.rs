@@ -75,7 +75,7 @@ pub mod util;
 mod wait;
 
 pub use crate::greenlet::{
-    spawn, spawn_later, spawn_raw, Failure, GetError, Greenlet, LinkId, Waitable,
+    spawn, spawn_later, spawn_raw, CloneResult, Failure, GetError, Greenlet, LinkId, Waitable,
 };
 pub use crate::hub::{get_hub, HubHandle, LoopExit, Waiter};
 pub use crate::os::{fork, reinit};

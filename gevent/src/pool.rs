@@ -43,14 +43,7 @@ struct GroupCore {
 
 /// Takes `g`'s outcome out (for values that are not `Clone`).
 fn outcome<T: 'static>(g: &Greenlet<T>) -> Result<T, GetError> {
-    if let Some(v) = g.take_value() {
-        return Ok(v);
-    }
-    match g.exception() {
-        Some(f) => Err(GetError::Panicked(f)),
-        None if g.ready() => Err(GetError::Killed),
-        None => Err(GetError::NotReady),
-    }
+    g.take_result()
 }
 
 /// A set of greenlets, each removed when it finishes (gevent's `Group`).
