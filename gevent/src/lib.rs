@@ -49,8 +49,17 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
+pub mod context;
 pub mod event;
-pub mod greenlet;
+mod greenlet;
+/// gevent's `Greenlet` and what goes with it (gevent's `gevent.greenlet`): [`Greenlet`], the
+/// greenlet's own handle [`greenlets::current`](crate::greenlets::current), [`describe_panic`](greenlets::describe_panic).
+///
+/// Named `greenlets`, not `greenlet`, so that `use gevent::*` leaves the `greenlet` crate's paths
+/// alone (`greenlet::Builder`, `greenlet::Greenlet`).
+pub mod greenlets {
+    pub use crate::greenlet::*;
+}
 pub mod hub;
 pub mod io;
 pub mod local;
@@ -75,14 +84,19 @@ pub mod util;
 mod wait;
 
 pub use crate::greenlet::{
-    spawn, spawn_later, spawn_raw, CloneResult, Failure, GetError, Greenlet, LinkId, Waitable,
+    spawn, spawn_later, spawn_raw, CloneResult, Failure, GetError, Greenlet, GreenletRef, LinkId,
+    Waitable,
 };
 pub use crate::hub::{get_hub, HubHandle, LoopExit, Waiter};
 pub use crate::os::{fork, reinit};
 pub use crate::timeout::{with_timeout, Timeout, TimeoutError};
 pub use crate::wait::{idle, iwait, joinall, joinall_timeout, killall, sleep, wait};
 
-/// The running greenlet (the thread's main greenlet outside any other).
+/// The running greenlet, the low-level one (the thread's main greenlet outside any other).
+///
+/// Inside a gevent greenlet its `name()` is the gevent name (`Greenlet-N`, or what
+/// [`Greenlet::set_name`] set). For the gevent object itself (name, kill, links), see
+/// [`greenlets::current`].
 pub fn getcurrent() -> ::greenlet::Greenlet {
     ::greenlet::getcurrent()
 }

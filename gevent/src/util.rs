@@ -49,8 +49,21 @@ pub(crate) enum Phase {
 }
 
 /// Implemented by the state of every gevent greenlet, whatever its result type.
-pub(crate) trait Tracked {
+pub(crate) trait Tracked: crate::greenlet::Erased {
     fn snapshot(&self) -> Snapshot;
+}
+
+/// The greenlet registered in `slot`, if it is still alive (what `greenlets::current` finds
+/// from the raw greenlet's tag).
+pub(crate) fn lookup(slot: u32) -> Option<std::rc::Rc<dyn crate::greenlet::Erased>> {
+    REGISTRY
+        .try_with(|r| {
+            let r = r.try_borrow().ok()?;
+            let g = r.slots.get(slot as usize)?.as_ref()?.upgrade()?;
+            Some(g as std::rc::Rc<dyn crate::greenlet::Erased>)
+        })
+        .ok()
+        .flatten()
 }
 
 /// This thread's gevent greenlets: a slab of weak references, indexed by the slot each greenlet

@@ -109,6 +109,8 @@ pub(crate) struct Inner {
     canary: usize,
     state: Cell<State>,
     is_main: bool,
+    /// A number the scheduler attaches ([`Greenlet::set_tag`]); it fits in padding.
+    tag: Cell<u32>,
     id: u64,
     /// `None` only for the main greenlet.
     parent: RefCell<Option<Greenlet>>,
@@ -260,6 +262,7 @@ fn init_main() -> *const Inner {
         id: 0,
         state: Cell::new(State::Started),
         is_main: true,
+        tag: Cell::new(0),
         parent: RefCell::new(None),
         run: Cell::new(None),
         sp: Cell::new(0),
@@ -421,6 +424,7 @@ impl Builder {
             id: next_id(),
             state: Cell::new(State::Unstarted),
             is_main: false,
+            tag: Cell::new(0),
             parent: RefCell::new(Some(parent)),
             run: Cell::new(run),
             sp: Cell::new(sp),
@@ -1011,6 +1015,26 @@ impl Greenlet {
         let new = Name::Owned(name.into().into_boxed_str());
         // The old name is dropped after the borrow ends.
         drop(self.0.name.replace(new));
+    }
+
+    /// The number a scheduler attached with [`Greenlet::set_tag`] (0 until then): how gevent finds
+    /// its own object for the running greenlet. Costs nothing (it sits in padding).
+    pub fn tag(&self) -> u32 {
+        self.0.tag.get()
+    }
+
+    /// Attaches a number to the greenlet, for the scheduler that runs it (an index into its own
+    /// table, say); read back with [`Greenlet::tag`].
+    ///
+    /// # Examples
+    /// ```
+    /// let g = greenlet::Greenlet::new(|v| v);
+    /// assert_eq!(g.tag(), 0);
+    /// g.set_tag(7);
+    /// assert_eq!(g.tag(), 7);
+    /// ```
+    pub fn set_tag(&self, tag: u32) {
+        self.0.tag.set(tag);
     }
 
     /// Whether two handles name the same greenlet.
