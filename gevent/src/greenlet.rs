@@ -114,7 +114,7 @@ struct PayloadName {
 /// type), looked up only when a greenlet fails.
 static PAYLOAD_NAMES: std::sync::Mutex<Vec<PayloadName>> = std::sync::Mutex::new(Vec::new());
 
-fn name_payload_type<P: Any>(show: Option<fn(&(dyn Any + Send)) -> String>) {
+pub(crate) fn name_payload_type<P: Any>(show: Option<fn(&(dyn Any + Send)) -> String>) {
     let id = std::any::TypeId::of::<P>();
     let mut names = PAYLOAD_NAMES.lock().unwrap_or_else(|e| e.into_inner());
     match names.iter_mut().find(|n| n.id == id) {
@@ -240,7 +240,7 @@ enum LinkKind {
 
 /// Identifies a link, for [`Greenlet::unlink`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct LinkId(u64);
+pub struct LinkId(pub(crate) u64);
 
 type LinkFn<T> = Box<dyn FnOnce(&Greenlet<T>)>;
 
@@ -722,6 +722,18 @@ impl<T: 'static> Greenlet<T> {
         None
     }
 
+    /// Calls `f` with a reference to the value, if it finished successfully and the value is
+    /// still there.
+    pub(crate) fn with_value(&self, f: impl FnOnce(&T)) -> bool {
+        match &*self.st.outcome.borrow() {
+            Some(Outcome::Value(v)) => {
+                f(v);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The value once finished successfully (gevent's `g.value`), else `None`.
     pub fn value(&self) -> Option<T>
     where
@@ -1176,6 +1188,9 @@ impl Waitable for GreenletRef {
     fn unsubscribe(&self, w: &Rc<Waiter>) {
         self.st.joiners().borrow_mut().retain(|j| !Rc::ptr_eq(j, w));
     }
+    fn failure(&self) -> Option<Failure> {
+        self.exception()
+    }
 }
 
 /// The running greenlet's gevent object, as gevent's `getcurrent()` gives it inside a greenlet:
@@ -1229,6 +1244,11 @@ pub trait Waitable {
     fn subscribe(&self, w: &Rc<Waiter>);
     /// Removes `w` (registered with `subscribe`), if still there.
     fn unsubscribe(&self, w: &Rc<Waiter>);
+    /// How it failed, once ready, if it did (for `JoinAll::raise_error`): a greenlet's panic, an
+    /// `AsyncResult`'s exception. `None` by default.
+    fn failure(&self) -> Option<Failure> {
+        None
+    }
 }
 
 impl<T: 'static> Waitable for Greenlet<T> {
@@ -1240,5 +1260,8 @@ impl<T: 'static> Waitable for Greenlet<T> {
     }
     fn unsubscribe(&self, w: &Rc<Waiter>) {
         self.st.joiners.borrow_mut().retain(|j| !Rc::ptr_eq(j, w));
+    }
+    fn failure(&self) -> Option<Failure> {
+        self.exception()
     }
 }

@@ -26,7 +26,9 @@
 //! ```
 //!
 //! # What lives where (as in gevent)
-//! - [`spawn`], [`Greenlet`], [`joinall`], [`sleep`], [`Timeout`]: this page.
+//! - [`spawn`], [`Greenlet`], [`joinall`] ([`JoinAll`]), [`wait_all`], [`sleep`], [`Timeout`]: this
+//!   page; [`greenlets`] (a greenlet's own handle: [`greenlets::current`]); [`context`] (values
+//!   inherited by spawned greenlets).
 //! - [`hub`]: the loop; [`event`], [`queue`], [`lock`], [`pool`], [`local`]: synchronisation.
 //! - [`net`] (TCP, UDP, Unix sockets shaped like `std::net`), [`server`] (`StreamServer`,
 //!   `DatagramServer`), [`io`] (`wait_read`/`wait_write` for any fd), [`select`]: cooperative I/O.
@@ -53,7 +55,7 @@ pub mod context;
 pub mod event;
 mod greenlet;
 /// gevent's `Greenlet` and what goes with it (gevent's `gevent.greenlet`): [`Greenlet`], the
-/// greenlet's own handle [`greenlets::current`](crate::greenlets::current), [`describe_panic`](greenlets::describe_panic).
+/// greenlet's own handle [`greenlets::current`], [`greenlets::describe_panic`].
 ///
 /// Named `greenlets`, not `greenlet`, so that `use gevent::*` leaves the `greenlet` crate's paths
 /// alone (`greenlet::Builder`, `greenlet::Greenlet`).
@@ -89,8 +91,13 @@ pub use crate::greenlet::{
 };
 pub use crate::hub::{get_hub, HubHandle, LoopExit, Waiter};
 pub use crate::os::{fork, reinit};
-pub use crate::timeout::{with_timeout, Timeout, TimeoutError};
-pub use crate::wait::{idle, iwait, joinall, joinall_timeout, killall, sleep, wait};
+pub use crate::timeout::{
+    with_timeout, with_timeout_or, with_timeout_silent, Timeout, TimeoutError,
+};
+pub use crate::wait::{
+    idle, iwait, joinall, joinall_timeout, killall, killall_nowait, killall_timeout, sleep, wait,
+    wait_all, JoinAll,
+};
 
 /// The running greenlet, the low-level one (the thread's main greenlet outside any other).
 ///

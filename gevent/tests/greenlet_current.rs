@@ -85,7 +85,7 @@ fn current_renames_itself_and_links_from_inside() {
 fn current_kill_and_throw_from_inside() {
     // test_wait_error: `getcurrent().throw(ExpectedError(...))` from inside fails the greenlet.
     #[derive(Debug)]
-    struct ExpectedError(&'static str);
+    struct ExpectedError(#[allow(dead_code)] &'static str);
     let g = spawn(|| {
         greenlets::current()
             .unwrap()
