@@ -98,6 +98,8 @@ pub struct Hub {
     idle: RefCell<VecDeque<Rc<Waiter>>>,
     /// The [`fork_generation`] that `poll` and `remote` belong to (see the module docs: fork).
     forks: Cell<u64>,
+    /// What the blocking watchdog reads (see `watchdog`): a store per ready entry run.
+    watch: crate::watchdog::HubWatch,
 }
 
 /// What other threads share with a hub.
@@ -224,6 +226,7 @@ impl Hub {
             turns_without_poll: Cell::new(0),
             idle: RefCell::new(VecDeque::new()),
             forks: Cell::new(forks),
+            watch: crate::watchdog::HubWatch::new(),
         }))
     }
 
@@ -310,6 +313,7 @@ impl Hub {
     /// One turn of the loop. Returns false when nothing can ever happen again.
     fn turn(&self) -> bool {
         // 1. The ready queue, as it stands now (with a time budget while timers wait).
+        self.watch.running();
         let n = self.ready.borrow().len();
         // Timers may appear while the queue runs (greenlets starting and going to sleep).
         let start = (n > CHECK_EVERY).then(Instant::now);
@@ -324,6 +328,7 @@ impl Hub {
                 }
             }
             let entry = self.ready.borrow_mut().pop_front();
+            self.watch.tick();
             match entry {
                 Some(Ready::Wake(w)) => w.resume(),
                 Some(Ready::Call(f)) => run_guarded(f),
@@ -364,6 +369,7 @@ impl Hub {
         } else if self.remote_nonempty() {
             Some(Duration::ZERO)
         } else {
+            self.watch.empty();
             return false;
         };
         self.turns_without_poll.set(0);
@@ -372,7 +378,9 @@ impl Hub {
         } else {
             trim_stacks_before_sleep(timeout)
         };
+        self.watch.polling();
         self.poll_io(timeout);
+        self.watch.running();
         if let Some(f) = AFTER_POLL.get() {
             f();
         }

@@ -39,6 +39,15 @@
 //! - `monkey` (cargo feature `monkey`): `patch_all()` makes std's and C libraries' blocking calls
 //!   cooperative.
 //!
+//! # The blocking detector
+//! A greenlet that keeps its hub from turning (a long computation, a blocking call gevent does not
+//! hook, a std `Mutex` held across a switch) freezes every other greenlet of that thread. In debug
+//! builds a watchdog thread reports it on stderr, with the greenlet's name and backtrace, once it
+//! has kept the hub for 1 s, without any call. In release builds it is off unless the environment
+//! variable `GEVENT_MONITOR_THREAD_ENABLE=1` is set (threshold 0.1 s); `=0` turns it off in any
+//! build, and `GEVENT_MAX_BLOCKING_TIME=<seconds>` sets the threshold (gevent's names). It costs
+//! the hub a plain store per greenlet it resumes. For reports handed to code, see [`monitor`].
+//!
 //! # Ground rules
 //! - One hub per OS thread, created on first use; greenlets and everything here are `!Send`, and
 //!   stay on the thread that made them. Other threads reach a hub through a [`HubHandle`].
@@ -84,6 +93,7 @@ pub mod threadpool;
 mod timeout;
 pub mod util;
 mod wait;
+mod watchdog;
 
 pub use crate::greenlet::{
     spawn, spawn_later, spawn_raw, CloneResult, Failure, GetError, Greenlet, GreenletRef, LinkId,

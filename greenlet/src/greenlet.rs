@@ -1126,3 +1126,44 @@ pub(crate) unsafe fn current_fault_context<R>(
     let inner = unsafe { &*p };
     inner.bounds.as_ref().map(|b| f(b, &DisplayName(inner)))
 }
+
+/// Writes the running greenlet's name into `out` (truncated to fit) and returns how many bytes it
+/// wrote: `main` for the main greenlet. Async-signal-safe: no allocation and no lock, so a signal
+/// handler on this thread may call it (a watchdog naming a thread's blocked greenlet); if the
+/// signal interrupted a rename, the name reads as `greenlet-<id>`.
+///
+/// # Examples
+/// ```
+/// let g = greenlet::Builder::new()
+///     .name("worker")
+///     .build(|_| {
+///         let mut buf = [0u8; 32];
+///         let n = greenlet::greenlet::current_name_into(&mut buf);
+///         greenlet::Value::new(String::from_utf8_lossy(&buf[..n]).into_owned())
+///     })
+///     .unwrap();
+/// assert_eq!(g.switch(()).take::<String>(), "worker");
+/// ```
+pub fn current_name_into(out: &mut [u8]) -> usize {
+    struct Buf<'a>(&'a mut [u8], usize);
+    impl fmt::Write for Buf<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let room = self.0.len() - self.1;
+            let n = s.len().min(room);
+            self.0[self.1..self.1 + n].copy_from_slice(&s.as_bytes()[..n]);
+            self.1 += n;
+            Ok(())
+        }
+    }
+    let mut buf = Buf(out, 0);
+    let p = CURRENT.try_with(Cell::get).unwrap_or(ptr::null());
+    if p.is_null() {
+        let _ = fmt::Write::write_str(&mut buf, "main");
+    } else {
+        // SAFETY: non-null CURRENT points at a live greenlet of this thread (module invariant),
+        // which this thread keeps alive while it runs.
+        let inner = unsafe { &*p };
+        let _ = fmt::Write::write_fmt(&mut buf, format_args!("{}", DisplayName(inner)));
+    }
+    buf.1
+}
