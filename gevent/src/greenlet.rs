@@ -261,6 +261,8 @@ struct State<T: 'static> {
     registry_slot: u32,
     /// Whether its function began to run (`started()` stays false for one killed before that).
     ran: Cell<bool>,
+    /// When it finished, in this thread's order of greenlet deaths (0 while alive).
+    finish_order: Cell<u64>,
     /// Its context (see [`crate::context`]): the spawner's, shared, unless it sets its own.
     context: RefCell<Option<Rc<Context>>>,
 }
@@ -273,6 +275,8 @@ pub(crate) struct Context {
 }
 
 thread_local! {
+    /// Greenlets of this thread that have finished (their `finish_order`).
+    static FINISHED: Cell<u64> = const { Cell::new(0) };
     /// Whether any context value was ever set on this thread: until then a spawn does not look
     /// for its spawner's context (one thread-local read).
     pub(crate) static CONTEXT_USED: Cell<bool> = const { Cell::new(false) };
@@ -410,6 +414,7 @@ impl<T: 'static> Greenlet<T> {
                 start_timer: Cell::new(None),
                 registry_slot,
                 ran: Cell::new(false),
+                finish_order: Cell::new(0),
                 context: RefCell::new(if CONTEXT_USED.with(Cell::get) {
                     current_context()
                 } else {
@@ -518,6 +523,10 @@ impl<T: 'static> Greenlet<T> {
     /// Records the outcome, marks the greenlet dead and queues the notification of links and joiners.
     fn finish(&self, outcome: Outcome<T>) {
         *self.st.outcome.borrow_mut() = Some(outcome);
+        self.st.finish_order.set(FINISHED.with(|n| {
+            n.set(n.get() + 1);
+            n.get()
+        }));
         self.st.phase.set(Phase::Dead);
         // Dropping our handle to the raw greenlet is fine even while running on it: its resumer holds one.
         self.st.raw.borrow_mut().take();
@@ -1249,6 +1258,11 @@ pub trait Waitable {
     fn failure(&self) -> Option<Failure> {
         None
     }
+    /// For greenlets, a number that orders their deaths on this thread (so that `JoinAll` can
+    /// tell which of several finished first); `None` by default.
+    fn finish_order(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<T: 'static> Waitable for Greenlet<T> {
@@ -1263,5 +1277,8 @@ impl<T: 'static> Waitable for Greenlet<T> {
     }
     fn failure(&self) -> Option<Failure> {
         self.exception()
+    }
+    fn finish_order(&self) -> Option<u64> {
+        self.ready().then(|| self.st.finish_order.get())
     }
 }

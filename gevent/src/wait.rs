@@ -145,18 +145,22 @@ impl JoinAll {
         let deadline = self.timeout.map(|t| Instant::now() + t);
         let mut seen = vec![false; items.len()];
         loop {
-            for (i, it) in items.iter().enumerate() {
-                if !seen[i] && it.is_ready() {
-                    seen[i] = true;
-                    if self.raise_error {
-                        if let Some(f) = it.failure() {
-                            return Err(f);
-                        }
+            // The newly finished, in the order they finished (greenlets know it; others, and
+            // ties, in the order given).
+            let mut ready: Vec<usize> = (0..items.len())
+                .filter(|&i| !seen[i] && items[i].is_ready())
+                .collect();
+            ready.sort_by_key(|&i| (items[i].finish_order().unwrap_or(u64::MAX), i));
+            for i in ready {
+                seen[i] = true;
+                if self.raise_error {
+                    if let Some(f) = items[i].failure() {
+                        return Err(f);
                     }
-                    done.push(*it);
-                    if done.len() >= want {
-                        return Ok(done);
-                    }
+                }
+                done.push(items[i]);
+                if done.len() >= want {
+                    return Ok(done);
                 }
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {

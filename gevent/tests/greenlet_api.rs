@@ -57,6 +57,11 @@ fn joinall_raise_error_earliest_failure_first() {
     let e = JoinAll::new().raise_error().run([&a, &b]).unwrap_err();
     assert_eq!(e.message(), "second");
     gevent::joinall([&a, &b]);
+    // Both dead before the call: still the one that died first, not the first given.
+    let e = JoinAll::new().raise_error().run([&a, &b]).unwrap_err();
+    assert_eq!(e.message(), "second");
+    let done = JoinAll::new().run([&a, &b]).unwrap();
+    assert!(std::ptr::eq(done[0], &b) && std::ptr::eq(done[1], &a));
 }
 
 /// TestStuff.test_joinall_count_raise_error: without raise_error, count still works, and the
