@@ -300,10 +300,25 @@ extern "C" fn on_signal(_: libc::c_int) {
     unsafe { *libc::__errno_location() = errno };
 }
 
-/// Installs the handler of [`SIGNAL`] (once per process).
+type SigactionFn =
+    unsafe extern "C" fn(libc::c_int, *const libc::sigaction, *mut libc::sigaction) -> libc::c_int;
+
+/// Installs the handler of [`SIGNAL`] (once per process), with the C library's own `sigaction`:
+/// `monkey` interposes `sigaction` to make signals interrupt hooked calls, and this signal must
+/// not (it would end other greenlets' hooked sleeps and polls with `EINTR`, and give every thread
+/// an eventfd for it).
 pub(crate) fn install_handler() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
+        // SAFETY: dlsym with a valid NUL-terminated name; RTLD_NEXT skips this executable's own
+        // (interposed) definition.
+        let next = unsafe { libc::dlsym(libc::RTLD_NEXT, c"sigaction".as_ptr()) };
+        let real: SigactionFn = if next.is_null() {
+            libc::sigaction
+        } else {
+            // SAFETY: the C library's `sigaction`, whose signature this is.
+            unsafe { std::mem::transmute::<*mut libc::c_void, SigactionFn>(next) }
+        };
         // SAFETY: a zeroed sigaction is a valid starting value; the handler is an `extern "C"`
         // fn(c_int) that only touches atomics, the unwinder and the current greenlet's name (see
         // `on_signal`).
@@ -312,7 +327,7 @@ pub(crate) fn install_handler() {
             sa.sa_sigaction = on_signal as *const () as usize;
             sa.sa_flags = libc::SA_RESTART;
             libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(signal(), &sa, std::ptr::null_mut());
+            real(signal(), &sa, std::ptr::null_mut());
         }
     });
 }
