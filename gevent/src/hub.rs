@@ -313,7 +313,6 @@ impl Hub {
     /// One turn of the loop. Returns false when nothing can ever happen again.
     fn turn(&self) -> bool {
         // 1. The ready queue, as it stands now (with a time budget while timers wait).
-        self.watch.running();
         let n = self.ready.borrow().len();
         // Timers may appear while the queue runs (greenlets starting and going to sleep).
         let start = (n > CHECK_EVERY).then(Instant::now);
@@ -519,6 +518,8 @@ pub(crate) fn drop_payload(mut p: Box<dyn std::any::Any + Send>) {
 fn run_loop() {
     let hub = get_hub();
     loop {
+        // Something is scheduled (the watchdog watches the hub from here on).
+        hub.watch.running();
         while hub.turn() {}
         // Nothing can wake anyone: tell the main greenlet (gevent throws LoopExit into hub.parent).
         let main = hub.greenlet.parent().expect("the hub has a parent");

@@ -12,7 +12,7 @@
 //! # What it costs
 //! Each hub owns a [`HubWatch`]: the hub bumps a counter (a plain store, not a locked
 //! instruction) for each entry of its ready queue it runs, and stores its state (running, asleep
-//! in the poller, nothing left to do) once per turn and around each poll. Nothing is done on
+//! in the poller, nothing left to do) around each poll and when its loop starts or empties. Nothing is done on
 //! greenlet switches that do not go through the hub, nothing allocates. One watchdog thread for
 //! the whole process, started with the first hub, wakes every quarter threshold and reads those
 //! atomics.
@@ -105,7 +105,7 @@ impl HubWatch {
         }
     }
 
-    /// The hub begins a turn.
+    /// The hub runs with something scheduled: it starts its loop, or a poll returned.
     #[inline(always)]
     pub(crate) fn running(&self) {
         self.set(RUNNING);
