@@ -28,6 +28,81 @@ use std::time::{Duration, Instant};
 
 pub mod ours;
 
+/// The minimal futures the `block_on_*` rows wait on, the same for every executor: a flag and a
+/// waker, so the rows measure the executor's park and wake, not a channel's own bookkeeping.
+pub mod signal {
+    use std::cell::{Cell, RefCell};
+    use std::future::Future;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Poll, Waker};
+
+    /// One thread: `fire` sets the flag and wakes the waiting task.
+    #[derive(Default)]
+    pub struct LocalSignal {
+        set: Cell<bool>,
+        waker: RefCell<Option<Waker>>,
+    }
+
+    impl LocalSignal {
+        /// Sets the flag and wakes the waiter, if any.
+        pub fn fire(&self) {
+            self.set.set(true);
+            let w = self.waker.borrow_mut().take();
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+
+        /// Completes once the flag is set (and clears it).
+        pub fn wait(&self) -> impl Future<Output = ()> + '_ {
+            std::future::poll_fn(move |cx| {
+                if self.set.replace(false) {
+                    return Poll::Ready(());
+                }
+                let mut w = self.waker.borrow_mut();
+                match &*w {
+                    Some(old) if old.will_wake(cx.waker()) => {}
+                    _ => *w = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            })
+        }
+    }
+
+    /// Any thread may `fire` it.
+    #[derive(Default, Clone)]
+    pub struct SharedSignal(Arc<Mutex<(bool, Option<Waker>)>>);
+
+    impl SharedSignal {
+        /// Sets the flag and wakes the waiter, if any (outside the lock).
+        pub fn fire(&self) {
+            let w = {
+                let mut g = self.0.lock().expect("signal");
+                g.0 = true;
+                g.1.take()
+            };
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+
+        /// Completes once the flag is set (and clears it).
+        pub fn wait(&self) -> impl Future<Output = ()> + '_ {
+            std::future::poll_fn(move |cx| {
+                let mut g = self.0.lock().expect("signal");
+                if std::mem::take(&mut g.0) {
+                    return Poll::Ready(());
+                }
+                match &g.1 {
+                    Some(old) if old.will_wake(cx.waker()) => {}
+                    _ => g.1 = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            })
+        }
+    }
+}
+
 /// Canonical measurement names, shared by every peer (the Go and Python peers spell the same strings).
 pub mod names {
     /// group `switch`: one A->B->A round trip (resume + suspend, or two `switch` calls), ns.
@@ -49,6 +124,14 @@ pub mod names {
     pub const SLEEP0_X100: &str = "sleep0_x100";
     /// group `hub`: channel ping-pong between two tasks, ns per hand-off (half a round trip).
     pub const CHAN_HANDOFF: &str = "chan_handoff";
+    /// group `hub`: the wake round trip of a future: two tasks of one thread ping-pong, each
+    /// awaiting a [`super::signal::LocalSignal`] the other fires (ours: both in `gevent::block_on`;
+    /// tokio: two tasks of a `LocalSet` on current_thread), ns per hand-off (half a round trip).
+    pub const BLOCK_ON_LOCAL: &str = "block_on_local";
+    /// group `hub`: the same with the waker called from another OS thread: a request goes to the
+    /// thread over a std channel, it fires a [`super::signal::SharedSignal`] the task awaits (ours:
+    /// the wake crosses the hub's remote channel; tokio: current_thread `block_on`), ns per round trip.
+    pub const BLOCK_ON_REMOTE: &str = "block_on_remote";
     /// group `hub`: set an event that N tasks wait on, until all have run, ns per waiter. Suffixed by the count.
     pub const EVENT_SET: &str = "event_set";
     /// group `hub`: N tasks each sleep a distinct duration spread over [`super::Counts::timer_spread_ms`];
@@ -152,6 +235,36 @@ pub struct Serve {
     pub kind: String,
     /// Where to write the bound port.
     pub port_file: std::path::PathBuf,
+}
+
+/// A self-signed certificate for `localhost` / `127.0.0.1` (ECDSA P-256, rcgen's default) and its key,
+/// DER (the key PKCS#8), made afresh: the HTTPS rows' servers each make one at start.
+///
+/// # Panics
+/// If rcgen fails (it does not for these names).
+pub fn self_signed() -> (Vec<u8>, Vec<u8>) {
+    let c =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("a self-signed certificate");
+    (c.cert.der().to_vec(), c.signing_key.serialize_der())
+}
+
+/// The CPU-bound handler of the `work50us_w<n>` rows (`GET /work?us=N`): spins N microseconds without
+/// yielding. `None` when the path is not `/work`.
+pub fn work_route(path: &str, query: Option<&str>) -> Option<&'static [u8]> {
+    if path != "/work" {
+        return None;
+    }
+    let us: u64 = query
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("us=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let d = Duration::from_micros(us);
+    let t = std::time::Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+    Some(b"done")
 }
 
 /// Longest a benchmark server lives, whoever forgets to stop it.

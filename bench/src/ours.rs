@@ -127,6 +127,8 @@ pub fn all() -> Vec<Measurement> {
         here("hub", SLEEP0_X1, None, gevent_sleep0_x1),
         here("hub", SLEEP0_X100, None, gevent_sleep0_x100),
         here("hub", CHAN_HANDOFF, None, gevent_channel_handoff),
+        here("hub", BLOCK_ON_LOCAL, None, gevent_block_on_local),
+        here("hub", BLOCK_ON_REMOTE, None, gevent_block_on_remote),
         here(
             "hub",
             EVENT_SET,
@@ -326,6 +328,57 @@ pub fn gevent_channel_handoff(o: &Opts, ops: usize) -> Option<f64> {
     Some(ns)
 }
 
+/// `hub/block_on_local`, ns per hand-off: main and a spawned greenlet ping-pong, each waiting in
+/// `gevent::block_on` on a [`crate::signal::LocalSignal`] the other fires (peer: two tokio tasks
+/// of a `LocalSet` on current_thread). Bar (issue 12): <= 1.5x `chan_handoff`.
+pub fn gevent_block_on_local(o: &Opts, ops: usize) -> Option<f64> {
+    use crate::signal::LocalSignal;
+    use std::rc::Rc;
+    let ns = time_per_op(o.duration, 2 * ops, || {
+        let (to_a, to_b) = (
+            Rc::new(LocalSignal::default()),
+            Rc::new(LocalSignal::default()),
+        );
+        let (a2, b2) = (to_a.clone(), to_b.clone());
+        let b = gevent::spawn(move || {
+            for _ in 0..ops {
+                gevent::block_on(b2.wait());
+                a2.fire();
+            }
+        });
+        for _ in 0..ops {
+            to_b.fire();
+            gevent::block_on(to_a.wait());
+        }
+        b.join();
+    });
+    Some(ns)
+}
+
+/// `hub/block_on_remote`, ns per round trip: main asks another OS thread (std channel) to fire a
+/// [`crate::signal::SharedSignal`] and waits on it in `gevent::block_on`; the wake crosses the
+/// hub's remote channel (peer: tokio's current_thread `block_on` on the same signal).
+pub fn gevent_block_on_remote(o: &Opts, ops: usize) -> Option<f64> {
+    use crate::signal::SharedSignal;
+    let sig = SharedSignal::default();
+    let (req_tx, req_rx) = std::sync::mpsc::channel::<()>();
+    let s2 = sig.clone();
+    let th = std::thread::spawn(move || {
+        while req_rx.recv().is_ok() {
+            s2.fire();
+        }
+    });
+    let ns = time_per_op(o.duration, ops, || {
+        for _ in 0..ops {
+            req_tx.send(()).expect("thread");
+            gevent::block_on(sig.wait());
+        }
+    });
+    drop(req_tx);
+    th.join().expect("thread");
+    Some(ns)
+}
+
 /// `hub/event_set_100k`, ns per waiter: `n` spawned greenlets wait on one `gevent::event::Event`; time from
 /// `set()` until every waiter has run (the last one sets a second Event main waits on), / n; median of 3
 /// (peers: gevent Event + AsyncResult, Go close(chan) + WaitGroup, tokio Notify). The waiters have dense
@@ -399,22 +452,29 @@ pub fn gevent_timers(o: &Opts) {
     crate::report_timers("ours", &mut late, cpu);
 }
 
-/// io group: the project's echo (`s.kind == "echo"`) or HTTP plaintext (`"http"`) server on `127.0.0.1:0`
-/// on one hub, one thread, with [`gevent::server::StreamServer`] (a greenlet per connection, as the Python
-/// gevent peer's StreamServer; Go and tokio/may spawn a task per connection the same way). Accepted sockets
-/// get TCP_NODELAY, as every peer's do. Serves until killed or [`crate::SERVE_MAX`] has passed.
+/// io group: the project's echo (`s.kind == "echo"`) server on `127.0.0.1:0` on one hub, one thread, with
+/// [`gevent::server::StreamServer`] (a greenlet per connection, as the Python gevent peer's StreamServer; Go
+/// and tokio/may spawn a task per connection the same way). Accepted sockets get TCP_NODELAY, as every
+/// peer's do. Serves until killed or [`crate::SERVE_MAX`] has passed.
 ///
-/// `http` is a minimal hand-written HTTP/1.1 keep-alive responder (requests parsed with `httparse`,
-/// pipelining honoured, one fixed `Hello, World!` response with `Content-Type`, `Content-Length` and
-/// `Date`, the headers Go's net/http sends): the project has no HTTP server of its own yet, so this row
-/// measures the hub and sockets under an HTTP load, not a full HTTP stack like net/http or pywsgi.
+/// HTTP: `http` is the project's HTTP/1.1 server, [`gevent::http::Server`] (see [`serve_http`]); `https`
+/// the same over TLS; `http-w2` the same on 2 hubs; `raw-http` (the `ours-raw` column) a minimal
+/// hand-written keep-alive responder on `StreamServer` (requests parsed with `httparse`, pipelining
+/// honoured, one fixed `Hello, World!` response with `Content-Type`, `Content-Length` and `Date`, the
+/// headers Go's net/http sends): the hub and sockets under an HTTP load without an HTTP stack.
 pub fn serve(s: &Serve) -> bool {
     Serve::exit_after_max();
     let http = match s.kind.as_str() {
         "echo" => false,
-        "http" => true,
+        "raw-http" => true,
+        "http" => return serve_http(s, 1, false),
+        "http-w2" => return serve_http(s, 2, false),
+        "https" => return serve_http(s, 1, true),
+        "hyper-http" => return serve_hyper(s),
         other => {
-            eprintln!("ours: unknown --serve kind {other:?} (echo or http)");
+            eprintln!(
+                "ours: unknown --serve kind {other:?} (echo, http, http-w2, https, raw-http or hyper-http)"
+            );
             std::process::exit(2);
         }
     };
@@ -427,6 +487,98 @@ pub fn serve(s: &Serve) -> bool {
         };
         // Resets and the like are the clients' business (wrk closes without reading the last answer).
         drop(r);
+    })
+    .expect("bind 127.0.0.1:0");
+    s.announce(server.local_addr().port());
+    server.serve_forever();
+    true
+}
+
+/// The `gevent::http` handler of the HTTP rows: `GET /work?us=N` spins (see [`crate::work_route`]),
+/// anything else is `200 Hello, World!` with `content-type: text/plain` (the server adds
+/// `content-length` and `date`; no `server` header: the bytes of Go's and the raw responder's answer).
+fn hello(
+    req: gevent::http::Request<gevent::http::Body>,
+) -> gevent::http::Response<gevent::http::ResponseBody> {
+    use gevent::http::{header, HeaderValue, Response, ResponseBody};
+    let body = crate::work_route(req.uri().path(), req.uri().query()).unwrap_or(HELLO);
+    let mut r = Response::new(ResponseBody::from(body));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+fn http_config() -> gevent::http::Config {
+    gevent::http::Config {
+        server_name: None,
+        ..gevent::http::Config::default()
+    }
+}
+
+/// `--serve http|http-w2|https`: [`gevent::http::Server`] with [`hello`] on `workers` hubs (one: this
+/// thread; more: [`gevent::http::Server::bind_workers_with`], a thread and `SO_REUSEPORT` listener
+/// each), over TLS (a fresh self-signed ECDSA P-256 certificate, ALPN `http/1.1`) when `tls`.
+fn serve_http(s: &Serve, workers: usize, tls: bool) -> bool {
+    use gevent::http::Server;
+    let acceptor = tls.then(|| {
+        use gevent::ssl::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let (cert, key) = crate::self_signed();
+        gevent::ssl::TlsAcceptor::from_der(
+            vec![CertificateDer::from(cert)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+        )
+        .expect("TLS acceptor")
+        .with_alpn(&[b"http/1.1"])
+    });
+    if workers > 1 {
+        let servers = Server::bind_workers_with("127.0.0.1:0", workers, move |_, l| {
+            let server = Server::new(l, hello)?.with_config(http_config());
+            Ok(match &acceptor {
+                Some(a) => server.with_tls(a.clone()),
+                None => server,
+            })
+        })
+        .expect("bind 127.0.0.1:0");
+        s.announce(servers.local_addr().port());
+        loop {
+            std::thread::park();
+        }
+    }
+    let mut server = Server::bind("127.0.0.1:0", hello)
+        .expect("bind 127.0.0.1:0")
+        .with_config(http_config());
+    if let Some(a) = acceptor {
+        server = server.with_tls(a);
+    }
+    s.announce(server.local_addr().port());
+    server.serve_forever();
+    true
+}
+
+/// `--serve hyper-http` (the io group's `ours-hyper` column): hyper 1's HTTP/1 server
+/// (`server::conn::http1`, keep-alive, TCP_NODELAY) on gevent sockets through the async bridge, no
+/// tokio: a greenlet per connection (`StreamServer`), its connection future polled by
+/// `gevent::block_on`, every request answered `200 Hello, World!` (hyper adds content-length and
+/// date), the same service as the tokio peer's hyper server.
+fn serve_hyper(s: &Serve) -> bool {
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+    use hyper::{Request, Response};
+    let server = gevent::server::StreamServer::bind("127.0.0.1:0", move |conn, _addr| {
+        let _ = conn.set_nodelay(true);
+        let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
+            let mut r = Response::new(Full::new(Bytes::from_static(b"Hello, World!")));
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain"),
+            );
+            Ok::<_, std::convert::Infallible>(r)
+        });
+        let _ = gevent::block_on(
+            hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(conn, svc),
+        );
     })
     .expect("bind 127.0.0.1:0");
     s.announce(server.local_addr().port());

@@ -5,8 +5,13 @@
 //! cargo run --release -p gevent --example upper_server            # listens on 127.0.0.1:8800
 //! cargo run --release -p gevent --example upper_server 127.0.0.1:0 # any free port
 //! UPPER_SERVER_ADDR=127.0.0.1:9000 cargo run -p gevent --example upper_server
+//! cargo run --release -p gevent --example upper_server -- --workers 2 # a hub on each of 2 threads
 //! ```
 //! Then, in another terminal: `nc 127.0.0.1 8800`, type `hello`, get `HELLO` back.
+//!
+//! `--workers N` (default 1) serves the address from N hubs on N threads, each with its own accept
+//! loop on its own `SO_REUSEPORT` socket ([`gevent::server::StreamServer::bind_workers_with`]); the
+//! kernel spreads connections across them. With 1 worker the seed's single loop below runs as is.
 //!
 //! Output: first line `listening on ADDR` (the bound address, so a port of 0 can be found), then one
 //! line per received chunk printed as Python's `print(res)` prints bytes (`b'hello\n'`), on stdout.
@@ -52,13 +57,20 @@ use std::time::Duration;
 
 use gevent::logging::LogWriter;
 use gevent::net::{TcpListener, TcpStream};
+use gevent::server::StreamServer;
 
 /// The seed's address.
 const DEFAULT_ADDR: &str = "127.0.0.1:8800";
 
 fn main() {
-    let addr = std::env::args()
-        .nth(1)
+    let (addr, workers) = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("upper_server: {e}\nusage: upper_server [ADDR] [--workers N]");
+            std::process::exit(2);
+        }
+    };
+    let addr = addr
         .or_else(|| std::env::var("UPPER_SERVER_ADDR").ok())
         .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
     // Before anything else takes a descriptor: a stream that cannot be written to (closed at
@@ -67,6 +79,9 @@ fn main() {
         out: log_writer(LogWriter::stdout()),
         err: log_writer(LogWriter::stderr()),
     };
+    if workers > 1 {
+        serve_on_workers(&addr, workers, log);
+    }
     let server = match TcpListener::bind(addr.as_str()) {
         Ok(s) => s,
         Err(e) => {
@@ -91,6 +106,53 @@ fn main() {
                 gevent::sleep(Duration::from_millis(100));
             }
         }
+    }
+}
+
+/// The address (if given) and the worker count from the command line.
+fn parse_args(args: impl Iterator<Item = String>) -> Result<(Option<String>, usize), String> {
+    let mut addr = None;
+    let mut workers = 1;
+    let mut args = args.peekable();
+    while let Some(a) = args.next() {
+        let n = if a == "--workers" {
+            args.next().ok_or("--workers needs a number")?
+        } else if let Some(n) = a.strip_prefix("--workers=") {
+            n.to_owned()
+        } else if addr.is_none() && !a.starts_with('-') {
+            addr = Some(a);
+            continue;
+        } else {
+            return Err(format!("unexpected argument {a:?}"));
+        };
+        workers = match n.parse::<usize>() {
+            Ok(w @ 1..) => w,
+            _ => return Err(format!("--workers takes a number of at least 1, not {n:?}")),
+        };
+    }
+    Ok((addr, workers))
+}
+
+/// The same server on `workers` hubs, one thread each: every hub accepts on its own socket and
+/// serves its connections with [`talk`], as the single loop does. Runs until the process is killed.
+fn serve_on_workers(addr: &str, workers: usize, log: Log) -> ! {
+    let out = log.out.clone();
+    let server = StreamServer::bind_workers_with(addr, workers, move |_, listener| {
+        let log = log.clone();
+        // `StreamServer` logs an accept error (out of descriptors, ...) and retries with a back-off.
+        StreamServer::new(listener, move |conn, peer| talk(conn, peer, &log))
+    });
+    let server = match server {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("upper_server: cannot listen on {addr}: {e}");
+            std::process::exit(1);
+        }
+    };
+    // The first line, as with one worker (the log is shared by every hub).
+    out.write_line(format_args!("listening on {}", server.local_addr()));
+    loop {
+        std::thread::park();
     }
 }
 

@@ -255,6 +255,8 @@ struct State<T: 'static> {
     links: RefCell<Vec<(LinkId, LinkKind, LinkFn<T>)>>,
     next_link: Cell<u64>,
     joiners: RefCell<Vec<Rc<Waiter>>>,
+    /// Tasks awaiting it as a `Future` (see `bridge`), woken with the joiners.
+    wakers: RefCell<Vec<std::task::Waker>>,
     start_timer: Cell<Option<TimerId>>,
     /// Its slot in the registry of `util::format_run_info` (the raw greenlet's tag is this + 1:
     /// how [`current`] finds it).
@@ -411,6 +413,7 @@ impl<T: 'static> Greenlet<T> {
                 links: RefCell::new(Vec::new()),
                 next_link: Cell::new(0),
                 joiners: RefCell::new(Vec::new()),
+                wakers: RefCell::new(Vec::new()),
                 start_timer: Cell::new(None),
                 registry_slot,
                 ran: Cell::new(false),
@@ -536,6 +539,9 @@ impl<T: 'static> Greenlet<T> {
 
     fn notify(&self) {
         for w in self.st.joiners.take() {
+            w.wake();
+        }
+        for w in self.st.wakers.take() {
             w.wake();
         }
         let successful = self.successful();
@@ -1243,6 +1249,18 @@ impl<T: 'static> crate::util::Tracked for State<T> {
             raw: self.raw.borrow().clone(),
         }
     }
+
+    fn is_alive(&self) -> bool {
+        self.phase.get() != Phase::Dead
+    }
+
+    fn waitable(self: Rc<Self>) -> Box<dyn Waitable> {
+        Box::new(Greenlet { st: self })
+    }
+
+    fn kill_nowait(self: Rc<Self>) {
+        Greenlet { st: self }.kill_nowait();
+    }
 }
 
 /// Something a greenlet can wait for: a [`Greenlet`], an event, a result.
@@ -1280,5 +1298,46 @@ impl<T: 'static> Waitable for Greenlet<T> {
     }
     fn finish_order(&self) -> Option<u64> {
         self.ready().then(|| self.st.finish_order.get())
+    }
+}
+
+/// Awaiting a greenlet from async code (`g.await`, `futures::join!`) waits until it has finished,
+/// as [`Greenlet::join`] does, and gives its result, moving the value out (as
+/// [`Greenlet::take_value`]: afterwards `get` reports [`GetError::Taken`]).
+///
+/// # Examples
+/// ```
+/// let g = gevent::spawn(|| 6 * 7);
+/// assert_eq!(gevent::block_on(g), Ok(42));
+/// ```
+///
+/// # Cancel safety
+/// Dropping the future (a handle) does nothing to the greenlet; its registered waker is dropped
+/// when the greenlet finishes.
+impl<T: 'static> std::future::Future for Greenlet<T> {
+    type Output = Result<T, GetError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        if !self.ready() {
+            let mut wakers = self.st.wakers.borrow_mut();
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+            return std::task::Poll::Pending;
+        }
+        let mut o = self.st.outcome.borrow_mut();
+        std::task::Poll::Ready(match &*o {
+            None => Err(GetError::NotReady),
+            Some(Outcome::Value(_)) => match o.replace(Outcome::Taken) {
+                Some(Outcome::Value(v)) => Ok(v),
+                _ => unreachable!("checked above"),
+            },
+            Some(Outcome::Taken) => Err(GetError::Taken),
+            Some(Outcome::Panicked(f)) => Err(GetError::Panicked(f.clone())),
+            Some(Outcome::Killed) => Err(GetError::Killed),
+        })
     }
 }

@@ -100,6 +100,9 @@ pub struct Hub {
     forks: Cell<u64>,
     /// What the blocking watchdog reads (see `watchdog`): a store per ready entry run.
     watch: crate::watchdog::HubWatch,
+    /// Greenlets parked in `block_on` on a future whose waker is held elsewhere (maybe by another
+    /// thread): while non-zero the hub does not declare [`LoopExit`] (see `bridge`).
+    parked_futures: Cell<usize>,
 }
 
 /// What other threads share with a hub.
@@ -227,6 +230,7 @@ impl Hub {
             idle: RefCell::new(VecDeque::new()),
             forks: Cell::new(forks),
             watch: crate::watchdog::HubWatch::new(),
+            parked_futures: Cell::new(0),
         }))
     }
 
@@ -276,6 +280,12 @@ impl Hub {
     /// Whether a timer is still armed.
     pub fn timer_pending(&self, id: TimerId) -> bool {
         self.timers.borrow().contains_key(&id)
+    }
+
+    /// Counts a `block_on` parked with its waker held elsewhere (+1) or done with that park (-1).
+    pub(crate) fn count_parked_future(&self, parked: bool) {
+        let n = self.parked_futures.get();
+        self.parked_futures.set(if parked { n + 1 } else { n - 1 });
     }
 
     /// Wakes `w` when the ready queue is next empty (gevent's `idle`).
@@ -363,7 +373,10 @@ impl Hub {
             Some(Duration::ZERO)
         } else if let Some((id, _)) = self.timers.borrow().first_key_value() {
             Some(id.0.saturating_duration_since(Instant::now()))
-        } else if self.io.has_waiters() || self.remote.borrow().pending.load(Ordering::SeqCst) > 0 {
+        } else if self.io.has_waiters()
+            || self.parked_futures.get() > 0
+            || self.remote.borrow().pending.load(Ordering::SeqCst) > 0
+        {
             None
         } else if self.remote_nonempty() {
             Some(Duration::ZERO)

@@ -20,12 +20,18 @@
 //!   its next wait in the child; a registration of the parent's is never deregistered by the
 //!   child. A wait that was parked at the fork fails in the child (its copy of the greenlet does
 //!   not race the parent for the data).
+//! - Futures (the `futures_io` impls of `gevent::net`, see `bridge`) register a [`Waker`] per side
+//!   instead of a waiter ([`IoSource::poll_park`]), after their syscall said `WouldBlock`: one slot
+//!   per side, the last registration wins (as the traits ask); a readiness edge, `close` or drop
+//!   takes it and wakes it. Wakers are not counted as parked greenlets: the `block_on` that polls
+//!   the future keeps the hub from declaring `LoopExit` while its waker is held.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::hub::{get_hub, Hub, Waiter};
@@ -47,6 +53,33 @@ struct Slot {
     fd: RawFd,
     /// The hub's poller generation it is registered with ([`Hub::poller_gen`]).
     gen: u64,
+    /// A future waiting to read (see the ground rules): woken by the next read edge.
+    read_waker: Option<Waker>,
+    /// A future waiting to write.
+    write_waker: Option<Waker>,
+}
+
+impl Slot {
+    /// Takes the registered wakers of the sides `read` / `write` (to wake them with the table
+    /// unborrowed).
+    #[inline]
+    fn take_wakers(&mut self, read: bool, write: bool) -> (Option<Waker>, Option<Waker>) {
+        (
+            if read { self.read_waker.take() } else { None },
+            if write { self.write_waker.take() } else { None },
+        )
+    }
+}
+
+/// Wakes what [`Slot::take_wakers`] took.
+#[inline]
+fn wake_all(wakers: (Option<Waker>, Option<Waker>)) {
+    if let Some(w) = wakers.0 {
+        w.wake();
+    }
+    if let Some(w) = wakers.1 {
+        w.wake();
+    }
 }
 
 /// The hub's table of registered fds.
@@ -64,18 +97,29 @@ impl Registry {
     }
 
     /// The hub was rebuilt in a forked child: wakes every parked greenlet (its wait then fails, as
-    /// it began before the fork). Registrations are made again at each slot's next wait.
+    /// it began before the fork) and every registered future waker. Registrations are made again
+    /// at each slot's next wait or poll.
     pub(crate) fn after_fork(&self, hub: &Hub) {
-        let woken: Vec<Rc<Waiter>> = {
+        let (woken, wakers): (Vec<Rc<Waiter>>, Vec<_>) = {
             let mut slots = self.slots.borrow_mut();
-            slots
+            let wakers = slots
+                .iter_mut()
+                .map(|s| s.take_wakers(true, true))
+                .collect();
+            let woken = slots
                 .iter_mut()
                 .flat_map(|s| s.readers.drain(..).chain(s.writers.drain(..)))
-                .collect()
+                .collect();
+            (woken, wakers)
         };
         self.waiters.set(0);
         for w in woken {
             w.wake_into(hub);
+        }
+        // A future is polled again and makes its syscall anew (a spurious wake, which futures
+        // allow); if that says `WouldBlock` it registers with the child's poller.
+        for w in wakers {
+            wake_all(w);
         }
     }
 
@@ -92,7 +136,7 @@ impl Registry {
         read_hup: bool,
         write_hup: bool,
     ) {
-        {
+        let wakers = {
             let mut slots = self.slots.borrow_mut();
             let Some(slot) = slots.get_mut(token.0) else {
                 return;
@@ -104,7 +148,9 @@ impl Registry {
             slot.write_hup |= write_hup;
             slot.ready_read |= readable;
             slot.ready_write |= writable;
-        }
+            slot.take_wakers(readable, writable)
+        };
+        wake_all(wakers);
         // One waiter at a time, the table not borrowed while it is woken.
         loop {
             let w = {
@@ -237,7 +283,7 @@ impl IoSource {
     /// closes it). Closing twice does nothing.
     pub fn close(&self) {
         let hub = get_hub();
-        let (woken, gen): (Vec<Rc<Waiter>>, u64) = {
+        let (woken, gen, wakers): (Vec<Rc<Waiter>>, u64, _) = {
             let mut slots = hub.io.slots.borrow_mut();
             let slot = &mut slots[self.key];
             if slot.closed {
@@ -247,13 +293,15 @@ impl IoSource {
             self.closed.set(true);
             slot.ready_read = false;
             slot.ready_write = false;
+            let wakers = slot.take_wakers(true, true);
             let woken = slot
                 .readers
                 .drain(..)
                 .chain(slot.writers.drain(..))
                 .collect();
-            (woken, slot.gen)
+            (woken, slot.gen, wakers)
         };
+        wake_all(wakers);
         if hub.registered_here(gen) {
             let _ = hub
                 .registry()
@@ -272,15 +320,20 @@ impl IoSource {
     #[cfg(feature = "monkey")]
     pub(crate) fn abandon(self) {
         if let Some(hub) = crate::hub::try_hub() {
-            let woken: Vec<Rc<Waiter>> = {
+            let (woken, wakers): (Vec<Rc<Waiter>>, _) = {
                 let mut slots = hub.io.slots.borrow_mut();
                 let slot = &mut slots[self.key];
                 slot.closed = true;
-                slot.readers
-                    .drain(..)
-                    .chain(slot.writers.drain(..))
-                    .collect()
+                let wakers = slot.take_wakers(true, true);
+                (
+                    slot.readers
+                        .drain(..)
+                        .chain(slot.writers.drain(..))
+                        .collect(),
+                    wakers,
+                )
             };
+            wake_all(wakers);
             hub.io.waiters.set(hub.io.waiters.get() - woken.len());
             for w in &woken {
                 w.wake();
@@ -318,6 +371,83 @@ impl IoSource {
             Interest::Read => slot.ready_read = false,
             Interest::Write => slot.ready_write = false,
         }
+    }
+
+    /// For a future whose syscall on this fd just said `WouldBlock`: forgets the remembered
+    /// readiness edge of that side (as [`IoSource::clear_ready`]) and registers `cx`'s waker to be
+    /// woken by the next one (replacing the side's earlier registration), or by `close` / drop.
+    /// Returns `Pending`, or `Ready(Err)` when the source is closed.
+    ///
+    /// Sound for the same reason as the greenlets' path: the hub cannot dispatch readiness between
+    /// the caller's syscall and this call (it runs only when this thread's greenlet parks).
+    pub fn poll_park(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
+        let hub = get_hub();
+        let gen = hub.poller_gen();
+        let stale = {
+            let slot = &hub.io.slots.borrow()[self.key];
+            slot.gen != gen && !slot.closed
+        };
+        if stale {
+            // Registered with a forked parent's poller: register with this process's first.
+            if let Err(e) = rearm(&hub, self.key, gen) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        let mut slots = hub.io.slots.borrow_mut();
+        let slot = &mut slots[self.key];
+        if slot.closed {
+            return Poll::Ready(Err(closed_error()));
+        }
+        let (ready, waker) = match interest {
+            Interest::Read => (&mut slot.ready_read, &mut slot.read_waker),
+            Interest::Write => (&mut slot.ready_write, &mut slot.write_waker),
+        };
+        *ready = false;
+        match waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// For a future about to make a syscall that the last short transfer says would block (see
+    /// `gevent::net`'s short-transfer hint): `Ready(Ok)` if an edge arrived since (consumed, as by
+    /// [`IoSource::wait`]) or the side was reported closed; otherwise registers `cx`'s waker as
+    /// [`IoSource::poll_park`] does and returns `Pending`, with no syscall.
+    pub(crate) fn poll_edge(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+    ) -> Poll<io::Result<()>> {
+        let hub = get_hub();
+        let gen = hub.poller_gen();
+        let stale = {
+            let slot = &hub.io.slots.borrow()[self.key];
+            slot.gen != gen && !slot.closed
+        };
+        if stale {
+            // Registered with a forked parent's poller: register with this process's first.
+            if let Err(e) = rearm(&hub, self.key, gen) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        let mut slots = hub.io.slots.borrow_mut();
+        let slot = &mut slots[self.key];
+        if slot.closed {
+            return Poll::Ready(Err(closed_error()));
+        }
+        let (ready, hup, waker) = match interest {
+            Interest::Read => (&mut slot.ready_read, slot.read_hup, &mut slot.read_waker),
+            Interest::Write => (&mut slot.ready_write, slot.write_hup, &mut slot.write_waker),
+        };
+        if hup || std::mem::take(ready) {
+            return Poll::Ready(Ok(()));
+        }
+        match waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// Parks the current greenlet until the fd is ready for `interest` (or closed, or until `deadline`).
@@ -494,15 +624,20 @@ impl Drop for IoSource {
                 .registry()
                 .deregister(&mut mio::unix::SourceFd(&self.fd));
         }
-        let woken: Vec<Rc<Waiter>> = {
+        let (woken, wakers): (Vec<Rc<Waiter>>, _) = {
             let mut slots = hub.io.slots.borrow_mut();
             let slot = &mut slots[self.key];
             slot.closed = true;
-            slot.readers
-                .drain(..)
-                .chain(slot.writers.drain(..))
-                .collect()
+            let wakers = slot.take_wakers(true, true);
+            (
+                slot.readers
+                    .drain(..)
+                    .chain(slot.writers.drain(..))
+                    .collect(),
+                wakers,
+            )
         };
+        wake_all(wakers);
         hub.io.waiters.set(hub.io.waiters.get() - woken.len());
         if woken.is_empty() && !was_closed {
             self.release_slot(&hub);

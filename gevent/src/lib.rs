@@ -32,8 +32,11 @@
 //! - [`hub`]: the loop; [`event`], [`queue`], [`lock`], [`pool`], [`local`]: synchronisation.
 //! - [`net`] (TCP, UDP, Unix sockets shaped like `std::net`), [`server`] (`StreamServer`,
 //!   `DatagramServer`), [`io`] (`wait_read`/`wait_write` for any fd), [`select`]: cooperative I/O.
+//! - [`http`]: an HTTP/1.1 server with blocking handlers, WebSocket (gevent's `pywsgi`).
+//! - [`hubs`]: a hub on each of N threads (thread-per-core), work handed to them from any thread.
 //! - [`threadpool`] (blocking work on OS threads), [`subprocess`], [`signal`], [`fork`] ([`os`]),
 //!   [`logging`] (a log writer that never blocks the hub).
+//! - [`block_on`], [`spawn_future`], [`bridge`]: async Rust from greenlets, greenlets from async Rust.
 //! - [`monitor`] (a greenlet that blocks its hub), [`util`] (`print_run_info`: the hub and its greenlets).
 //! - `ssl` (cargo feature `ssl`, on by default): TLS streams on rustls, TLS for `StreamServer`.
 //! - `monkey` (cargo feature `monkey`): `patch_all()` makes std's and C libraries' blocking calls
@@ -60,6 +63,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
+pub mod bridge;
 pub mod context;
 pub mod event;
 mod greenlet;
@@ -71,7 +75,9 @@ mod greenlet;
 pub mod greenlets {
     pub use crate::greenlet::*;
 }
+pub mod http;
 pub mod hub;
+pub mod hubs;
 pub mod io;
 pub mod local;
 pub mod lock;
@@ -95,6 +101,7 @@ pub mod util;
 mod wait;
 mod watchdog;
 
+pub use crate::bridge::{block_on, spawn_future};
 pub use crate::greenlet::{
     spawn, spawn_later, spawn_raw, CloneResult, Failure, GetError, Greenlet, GreenletRef, LinkId,
     Waitable,

@@ -19,8 +19,26 @@
 //!   connections ([`StreamServer::backlog`] to change it). Connections are kept open as long as
 //!   their handler likes, unless [`StreamServer::idle_timeout`] is set: then a connection whose
 //!   read or write waits on the peer that long is closed.
+//! - [`StreamServer::stop_accepting`] pauses the loop (the listening socket stays open and the
+//!   kernel queues new connections) until [`StreamServer::start_accepting`];
+//!   [`StreamServer::started`] is true from `start` to `stop`, paused or not.
 //! - [`StreamServer::stop`] stops accepting at once (the listening socket is closed), lets the running
 //!   handlers finish until the timeout, then kills the rest and waits for them to die.
+//! - On every core: [`StreamServer::bind_workers`] starts N hubs ([`crate::hubs`]), each with its own
+//!   `StreamServer` on its own listening socket, all bound to one address with `SO_REUSEPORT`: the
+//!   kernel spreads connections across them, and a connection stays on the hub that accepted it.
+//!   [`MultiServer::stop`] stops them all at once, gracefully.
+//!
+//! # From `gevent.server`
+//! | gevent | here |
+//! |---|---|
+//! | `StreamServer((host, port), handle)` | [`StreamServer::bind`]`(addr, handle)`, or [`StreamServer::new`] on a listener |
+//! | `spawn=Pool(n)` / `spawn=n` | [`StreamServer::with_pool`] / [`StreamServer::max_connections`] |
+//! | `backlog=n` | [`StreamServer::backlog`] |
+//! | `start()`, `serve_forever()`, `stop(timeout)` | [`StreamServer::start`], [`StreamServer::serve_forever`], [`StreamServer::stop`] |
+//! | `stop_accepting()`, `start_accepting()`, `started` | [`StreamServer::stop_accepting`], [`StreamServer::start_accepting`], [`StreamServer::started`] |
+//! | `server.address` | [`StreamServer::local_addr`] |
+//! | `DatagramServer(addr, handle)` | [`DatagramServer::bind`] |
 //!
 //! # Examples
 //! ```
@@ -51,9 +69,12 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::greenlet::Greenlet;
+use crate::hubs::{Hubs, ShutdownReport, Spawner};
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use crate::pool::Pool;
 
@@ -150,6 +171,10 @@ type Handler<S> = Rc<dyn Fn(<S as Source>::Item, &S)>;
 /// The state behind every handle of one server.
 struct Core<S: Source> {
     stopped: Cell<bool>,
+    /// `start` was called (and `stop` not yet): gevent's `started`.
+    started: Cell<bool>,
+    /// Set by `stop`: what `serve_forever` waits for.
+    done: crate::event::Event,
     /// Set on every connection accepted (see `StreamServer::idle_timeout`).
     idle: Cell<Option<Duration>>,
     /// # Invariant
@@ -183,6 +208,8 @@ impl<S: Source> Server<S> {
         Server {
             core: Rc::new(Core {
                 stopped: Cell::new(false),
+                started: Cell::new(false),
+                done: crate::event::Event::new(),
                 idle: Cell::new(None),
                 pool: RefCell::new(None),
                 active: RefCell::new(BTreeMap::new()),
@@ -216,6 +243,19 @@ impl<S: Source> Server<S> {
     }
 
     fn start(&self) {
+        if self.core.stopped.get() {
+            return;
+        }
+        self.core.started.set(true);
+        self.start_accepting();
+    }
+
+    fn started(&self) -> bool {
+        self.core.started.get()
+    }
+
+    /// Spawns the loop unless it runs (or the server stopped).
+    fn start_accepting(&self) {
         if self.core.run_loop.borrow().is_some() || self.core.stopped.get() {
             return;
         }
@@ -224,12 +264,29 @@ impl<S: Source> Server<S> {
         *self.core.run_loop.borrow_mut() = Some(g);
     }
 
+    /// Kills the loop (waiting for it to die), leaving the socket open.
+    fn stop_accepting(&self) {
+        let run_loop = self.core.run_loop.borrow_mut().take();
+        if let Some(g) = run_loop {
+            if !is_current(&g) {
+                g.kill();
+            }
+        }
+    }
+
+    fn is_accepting(&self) -> bool {
+        self.core
+            .run_loop
+            .borrow()
+            .as_ref()
+            .is_some_and(|g| !g.ready())
+    }
+
     fn serve_forever(&self) {
         self.start();
-        let g = self.core.run_loop.borrow().clone();
-        if let Some(g) = g {
-            g.join();
-        }
+        // Until `stop`, or until nothing is left that could call it (accepting paused and no
+        // other greenlet, timer or I/O: the hub reports that the wait can never end).
+        while !self.core.stopped.get() && self.core.done.wait_deadline(None).is_ok() {}
     }
 
     /// Waits while the pool is full. Returns false if the server stopped.
@@ -307,6 +364,8 @@ impl<S: Source> Server<S> {
             s.close();
         }
         self.core.stopped.set(true);
+        self.core.started.set(false);
+        self.core.done.set();
         let run_loop = self.core.run_loop.borrow_mut().take();
         if let Some(g) = run_loop {
             if !g.ready() && !is_current(&g) {
@@ -569,12 +628,46 @@ impl StreamServer {
         self.inner.is_stopped()
     }
 
-    /// Starts the accept loop in a new greenlet and returns. Starting twice does nothing.
+    /// Starts the accept loop in a new greenlet and returns. Starting twice does nothing, nor does
+    /// starting a stopped server; after [`StreamServer::stop_accepting`] it accepts again.
     pub fn start(&self) {
         self.inner.start();
     }
 
-    /// Starts (if needed) and waits until the server is stopped (gevent's `serve_forever`).
+    /// Whether the server was started and not stopped (gevent's `started`): true from
+    /// [`start`](StreamServer::start) (or [`serve_forever`](StreamServer::serve_forever)) until
+    /// [`stop`](StreamServer::stop), also while accepting is paused.
+    pub fn started(&self) -> bool {
+        self.inner.started()
+    }
+
+    /// Pauses accepting (gevent's `stop_accepting`): the accept loop ends, the listening socket
+    /// stays open, so clients still connect and wait in the kernel's backlog (until it is full)
+    /// for [`start_accepting`](StreamServer::start_accepting). Running handlers go on. Does
+    /// nothing if the server is not accepting.
+    ///
+    /// # Cancel safety
+    /// Waits (briefly) for the loop greenlet to die; a kill landing here unwinds out of it and
+    /// the loop still dies. No connection is lost: one the loop had not taken stays queued.
+    pub fn stop_accepting(&self) {
+        self.inner.stop_accepting();
+    }
+
+    /// Resumes accepting after [`stop_accepting`](StreamServer::stop_accepting) (gevent's
+    /// `start_accepting`); the connections that queued meanwhile are served first. Does nothing
+    /// while accepting or after [`stop`](StreamServer::stop); on a server never started, it
+    /// starts it (as [`start`](StreamServer::start)).
+    pub fn start_accepting(&self) {
+        self.inner.start();
+    }
+
+    /// Whether the accept loop runs (started, not paused, not stopped).
+    pub fn is_accepting(&self) -> bool {
+        self.inner.is_accepting()
+    }
+
+    /// Starts (if needed) and waits until the server is stopped (gevent's `serve_forever`);
+    /// [`stop_accepting`](StreamServer::stop_accepting) does not end the wait.
     ///
     /// # Cancel safety
     /// A kill or Timeout landing here unwinds out of the wait; the server keeps running.
@@ -590,6 +683,213 @@ impl StreamServer {
     /// A kill landing here unwinds out of it; accepting has stopped, handlers may still run.
     pub fn stop(&self, timeout: Duration) {
         self.inner.stop(timeout);
+    }
+
+    /// Serves `addr` on `workers` hubs, one thread each: the same `handler` for every connection,
+    /// whichever hub accepts it. See [`StreamServer::bind_workers_with`], which this calls with a
+    /// plain server per hub.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    /// use gevent::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind_workers("127.0.0.1:0", 2, |mut conn, _peer| {
+    ///     // Which hub (and so which thread) serves this connection.
+    ///     let hub = gevent::hubs::current_index().unwrap() as u8;
+    ///     let _ = conn.write_all(&[hub]);
+    /// })
+    /// .unwrap();
+    /// let mut c = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    /// let mut hub = [0u8];
+    /// c.read_exact(&mut hub).unwrap();
+    /// assert!(hub[0] < 2);
+    /// let report = server.stop(Duration::from_secs(1));
+    /// assert_eq!(report.total_alive(), 0);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`StreamServer::bind_workers_with`].
+    ///
+    /// # Cancel safety
+    /// As [`StreamServer::bind_workers_with`].
+    pub fn bind_workers<A: ToSocketAddrs>(
+        addr: A,
+        workers: usize,
+        handler: impl Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
+    ) -> io::Result<MultiServer> {
+        let handler = Arc::new(handler);
+        StreamServer::bind_workers_with(addr, workers, move |_, listener| {
+            let h = handler.clone();
+            StreamServer::new(listener, move |conn, peer| h(conn, peer))
+        })
+    }
+
+    /// Serves `addr` on `workers` hubs ([`Hubs`]), one thread each, every hub with its own
+    /// listening socket and accept loop: `make(i, listener)` runs on hub `i` and returns the server
+    /// for it (usually `StreamServer::new(listener, handler)`, with any of the builders: a pool,
+    /// an idle timeout), which is then started there. `make` runs once per hub, so the handler
+    /// it builds need not be `Send`: per-hub state (an `Rc` cache, a connection pool of that hub)
+    /// goes in there.
+    ///
+    /// All the sockets are bound here, before anything starts, with `SO_REUSEADDR` and
+    /// `SO_REUSEPORT`: the first to `addr` (a port of 0 picks a free one), the others to the address
+    /// it got. The kernel spreads incoming connections across them (Linux: by a hash of each
+    /// connection's addresses, so a client's connections may land on any hub); a connection is
+    /// served start to end by the hub that accepted it. Another process of the same user binding
+    /// the same port with `SO_REUSEPORT` would share the connections (that is the kernel's rule).
+    ///
+    /// # Errors
+    /// `InvalidInput` if `workers` is 0; binding (`AddrInUse`, ...); starting a thread; what `make`
+    /// returns, or a panic in it (as `Other`). Whatever was started is stopped again.
+    ///
+    /// # Cancel safety
+    /// In a greenlet, resolving a host name and waiting for the hubs to be ready park it; a kill
+    /// or Timeout landing there unwinds out of it and stops the hubs started so far.
+    pub fn bind_workers_with<A, F>(addr: A, workers: usize, make: F) -> io::Result<MultiServer>
+    where
+        A: ToSocketAddrs,
+        F: Fn(usize, TcpListener) -> io::Result<StreamServer> + Send + Sync + 'static,
+    {
+        if workers == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "StreamServer::bind_workers: at least one worker is needed",
+            ));
+        }
+        let first = crate::net::each_addr(&addr, |a| {
+            crate::net::bind_reuseport(a, crate::net::DEFAULT_BACKLOG)
+        })?;
+        let local = first.local_addr()?;
+        let mut listeners = vec![Mutex::new(Some(first))];
+        for _ in 1..workers {
+            let l = crate::net::bind_reuseport(local, crate::net::DEFAULT_BACKLOG)?;
+            listeners.push(Mutex::new(Some(l)));
+        }
+        let listeners = Arc::new(listeners);
+        let hubs = Hubs::start(workers)?;
+        let id = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
+        let tasks = hubs.spawn_each(move |i| -> io::Result<()> {
+            let l = listeners[i]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .ok_or_else(|| io::Error::other("the listener was taken already"))?;
+            let server = make(i, TcpListener::from_std(l)?)?;
+            server.start();
+            WORKER_SERVERS.with(|s| s.borrow_mut().insert(id, server));
+            Ok(())
+        });
+        let server = MultiServer {
+            hubs: Some(hubs),
+            id,
+            addr: local,
+        };
+        for t in tasks {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e), // `server` drops: every hub stops
+                Err(e) => return Err(io::Error::other(e.to_string())),
+            }
+        }
+        Ok(server)
+    }
+}
+
+/// Identifies a [`MultiServer`] in [`WORKER_SERVERS`].
+static NEXT_GROUP: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// On a hub of a [`MultiServer`]: its server there, by the group's id.
+    static WORKER_SERVERS: RefCell<std::collections::HashMap<u64, StreamServer>> =
+        RefCell::new(std::collections::HashMap::new());
+}
+
+/// A [`StreamServer`] on each of N hubs, all on one address ([`StreamServer::bind_workers`]).
+/// Owns its hubs; `Send + Sync`. Dropping it stops it with no grace period.
+pub struct MultiServer {
+    hubs: Option<Hubs>,
+    id: u64,
+    addr: SocketAddr,
+}
+
+impl fmt::Debug for MultiServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MultiServer({}, {} workers)", self.addr, self.workers())
+    }
+}
+
+impl MultiServer {
+    /// The address every worker listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// How many hubs serve it.
+    pub fn workers(&self) -> usize {
+        self.hubs.as_ref().map_or(0, Hubs::len)
+    }
+
+    /// Hands other work to the server's hubs (from any thread).
+    pub fn spawner(&self) -> Spawner {
+        self.hubs
+            .as_ref()
+            .expect("a MultiServer has its hubs until it is stopped")
+            .spawner()
+    }
+
+    /// Stops every worker at once, as [`StreamServer::stop`] (each stops accepting and closes its
+    /// socket, lets its handlers finish for up to `timeout`, then kills the rest), then shuts the
+    /// hubs down ([`Hubs::shutdown`], no further grace) and joins their threads. The report counts,
+    /// per hub, the greenlets still alive after the servers stopped (other work on these hubs).
+    ///
+    /// Blocks the calling thread, or parks the calling greenlet while the servers stop.
+    ///
+    /// # Panics
+    /// When called on one of the server's own hubs.
+    ///
+    /// # Cancel safety
+    /// A kill or Timeout landing in it unwinds out of it and drops the server, which stops it with
+    /// no grace period.
+    pub fn stop(mut self, timeout: Duration) -> ShutdownReport {
+        self.stop_inner(timeout)
+    }
+
+    fn stop_inner(&mut self, timeout: Duration) -> ShutdownReport {
+        let Some(hubs) = self.hubs.take() else {
+            return ShutdownReport::default();
+        };
+        assert!(
+            !hubs.on_own_thread(),
+            "MultiServer::stop was called on one of its own hubs"
+        );
+        let id = self.id;
+        let tasks = hubs.spawn_each(move |_| {
+            let server = WORKER_SERVERS.with(|s| s.borrow_mut().remove(&id));
+            if let Some(server) = server {
+                server.stop(timeout);
+            }
+        });
+        // `stop` ends within `timeout` plus the time killed handlers take to die; past that,
+        // the shutdown kills what is left.
+        let bound = timeout + Duration::from_secs(5);
+        for t in tasks {
+            let _ = t.join_timeout(bound);
+        }
+        hubs.shutdown(Duration::ZERO)
+    }
+}
+
+impl Drop for MultiServer {
+    fn drop(&mut self) {
+        if self.hubs.as_ref().is_some_and(Hubs::on_own_thread) {
+            // On one of its own hubs, which cannot wait for itself: the hubs stop (killing the
+            // servers' greenlets), their threads are not joined.
+            drop(self.hubs.take());
+            return;
+        }
+        self.stop_inner(Duration::ZERO);
     }
 }
 
@@ -686,6 +986,30 @@ impl DatagramServer {
     /// Starts the receive loop in a new greenlet. Starting twice does nothing.
     pub fn start(&self) {
         self.inner.start();
+    }
+
+    /// As [`StreamServer::started`].
+    pub fn started(&self) -> bool {
+        self.inner.started()
+    }
+
+    /// Pauses receiving (datagrams wait in the socket's buffer); as
+    /// [`StreamServer::stop_accepting`].
+    ///
+    /// # Cancel safety
+    /// As [`StreamServer::stop_accepting`].
+    pub fn stop_accepting(&self) {
+        self.inner.stop_accepting();
+    }
+
+    /// Resumes receiving; as [`StreamServer::start_accepting`].
+    pub fn start_accepting(&self) {
+        self.inner.start();
+    }
+
+    /// Whether the receive loop runs.
+    pub fn is_accepting(&self) -> bool {
+        self.inner.is_accepting()
     }
 
     /// Starts (if needed) and waits until stopped.

@@ -23,6 +23,11 @@
 //!   handlers, and the parent's the child's): when the child's hub is rebuilt
 //!   ([`crate::os`]), the thread gets a new pipe and reader and its routes move to it. (A child
 //!   that never uses its hub — a `pre_exec` before `exec` — keeps the parent's pipe meanwhile.)
+//! - A handler that panics (a kill is not a panic) is reported on stderr and its panic is raised
+//!   in the thread's main greenlet (the hub's parent), at whatever it waits on, as gevent raises a
+//!   signal handler's exception in the hub's parent: the program sees the failure where it
+//!   waits (`catch_unwind` there to survive it), instead of losing it in a background greenlet.
+//!   Other greenlets, and the other handlers of the same signal, are not disturbed.
 //! - `SIGKILL` and `SIGSTOP` cannot be handled; the synchronous fault signals (`SIGSEGV`, `SIGBUS`,
 //!   `SIGILL`, `SIGFPE`) must be handled at the fault, not later in a greenlet: all are refused
 //!   with `InvalidInput`.
@@ -232,8 +237,34 @@ fn read_signals(read: OwnedFd) {
                     .unwrap_or_default()
             });
             for h in handlers {
-                crate::spawn_raw(move || h());
+                crate::spawn_raw(move || run_handler(sig, &h));
             }
+        }
+    }
+}
+
+/// Runs one handler in its greenlet. A panic (other than a kill) is reported on stderr and raised
+/// in the main greenlet (the hub's parent), as gevent raises a signal handler's exception there.
+fn run_handler(sig: u8, h: &Handler) {
+    let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h())) else {
+        return;
+    };
+    if p.is::<greenlet::GreenletExit>() {
+        // A kill: the greenlet just ends (`spawn_raw` reports nothing for it).
+        std::panic::resume_unwind(p);
+    }
+    crate::hub::done_unwinding();
+    let hub = crate::hub::get_hub();
+    let what = crate::greenlet::describe_panic(&*p);
+    match hub.greenlet().parent().filter(|m| !m.is_dead()) {
+        Some(main) => {
+            eprintln!("gevent: the handler of signal {sig} panicked: {what}; raising it in the main greenlet");
+            // From the hub, as a Timeout is thrown: the main greenlet unwinds from its wait.
+            hub.run_callback(move || crate::hub::throw_into(&main, p));
+        }
+        None => {
+            eprintln!("gevent: the handler of signal {sig} panicked: {what} (no main greenlet to raise it in)");
+            crate::hub::drop_payload(p);
         }
     }
 }

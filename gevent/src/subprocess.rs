@@ -17,6 +17,23 @@
 //!   a second gets `ResourceBusy`; the pipe fds are ours alone (the child holds the other ends), so
 //!   making them non-blocking never affects the child.
 //! - As with std, dropping a [`Child`] neither kills nor waits for it.
+//! - Python's conveniences: [`Child::communicate`] (input in, both outputs out, all at once, with a
+//!   timeout), [`Command::run`] and [`Command::check_output`] (a timeout kills the child:
+//!   [`TimeoutExpired`]; a failed exit: [`CalledProcessError`]), and text mode
+//!   ([`Command::run_text`], [`Command::check_output_text`]); their error is [`SubprocessError`].
+//!
+//! # From `gevent.subprocess`
+//! | gevent (Python's `subprocess`) | here |
+//! |---|---|
+//! | `Popen(args, stdin=PIPE, ...)` | [`Command::new`]`(prog).args(..).stdin(`[`Stdio::piped`]`()).spawn()` |
+//! | `p.communicate(input, timeout)` | [`Child::communicate`] |
+//! | `p.wait(timeout)` / `p.poll()` / `p.kill()` | [`Child::wait_timeout`] / [`Child::try_wait`] / [`Child::kill`] |
+//! | `run(args, input=, capture_output=True, timeout=)` | [`Command::run`] |
+//! | `check_output(args, input=, timeout=)` | [`Command::check_output`] |
+//! | `text=True` | [`Command::run_text`], [`Command::check_output_text`] |
+//! | `call(args)` | [`Command::status`] |
+//! | `CompletedProcess.check_returncode()` | [`SubprocessError::check`] on an [`Output`] |
+//! | `TimeoutExpired`, `CalledProcessError` | [`TimeoutExpired`], [`CalledProcessError`] in [`SubprocessError`] |
 //!
 //! # Examples
 //! Three children at once: the whole run takes about 0.2 s, not 0.6 s.
@@ -202,6 +219,179 @@ impl Command {
             }
         }
         Child::from_std(child?)?.wait_with_output()
+    }
+
+    /// Spawns with `defaults` for the stdio not set here (restored afterwards, as `output` does).
+    fn spawn_with(&mut self, defaults: [fn() -> Stdio; 3]) -> io::Result<Child> {
+        let forced = self.set;
+        for (i, make) in defaults.into_iter().enumerate() {
+            if !forced[i] {
+                self.set_stdio(i, make());
+            }
+        }
+        let child = self.inner.spawn();
+        for (i, was_set) in forced.into_iter().enumerate() {
+            if !was_set {
+                self.set_stdio(i, Stdio::inherit());
+            }
+        }
+        Child::from_std(child?)
+    }
+
+    /// The command as in error messages.
+    fn describe(&self) -> String {
+        format!("{:?}", self.inner)
+    }
+
+    /// Runs the child to completion (Python's `subprocess.run(..., capture_output=True,
+    /// input=input, timeout=timeout)`): writes `input` to its stdin (then closes it), collects
+    /// stdout and stderr, all three at once ([`Child::communicate`]: a child that fills one pipe
+    /// while we write the other never deadlocks), and waits for it. Unless set here, stdin is
+    /// piped when `input` is given and [`Stdio::null`] otherwise; stdout and stderr are piped. A
+    /// non-zero exit is not an error here (see [`Command::check_output`] or
+    /// [`SubprocessError::check`]).
+    ///
+    /// # Examples
+    /// ```
+    /// use gevent::subprocess::Command;
+    /// let out = Command::new("tr").args(["a-z", "A-Z"]).run(Some(b"shout"), None).unwrap();
+    /// assert_eq!(out.stdout, b"SHOUT");
+    /// ```
+    ///
+    /// # Errors
+    /// [`SubprocessError::Io`] as [`Command::spawn`] and reading the pipes (the child is then
+    /// killed); [`SubprocessError::Timeout`] when `timeout` passes first: the child is killed
+    /// (`SIGKILL`) and reaped, and the error holds the output read until then.
+    ///
+    /// # Cancel safety
+    /// A kill or Timeout landing here unwinds out of it; the child is killed (`SIGKILL`) on the
+    /// way out, as Python's `run` does.
+    pub fn run(
+        &mut self,
+        input: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<Output, SubprocessError> {
+        let stdin = if input.is_some() {
+            Stdio::piped
+        } else {
+            Stdio::null
+        };
+        self.run_with([stdin, Stdio::piped, Stdio::piped], input, timeout)
+    }
+
+    fn run_with(
+        &mut self,
+        defaults: [fn() -> Stdio; 3],
+        input: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<Output, SubprocessError> {
+        let child = self.spawn_with(defaults)?;
+        /// Kills the child unless the run finished: an unwind out of `communicate`, or an error
+        /// (as Python's `run`: `except: process.kill(); raise`).
+        struct KillUnlessDone(Child, bool);
+        impl Drop for KillUnlessDone {
+            fn drop(&mut self) {
+                if !self.1 {
+                    let _ = self.0.kill();
+                    let _ = self.0.try_wait();
+                }
+            }
+        }
+        let mut guard = KillUnlessDone(child, false);
+        let r = guard.0.communicate(input, timeout);
+        if let Err(SubprocessError::Timeout(_)) = r {
+            let _ = guard.0.kill();
+            // SIGKILL cannot be caught: the exit follows at once.
+            let _ = guard.0.wait();
+        }
+        // On success the child was reaped by `communicate`.
+        guard.1 = r.is_ok();
+        r.map_err(|e| e.with_command(self.describe()))
+    }
+
+    /// Runs the child and returns its stdout (Python's `subprocess.check_output(...,
+    /// input=input, timeout=timeout)`): as [`Command::run`], but stderr is inherited unless set
+    /// here (set [`Stdio::piped`] to have it in the error), and an unsuccessful exit is an error.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use gevent::subprocess::{Command, SubprocessError};
+    /// let out = Command::new("echo").arg("hi").check_output(None, None).unwrap();
+    /// assert_eq!(out, b"hi\n");
+    /// match Command::new("false").check_output(None, None) {
+    ///     Err(SubprocessError::Failed(e)) => assert_eq!(e.status.code(), Some(1)),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// let slow = Command::new("sleep").arg("10").check_output(None, Some(Duration::from_millis(50)));
+    /// assert!(matches!(slow, Err(SubprocessError::Timeout(_))));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Command::run`], and [`SubprocessError::Failed`] ([`CalledProcessError`], with the
+    /// status and the output) when the child did not exit with status 0.
+    ///
+    /// # Cancel safety
+    /// As [`Command::run`].
+    pub fn check_output(
+        &mut self,
+        input: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, SubprocessError> {
+        let stdin = if input.is_some() {
+            Stdio::piped
+        } else {
+            Stdio::null
+        };
+        let out = self.run_with([stdin, Stdio::piped, Stdio::inherit], input, timeout)?;
+        Ok(SubprocessError::check(out, self.describe())?.stdout)
+    }
+
+    /// [`Command::check_output`] in text mode (Python's `text=True`): `input` as a `&str`,
+    /// stdout as a `String`.
+    ///
+    /// # Errors
+    /// As [`Command::check_output`], and [`SubprocessError::NotUtf8`] (with the bytes) when
+    /// stdout is not UTF-8.
+    ///
+    /// # Cancel safety
+    /// As [`Command::run`].
+    pub fn check_output_text(
+        &mut self,
+        input: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<String, SubprocessError> {
+        let out = self.check_output(input.map(str::as_bytes), timeout)?;
+        text("stdout", out)
+    }
+
+    /// [`Command::run`] in text mode (Python's `text=True`): `input` as a `&str`, stdout and
+    /// stderr as `String`s.
+    ///
+    /// # Examples
+    /// ```
+    /// use gevent::subprocess::Command;
+    /// let out = Command::new("sh").args(["-c", "cat; echo oops >&2"]).run_text(Some("hé"), None).unwrap();
+    /// assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("hé", "oops\n"));
+    /// assert!(out.status.success());
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Command::run`], and [`SubprocessError::NotUtf8`] when stdout or stderr is not UTF-8.
+    ///
+    /// # Cancel safety
+    /// As [`Command::run`].
+    pub fn run_text(
+        &mut self,
+        input: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<TextOutput, SubprocessError> {
+        let out = self.run(input.map(str::as_bytes), timeout)?;
+        Ok(TextOutput {
+            status: out.status,
+            stdout: text("stdout", out.stdout)?,
+            stderr: text("stderr", out.stderr)?,
+        })
     }
 
     fn set_stdio(&mut self, i: usize, cfg: Stdio) {
@@ -426,6 +616,152 @@ impl Child {
         }
     }
 
+    /// Writes `input` to the child's stdin and closes it, reads stdout and stderr to the end and
+    /// waits for the child, all at once (Python's `Popen.communicate(input, timeout)`): a helper
+    /// greenlet per pipe, so a child that fills one pipe while the others wait never deadlocks,
+    /// whatever the sizes. Pipes that are not piped are skipped (their output is empty). A broken
+    /// stdin (the child exited without reading it all) is not an error, as in Python.
+    ///
+    /// # Examples
+    /// ```
+    /// use gevent::subprocess::{Command, Stdio};
+    /// let mut child = Command::new("cat")
+    ///     .stdin(Stdio::piped())
+    ///     .stdout(Stdio::piped())
+    ///     .spawn()
+    ///     .unwrap();
+    /// let big = vec![b'x'; 1 << 20]; // more than a pipe holds, both ways
+    /// let out = child.communicate(Some(&big), None).unwrap();
+    /// assert_eq!(out.stdout.len(), 1 << 20);
+    /// ```
+    ///
+    /// # Errors
+    /// [`SubprocessError::Io`]: `InvalidInput` for `input` without a piped stdin; as reading
+    /// the pipes and [`Child::wait`]. [`SubprocessError::Timeout`] when `timeout` passes first,
+    /// with the output read so far; the child is NOT killed (as in Python): stdout and stderr are
+    /// back in the `Child` (call `communicate` again to read on, or [`Child::kill`] and
+    /// [`Child::wait`]), stdin is closed and the part of `input` not yet written is dropped.
+    ///
+    /// # Cancel safety
+    /// A kill or Timeout landing here unwinds out of it: the helpers are killed, the pipes are
+    /// closed and the child keeps running.
+    pub fn communicate(
+        &mut self,
+        input: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<Output, SubprocessError> {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        if input.is_some_and(|i| !i.is_empty()) && self.stdin.is_none() {
+            return Err(SubprocessError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "communicate: input given, but the child's stdin is not piped",
+            )));
+        }
+        /// Kills the helpers that are still running if this unwinds or returns early.
+        struct Helpers(Vec<crate::Greenlet<io::Result<()>>>);
+        impl Drop for Helpers {
+            fn drop(&mut self) {
+                for g in &self.0 {
+                    if !g.ready() {
+                        g.kill_nowait();
+                    }
+                }
+            }
+        }
+        let mut helpers = Helpers(Vec::new());
+        if let Some(stdin) = self.stdin.take() {
+            let data = input.unwrap_or_default().to_vec();
+            helpers.0.push(crate::spawn(move || {
+                let r = match (&stdin).write_all(&data) {
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+                    r => r,
+                };
+                drop(stdin); // EOF for the child
+                r
+            }));
+        }
+        let out_buf = Rc::new(RefCell::new(Vec::new()));
+        let err_buf = Rc::new(RefCell::new(Vec::new()));
+        fn reader<P: 'static>(
+            pipe: &Rc<P>,
+            buf: &Rc<RefCell<Vec<u8>>>,
+        ) -> crate::Greenlet<io::Result<()>>
+        where
+            for<'a> &'a P: Read,
+        {
+            let (pipe, buf) = (pipe.clone(), buf.clone());
+            crate::spawn(move || {
+                let mut chunk = vec![0u8; 64 * 1024];
+                loop {
+                    match (&*pipe).read(&mut chunk) {
+                        Ok(0) => return Ok(()),
+                        Ok(n) => buf.borrow_mut().extend_from_slice(&chunk[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            })
+        }
+        let stdout = self.stdout.take().map(Rc::new);
+        let stderr = self.stderr.take().map(Rc::new);
+        if let Some(p) = &stdout {
+            helpers.0.push(reader(p, &out_buf));
+        }
+        if let Some(p) = &stderr {
+            helpers.0.push(reader(p, &err_buf));
+        }
+        let mut timed_out = false;
+        for g in &helpers.0 {
+            let done = match deadline {
+                None => {
+                    g.join();
+                    true
+                }
+                Some(d) => g.join_timeout(d.saturating_duration_since(Instant::now())),
+            };
+            if !done {
+                timed_out = true;
+                break;
+            }
+            match g.take_value() {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(SubprocessError::Io(e)),
+                None => {
+                    return Err(SubprocessError::Io(io::Error::other(
+                        "communicate: a pipe helper failed",
+                    )))
+                }
+            }
+        }
+        let status = if timed_out {
+            None
+        } else {
+            self.wait_deadline(deadline)?
+        };
+        let Some(status) = status else {
+            // Stop the helpers (each dies at its pipe wait, consuming nothing more), then hand
+            // the read pipes back for a later call.
+            for g in &helpers.0 {
+                g.kill();
+            }
+            self.stdout = stdout.and_then(|p| Rc::try_unwrap(p).ok());
+            self.stderr = stderr.and_then(|p| Rc::try_unwrap(p).ok());
+            return Err(SubprocessError::Timeout(TimeoutExpired {
+                command: String::new(),
+                timeout: timeout.unwrap_or_default(),
+                stdout: out_buf.take(),
+                stderr: err_buf.take(),
+            }));
+        };
+        Ok(Output {
+            status,
+            stdout: out_buf.take(),
+            stderr: err_buf.take(),
+        })
+    }
+
     /// Closes stdin, reads stdout and stderr to the end concurrently (stderr in a helper greenlet),
     /// then waits for the child (std's `wait_with_output`).
     ///
@@ -470,6 +806,150 @@ impl Child {
             stdout,
             stderr,
         })
+    }
+}
+
+/// What [`Command::run_text`] returns: [`Output`] with text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextOutput {
+    /// How the child exited.
+    pub status: ExitStatus,
+    /// Its stdout, decoded as UTF-8.
+    pub stdout: String,
+    /// Its stderr, decoded as UTF-8.
+    pub stderr: String,
+}
+
+/// A child outlived its timeout (Python's `subprocess.TimeoutExpired`), with what it wrote
+/// until then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeoutExpired {
+    /// The command (`Debug` of the std command); empty from [`Child::communicate`].
+    pub command: String,
+    /// The timeout that passed.
+    pub timeout: Duration,
+    /// The stdout read before the timeout.
+    pub stdout: Vec<u8>,
+    /// The stderr read before the timeout.
+    pub stderr: Vec<u8>,
+}
+
+/// A child exited unsuccessfully (Python's `subprocess.CalledProcessError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalledProcessError {
+    /// The command (`Debug` of the std command).
+    pub command: String,
+    /// How it exited: `code()` for an exit status, `ExitStatusExt::signal()` for a signal.
+    pub status: ExitStatus,
+    /// Its stdout (if captured).
+    pub stdout: Vec<u8>,
+    /// Its stderr (if captured).
+    pub stderr: Vec<u8>,
+}
+
+/// The error of [`Command::run`], [`Command::check_output`], [`Child::communicate`] and their
+/// text forms. Converts into `io::Error` (`TimedOut`, `Other`, `InvalidData`) for `?` in an
+/// `io::Result` function.
+#[derive(Debug)]
+pub enum SubprocessError {
+    /// Starting the child, or reading or writing its pipes, failed.
+    Io(io::Error),
+    /// The timeout passed first.
+    Timeout(TimeoutExpired),
+    /// The child exited unsuccessfully (only from the `check_*` calls).
+    Failed(CalledProcessError),
+    /// Text mode: `stream` (`"stdout"` or `"stderr"`) is not UTF-8; the bytes are in `error`.
+    NotUtf8 {
+        /// `"stdout"` or `"stderr"`.
+        stream: &'static str,
+        /// Where the decoding failed, and the bytes (`into_bytes()`).
+        error: std::string::FromUtf8Error,
+    },
+}
+
+impl SubprocessError {
+    /// `Ok(output)` if it exited with status 0, else [`SubprocessError::Failed`] with it
+    /// (Python's `CompletedProcess.check_returncode`); `command` names it in the error.
+    ///
+    /// # Errors
+    /// [`SubprocessError::Failed`] for an unsuccessful exit.
+    pub fn check(output: Output, command: impl Into<String>) -> Result<Output, SubprocessError> {
+        if output.status.success() {
+            return Ok(output);
+        }
+        Err(SubprocessError::Failed(CalledProcessError {
+            command: command.into(),
+            status: output.status,
+            stdout: output.stdout,
+            stderr: output.stderr,
+        }))
+    }
+
+    fn with_command(mut self, command: String) -> SubprocessError {
+        match &mut self {
+            SubprocessError::Timeout(t) => t.command = command,
+            SubprocessError::Failed(f) => f.command = command,
+            _ => {}
+        }
+        self
+    }
+}
+
+fn text(stream: &'static str, bytes: Vec<u8>) -> Result<String, SubprocessError> {
+    String::from_utf8(bytes).map_err(|error| SubprocessError::NotUtf8 { stream, error })
+}
+
+impl fmt::Display for SubprocessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubprocessError::Io(e) => write!(f, "{e}"),
+            SubprocessError::Timeout(t) => write!(
+                f,
+                "command {} timed out after {:?} ({} bytes of stdout, {} of stderr so far)",
+                t.command,
+                t.timeout,
+                t.stdout.len(),
+                t.stderr.len()
+            ),
+            SubprocessError::Failed(e) => {
+                write!(
+                    f,
+                    "command {} returned non-zero exit status: {}",
+                    e.command, e.status
+                )
+            }
+            SubprocessError::NotUtf8 { stream, error } => write!(
+                f,
+                "the child's {stream} is not UTF-8 text ({error}); use the byte form of the call"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SubprocessError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SubprocessError::Io(e) => Some(e),
+            SubprocessError::NotUtf8 { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for SubprocessError {
+    fn from(e: io::Error) -> SubprocessError {
+        SubprocessError::Io(e)
+    }
+}
+
+impl From<SubprocessError> for io::Error {
+    fn from(e: SubprocessError) -> io::Error {
+        match e {
+            SubprocessError::Io(e) => e,
+            SubprocessError::Timeout(_) => io::Error::new(io::ErrorKind::TimedOut, e),
+            SubprocessError::Failed(_) => io::Error::other(e),
+            SubprocessError::NotUtf8 { .. } => io::Error::new(io::ErrorKind::InvalidData, e),
+        }
     }
 }
 

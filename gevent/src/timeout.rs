@@ -46,6 +46,14 @@ impl std::error::Error for TimeoutError {}
 /// which cannot unwind) makes that call fail with `ETIMEDOUT` and is raised at the greenlet's next
 /// gevent wait; cancelling or dropping it before then forgets it (see [`with_timeout`]).
 ///
+/// Not `Send` (nor `Sync`): a started timeout is a timer on the hub of the thread that started it,
+/// aimed at one of that thread's greenlets; cancelled (or dropped) on another thread it would name
+/// another hub's timer. Make it on the thread that uses it:
+/// ```compile_fail
+/// fn is_send<T: Send>() {}
+/// is_send::<gevent::Timeout>();
+/// ```
+///
 /// # Examples
 /// ```
 /// use std::time::Duration;
@@ -60,6 +68,8 @@ pub struct Timeout {
     /// Makes the payload raised when it fires, if not the [`TimeoutError`] (gevent's
     /// `Timeout(seconds, exception)`).
     payload: Option<Rc<dyn Fn() -> Box<dyn Any + Send>>>,
+    /// `!Send`: `timer` belongs to this thread's hub.
+    _thread: std::marker::PhantomData<*const ()>,
 }
 
 impl fmt::Debug for Timeout {
@@ -85,6 +95,7 @@ impl Timeout {
             err: TimeoutError { id, after },
             timer: Cell::new(None),
             payload: None,
+            _thread: std::marker::PhantomData,
         }
     }
 

@@ -51,6 +51,12 @@ pub(crate) enum Phase {
 /// Implemented by the state of every gevent greenlet, whatever its result type.
 pub(crate) trait Tracked: crate::greenlet::Erased {
     fn snapshot(&self) -> Snapshot;
+    /// Whether it has not finished (pending or started).
+    fn is_alive(&self) -> bool;
+    /// A handle to wait for it (`hubs`' shutdown).
+    fn waitable(self: std::rc::Rc<Self>) -> Box<dyn crate::greenlet::Waitable>;
+    /// Asks it to die without waiting (`Greenlet::kill_nowait`).
+    fn kill_nowait(self: std::rc::Rc<Self>);
 }
 
 /// The greenlet registered in `slot`, if it is still alive (what `greenlets::current` finds
@@ -306,6 +312,22 @@ pub fn format_run_info() -> String {
         out.push('\n');
     }
     out
+}
+
+/// This thread's gevent greenlets that have not finished (pending or started), oldest first.
+pub(crate) fn live_greenlets() -> Vec<std::rc::Rc<dyn Tracked>> {
+    let mut live: Vec<_> = REGISTRY
+        .try_with(|r| {
+            r.borrow()
+                .slots
+                .iter()
+                .flatten()
+                .filter_map(Weak::upgrade)
+                .collect()
+        })
+        .unwrap_or_default();
+    live.retain(|g: &std::rc::Rc<dyn Tracked>| g.is_alive());
+    live
 }
 
 /// Prints [`format_run_info`] to stderr (gevent's `print_run_info`).

@@ -11,6 +11,7 @@
 
 use gevent::event::{AsyncResult, Event};
 use gevent::hub::{Hub, TimerId};
+use gevent::hubs::{Hubs, ShutdownReport, Spawner, Task, TaskError};
 use gevent::io::{Interest, IoSource};
 use gevent::local::Local;
 use gevent::lock::{
@@ -27,11 +28,13 @@ use gevent::queue::{
     Channel, GetTimeoutError, LifoQueue, PriorityQueue, PutTimeoutError, Queue, ShutDown,
     ShutDownError, TaskDoneError, TryGetError, TryPutError,
 };
-use gevent::server::{DatagramServer, StreamServer};
+use gevent::server::{DatagramServer, MultiServer, StreamServer};
 use gevent::signal::SignalGuard;
 use gevent::subprocess::{Child, ChildStdin, Command};
 use gevent::threadpool::ThreadPool;
-use gevent::{Failure, GetError, Greenlet, HubHandle, LinkId, LoopExit, TimeoutError, Waiter};
+use gevent::{
+    Failure, GetError, Greenlet, HubHandle, LinkId, LoopExit, Timeout, TimeoutError, Waiter,
+};
 
 /// Compiles only if `$t` does not implement `$tr` (the two blanket impls otherwise overlap for
 /// type inference, making `_` ambiguous).
@@ -86,6 +89,7 @@ fn what_belongs_to_a_hub_stays_on_its_thread() {
         Child,
         ChildStdin,
         SignalGuard,
+        Timeout,
     );
 }
 
@@ -94,6 +98,11 @@ fn what_crosses_threads_on_purpose() {
     send_sync::<HubHandle>();
     send_sync::<ThreadPool>();
     send_sync::<Monitor>();
+    // Many cores: a group of hubs, its spawner, a task's result handle, a server on every hub.
+    send_sync::<Hubs>();
+    send_sync::<Spawner>();
+    send_sync::<Task<u32>>();
+    send_sync::<MultiServer>();
     // A command is a description of a process to start: built anywhere, spawned on a hub.
     send_sync::<Command>();
 }
@@ -101,6 +110,11 @@ fn what_crosses_threads_on_purpose() {
 #[test]
 fn errors_reports_and_plain_values_travel() {
     send_sync::<LoopExit>();
+    send_sync::<ShutdownReport>();
+    // It carries the panic payload (`Box<dyn Any + Send>`), as `std::thread::Result` does.
+    fn send<T: Send>() {}
+    send::<TaskError>();
+    assert_not_impl!(TaskError, Sync);
     send_sync::<TimeoutError>();
     send_sync::<Failure>();
     send_sync::<GetError>();

@@ -8,8 +8,9 @@
 //! - `hub/chan_handoff`: ping-pong over two `tokio::sync::mpsc` channels of capacity 1; ns per hand-off.
 //! - `hub/event_set_<n>`: n tasks await one `Notify`; `notify_waiters()` until all have run; ns per waiter.
 //! - `hub/timers_<n>_{mean,p99,cpu}`: n tasks each `tokio::time::sleep` a distinct duration; lateness, CPU.
-//! - io (`--serve echo|http --port-file F`): a task-per-connection echo server, or hyper 1's HTTP/1.1 server
-//!   (keep-alive, `Hello, World!`) for wrk; both on a current_thread runtime.
+//! - io (`--serve echo|http|https|http-mt2 --port-file F`): a task-per-connection echo server, or hyper 1's
+//!   HTTP/1.1 server (keep-alive, `Hello, World!`, `/work?us=N`) for wrk, plain or over tokio-rustls; on a
+//!   current_thread runtime (`http-mt2`: multi_thread, 2 workers).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -172,6 +173,62 @@ fn handoff(rt: &tokio::runtime::Runtime, o: &Opts) {
     report("hub", names::CHAN_HANDOFF, PEER, "ns_per_op", ns, 2 * ops);
 }
 
+/// `hub/block_on_local`: two tasks of a `LocalSet` on current_thread ping-pong, each awaiting a
+/// `bench::signal::LocalSignal` the other fires; ns per hand-off.
+fn block_on_local(rt: &tokio::runtime::Runtime, o: &Opts) {
+    use bench::signal::LocalSignal;
+    use std::rc::Rc;
+    let ops = o.counts.ops;
+    let ns = time_per_op(o.duration, 2 * ops, || {
+        let local = tokio::task::LocalSet::new();
+        local.block_on(rt, async {
+            let (to_a, to_b) = (
+                Rc::new(LocalSignal::default()),
+                Rc::new(LocalSignal::default()),
+            );
+            let (a2, b2) = (to_a.clone(), to_b.clone());
+            let b = tokio::task::spawn_local(async move {
+                for _ in 0..ops {
+                    b2.wait().await;
+                    a2.fire();
+                }
+            });
+            for _ in 0..ops {
+                to_b.fire();
+                to_a.wait().await;
+            }
+            let _ = b.await;
+        })
+    });
+    report("hub", names::BLOCK_ON_LOCAL, PEER, "ns_per_op", ns, 2 * ops);
+}
+
+/// `hub/block_on_remote`: a plain thread, asked over a std channel, fires a
+/// `bench::signal::SharedSignal` that the runtime's `block_on` awaits; ns per round trip.
+fn block_on_remote(rt: &tokio::runtime::Runtime, o: &Opts) {
+    use bench::signal::SharedSignal;
+    let ops = o.counts.ops;
+    let sig = SharedSignal::default();
+    let (req_tx, req_rx) = std::sync::mpsc::channel::<()>();
+    let s2 = sig.clone();
+    let th = std::thread::spawn(move || {
+        while req_rx.recv().is_ok() {
+            s2.fire();
+        }
+    });
+    let ns = time_per_op(o.duration, ops, || {
+        rt.block_on(async {
+            for _ in 0..ops {
+                req_tx.send(()).expect("thread");
+                sig.wait().await;
+            }
+        })
+    });
+    drop(req_tx);
+    th.join().expect("thread");
+    report("hub", names::BLOCK_ON_REMOTE, PEER, "ns_per_op", ns, ops);
+}
+
 /// io group: echo server (`s.kind == "echo"`) or hyper's HTTP/1.1 server (`"http"`, see [`serve_http`]) on
 /// `127.0.0.1:0`, one thread (current_thread runtime).
 fn serve(s: &bench::Serve) {
@@ -179,9 +236,11 @@ fn serve(s: &bench::Serve) {
     bench::Serve::exit_after_max();
     match s.kind.as_str() {
         "echo" => {}
-        "http" => return serve_http(s),
+        "http" => return serve_http(s, 1, false),
+        "http-mt2" => return serve_http(s, 2, false),
+        "https" => return serve_http(s, 1, true),
         k => {
-            eprintln!("{PEER}: --serve takes echo or http, not {k:?}");
+            eprintln!("{PEER}: --serve takes echo, http, http-mt2 or https, not {k:?}");
             std::process::exit(2);
         }
     }
@@ -216,17 +275,44 @@ fn serve(s: &bench::Serve) {
     });
 }
 
-/// io group, HTTP plaintext: hyper 1 (`server::conn::http1`, keep-alive, TCP_NODELAY) on a current_thread
-/// runtime, a task per connection, every request answered `200 Hello, World!` (hyper adds content-length
-/// and date).
-fn serve_http(s: &bench::Serve) {
+/// io group, HTTP plaintext: hyper 1 (`server::conn::http1`, keep-alive, TCP_NODELAY), a task per
+/// connection, every request answered `200 Hello, World!` with `content-type: text/plain` (hyper adds
+/// content-length and date), `GET /work?us=N` spinning N us first ([`bench::work_route`]). `workers` 1: a
+/// current_thread runtime; more: a multi_thread runtime with that many workers (`http-mt2`). `tls`: over
+/// tokio-rustls (ring, a fresh self-signed ECDSA P-256 certificate, ALPN `http/1.1`), the handshake in
+/// the connection's task.
+fn serve_http(s: &bench::Serve, workers: usize, tls: bool) {
     use http_body_util::Full;
     use hyper::body::{Bytes, Incoming};
     use hyper::{Request, Response};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime with I/O");
+    let rt = if workers > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .expect("tokio runtime with I/O");
+    let acceptor = tls.then(|| {
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        use tokio_rustls::rustls::ServerConfig;
+        let (cert, key) = bench::self_signed();
+        // The very provider (ring, same suites and key exchanges) the project's TLS uses.
+        let mut config = ServerConfig::builder_with_provider(gevent::ssl::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(cert)],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+            )
+            .expect("certificate and key");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    });
     rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -237,16 +323,34 @@ fn serve_http(s: &bench::Serve) {
                 continue;
             };
             let _ = c.set_nodelay(true);
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
-                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
-                        b"Hello, World!",
-                    ))))
+                let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                    let body = bench::work_route(req.uri().path(), req.uri().query())
+                        .unwrap_or(b"Hello, World!");
+                    let mut r = Response::new(Full::new(Bytes::from_static(body)));
+                    r.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static("text/plain"),
+                    );
+                    Ok::<_, std::convert::Infallible>(r)
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                let http = hyper::server::conn::http1::Builder::new()
                     .keep_alive(true)
-                    .serve_connection(hyper_util::rt::TokioIo::new(c), svc)
-                    .await;
+                    .clone();
+                let _ = match acceptor {
+                    None => {
+                        http.serve_connection(hyper_util::rt::TokioIo::new(c), svc)
+                            .await
+                    }
+                    Some(a) => {
+                        let Ok(tls) = a.accept(c).await else {
+                            return;
+                        };
+                        http.serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                            .await
+                    }
+                };
             });
         }
     });
@@ -303,6 +407,8 @@ fn main() {
         yields(&rt, &o, 1, names::SLEEP0_X1);
         yields(&rt, &o, 100, names::SLEEP0_X100);
         handoff(&rt, &o);
+        block_on_local(&rt, &o);
+        block_on_remote(&rt, &o);
         event_set(&rt, &o);
         timers(&o);
     }

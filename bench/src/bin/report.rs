@@ -23,7 +23,9 @@ use plotters::prelude::*;
 /// Column order: the project first, then peers in a fixed order, then any peer not listed here.
 const PEER_ORDER: &[&str] = &[
     "ours",
+    "ours-raw",
     "ours-monkey",
+    "ours-hyper",
     "corosensei",
     "py-greenlet",
     "py-gevent",
@@ -118,6 +120,8 @@ const ROW_ORDER: &[&str] = &[
     "echo_64b",
     "echo_4k",
     "http",
+    "https",
+    "work50us",
 ];
 
 /// What each row measures, for the legend under the tables.
@@ -168,7 +172,13 @@ const LEGEND: &[(&str, &str)] = &[
     ),
     ("echo_<size>_c<conns>", "echo server on loopback (server on core 0, bench/src/bin/loadgen.rs on core 1): wall time per round trip, i.e. latency at c1 and inverse throughput above; `_cpu`: the server's CPU time per round trip; `_p50`/`_p99`: percentiles of the single round trips' latency"),
     ("ours-monkey", "(io column) the project's plain std::net echo server, no gevent type, a greenlet per connection (gevent::spawn_raw), made cooperative by gevent::monkey::patch_all() (bench/src/bin/ours_monkey.rs); issue 5's bar: its CPU per request within 1.3x of `ours` (the `ours / ours-monkey` column is the inverse: >= 0.77x)"),
-    ("http_c<conns>", "HTTP plaintext (Hello, World!) under wrk -t1 (Go net/http, gevent.pywsgi, both with TCP_NODELAY; tokio: hyper 1 http1 on a current_thread runtime; may: may_minihttp on one may worker; ours: a minimal hand-written HTTP/1.1 keep-alive responder with httparse on gevent::server::StreamServer, not a full HTTP stack); per request, and `_cpu` as above"),
+    ("ours-hyper", "(io column) hyper 1's HTTP/1 server on the project's sockets through the async bridge (gevent::block_on, a greenlet per connection, no tokio; bench/src/ours.rs: serve_hyper), the same service as the tokio column's hyper; issue 12's bar: its CPU per request <= 1.0x hyper on tokio current_thread"),
+    ("block_on_local", "the wake round trip of a future: two tasks of one thread ping-pong, each awaiting a flag-and-waker future the other fires (ours: gevent::block_on in two greenlets; tokio: two tasks of a LocalSet on current_thread), per hand-off; issue 12's bar: <= 1.5x `chan_handoff`"),
+    ("block_on_remote", "the same future fired by another OS thread (asked over a std channel), per round trip (ours: the wake crosses the hub's remote channel; tokio: current_thread block_on)"),
+    ("http_c<conns>", "HTTP plaintext (Hello, World!, content-type text/plain, content-length, date) under wrk -t1, keep-alive (Go net/http, gevent.pywsgi, both with TCP_NODELAY; tokio: hyper 1 http1 on a current_thread runtime; may: may_minihttp on one may worker; ours: the project's HTTP/1.1 server gevent::http::Server on one hub, bench/src/ours.rs: serve_http); per request, and `_cpu` as above; issue 13's bar: ours' CPU per request <= 1.0x tokio's at c50"),
+    ("ours-raw", "(io column) a minimal hand-written HTTP/1.1 keep-alive responder (httparse, the same response bytes) on gevent::server::StreamServer: the hub and sockets under an HTTP load without an HTTP stack (bench/src/ours.rs: http_conn)"),
+    ("https_c<conns>", "HTTPS plaintext, the same service over TLS (rustls with ring both, a self-signed ECDSA P-256 certificate, ALPN http/1.1; wrk's OpenSSL picks TLS 1.3): ours gevent::http + gevent::ssl on one hub; tokio: hyper 1 + tokio-rustls on a current_thread runtime; issue 13's bar: ours within 1.1x"),
+    ("work50us_w<workers>", "GET /work?us=50 (the handler spins 50 us of CPU without yielding), wrk -t1 -c50, server and wrk NOT pinned (they share the 2 cores, so compare ratios); w1: ours on one hub, tokio current_thread; w2: ours http::Server::bind_workers_with on 2 hubs (SO_REUSEPORT), tokio multi_thread with 2 workers; issue 14's bar: ours w2 >= 1.6x the requests per second of ours w1"),
     ("syscall", "raw syscall(SYS_getppid)"),
     ("page_fault", "first touch of a fresh anonymous 4 KiB page"),
     (
@@ -444,6 +454,8 @@ fn color(peer: &str) -> RGBColor {
         "may" => RGBColor(0x59, 0xa1, 0x4f),
         "tokio" => RGBColor(0xb0, 0x7a, 0xa1),
         "ours-monkey" => RGBColor(0xed, 0xc9, 0x48),
+        "ours-hyper" => RGBColor(0xff, 0x9d, 0xa7),
+        "ours-raw" => RGBColor(0xba, 0xb0, 0xac),
         _ => RGBColor(0x9c, 0x75, 0x5f),
     }
 }

@@ -21,13 +21,21 @@
 //!   exceptions, where the kernel returns short while data is still queued: TCP urgent data (a
 //!   read stops at the urgent mark) and Unix stream messages with different credentials under
 //!   `SO_PASSCRED`; such a read then waits for the next edge (or its timeout).
+//! - Futures (`futures_io::AsyncRead`/`AsyncWrite` on the stream types, `poll_*` on the datagram
+//!   types; see `gevent::bridge`) take [`Socket::poll_op`]: the same syscall first, and on
+//!   `WouldBlock` the task's waker is registered with the fd's slot ([`IoSource::poll_park`])
+//!   instead of a parked greenlet. Stream reads and writes ([`Socket::poll_stream`]) share the
+//!   short-transfer hint with the blocking path. No busy flag and no hub-kept timeout there (a
+//!   future gets its timeouts from whoever polls it); nothing of it runs on the blocking path.
 //! - The public types add what is specific to them; the trait boilerplate they share (fd access,
 //!   std conversions, `Read`/`Write`, timeouts) comes from the macros at the bottom of this file.
 
 use std::cell::Cell;
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::ConcurrentObjectUseError;
@@ -76,6 +84,9 @@ pub(crate) struct Socket<S> {
     write_timeout: Cell<Option<Duration>>,
     /// A wait that lasts this long closes the socket (see [`Socket::set_idle_timeout`]).
     idle_timeout: Cell<Option<Duration>>,
+    /// Set by the user's `set_nonblocking(true)`: an operation that would wait fails with
+    /// `WouldBlock` instead of parking (the fd itself is always non-blocking).
+    nonblocking: Cell<bool>,
     inner: S,
 }
 
@@ -111,6 +122,7 @@ impl<S: AsRawFd> Socket<S> {
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
             idle_timeout: Cell::new(None),
+            nonblocking: Cell::new(false),
             inner,
         })
     }
@@ -185,6 +197,18 @@ impl<S> Socket<S> {
 
     pub(crate) fn idle_timeout(&self) -> Option<Duration> {
         self.idle_timeout.get()
+    }
+
+    /// With `true`, an operation that would wait fails with `WouldBlock` instead (see the
+    /// `set_nonblocking` of the public types).
+    pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.open()?;
+        self.nonblocking.set(on);
+        Ok(())
+    }
+
+    pub(crate) fn is_nonblocking(&self) -> bool {
+        self.nonblocking.get()
     }
 
     pub(crate) fn read_timeout(&self) -> Option<Duration> {
@@ -293,10 +317,15 @@ impl<S> Socket<S> {
             // closed (EOF, an error: it stays ready, no edge follows).
             let tried = !(std::mem::replace(&mut park_first, false)
                 && !busy.get()
+                && !self.nonblocking.get()
                 && !self.src.hung_up_in(&crate::hub::get_hub(), interest));
             if tried {
                 match f() {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if self.nonblocking.get() {
+                            return Err(e);
+                        }
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     r => return r,
                 }
@@ -347,6 +376,60 @@ impl<S> Socket<S> {
         unsafe {
             libc::shutdown(self.src.fd(), libc::SHUT_RDWR);
         }
+    }
+
+    /// The async path (see the module docs): runs `f` (one syscall), and on `WouldBlock`
+    /// registers `cx`'s waker for `interest` and returns `Pending`.
+    pub(crate) fn poll_op<R>(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        mut f: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            if self.src.is_closed() {
+                return Poll::Ready(Err(closed_error()));
+            }
+            match f(&self.inner) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return Poll::Ready(r),
+            }
+            return match self.src.poll_park(cx, interest) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                _ => Poll::Pending,
+            };
+        }
+    }
+
+    /// [`Socket::poll_op`] for a stream read (`Interest::Read`) or write of `len` bytes, with the
+    /// short-transfer hint of the blocking path (shared with it, same meaning): after a short
+    /// transfer, the next poll on that side registers its waker without a syscall unless an edge
+    /// arrived since (see the module docs; tokio does the same).
+    #[inline]
+    pub(crate) fn poll_stream(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        len: usize,
+        f: impl FnMut(&S) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let drained = self.drained(interest);
+        if drained.get() {
+            match self.src.poll_edge(cx, interest) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => drained.set(false),
+            }
+        }
+        let r = self.poll_op(cx, interest, f);
+        if let Poll::Ready(Ok(n)) = r {
+            if 0 < n && n < len {
+                self.src.clear_ready(interest);
+                drained.set(true);
+            }
+        }
+        r
     }
 
     /// Finishes a non-blocking `connect(2)`: waits for writability until `deadline`, then reports
@@ -402,9 +485,32 @@ where
     }
 }
 
+impl<S: AsRawFd> Socket<S> {
+    /// `read(2)` into uninitialised memory (hyper's read buffers), on the async path.
+    #[cfg_attr(not(feature = "hyper"), allow(dead_code))]
+    pub(crate) fn poll_read_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        let len = buf.len();
+        self.poll_stream(cx, Interest::Read, len, |s| {
+            // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the whole call, and
+            // read(2) only writes into it (never reads it), so uninitialised bytes are fine;
+            // the fd is `s`'s, open while `s` is borrowed.
+            let n = unsafe { libc::read(s.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        })
+    }
+}
+
 /// The length a vectored transfer asks for, to tell a short one: 0 (never short, so no hint) for
 /// more buffers than one `readv`/`writev` takes (std passes only the first `UIO_MAXIOV`).
-fn vectored_len(lens: impl Iterator<Item = usize>, count: usize) -> usize {
+pub(crate) fn vectored_len(lens: impl Iterator<Item = usize>, count: usize) -> usize {
     if count > libc::UIO_MAXIOV as usize {
         return 0;
     }
@@ -510,6 +616,206 @@ macro_rules! impl_stream_io {
 
             fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
+            }
+        }
+
+        $crate::net::socket::impl_async_io!($t);
+        $crate::net::socket::impl_async_io!(&$t);
+
+        #[cfg(feature = "hyper")]
+        impl ::hyper::rt::Read for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                mut buf: ::hyper::rt::ReadBufCursor<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                // SAFETY: `poll_read_uninit` only hands the bytes to read(2), which writes into
+                // them and never de-initialises any.
+                let unfilled = unsafe { buf.as_mut() };
+                match self.sock.poll_read_uninit(cx, unfilled) {
+                    std::task::Poll::Ready(Ok(n)) => {
+                        // SAFETY: read(2) initialised the first `n` bytes of the cursor.
+                        unsafe { buf.advance(n) };
+                        std::task::Poll::Ready(Ok(()))
+                    }
+                    std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+                    std::task::Poll::Pending => std::task::Poll::Pending,
+                }
+            }
+        }
+
+        #[cfg(feature = "hyper")]
+        impl ::hyper::rt::Write for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                futures_io::AsyncWrite::poll_write(self, cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                futures_io::AsyncWrite::poll_write_vectored(self, cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                futures_io::AsyncWrite::poll_flush(self, cx)
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                futures_io::AsyncWrite::poll_close(self, cx)
+            }
+        }
+    };
+}
+
+/// `futures_io::AsyncRead` / `AsyncWrite` (and with feature `tokio`, tokio's traits) for a stream
+/// type `$t` (or `&$t`) whose `sock` field is a [`Socket`]: the async path, [`Socket::poll_op`].
+/// Closing shuts the write side down (the peer sees EOF).
+macro_rules! impl_async_io {
+    ($t:ty) => {
+        impl futures_io::AsyncRead for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len = buf.len();
+                self.sock
+                    .poll_stream(cx, $crate::io::Interest::Read, len, |mut s| {
+                        std::io::Read::read(&mut s, buf)
+                    })
+            }
+
+            fn poll_read_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len =
+                    $crate::net::socket::vectored_len(bufs.iter().map(|b| b.len()), bufs.len());
+                self.sock
+                    .poll_stream(cx, $crate::io::Interest::Read, len, |mut s| {
+                        std::io::Read::read_vectored(&mut s, bufs)
+                    })
+            }
+        }
+
+        impl futures_io::AsyncWrite for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len = buf.len();
+                self.sock
+                    .poll_stream(cx, $crate::io::Interest::Write, len, |mut s| {
+                        std::io::Write::write(&mut s, buf)
+                    })
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len =
+                    $crate::net::socket::vectored_len(bufs.iter().map(|b| b.len()), bufs.len());
+                self.sock
+                    .poll_stream(cx, $crate::io::Interest::Write, len, |mut s| {
+                        std::io::Write::write_vectored(&mut s, bufs)
+                    })
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(match self.sock.get().shutdown(std::net::Shutdown::Write) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotConnected => Err(e),
+                    _ => Ok(()),
+                })
+            }
+        }
+
+        #[cfg(feature = "tokio")]
+        impl tokio::io::AsyncRead for $t {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut tokio::io::ReadBuf<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                // SAFETY: `poll_read_uninit` only hands the bytes to read(2), which writes `n`
+                // of them and never de-initialises any; exactly those `n` are then marked filled.
+                let unfilled = unsafe { buf.unfilled_mut() };
+                match self.sock.poll_read_uninit(cx, unfilled) {
+                    std::task::Poll::Ready(Ok(n)) => {
+                        // SAFETY: read(2) initialised the first `n` unfilled bytes.
+                        unsafe { buf.assume_init(n) };
+                        buf.advance(n);
+                        std::task::Poll::Ready(Ok(()))
+                    }
+                    std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+                    std::task::Poll::Pending => std::task::Poll::Pending,
+                }
+            }
+        }
+
+        #[cfg(feature = "tokio")]
+        impl tokio::io::AsyncWrite for $t {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                futures_io::AsyncWrite::poll_write(self, cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                futures_io::AsyncWrite::poll_write_vectored(self, cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                futures_io::AsyncWrite::poll_flush(self, cx)
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                futures_io::AsyncWrite::poll_close(self, cx)
             }
         }
     };
@@ -621,4 +927,56 @@ macro_rules! impl_stream_common {
     };
 }
 
-pub(crate) use {impl_fd, impl_std_conversions, impl_stream_common, impl_stream_io, impl_timeouts};
+/// `set_nonblocking` / `is_nonblocking` and `try_clone` for `$t`, whose `sock` is a
+/// `Socket<$inner>`; `$wrap` turns the `dup`'d fd (an `OwnedFd`) into `$inner`.
+macro_rules! impl_mode_and_clone {
+    ($t:ty, $wrap:expr) => {
+        impl $t {
+            /// Switches between gevent's blocking mode (the default: an operation that cannot
+            /// complete parks the calling greenlet, the other greenlets run) and non-blocking mode
+            /// (`true`): an operation that cannot complete at once fails with
+            /// `io::ErrorKind::WouldBlock` instead of parking, as a non-blocking std socket does
+            /// (gevent's `setblocking(False)`). Wait for readiness yourself then, with
+            /// [`wait_read`](crate::net::wait_read) / [`wait_write`](crate::net::wait_write) or
+            /// [`select`](crate::select). The fd underneath is non-blocking either way; the mode
+            /// belongs to this handle (a [`try_clone`](Self::try_clone) starts with the same mode
+            /// and then keeps its own).
+            ///
+            /// # Errors
+            /// `NotConnected` after `close`.
+            pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+                self.sock.set_nonblocking(nonblocking)
+            }
+
+            /// Whether [`set_nonblocking`](Self::set_nonblocking)`(true)` is in force.
+            pub fn is_nonblocking(&self) -> bool {
+                self.sock.is_nonblocking()
+            }
+
+            /// A second handle on the same socket (a `dup`'d fd, registered with this thread's hub
+            /// on its own), like std's `try_clone`. The handles share the socket (its data, its
+            /// options, its kernel state); each has its own hub-kept timeouts (the clone starts
+            /// with none), its own one-greenlet-per-side rule and its own
+            /// [`close`](Self::close), which wakes only its own waiters (but on a connected
+            /// stream `close` also shuts the shared connection down both ways; dropping a handle
+            /// releases only its fd). The clone starts in this handle's blocking mode.
+            ///
+            /// # Errors
+            /// `NotConnected` after `close`; as `dup(2)` (`EMFILE`); registration.
+            pub fn try_clone(&self) -> std::io::Result<$t> {
+                let fd = std::os::fd::AsFd::as_fd(self.sock.open()?).try_clone_to_owned()?;
+                let wrap: fn(std::os::fd::OwnedFd) -> _ = $wrap;
+                let clone = Self {
+                    sock: crate::net::socket::Socket::new(wrap(fd))?,
+                };
+                clone.sock.set_nonblocking(self.sock.is_nonblocking())?;
+                Ok(clone)
+            }
+        }
+    };
+}
+
+pub(crate) use {
+    impl_async_io, impl_fd, impl_mode_and_clone, impl_std_conversions, impl_stream_common,
+    impl_stream_io, impl_timeouts,
+};

@@ -7,7 +7,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::socket::{
-    impl_fd, impl_std_conversions, impl_stream_common, impl_stream_io, impl_timeouts, Socket,
+    impl_fd, impl_mode_and_clone, impl_std_conversions, impl_stream_common, impl_stream_io,
+    impl_timeouts, Socket,
 };
 use super::{each_addr, ToSocketAddrs};
 use crate::io::Interest;
@@ -182,9 +183,28 @@ impl TcpListener {
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.sock.open()?.take_error()
     }
+
+    /// Sets `IP_TTL` (inherited by the accepted connections).
+    ///
+    /// # Errors
+    /// `NotConnected` after `close`; as `setsockopt(2)`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.sock.open()?.set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    ///
+    /// # Errors
+    /// `NotConnected` after `close`; as `getsockopt(2)`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.sock.open()?.ttl()
+    }
 }
 
 impl_fd!(TcpListener);
+impl_mode_and_clone!(TcpListener, |fd| {
+    mio::net::TcpListener::from_std(std::net::TcpListener::from(fd))
+});
 impl_std_conversions!(TcpListener, std::net::TcpListener);
 
 /// A TCP connection (gevent's cooperative `socket`; `std::net::TcpStream`'s shape).
@@ -296,6 +316,75 @@ impl TcpStream {
         self.sock.open()?.set_ttl(ttl)
     }
 
+    /// Reads `IP_TTL`.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.sock.open()?.ttl()
+    }
+
+    /// Sets `SO_LINGER`: with `Some(d)`, dropping the last handle on the connection (closing the
+    /// fd) makes the kernel try to send what is still queued for up to `d` and then resets the
+    /// connection; `Some(Duration::ZERO)` resets it at once (the peer gets `ConnectionReset`
+    /// instead of EOF); `None` (the default): the close returns at once and the kernel sends the
+    /// rest in the background. The fd is non-blocking, so the close itself never waits (Linux).
+    /// Whole seconds are used (rounded up).
+    ///
+    /// # Errors
+    /// `NotConnected` after `close`; as `setsockopt(2)`.
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        let l = libc::linger {
+            l_onoff: linger.is_some().into(),
+            l_linger: linger.map_or(0, |d| {
+                let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                libc::c_int::try_from(secs).unwrap_or(libc::c_int::MAX)
+            }),
+        };
+        let fd = self.sock.open()?.as_raw_fd();
+        // SAFETY: `l` is a valid `linger` that outlives the call, and its size is passed.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                std::ptr::addr_of!(l).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Reads `SO_LINGER` (see [`TcpStream::set_linger`]).
+    ///
+    /// # Errors
+    /// `NotConnected` after `close`; as `getsockopt(2)`.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        let mut l = libc::linger {
+            l_onoff: 0,
+            l_linger: 0,
+        };
+        let mut len = std::mem::size_of::<libc::linger>() as libc::socklen_t;
+        let fd = self.sock.open()?.as_raw_fd();
+        // SAFETY: `l` and `len` are valid for writes and outlive the call; `len` is `l`'s size.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                std::ptr::addr_of_mut!(l).cast(),
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((l.l_onoff != 0).then(|| Duration::from_secs(l.l_linger.max(0) as u64)))
+    }
+
     /// The pending socket error (`SO_ERROR`), if any.
     ///
     /// # Errors
@@ -314,21 +403,153 @@ impl TcpStream {
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.read(|s| s.peek(buf))
     }
-
-    /// A second handle on the same connection (a `dup`'d fd, registered on its own). The
-    /// one-greenlet-per-side rule applies to each handle separately.
-    ///
-    /// # Errors
-    /// As `dup(2)`; registration.
-    pub fn try_clone(&self) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            sock: Socket::new(self.sock.open()?.try_clone()?)?,
-        })
-    }
 }
 
 impl_stream_io!(TcpStream);
 impl_stream_common!(TcpStream, SocketAddr);
 impl_timeouts!(TcpStream);
 impl_fd!(TcpStream);
+impl_mode_and_clone!(TcpStream, std::net::TcpStream::from);
 impl_std_conversions!(TcpStream, std::net::TcpStream);
+
+/// Connects to `addr` as gevent's (and Python's) `socket.create_connection(address, timeout,
+/// source_address)`: tries each address `addr` resolves to in turn, each attempt limited to
+/// `timeout`, binding the socket to `source` first when given (port 0: any port); returns the
+/// first connection made, or the last attempt's error. The `timeout` also becomes the
+/// connection's read and write timeout, as the Python function sets it on the socket.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let l = gevent::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let c = gevent::net::create_connection(
+///     l.local_addr().unwrap(),
+///     Some(Duration::from_secs(5)),
+///     Some("127.0.0.1:0".parse().unwrap()),
+/// )
+/// .unwrap();
+/// assert_eq!(c.read_timeout().unwrap(), Some(Duration::from_secs(5)));
+/// ```
+///
+/// # Errors
+/// `InvalidInput` for `Some(Duration::ZERO)` or an `addr` that resolves to nothing; `TimedOut`
+/// when the last attempt timed out; else as `socket(2)`, `bind(2)` (`AddrInUse`, or
+/// `AddrNotAvailable`/`InvalidInput` for a source of the other address family: that address is
+/// skipped) and `connect(2)`.
+///
+/// # Cancel safety
+/// A kill or Timeout unwinds out of it (from the lookup or an attempt); the half-made socket is
+/// closed.
+pub fn create_connection<A: ToSocketAddrs>(
+    addr: A,
+    timeout: Option<Duration>,
+    source: Option<SocketAddr>,
+) -> io::Result<TcpStream> {
+    if timeout == Some(Duration::ZERO) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a 0 duration timeout",
+        ));
+    }
+    each_addr(&addr, |a| {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let s = connect_from(a, source, deadline)?;
+        s.set_read_timeout(timeout)?;
+        s.set_write_timeout(timeout)?;
+        Ok(s)
+    })
+}
+
+/// A socket for `to`'s family, bound to `from` if given, connected (the greenlet waits) by
+/// `deadline`.
+fn connect_from(
+    to: SocketAddr,
+    from: Option<SocketAddr>,
+    deadline: Option<Instant>,
+) -> io::Result<TcpStream> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let domain = if to.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: socket(2) takes no memory.
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just made and is owned by nothing else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    if let Some(from) = from {
+        let (sa, len) = raw_addr(&from);
+        // SAFETY: `sa` holds a valid address of `len` bytes and outlives the call.
+        if unsafe { libc::bind(fd, std::ptr::addr_of!(sa).cast(), len) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let (sa, len) = raw_addr(&to);
+    // SAFETY: as for bind.
+    if unsafe { libc::connect(fd, std::ptr::addr_of!(sa).cast(), len) } < 0 {
+        let e = io::Error::last_os_error();
+        // Non-blocking: the handshake goes on (an interrupted connect too); finish_connect waits.
+        if !matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EINTR)) {
+            return Err(e);
+        }
+    }
+    let s = TcpStream {
+        sock: Socket::new(std::net::TcpStream::from(owned))?,
+    };
+    s.sock.finish_connect(
+        deadline,
+        std::net::TcpStream::take_error,
+        std::net::TcpStream::peer_addr,
+    )?;
+    Ok(s)
+}
+
+/// `a` as a `sockaddr_in`/`sockaddr_in6` in a `sockaddr_storage`, and its length.
+fn raw_addr(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero bytes are a valid `sockaddr_storage` (plain integers).
+    let mut st: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match a {
+        SocketAddr::V4(v) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: `sockaddr_storage` is larger than and aligned for `sockaddr_in`.
+            unsafe { std::ptr::write(std::ptr::addr_of_mut!(st).cast(), sin) };
+            (
+                st,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        }
+        SocketAddr::V6(v) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v.port().to_be(),
+                sin6_flowinfo: v.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v.ip().octets(),
+                },
+                sin6_scope_id: v.scope_id(),
+            };
+            // SAFETY: `sockaddr_storage` is larger than and aligned for `sockaddr_in6`.
+            unsafe { std::ptr::write(std::ptr::addr_of_mut!(st).cast(), sin6) };
+            (
+                st,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
+        }
+    }
+}

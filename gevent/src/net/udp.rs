@@ -2,9 +2,9 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::socket::{impl_fd, impl_std_conversions, impl_timeouts, Socket};
+use super::socket::{impl_fd, impl_mode_and_clone, impl_std_conversions, impl_timeouts, Socket};
 use super::{each_addr, ToSocketAddrs};
 
 /// A UDP socket (`std::net::UdpSocket`'s shape); receiving parks the calling greenlet.
@@ -136,6 +136,62 @@ impl UdpSocket {
         self.sock.read(|s| s.recv(buf))
     }
 
+    /// The async form of [`UdpSocket::recv_from`], for futures (see [`bridge`](crate::bridge)):
+    /// the syscall first; on `WouldBlock`, `cx`'s waker is registered with the hub's readiness
+    /// (the last registration for the read side wins) and `Pending` is returned.
+    ///
+    /// # Errors
+    /// As [`UdpSocket::recv_from`] (the socket's read timeout does not apply).
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<(usize, SocketAddr)>> {
+        self.sock
+            .poll_op(cx, crate::io::Interest::Read, |s| s.recv_from(buf))
+    }
+
+    /// The async form of [`UdpSocket::recv`], as [`UdpSocket::poll_recv_from`].
+    ///
+    /// # Errors
+    /// As [`UdpSocket::recv`].
+    pub fn poll_recv(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.sock
+            .poll_op(cx, crate::io::Interest::Read, |s| s.recv(buf))
+    }
+
+    /// The async form of sending a datagram to `addr` (a resolved address: no lookup here), as
+    /// [`UdpSocket::poll_recv_from`] on the write side.
+    ///
+    /// # Errors
+    /// As [`UdpSocket::send_to`].
+    pub fn poll_send_to(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+        addr: SocketAddr,
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.sock
+            .poll_op(cx, crate::io::Interest::Write, |s| s.send_to(buf, addr))
+    }
+
+    /// The async form of [`UdpSocket::send`], as [`UdpSocket::poll_send_to`].
+    ///
+    /// # Errors
+    /// As [`UdpSocket::send`].
+    pub fn poll_send(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.sock
+            .poll_op(cx, crate::io::Interest::Write, |s| s.send(buf))
+    }
+
     /// The local address.
     ///
     /// # Errors
@@ -160,6 +216,115 @@ impl UdpSocket {
         self.sock.open()?.set_broadcast(on)
     }
 
+    /// Reads `SO_BROADCAST`.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.sock.open()?.broadcast()
+    }
+
+    /// Sets `IP_TTL` (unicast datagrams).
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.sock.open()?.set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.sock.open()?.ttl()
+    }
+
+    /// Joins the IPv4 multicast group `group` on the interface with address `interface`
+    /// (`Ipv4Addr::UNSPECIFIED`: the kernel picks one) (`IP_ADD_MEMBERSHIP`).
+    ///
+    /// # Errors
+    /// As `setsockopt(2)` (`ENODEV` for an interface that does not exist, `EINVAL` for an address
+    /// that is not multicast).
+    pub fn join_multicast_v4(&self, group: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.sock.open()?.join_multicast_v4(group, interface)
+    }
+
+    /// Leaves an IPv4 multicast group joined with [`UdpSocket::join_multicast_v4`].
+    ///
+    /// # Errors
+    /// As `setsockopt(2)` (`EADDRNOTAVAIL` if not a member).
+    pub fn leave_multicast_v4(&self, group: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.sock.open()?.leave_multicast_v4(group, interface)
+    }
+
+    /// Joins the IPv6 multicast group `group` on the interface with index `interface` (0: the
+    /// kernel picks one) (`IPV6_ADD_MEMBERSHIP`).
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    pub fn join_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.sock.open()?.join_multicast_v6(group, interface)
+    }
+
+    /// Leaves an IPv6 multicast group joined with [`UdpSocket::join_multicast_v6`].
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    pub fn leave_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.sock.open()?.leave_multicast_v6(group, interface)
+    }
+
+    /// Sets `IP_MULTICAST_LOOP`: whether this host's own members receive the IPv4 multicast
+    /// datagrams it sends (on by default).
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.sock.open()?.set_multicast_loop_v4(on)
+    }
+
+    /// Reads `IP_MULTICAST_LOOP`.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.sock.open()?.multicast_loop_v4()
+    }
+
+    /// Sets `IPV6_MULTICAST_LOOP` (see [`UdpSocket::set_multicast_loop_v4`]).
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        self.sock.open()?.set_multicast_loop_v6(on)
+    }
+
+    /// Reads `IPV6_MULTICAST_LOOP`.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        self.sock.open()?.multicast_loop_v6()
+    }
+
+    /// Sets `IP_MULTICAST_TTL`: how many hops the IPv4 multicast datagrams it sends may take (1,
+    /// the default: the local network only).
+    ///
+    /// # Errors
+    /// As `setsockopt(2)`.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        self.sock.open()?.set_multicast_ttl_v4(ttl)
+    }
+
+    /// Reads `IP_MULTICAST_TTL`.
+    ///
+    /// # Errors
+    /// As `getsockopt(2)`.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.sock.open()?.multicast_ttl_v4()
+    }
+
     /// Wakes waiting greenlets with `NotConnected`; later calls fail the same way. The fd is closed
     /// on drop.
     pub fn close(&self) {
@@ -182,4 +347,5 @@ impl UdpSocket {
 
 impl_timeouts!(UdpSocket);
 impl_fd!(UdpSocket);
+impl_mode_and_clone!(UdpSocket, std::net::UdpSocket::from);
 impl_std_conversions!(UdpSocket, std::net::UdpSocket);

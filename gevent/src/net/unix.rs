@@ -7,7 +7,8 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
 use super::socket::{
-    impl_fd, impl_std_conversions, impl_stream_common, impl_stream_io, impl_timeouts, Socket,
+    impl_fd, impl_mode_and_clone, impl_std_conversions, impl_stream_common, impl_stream_io,
+    impl_timeouts, Socket,
 };
 
 /// A Unix-domain stream listener (`std::os::unix::net::UnixListener`'s shape).
@@ -95,6 +96,16 @@ impl UnixListener {
         Ok((UnixStream::from_std(s)?, a))
     }
 
+    /// An endless iterator over [`UnixListener::accept`]'s connections (as std's `incoming`):
+    /// each `next()` waits like `accept`, and yields its error instead of ending (after `close`,
+    /// every item is `NotConnected`).
+    ///
+    /// # Cancel safety
+    /// As [`UnixListener::accept`].
+    pub fn incoming(&self) -> impl Iterator<Item = io::Result<UnixStream>> + '_ {
+        std::iter::repeat_with(move || self.accept().map(|(s, _)| s))
+    }
+
     /// The bound address.
     ///
     /// # Errors
@@ -115,6 +126,7 @@ impl UnixListener {
 }
 
 impl_fd!(UnixListener);
+impl_mode_and_clone!(UnixListener, std::os::unix::net::UnixListener::from);
 impl_std_conversions!(UnixListener, std::os::unix::net::UnixListener);
 
 /// A Unix-domain stream connection (`std::os::unix::net::UnixStream`'s shape), `Read` + `Write`.
@@ -184,6 +196,7 @@ impl_stream_io!(UnixStream);
 impl_stream_common!(UnixStream, SocketAddr);
 impl_timeouts!(UnixStream);
 impl_fd!(UnixStream);
+impl_mode_and_clone!(UnixStream, std::os::unix::net::UnixStream::from);
 impl_std_conversions!(UnixStream, std::os::unix::net::UnixStream);
 
 /// A Unix-domain datagram socket (`std::os::unix::net::UnixDatagram`'s shape); receiving parks the
@@ -348,4 +361,5 @@ impl UnixDatagram {
 
 impl_timeouts!(UnixDatagram);
 impl_fd!(UnixDatagram);
+impl_mode_and_clone!(UnixDatagram, std::os::unix::net::UnixDatagram::from);
 impl_std_conversions!(UnixDatagram, std::os::unix::net::UnixDatagram);
