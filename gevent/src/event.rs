@@ -16,7 +16,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::{Failure, GetError, Waitable};
+use crate::greenlet::{Failure, GetError, LinkId, Waitable};
 use crate::hub::{LoopExit, Waiter};
 use crate::wait::wait_with_deadline;
 
@@ -71,12 +71,75 @@ impl WaitList {
     }
 }
 
+/// One link: its id and its callback.
+type Link<A> = (LinkId, Rc<dyn Fn(&A)>);
+
+/// Callbacks run (in the hub) each time the thing becomes ready, until unlinked (gevent's
+/// `rawlink`).
+struct Links<A: ?Sized> {
+    list: RefCell<Vec<Link<A>>>,
+    next: Cell<u64>,
+}
+
+impl<A: ?Sized> Default for Links<A> {
+    fn default() -> Self {
+        Links {
+            list: RefCell::new(Vec::new()),
+            next: Cell::new(0),
+        }
+    }
+}
+
+impl<A: ?Sized> Links<A> {
+    fn add(&self, f: Rc<dyn Fn(&A)>) -> LinkId {
+        let id = LinkId(self.next.get());
+        self.next.set(id.0 + 1);
+        self.list.borrow_mut().push((id, f));
+        id
+    }
+
+    fn remove(&self, id: LinkId) -> bool {
+        let removed = {
+            let mut l = self.list.borrow_mut();
+            l.iter().position(|(i, _)| *i == id).map(|at| l.remove(at))
+        };
+        removed.is_some()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.borrow().is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.list.borrow().len()
+    }
+
+    /// Calls every link still linked, in link order; a link may unlink itself or others, or add
+    /// new ones (called at the next notification). A panicking link is reported and skipped.
+    fn notify(&self, arg: &A) {
+        let snapshot: Vec<Link<A>> = self.list.borrow().clone();
+        for (id, f) in snapshot {
+            if !self.list.borrow().iter().any(|(i, _)| *i == id) {
+                continue; // unlinked by an earlier link
+            }
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(arg))) {
+                eprintln!(
+                    "gevent: a link panicked (ignored): {}",
+                    crate::greenlet::describe_panic(&*p)
+                );
+                crate::hub::drop_payload(p);
+            }
+        }
+    }
+}
+
 struct EventInner {
     flag: Cell<bool>,
     waiters: WaitList,
     /// Calls of [`Event::set`] whose woken waiters have not all run yet: a `wait` that starts
     /// meanwhile queues behind them (gevent#1520).
     notifying: Cell<u32>,
+    links: Links<Event>,
 }
 
 /// A flag greenlets can wait for (gevent's `Event`).
@@ -119,6 +182,7 @@ impl Event {
                 flag: Cell::new(false),
                 waiters: WaitList::default(),
                 notifying: Cell::new(0),
+                links: Links::default(),
             }),
         }
     }
@@ -128,7 +192,10 @@ impl Event {
     /// before the woken greenlets have all run (the setter's own, or one of theirs) first lets
     /// them run, so the order of waits is kept (gevent#1520).
     pub fn set(&self) {
-        self.inner.flag.set(true);
+        let was_set = self.inner.flag.replace(true);
+        if !was_set && !self.inner.links.is_empty() {
+            self.schedule_links();
+        }
         if self.inner.waiters.len() == 0 {
             return;
         }
@@ -137,6 +204,61 @@ impl Event {
         let inner = self.inner.clone();
         inner.notifying.set(inner.notifying.get() + 1);
         crate::hub::get_hub().run_callback(move || inner.notifying.set(inner.notifying.get() - 1));
+    }
+
+    fn schedule_links(&self) {
+        let ev = self.clone();
+        crate::hub::get_hub().run_callback(move || {
+            if ev.is_set() {
+                ev.inner.links.notify(&ev);
+            }
+        });
+    }
+
+    /// Calls `f` in the hub each time the event becomes set (at once, on the hub's next turn, if
+    /// it is set now), until [`Event::unlink`] (gevent's `rawlink`). `f` runs in the hub, so it
+    /// must not block (spawn a greenlet for that: [`Event::link`]); a panic in it is reported
+    /// and ignored. A link that runs after the event was cleared again is skipped.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// let ev = gevent::event::Event::new();
+    /// let fired = Rc::new(Cell::new(0));
+    /// let f = fired.clone();
+    /// let id = ev.rawlink(move |_| f.set(f.get() + 1));
+    /// ev.set();
+    /// gevent::sleep(std::time::Duration::ZERO);
+    /// assert_eq!(fired.get(), 1);
+    /// assert!(ev.unlink(id));
+    /// ```
+    pub fn rawlink(&self, f: impl Fn(&Event) + 'static) -> LinkId {
+        let id = self.inner.links.add(Rc::new(f));
+        if self.is_set() && self.inner.links.len() == 1 {
+            self.schedule_links();
+        }
+        id
+    }
+
+    /// As [`Event::rawlink`], but `f` runs in a new greenlet each time, so it may block
+    /// (gevent's `link`).
+    pub fn link(&self, f: impl Fn(&Event) + 'static) -> LinkId {
+        let f = Rc::new(f);
+        self.rawlink(move |ev| {
+            let (f, ev) = (f.clone(), ev.clone());
+            crate::spawn(move || f(&ev));
+        })
+    }
+
+    /// Removes a link; returns whether it was still there (gevent's `unlink`).
+    pub fn unlink(&self, id: LinkId) -> bool {
+        self.inner.links.remove(id)
+    }
+
+    /// How many links there are (gevent's `linkcount()` counts these and the waiters).
+    pub fn link_count(&self) -> usize {
+        self.inner.links.len()
     }
 
     /// Resets the flag. Greenlets already woken by [`Event::set`] still return `true`.
@@ -233,6 +355,7 @@ struct ResultInner<T> {
     /// As [`EventInner`]'s: sets whose woken readers have not all run yet (shared with the
     /// callback that ends it, which cannot hold `T`).
     notifying: Rc<Cell<u32>>,
+    links: Links<AsyncResult<T>>,
 }
 
 /// A value (or a failure) that will arrive later, for any number of readers (gevent's
@@ -288,24 +411,42 @@ impl<T> AsyncResult<T> {
                 value: RefCell::new(None),
                 waiters: WaitList::default(),
                 notifying: Rc::new(Cell::new(0)),
+                links: Links::default(),
             }),
         }
     }
 
     /// Stores `v` and wakes every waiting reader (in the order they began to wait; a wait that
-    /// starts before they have all run queues behind them, as [`Event::set`]).
-    pub fn set(&self, v: T) {
-        *self.inner.value.borrow_mut() = Some(Ok(v));
+    /// starts before they have all run queues behind them, as [`Event::set`]); its links run on
+    /// the hub's next turn.
+    pub fn set(&self, v: T)
+    where
+        T: 'static,
+    {
+        let old = self.inner.value.borrow_mut().replace(Ok(v));
+        drop(old); // outside the borrow
         self.notify();
+        self.schedule_links();
     }
 
     /// Stores a failure (readers get [`GetError::Panicked`] with `message`) and wakes every waiting
-    /// reader (gevent's `set_exception`).
-    pub fn set_exception(&self, message: impl Into<String>) {
-        *self.inner.value.borrow_mut() = Some(Err(Failure::new(message.into())));
+    /// reader (gevent's `set_exception`); its links run on the hub's next turn.
+    pub fn set_exception(&self, message: impl Into<String>)
+    where
+        T: 'static,
+    {
+        let old = self
+            .inner
+            .value
+            .borrow_mut()
+            .replace(Err(Failure::new(message.into())));
+        drop(old);
         self.notify();
+        self.schedule_links();
     }
 
+    /// Wakes every waiting reader; a wait that starts before they have all run queues behind them
+    /// (as [`Event::set`]).
     fn notify(&self) {
         if self.inner.waiters.len() == 0 {
             return;
@@ -315,6 +456,67 @@ impl<T> AsyncResult<T> {
         let n = self.inner.notifying.clone();
         n.set(n.get() + 1);
         crate::hub::get_hub().run_callback(move || n.set(n.get() - 1));
+    }
+
+    fn schedule_links(&self)
+    where
+        T: 'static,
+    {
+        if self.inner.links.is_empty() {
+            return;
+        }
+        let r = self.clone();
+        crate::hub::get_hub().run_callback(move || r.inner.links.notify(&r));
+    }
+
+    /// Calls `f` in the hub each time a value or failure is set (at once, on the hub's next
+    /// turn, if one is set now), until [`AsyncResult::unlink`] (gevent's `rawlink`). `f` must not
+    /// block ([`AsyncResult::link`] runs it in a greenlet); a panic in it is reported and ignored.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// let r = gevent::event::AsyncResult::new();
+    /// let seen = Rc::new(Cell::new(0));
+    /// let s = seen.clone();
+    /// r.rawlink(move |r: &gevent::event::AsyncResult<i32>| s.set(r.peek().unwrap()));
+    /// r.set(5);
+    /// gevent::sleep(std::time::Duration::ZERO);
+    /// assert_eq!(seen.get(), 5);
+    /// ```
+    pub fn rawlink(&self, f: impl Fn(&AsyncResult<T>) + 'static) -> LinkId
+    where
+        T: 'static,
+    {
+        let id = self.inner.links.add(Rc::new(f));
+        if self.ready() && self.inner.links.len() == 1 {
+            self.schedule_links();
+        }
+        id
+    }
+
+    /// As [`AsyncResult::rawlink`], but `f` runs in a new greenlet each time, so it may block
+    /// (gevent's `link`).
+    pub fn link(&self, f: impl Fn(&AsyncResult<T>) + 'static) -> LinkId
+    where
+        T: 'static,
+    {
+        let f = Rc::new(f);
+        self.rawlink(move |r| {
+            let (f, r) = (f.clone(), r.clone());
+            crate::spawn(move || f(&r));
+        })
+    }
+
+    /// Removes a link; returns whether it was still there (gevent's `unlink`).
+    pub fn unlink(&self, id: LinkId) -> bool {
+        self.inner.links.remove(id)
+    }
+
+    /// How many links there are.
+    pub fn link_count(&self) -> usize {
+        self.inner.links.len()
     }
 
     /// Whether a value or a failure has been set.
@@ -444,6 +646,9 @@ impl<T: 'static> AsyncResult<T> {
 impl<T> Waitable for AsyncResult<T> {
     fn is_ready(&self) -> bool {
         self.ready()
+    }
+    fn failure(&self) -> Option<Failure> {
+        self.exception()
     }
     fn subscribe(&self, w: &Rc<Waiter>) {
         self.inner.waiters.push(w);

@@ -114,7 +114,7 @@ struct PayloadName {
 /// type), looked up only when a greenlet fails.
 static PAYLOAD_NAMES: std::sync::Mutex<Vec<PayloadName>> = std::sync::Mutex::new(Vec::new());
 
-fn name_payload_type<P: Any>(show: Option<fn(&(dyn Any + Send)) -> String>) {
+pub(crate) fn name_payload_type<P: Any>(show: Option<fn(&(dyn Any + Send)) -> String>) {
     let id = std::any::TypeId::of::<P>();
     let mut names = PAYLOAD_NAMES.lock().unwrap_or_else(|e| e.into_inner());
     match names.iter_mut().find(|n| n.id == id) {
@@ -142,7 +142,7 @@ fn name_payload_type<P: Any>(show: Option<fn(&(dyn Any + Send)) -> String>) {
 ///         write!(f, "shutting down: {}", self.0)
 ///     }
 /// }
-/// gevent::greenlet::register_panic_payload::<Shutdown>();
+/// gevent::greenlets::register_panic_payload::<Shutdown>();
 /// let g = gevent::spawn(|| std::panic::panic_any(Shutdown("maintenance")));
 /// g.join();
 /// assert!(g.exception().unwrap().message().ends_with("Shutdown: shutting down: maintenance"));
@@ -165,6 +165,26 @@ fn drop_value<T>(v: T) {
         drop_payload(p);
     }
 }
+
+/// The bound of [`Greenlet::get`], [`Greenlet::value`] and [`Greenlet::peek`]: `Clone`, under a
+/// name whose compiler error points to [`Greenlet::join_result`] (which moves a result that is not
+/// `Clone` out). Implemented for every `Clone` type.
+///
+/// ```compile_fail
+/// struct Conn; // not Clone
+/// let g = gevent::spawn(|| Conn);
+/// // error: `Conn` is not `Clone`, which `Greenlet::get`/`value`/`peek` need: use
+/// // `Greenlet::join_result()` (moves the result out, like `JoinHandle::join`) or `take_result()`
+/// let _ = g.get();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not `Clone`, which `Greenlet::get`/`value`/`peek` need: use `Greenlet::join_result()` (moves the result out, like `JoinHandle::join`) or `take_result()`",
+    label = "`{Self}` is not `Clone`: use `join_result()` or `take_result()` here",
+    note = "`Greenlet::join_result(self) -> Result<T, GetError>` waits and moves the value out"
+)]
+pub trait CloneResult: Clone {}
+
+impl<T: Clone> CloneResult for T {}
 
 /// Why [`Greenlet::get`] has no value to give.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +240,7 @@ enum LinkKind {
 
 /// Identifies a link, for [`Greenlet::unlink`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct LinkId(u64);
+pub struct LinkId(pub(crate) u64);
 
 type LinkFn<T> = Box<dyn FnOnce(&Greenlet<T>)>;
 
@@ -238,8 +258,50 @@ struct State<T: 'static> {
     /// Tasks awaiting it as a `Future` (see `bridge`), woken with the joiners.
     wakers: RefCell<Vec<std::task::Waker>>,
     start_timer: Cell<Option<TimerId>>,
-    /// Its slot in the registry of `util::format_run_info`.
+    /// Its slot in the registry of `util::format_run_info` (the raw greenlet's tag is this + 1:
+    /// how [`current`] finds it).
     registry_slot: u32,
+    /// Whether its function began to run (`started()` stays false for one killed before that).
+    ran: Cell<bool>,
+    /// When it finished, in this thread's order of greenlet deaths (0 while alive).
+    finish_order: Cell<u64>,
+    /// Its context (see [`crate::context`]): the spawner's, shared, unless it sets its own.
+    context: RefCell<Option<Rc<Context>>>,
+}
+
+/// A greenlet's context values ([`crate::context`]): immutable once shared, replaced (copied) by a
+/// `set`, so a child sees its spawner's values as they were at the spawn.
+#[derive(Default)]
+pub(crate) struct Context {
+    pub(crate) values: Vec<(std::any::TypeId, Rc<dyn Any>)>,
+}
+
+thread_local! {
+    /// Greenlets of this thread that have finished (their `finish_order`).
+    static FINISHED: Cell<u64> = const { Cell::new(0) };
+    /// Whether any context value was ever set on this thread: until then a spawn does not look
+    /// for its spawner's context (one thread-local read).
+    pub(crate) static CONTEXT_USED: Cell<bool> = const { Cell::new(false) };
+    /// The context of the main greenlet and of greenlets that have no gevent object.
+    pub(crate) static ROOT_CONTEXT: RefCell<Option<Rc<Context>>> = const { RefCell::new(None) };
+}
+
+/// The running greenlet's context (a shared reference, no copy).
+pub(crate) fn current_context() -> Option<Rc<Context>> {
+    match current() {
+        Some(g) => g.st.context().borrow().clone(),
+        None => ROOT_CONTEXT.with(|c| c.borrow().clone()),
+    }
+}
+
+/// Replaces the running greenlet's context.
+pub(crate) fn set_current_context(ctx: Option<Rc<Context>>) {
+    CONTEXT_USED.with(|u| u.set(true));
+    let old = match current() {
+        Some(g) => g.st.context().replace(ctx),
+        None => ROOT_CONTEXT.with(|c| c.replace(ctx)),
+    };
+    drop(old); // outside the borrow: a value's destructor may use the context
 }
 
 impl<T: 'static> Drop for State<T> {
@@ -354,6 +416,13 @@ impl<T: 'static> Greenlet<T> {
                 wakers: RefCell::new(Vec::new()),
                 start_timer: Cell::new(None),
                 registry_slot,
+                ran: Cell::new(false),
+                finish_order: Cell::new(0),
+                context: RefCell::new(if CONTEXT_USED.with(Cell::get) {
+                    current_context()
+                } else {
+                    None
+                }),
             }
         });
         Greenlet { st }
@@ -423,6 +492,10 @@ impl<T: 'static> Greenlet<T> {
         match built {
             Ok(raw) => {
                 self.st.phase.set(Phase::Running);
+                self.st.ran.set(true);
+                // How `current()` finds this object from the raw greenlet (a thread exiting
+                // registers nothing: slot `u32::MAX`, tag 0).
+                raw.set_tag(self.st.registry_slot.wrapping_add(1));
                 *self.st.raw.borrow_mut() = Some(raw.clone());
                 raw.switch(());
             }
@@ -453,6 +526,10 @@ impl<T: 'static> Greenlet<T> {
     /// Records the outcome, marks the greenlet dead and queues the notification of links and joiners.
     fn finish(&self, outcome: Outcome<T>) {
         *self.st.outcome.borrow_mut() = Some(outcome);
+        self.st.finish_order.set(FINISHED.with(|n| {
+            n.set(n.get() + 1);
+            n.get()
+        }));
         self.st.phase.set(Phase::Dead);
         // Dropping our handle to the raw greenlet is fine even while running on it: its resumer holds one.
         self.st.raw.borrow_mut().take();
@@ -544,13 +621,19 @@ impl<T: 'static> Greenlet<T> {
         crate::wait::wait_with_deadline(&w, deadline)
     }
 
-    /// Waits for the result (gevent's `get()`).
+    /// Waits for the result (gevent's `get()`), a clone of it: every handle can `get` it again.
+    /// For a result that is not `Clone` (`io::Result<Output>`, a connection), use
+    /// [`Greenlet::join_result`], which moves it out.
     ///
     /// # Errors
     /// [`GetError::Panicked`] with the panic message, [`GetError::Killed`], or [`GetError::LoopExit`].
+    ///
+    /// # Cancel safety
+    /// As [`Greenlet::join`].
+    #[doc(alias = "join_result")]
     pub fn get(&self) -> Result<T, GetError>
     where
-        T: Clone,
+        T: CloneResult,
     {
         if self.join_deadline(None).is_err() {
             return Err(GetError::LoopExit);
@@ -564,7 +647,7 @@ impl<T: 'static> Greenlet<T> {
     /// As [`Greenlet::get`], and [`GetError::NotReady`] at the timeout.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError>
     where
-        T: Clone,
+        T: CloneResult,
     {
         if self.join_deadline(Some(Instant::now() + timeout)).is_err() {
             return Err(GetError::LoopExit);
@@ -578,7 +661,7 @@ impl<T: 'static> Greenlet<T> {
     /// [`GetError::NotReady`] if it has not finished, otherwise as [`Greenlet::get`].
     pub fn peek(&self) -> Result<T, GetError>
     where
-        T: Clone,
+        T: CloneResult,
     {
         match &*self.st.outcome.borrow() {
             None => Err(GetError::NotReady),
@@ -589,9 +672,61 @@ impl<T: 'static> Greenlet<T> {
         }
     }
 
+    /// Waits for the greenlet and moves its result out: the Rust shape of gevent's `get()`, like
+    /// [`std::thread::JoinHandle::join`], for results that are not `Clone`.
+    ///
+    /// Named after `join` (it waits like [`Greenlet::join`]) and what it gives back. It consumes
+    /// this handle because the value leaves the greenlet: other handles then see
+    /// [`GetError::Taken`] from [`Greenlet::get`] (`None` from [`Greenlet::value`]), while
+    /// `ready`, `successful` and `exception` still tell how it ended.
+    ///
+    /// # Examples
+    /// ```
+    /// struct Conn(u32); // not Clone
+    /// let g = gevent::spawn(|| Conn(7));
+    /// let conn = g.join_result().unwrap();
+    /// assert_eq!(conn.0, 7);
+    ///
+    /// let g = gevent::spawn(|| -> Conn { panic!("refused") });
+    /// assert!(matches!(g.join_result(), Err(gevent::GetError::Panicked(f)) if f.message() == "refused"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`GetError::Panicked`] with the panic message, [`GetError::Killed`], [`GetError::Taken`]
+    /// if another handle took the value, or [`GetError::LoopExit`].
+    ///
+    /// # Cancel safety
+    /// As [`Greenlet::join`]: a kill or Timeout landing here unwinds out of it and the value stays
+    /// in the greenlet (for another handle).
+    pub fn join_result(self) -> Result<T, GetError> {
+        if self.join_deadline(None).is_err() {
+            return Err(GetError::LoopExit);
+        }
+        self.take_result()
+    }
+
+    /// Moves the result out without waiting: [`Greenlet::peek`] for results that are not `Clone`.
+    ///
+    /// # Errors
+    /// [`GetError::NotReady`] if it has not finished, otherwise as [`Greenlet::join_result`].
+    pub fn take_result(&self) -> Result<T, GetError> {
+        let mut o = self.st.outcome.borrow_mut();
+        match &*o {
+            None => Err(GetError::NotReady),
+            Some(Outcome::Value(_)) => match o.replace(Outcome::Taken) {
+                Some(Outcome::Value(v)) => Ok(v),
+                _ => unreachable!("checked just above"),
+            },
+            Some(Outcome::Panicked(f)) => Err(GetError::Panicked(f.clone())),
+            Some(Outcome::Killed) => Err(GetError::Killed),
+            Some(Outcome::Taken) => Err(GetError::Taken),
+        }
+    }
+
     /// Takes the value out, for values that are not `Clone`. Returns `None` if it has not finished
     /// successfully or the value was already taken; afterwards [`Greenlet::get`] and
-    /// [`Greenlet::value`] report [`GetError::Taken`] / `None`.
+    /// [`Greenlet::value`] report [`GetError::Taken`] / `None`. [`Greenlet::take_result`] and
+    /// [`Greenlet::join_result`] also say why there is no value.
     pub fn take_value(&self) -> Option<T> {
         let mut o = self.st.outcome.borrow_mut();
         if matches!(&*o, Some(Outcome::Value(_))) {
@@ -602,10 +737,22 @@ impl<T: 'static> Greenlet<T> {
         None
     }
 
+    /// Calls `f` with a reference to the value, if it finished successfully and the value is
+    /// still there.
+    pub(crate) fn with_value(&self, f: impl FnOnce(&T)) -> bool {
+        match &*self.st.outcome.borrow() {
+            Some(Outcome::Value(v)) => {
+                f(v);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The value once finished successfully (gevent's `g.value`), else `None`.
     pub fn value(&self) -> Option<T>
     where
-        T: Clone,
+        T: CloneResult,
     {
         self.peek().ok()
     }
@@ -637,9 +784,16 @@ impl<T: 'static> Greenlet<T> {
         }
     }
 
-    /// Whether it has started running (and not necessarily finished).
+    /// Whether its function began to run (it may have finished since). False for one killed
+    /// before it started, which never runs (gevent's `TestKill`; gevent's own `started` is also
+    /// false again once the greenlet is dead, see [`Greenlet::is_alive`]).
     pub fn started(&self) -> bool {
-        self.st.phase.get() != Phase::Pending
+        self.st.ran.get()
+    }
+
+    /// Started and not finished (gevent's `bool(greenlet)`).
+    pub fn is_alive(&self) -> bool {
+        self.st.phase.get() == Phase::Running
     }
 
     /// "Greenlet-N" unless renamed.
@@ -697,10 +851,32 @@ impl<T: 'static> Greenlet<T> {
 
     /// Removes a link; returns whether it was still there.
     pub fn unlink(&self, id: LinkId) -> bool {
-        let mut links = self.st.links.borrow_mut();
-        let before = links.len();
-        links.retain(|(i, _, _)| *i != id);
-        links.len() != before
+        let removed = {
+            let mut links = self.st.links.borrow_mut();
+            links
+                .iter()
+                .position(|(i, _, _)| *i == id)
+                .map(|at| links.remove(at))
+        };
+        removed.is_some() // dropped outside the borrow: the closure may hold anything
+    }
+
+    /// Whether links are waiting to be called (gevent's `has_links()`; joiners do not count).
+    pub fn has_links(&self) -> bool {
+        !self.st.links.borrow().is_empty()
+    }
+
+    /// Removes every link (gevent's `unlink_all()`).
+    pub fn unlink_all(&self) {
+        let links = self.st.links.take();
+        drop(links); // outside the borrow
+    }
+
+    /// A handle to it that does not carry the result type, as [`current`] gives.
+    pub fn as_ref(&self) -> GreenletRef {
+        GreenletRef {
+            st: self.st.clone(),
+        }
     }
 
     /// Kills it with `GreenletExit` and waits until it is dead (gevent's `kill()`).
@@ -727,17 +903,33 @@ impl<T: 'static> Greenlet<T> {
     /// Kills it with a custom panic payload (it dies as if it had panicked, unless it catches it).
     /// Waits at most `timeout` (forever with `None`); returns whether it is dead.
     pub fn kill_with<P: Any + Send>(&self, payload: P, timeout: Option<Duration>) -> bool {
-        if std::any::TypeId::of::<P>() != std::any::TypeId::of::<GreenletExit>() {
-            // So that the failure it causes can say what killed it (see `describe_panic`).
-            name_payload_type::<P>(None);
-        }
+        self.kill_boxed(boxed_payload(payload), true, timeout)
+    }
+
+    /// Raises `payload` in it without waiting (gevent's `throw()`): it dies of it as if it had
+    /// panicked with it, unless it catches it; one that has not started never runs, and its links
+    /// see the failure. Thrown at the current greenlet, it unwinds at once.
+    ///
+    /// gevent's `throw` switches into the greenlet right away (and may only be called from the
+    /// hub); here the throw is queued on the hub, as [`Greenlet::kill_nowait`] does, so any
+    /// greenlet may call it.
+    pub fn throw<P: Any + Send>(&self, payload: P) {
+        self.kill_boxed(boxed_payload(payload), false, None);
+    }
+
+    fn kill_boxed(
+        &self,
+        payload: Box<dyn Any + Send>,
+        block: bool,
+        timeout: Option<Duration>,
+    ) -> bool {
         if let Some(raw) = self.raw() {
             if raw.is_current() {
-                resume_unwind(Box::new(payload));
+                resume_unwind(payload);
             }
         }
-        self.request_kill(Box::new(payload));
-        if self.ready() {
+        self.request_kill(payload);
+        if self.ready() || !block {
             return true;
         }
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -785,6 +977,261 @@ impl<T: 'static> Greenlet<T> {
     }
 }
 
+/// Boxes a kill payload, naming its type first so that the failure it causes can say what killed
+/// the greenlet (see [`describe_panic`]).
+fn boxed_payload<P: Any + Send>(payload: P) -> Box<dyn Any + Send> {
+    if std::any::TypeId::of::<P>() != std::any::TypeId::of::<GreenletExit>() {
+        name_payload_type::<P>(None);
+    }
+    Box::new(payload)
+}
+
+/// What a [`GreenletRef`] does with a greenlet of any result type.
+pub(crate) trait Erased {
+    fn handle_name(&self) -> String;
+    fn handle_set_name(self: Rc<Self>, name: String);
+    fn ident(&self) -> u64;
+    fn is_ready(&self) -> bool;
+    fn is_started(&self) -> bool;
+    fn is_successful(&self) -> bool;
+    fn failure(&self) -> Option<Failure>;
+    fn kill_payload(
+        self: Rc<Self>,
+        p: Box<dyn Any + Send>,
+        block: bool,
+        t: Option<Duration>,
+    ) -> bool;
+    fn join_until(self: Rc<Self>, deadline: Option<Instant>) -> Result<(), LoopExit>;
+    fn link_ref(self: Rc<Self>, f: Box<dyn FnOnce(&GreenletRef)>) -> LinkId;
+    fn unlink_id(self: Rc<Self>, id: LinkId) -> bool;
+    fn links_pending(&self) -> bool;
+    fn clear_links(self: Rc<Self>);
+    fn joiners(&self) -> &RefCell<Vec<Rc<Waiter>>>;
+    fn context(&self) -> &RefCell<Option<Rc<Context>>>;
+}
+
+impl<T: 'static> Erased for State<T> {
+    fn handle_name(&self) -> String {
+        match &*self.name.borrow() {
+            Some(n) => n.clone(),
+            None => format!("Greenlet-{}", self.ident),
+        }
+    }
+    fn handle_set_name(self: Rc<Self>, name: String) {
+        Greenlet { st: self }.set_name(name);
+    }
+    fn ident(&self) -> u64 {
+        self.ident
+    }
+    fn is_ready(&self) -> bool {
+        self.phase.get() == Phase::Dead
+    }
+    fn is_started(&self) -> bool {
+        self.ran.get()
+    }
+    fn is_successful(&self) -> bool {
+        matches!(
+            &*self.outcome.borrow(),
+            Some(Outcome::Value(_)) | Some(Outcome::Killed) | Some(Outcome::Taken)
+        )
+    }
+    fn failure(&self) -> Option<Failure> {
+        match &*self.outcome.borrow() {
+            Some(Outcome::Panicked(f)) => Some(f.clone()),
+            _ => None,
+        }
+    }
+    fn kill_payload(
+        self: Rc<Self>,
+        p: Box<dyn Any + Send>,
+        block: bool,
+        t: Option<Duration>,
+    ) -> bool {
+        Greenlet { st: self }.kill_boxed(p, block, t)
+    }
+    fn join_until(self: Rc<Self>, deadline: Option<Instant>) -> Result<(), LoopExit> {
+        Greenlet { st: self }.join_deadline(deadline)
+    }
+    fn link_ref(self: Rc<Self>, f: Box<dyn FnOnce(&GreenletRef)>) -> LinkId {
+        Greenlet { st: self }.link(move |g| f(&g.as_ref()))
+    }
+    fn unlink_id(self: Rc<Self>, id: LinkId) -> bool {
+        Greenlet { st: self }.unlink(id)
+    }
+    fn links_pending(&self) -> bool {
+        !self.links.borrow().is_empty()
+    }
+    fn clear_links(self: Rc<Self>) {
+        Greenlet { st: self }.unlink_all();
+    }
+    fn joiners(&self) -> &RefCell<Vec<Rc<Waiter>>> {
+        &self.joiners
+    }
+    fn context(&self) -> &RefCell<Option<Rc<Context>>> {
+        &self.context
+    }
+}
+
+/// A handle to a gevent greenlet whatever its result type: what [`current`] gives a greenlet
+/// about itself (its name, kill, links), and [`Greenlet::as_ref`] for any greenlet.
+///
+/// Cheap to clone (an `Rc`); `!Send`. Two handles are equal when they name the same greenlet.
+#[derive(Clone)]
+pub struct GreenletRef {
+    st: Rc<dyn Erased>,
+}
+
+impl PartialEq for GreenletRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.st.ident() == other.st.ident()
+    }
+}
+
+impl Eq for GreenletRef {}
+
+impl fmt::Debug for GreenletRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{}>", self.name())
+    }
+}
+
+impl GreenletRef {
+    /// Its name (`Greenlet-N` unless renamed), as [`Greenlet::name`].
+    pub fn name(&self) -> String {
+        self.st.handle_name()
+    }
+
+    /// Renames it, as [`Greenlet::set_name`] (stack overflow and monitor reports follow).
+    pub fn set_name(&self, name: impl Into<String>) {
+        self.st.clone().handle_set_name(name.into());
+    }
+
+    /// As [`Greenlet::minimal_ident`].
+    pub fn minimal_ident(&self) -> u64 {
+        self.st.ident()
+    }
+
+    /// As [`Greenlet::ready`].
+    pub fn ready(&self) -> bool {
+        self.st.is_ready()
+    }
+
+    /// As [`Greenlet::started`].
+    pub fn started(&self) -> bool {
+        self.st.is_started()
+    }
+
+    /// As [`Greenlet::successful`].
+    pub fn successful(&self) -> bool {
+        self.st.is_successful()
+    }
+
+    /// As [`Greenlet::exception`].
+    pub fn exception(&self) -> Option<Failure> {
+        self.st.failure()
+    }
+
+    /// As [`Greenlet::join`].
+    ///
+    /// # Panics
+    /// As [`Greenlet::join`].
+    ///
+    /// # Cancel safety
+    /// As [`Greenlet::join`].
+    pub fn join(&self) {
+        if let Err(e) = self.st.clone().join_until(None) {
+            panic!("{e}");
+        }
+    }
+
+    /// As [`Greenlet::kill`]: from inside (the handle of [`current`]) it unwinds at once.
+    pub fn kill(&self) {
+        self.st
+            .clone()
+            .kill_payload(Box::new(GreenletExit), true, None);
+    }
+
+    /// As [`Greenlet::kill_nowait`].
+    pub fn kill_nowait(&self) {
+        self.st
+            .clone()
+            .kill_payload(Box::new(GreenletExit), false, None);
+    }
+
+    /// As [`Greenlet::kill_with`].
+    pub fn kill_with<P: Any + Send>(&self, payload: P, timeout: Option<Duration>) -> bool {
+        self.st
+            .clone()
+            .kill_payload(boxed_payload(payload), true, timeout)
+    }
+
+    /// As [`Greenlet::throw`].
+    pub fn throw<P: Any + Send>(&self, payload: P) {
+        self.st
+            .clone()
+            .kill_payload(boxed_payload(payload), false, None);
+    }
+
+    /// Calls `f` (in the hub) when the greenlet finishes, as [`Greenlet::link`].
+    pub fn link(&self, f: impl FnOnce(&GreenletRef) + 'static) -> LinkId {
+        self.st.clone().link_ref(Box::new(f))
+    }
+
+    /// As [`Greenlet::unlink`].
+    pub fn unlink(&self, id: LinkId) -> bool {
+        self.st.clone().unlink_id(id)
+    }
+
+    /// As [`Greenlet::has_links`].
+    pub fn has_links(&self) -> bool {
+        self.st.links_pending()
+    }
+
+    /// As [`Greenlet::unlink_all`].
+    pub fn unlink_all(&self) {
+        self.st.clone().clear_links();
+    }
+}
+
+impl Waitable for GreenletRef {
+    fn is_ready(&self) -> bool {
+        self.ready()
+    }
+    fn subscribe(&self, w: &Rc<Waiter>) {
+        self.st.joiners().borrow_mut().push(w.clone());
+    }
+    fn unsubscribe(&self, w: &Rc<Waiter>) {
+        self.st.joiners().borrow_mut().retain(|j| !Rc::ptr_eq(j, w));
+    }
+    fn failure(&self) -> Option<Failure> {
+        self.exception()
+    }
+}
+
+/// The running greenlet's gevent object, as gevent's `getcurrent()` gives it inside a greenlet:
+/// its name, kill and links. `None` in the main greenlet, the hub, and greenlets that have no gevent
+/// object ([`spawn_raw`], the `greenlet` crate's own).
+///
+/// For the low-level greenlet, [`crate::getcurrent`] (whose `name()` is the same name).
+///
+/// # Examples
+/// ```
+/// let g = gevent::spawn(|| {
+///     let me = gevent::greenlets::current().unwrap();
+///     me.name()
+/// });
+/// g.set_name("worker-1");
+/// assert_eq!(g.get().unwrap(), "worker-1");
+/// assert!(gevent::greenlets::current().is_none()); // the main greenlet
+/// ```
+pub fn current() -> Option<GreenletRef> {
+    let tag = greenlet::getcurrent().tag();
+    if tag == 0 {
+        return None;
+    }
+    crate::util::lookup(tag - 1).map(|st| GreenletRef { st })
+}
+
 impl<T: 'static> crate::util::Tracked for State<T> {
     fn snapshot(&self) -> crate::util::Snapshot {
         use crate::util::Phase as P;
@@ -824,6 +1271,16 @@ pub trait Waitable {
     fn subscribe(&self, w: &Rc<Waiter>);
     /// Removes `w` (registered with `subscribe`), if still there.
     fn unsubscribe(&self, w: &Rc<Waiter>);
+    /// How it failed, once ready, if it did (for `JoinAll::raise_error`): a greenlet's panic, an
+    /// `AsyncResult`'s exception. `None` by default.
+    fn failure(&self) -> Option<Failure> {
+        None
+    }
+    /// For greenlets, a number that orders their deaths on this thread (so that `JoinAll` can
+    /// tell which of several finished first); `None` by default.
+    fn finish_order(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<T: 'static> Waitable for Greenlet<T> {
@@ -835,6 +1292,12 @@ impl<T: 'static> Waitable for Greenlet<T> {
     }
     fn unsubscribe(&self, w: &Rc<Waiter>) {
         self.st.joiners.borrow_mut().retain(|j| !Rc::ptr_eq(j, w));
+    }
+    fn failure(&self) -> Option<Failure> {
+        self.exception()
+    }
+    fn finish_order(&self) -> Option<u64> {
+        self.ready().then(|| self.st.finish_order.get())
     }
 }
 

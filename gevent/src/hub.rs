@@ -98,6 +98,8 @@ pub struct Hub {
     idle: RefCell<VecDeque<Rc<Waiter>>>,
     /// The [`fork_generation`] that `poll` and `remote` belong to (see the module docs: fork).
     forks: Cell<u64>,
+    /// What the blocking watchdog reads (see `watchdog`): a store per ready entry run.
+    watch: crate::watchdog::HubWatch,
     /// Greenlets parked in `block_on` on a future whose waker is held elsewhere (maybe by another
     /// thread): while non-zero the hub does not declare [`LoopExit`] (see `bridge`).
     parked_futures: Cell<usize>,
@@ -237,6 +239,7 @@ impl Hub {
             turns_without_poll: Cell::new(0),
             idle: RefCell::new(VecDeque::new()),
             forks: Cell::new(forks),
+            watch: crate::watchdog::HubWatch::new(),
             parked_futures: Cell::new(0),
         }))
     }
@@ -344,6 +347,7 @@ impl Hub {
                 }
             }
             let entry = self.ready.borrow_mut().pop_front();
+            self.watch.tick();
             match entry {
                 Some(Ready::Wake(w)) => w.resume(),
                 Some(Ready::Call(f)) => run_guarded(f),
@@ -387,6 +391,7 @@ impl Hub {
         } else if self.remote_nonempty() {
             Some(Duration::ZERO)
         } else {
+            self.watch.empty();
             return false;
         };
         self.turns_without_poll.set(0);
@@ -401,7 +406,9 @@ impl Hub {
         if around.is_some_and(|f| f(true)) {
             timeout = Some(Duration::ZERO);
         }
+        self.watch.polling();
         self.poll_io(timeout);
+        self.watch.running();
         if let Some(f) = around {
             f(false);
         }
@@ -543,6 +550,8 @@ pub(crate) fn drop_payload(mut p: Box<dyn std::any::Any + Send>) {
 fn run_loop() {
     let hub = get_hub();
     loop {
+        // Something is scheduled (the watchdog watches the hub from here on).
+        hub.watch.running();
         while hub.turn() {}
         // Nothing can wake anyone: tell the main greenlet (gevent throws LoopExit into hub.parent).
         let main = hub.greenlet.parent().expect("the hub has a parent");

@@ -26,7 +26,9 @@
 //! ```
 //!
 //! # What lives where (as in gevent)
-//! - [`spawn`], [`Greenlet`], [`joinall`], [`sleep`], [`Timeout`]: this page.
+//! - [`spawn`], [`Greenlet`], [`joinall`] ([`JoinAll`]), [`wait_all`], [`sleep`], [`Timeout`]: this
+//!   page; [`greenlets`] (a greenlet's own handle: [`greenlets::current`]); [`context`] (values
+//!   inherited by spawned greenlets).
 //! - [`hub`]: the loop; [`event`], [`queue`], [`lock`], [`pool`], [`local`]: synchronisation.
 //! - [`sync`]: primitives that cross threads and hubs (`AsyncResult`, `Event`, `Semaphore`,
 //!   `Channel`) and locks that guard data across switches (`Mutex<T>`, `RwLock<T>`, `Condvar`).
@@ -42,6 +44,15 @@
 //! - `monkey` (cargo feature `monkey`): `patch_all()` makes std's and C libraries' blocking calls
 //!   cooperative.
 //!
+//! # The blocking detector
+//! A greenlet that keeps its hub from turning (a long computation, a blocking call gevent does not
+//! hook, a std `Mutex` held across a switch) freezes every other greenlet of that thread. In debug
+//! builds a watchdog thread reports it on stderr, with the greenlet's name and backtrace, once it
+//! has kept the hub for 1 s, without any call. In release builds it is off unless the environment
+//! variable `GEVENT_MONITOR_THREAD_ENABLE=1` is set (threshold 0.1 s); `=0` turns it off in any
+//! build, and `GEVENT_MAX_BLOCKING_TIME=<seconds>` sets the threshold (gevent's names). It costs
+//! the hub a plain store per greenlet it resumes. For reports handed to code, see [`monitor`].
+//!
 //! # Ground rules
 //! - One hub per OS thread, created on first use; greenlets and everything here are `!Send`, and
 //!   stay on the thread that made them. Other threads reach a hub through a [`HubHandle`], and
@@ -56,8 +67,17 @@
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
 pub mod bridge;
+pub mod context;
 pub mod event;
-pub mod greenlet;
+mod greenlet;
+/// gevent's `Greenlet` and what goes with it (gevent's `gevent.greenlet`): [`Greenlet`], the
+/// greenlet's own handle [`greenlets::current`], [`greenlets::describe_panic`].
+///
+/// Named `greenlets`, not `greenlet`, so that `use gevent::*` leaves the `greenlet` crate's paths
+/// alone (`greenlet::Builder`, `greenlet::Greenlet`).
+pub mod greenlets {
+    pub use crate::greenlet::*;
+}
 pub mod http;
 pub mod hub;
 pub mod hubs;
@@ -83,17 +103,28 @@ pub mod threadpool;
 mod timeout;
 pub mod util;
 mod wait;
+mod watchdog;
 
 pub use crate::bridge::{block_on, spawn_future};
 pub use crate::greenlet::{
-    spawn, spawn_later, spawn_raw, Failure, GetError, Greenlet, LinkId, Waitable,
+    spawn, spawn_later, spawn_raw, CloneResult, Failure, GetError, Greenlet, GreenletRef, LinkId,
+    Waitable,
 };
 pub use crate::hub::{get_hub, HubHandle, LoopExit, Waiter};
 pub use crate::os::{fork, reinit};
-pub use crate::timeout::{with_timeout, Timeout, TimeoutError};
-pub use crate::wait::{idle, iwait, joinall, joinall_timeout, killall, sleep, wait};
+pub use crate::timeout::{
+    with_timeout, with_timeout_or, with_timeout_silent, Timeout, TimeoutError,
+};
+pub use crate::wait::{
+    idle, iwait, joinall, joinall_timeout, killall, killall_nowait, killall_timeout, sleep, wait,
+    wait_all, JoinAll,
+};
 
-/// The running greenlet (the thread's main greenlet outside any other).
+/// The running greenlet, the low-level one (the thread's main greenlet outside any other).
+///
+/// Inside a gevent greenlet its `name()` is the gevent name (`Greenlet-N`, or what
+/// [`Greenlet::set_name`] set). For the gevent object itself (name, kill, links), see
+/// [`greenlets::current`].
 pub fn getcurrent() -> ::greenlet::Greenlet {
     ::greenlet::getcurrent()
 }

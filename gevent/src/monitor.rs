@@ -19,10 +19,13 @@
 //! `EINTR` to its caller, as with any signal.
 //!
 //! # Ground rules
-//! - The tracer runs on the hub's thread and only writes atomics and a mutex-protected name; the
-//!   watchdog only reads them. The name is the gevent greenlet's name (`Greenlet-N` or what
-//!   [`Greenlet::set_name`](crate::Greenlet::set_name) set before it started), or the raw
-//!   greenlet's for others.
+//! - The tracer runs on the hub's thread and only writes atomics; the watchdog only reads them.
+//!   The name is read by the signal handler on the blocked thread: the running greenlet's, which
+//!   is the gevent greenlet's name (`Greenlet-N` or what
+//!   [`Greenlet::set_name`](crate::Greenlet::set_name) set), or the raw greenlet's for others.
+//! - Without any call, a process-wide watchdog of the same kind is on in debug builds (and with
+//!   `GEVENT_MONITOR_THREAD_ENABLE=1` in release; see "The blocking detector" in the crate
+//!   docs); this module is for reports handed to code and a threshold of one's own.
 //! - One capture at a time, process-wide (a global lock around the signal round-trip).
 //! - Dropping the [`Monitor`] stops the watchdog; the tracer stays installed until the thread calls
 //!   [`Monitor::stop`] on it (it is thread-local: only this thread can remove it).
@@ -36,8 +39,8 @@
 //! m.stop();
 //! ```
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -64,12 +67,8 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// The signal the watchdog uses to take a blocked thread's backtrace: `SIGRTMAX - 2`.
-pub static SIGNAL: OnceLock<libc::c_int> = OnceLock::new();
-
-fn signal() -> libc::c_int {
-    *SIGNAL.get_or_init(|| libc::SIGRTMAX() - 2)
-}
+pub use crate::watchdog::SIGNAL;
+use crate::watchdog::{capture, install_handler, CAPTURE};
 
 /// What the tracer publishes for the watchdog.
 struct Shared {
@@ -77,8 +76,6 @@ struct Shared {
     switches: AtomicU64,
     /// Whether the running greenlet is the hub (which may legitimately wait in its poller).
     in_hub: AtomicBool,
-    /// The running greenlet's name.
-    name: Mutex<String>,
     stop: AtomicBool,
     /// The monitored thread is exiting (its thread-locals are being destroyed): its `pthread_t`
     /// must never be signalled again (`pthread_kill` on a joined thread is undefined behaviour;
@@ -160,7 +157,6 @@ pub fn start_with(threshold: Duration, on_report: impl Fn(&Report) + Send + 'sta
     let shared = Arc::new(Shared {
         switches: AtomicU64::new(0),
         in_hub: AtomicBool::new(hub_g.is_current()),
-        name: Mutex::new(greenlet::getcurrent().name()),
         stop: AtomicBool::new(false),
         gone: AtomicBool::new(false),
     });
@@ -178,9 +174,6 @@ pub fn start_with(threshold: Duration, on_report: impl Fn(&Report) + Send + 'sta
             }
         };
         let in_hub = greenlet::Greenlet::ptr_eq(target, &hub_g);
-        if !in_hub {
-            *s.name.lock().unwrap_or_else(|e| e.into_inner()) = target.name();
-        }
         s.in_hub.store(in_hub, Ordering::SeqCst);
         s.switches.fetch_add(1, Ordering::SeqCst);
         if let Some(p) = previous.as_mut() {
@@ -226,109 +219,13 @@ fn watch(
             continue;
         }
         reported = true;
+        let blocked_for = since.elapsed();
+        let c = capture(target, &s.gone);
         let report = Report {
-            greenlet: s.name.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-            blocked_for: since.elapsed(),
-            backtrace: capture(target, &s.gone),
+            greenlet: c.name.unwrap_or_else(|| "?".to_owned()),
+            blocked_for,
+            backtrace: c.backtrace,
         };
         on_report(&report);
     }
-}
-
-const MAX_FRAMES: usize = 64;
-
-/// The frames the signal handler records (return addresses), and how many.
-static FRAMES: [AtomicUsize; MAX_FRAMES] = [const { AtomicUsize::new(0) }; MAX_FRAMES];
-static NFRAMES: AtomicUsize = AtomicUsize::new(0);
-/// Set by the watchdog before it signals; cleared by the handler when the frames are in.
-static WANTED: AtomicBool = AtomicBool::new(false);
-/// One capture at a time, process-wide.
-static CAPTURE: Mutex<()> = Mutex::new(());
-
-extern "C" fn on_signal(_: libc::c_int) {
-    if !WANTED.load(Ordering::SeqCst) {
-        return;
-    }
-    // SAFETY: __errno_location returns this thread's errno slot, valid for the thread's life.
-    let errno = unsafe { *libc::__errno_location() };
-    let mut n = 0;
-    // SAFETY: `trace_unsynchronized` requires that nothing else uses the unwinder in a way that
-    // conflicts with this call. Here that means async-signal reentrancy, not threads:
-    // - no allocation or lock that the interrupted code could hold: `start` ran a first trace
-    //   outside any handler, so libgcc's one-time setup is done; `_Unwind_Backtrace` then walks
-    //   frames on the stack and finds FDEs through `dl_iterate_phdr`, whose loader lock is
-    //   recursive (re-entered safely if the interrupted code holds it, waited for if another
-    //   thread does — never by a thread that waits for this one);
-    // - the one hazard left is interrupting the same thread *inside* an unwind (a panic or a
-    //   backtrace in progress): libgcc's FDE cache may then be updated under the interrupted
-    //   walk. This is not ruled out, only made unlikely: the watchdog signals a thread that has
-    //   not switched for the whole threshold, i.e. one blocked, not one unwinding;
-    // - the closure only writes atomics, at indices `n < MAX_FRAMES`.
-    unsafe {
-        backtrace::trace_unsynchronized(|f| {
-            FRAMES[n].store(f.ip() as usize, Ordering::Relaxed);
-            n += 1;
-            n < MAX_FRAMES
-        });
-    }
-    NFRAMES.store(n, Ordering::SeqCst);
-    WANTED.store(false, Ordering::SeqCst);
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
-}
-
-fn install_handler() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        // SAFETY: a zeroed sigaction is a valid starting value; the handler is an `extern "C"`
-        // fn(c_int) that only touches atomics and the unwinder (see `on_signal`).
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as usize;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(signal(), &sa, std::ptr::null_mut());
-        }
-    });
-}
-
-/// Takes `target`'s backtrace through the signal handler and resolves it (empty if `gone`).
-fn capture(target: libc::pthread_t, gone: &AtomicBool) -> String {
-    let _one = CAPTURE.lock().unwrap_or_else(|e| e.into_inner());
-    if gone.load(Ordering::SeqCst) {
-        return String::new();
-    }
-    NFRAMES.store(0, Ordering::SeqCst);
-    WANTED.store(true, Ordering::SeqCst);
-    // SAFETY: `target` is the monitored thread's id, and that thread has not finished exiting:
-    // `gone` was clear under `CAPTURE`, which we hold, so its `Watched` thread-local (which sets
-    // `gone` under `CAPTURE` before the thread can end) has not run yet (`Shared::gone`'s invariant).
-    if unsafe { libc::pthread_kill(target, signal()) } != 0 {
-        WANTED.store(false, Ordering::SeqCst);
-        return String::new();
-    }
-    let t = Instant::now();
-    while WANTED.load(Ordering::SeqCst) && t.elapsed() < Duration::from_millis(500) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    if WANTED.swap(false, Ordering::SeqCst) {
-        return "  (no backtrace: the thread did not answer the signal)\n".into();
-    }
-    let n = NFRAMES.load(Ordering::SeqCst);
-    let mut out = String::new();
-    for (i, f) in FRAMES[..n].iter().enumerate() {
-        let ip = f.load(Ordering::Relaxed);
-        let mut line = format!("  {i:2}: {ip:#x}");
-        backtrace::resolve(ip as *mut std::ffi::c_void, |sym| {
-            if let Some(name) = sym.name() {
-                line = format!("  {i:2}: {name:#}");
-            }
-            if let (Some(file), Some(l)) = (sym.filename(), sym.lineno()) {
-                line.push_str(&format!("\n        at {}:{l}", file.display()));
-            }
-        });
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
 }

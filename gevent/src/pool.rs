@@ -43,14 +43,7 @@ struct GroupCore {
 
 /// Takes `g`'s outcome out (for values that are not `Clone`).
 fn outcome<T: 'static>(g: &Greenlet<T>) -> Result<T, GetError> {
-    if let Some(v) = g.take_value() {
-        return Ok(v);
-    }
-    match g.exception() {
-        Some(f) => Err(GetError::Panicked(f)),
-        None if g.ready() => Err(GetError::Killed),
-        None => Err(GetError::NotReady),
-    }
+    g.take_result()
 }
 
 /// A set of greenlets, each removed when it finishes (gevent's `Group`).
@@ -215,6 +208,22 @@ impl Group {
         }
     }
 
+    /// Kills `g` if it is a member, waits until it is dead and removes it (gevent's
+    /// `Group.killone`); returns whether it was a member. A greenlet not in the group is left
+    /// alone.
+    ///
+    /// # Cancel safety
+    /// A kill or Timeout landing here unwinds out of it; the kill still happens, and `g` leaves
+    /// the group when it dies.
+    pub fn killone<T: 'static>(&self, g: &Greenlet<T>) -> bool {
+        if !self.contains(g) {
+            return false;
+        }
+        g.kill();
+        self.discard(g);
+        true
+    }
+
     /// Kills every member and waits until they are dead (gevent's `Group.kill`); returns with the
     /// group empty, members that had not started included (gevent loops `while self.greenlets`).
     ///
@@ -349,6 +358,58 @@ impl Pool {
         self.group.add(g);
     }
 
+    /// Adds `g` if a slot is free now (gevent's `add(g, blocking=False)`).
+    ///
+    /// # Errors
+    /// [`PoolFull`] when the pool is full; `g` is not added (and not started or killed).
+    pub fn try_add<T: 'static>(&self, g: &Greenlet<T>) -> Result<(), PoolFull> {
+        if self.group.contains(g) {
+            return Ok(());
+        }
+        if let Some(s) = self.slots() {
+            if !s.try_acquire() {
+                return Err(PoolFull);
+            }
+        }
+        self.group.add(g);
+        Ok(())
+    }
+
+    /// Spawns `f` in the pool if a slot is free now, else returns [`PoolFull`] without running it.
+    ///
+    /// # Errors
+    /// [`PoolFull`] when the pool is full.
+    pub fn try_spawn<T: 'static>(
+        &self,
+        f: impl FnOnce() -> T + 'static,
+    ) -> Result<Greenlet<T>, PoolFull> {
+        let g = Greenlet::new(f);
+        self.try_add(&g)?;
+        g.start();
+        Ok(g)
+    }
+
+    /// Adds `g` (waiting while the pool is full) and starts it (gevent's `Pool.start`).
+    ///
+    /// # Panics
+    /// As [`Pool::add`].
+    ///
+    /// # Cancel safety
+    /// As [`Pool::add`]: `g` is then neither added nor started.
+    pub fn start<T: 'static>(&self, g: &Greenlet<T>) {
+        self.add(g);
+        g.start();
+    }
+
+    /// Kills `g` if it is in the pool, waits until it is dead and frees its slot (gevent's
+    /// `killone`); returns whether it was in the pool.
+    ///
+    /// # Cancel safety
+    /// As [`Group::killone`].
+    pub fn killone<T: 'static>(&self, g: &Greenlet<T>) -> bool {
+        self.group.killone(g)
+    }
+
     /// Adds `g` if a slot frees up within `timeout`; returns whether it did (gevent raises
     /// `PoolFull`).
     ///
@@ -403,6 +464,82 @@ impl Pool {
         outcome(&g)
     }
 
+    /// Spawns `f` in the pool (waiting while it is full) and returns its greenlet; `callback` is
+    /// called with the value when `f` returns (gevent's `apply_async(func, callback=)`; not when
+    /// it panics or is killed). The callback runs in the hub: it must not block. Called from a
+    /// member of this pool, `f` runs in a greenlet outside the pool's limit (a full pool would
+    /// otherwise wait for itself), as gevent does.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// let pool = gevent::pool::Pool::new(2);
+    /// let got = Rc::new(Cell::new(0));
+    /// let g2 = got.clone();
+    /// let g = pool.apply_async(|| 6 * 7, move |v: &i32| g2.set(*v));
+    /// pool.join();
+    /// gevent::sleep(std::time::Duration::ZERO); // links run on the hub's turn after the death
+    /// assert_eq!((g.value(), got.get()), (Some(42), 42));
+    /// ```
+    ///
+    /// # Panics
+    /// As [`Pool::spawn`].
+    ///
+    /// # Cancel safety
+    /// As [`Pool::spawn`].
+    pub fn apply_async<T: 'static>(
+        &self,
+        f: impl FnOnce() -> T + 'static,
+        callback: impl FnOnce(&T) + 'static,
+    ) -> Greenlet<T> {
+        let g = Greenlet::new(f);
+        g.link_value(move |g| {
+            g.with_value(callback);
+        });
+        if self.group.current_is_member() {
+            g.start();
+        } else {
+            self.start(&g);
+        }
+        g
+    }
+
+    /// Runs [`Pool::map`] in a new greenlet (outside the pool) and returns it at once; `callback`
+    /// gets the results when every item succeeded (gevent's `map_async(func, iterable,
+    /// callback=)`). The callback runs in the hub: it must not block.
+    ///
+    /// # Examples
+    /// ```
+    /// let pool = gevent::pool::Pool::new(2);
+    /// let g = pool.map_async(|x: u32| x + 1, vec![1, 2, 3], |v: &Vec<u32>| assert_eq!(v, &[2, 3, 4]));
+    /// assert_eq!(g.get().unwrap(), Ok(vec![2, 3, 4]));
+    /// ```
+    pub fn map_async<I, T, F>(
+        &self,
+        f: F,
+        items: I,
+        callback: impl FnOnce(&Vec<T>) + 'static,
+    ) -> Greenlet<Result<Vec<T>, GetError>>
+    where
+        I: IntoIterator + 'static,
+        I::Item: 'static,
+        T: 'static,
+        F: Fn(I::Item) -> T + 'static,
+    {
+        let pool = self.clone();
+        let g = Greenlet::new(move || pool.map(f, items));
+        g.link_value(move |g| {
+            g.with_value(|r| {
+                if let Ok(v) = r {
+                    callback(v);
+                }
+            });
+        });
+        g.start();
+        g
+    }
+
     /// Applies `f` to every item, at most `size` at once, and returns the results in input order
     /// (gevent's `map`).
     ///
@@ -444,6 +581,39 @@ impl Pool {
         IMap::start(self.clone(), f, items, false)
     }
 
+    /// As [`Pool::imap`], holding at most `max_buffered` results that the iterator has not
+    /// yielded yet, running or finished (gevent's `imap(..., maxsize=)`): no new item starts while
+    /// that many are pending, so a slow consumer bounds the memory. `max_buffered` is raised to 1.
+    ///
+    /// # Examples
+    /// ```
+    /// let pool = gevent::pool::Pool::unlimited();
+    /// let mut it = pool.imap_bounded(|x: u32| x * 2, 0..1000, 4);
+    /// assert_eq!(it.next(), Some(Ok(0)));
+    /// assert!(pool.len() <= 4); // not 1000 greenlets at once
+    /// assert_eq!(it.map(Result::unwrap).sum::<u32>(), 999 * 1000);
+    /// ```
+    pub fn imap_bounded<I, T, F>(&self, f: F, items: I, max_buffered: usize) -> IMap<T>
+    where
+        I: IntoIterator + 'static,
+        I::Item: 'static,
+        T: 'static,
+        F: Fn(I::Item) -> T + 'static,
+    {
+        IMap::start_bounded(self.clone(), f, items, true, Some(max_buffered))
+    }
+
+    /// As [`Pool::imap_bounded`], yielding results in completion order.
+    pub fn imap_unordered_bounded<I, T, F>(&self, f: F, items: I, max_buffered: usize) -> IMap<T>
+    where
+        I: IntoIterator + 'static,
+        I::Item: 'static,
+        T: 'static,
+        F: Fn(I::Item) -> T + 'static,
+    {
+        IMap::start_bounded(self.clone(), f, items, false, Some(max_buffered))
+    }
+
     /// Waits until every greenlet in the pool has finished.
     ///
     /// # Panics
@@ -477,6 +647,18 @@ impl Pool {
     }
 }
 
+/// [`Pool::try_add`] / [`Pool::try_spawn`] found the pool full (gevent's `PoolFull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolFull;
+
+impl fmt::Display for PoolFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the pool is full")
+    }
+}
+
+impl std::error::Error for PoolFull {}
+
 enum Msg<T> {
     Item(usize, Result<T, GetError>),
     /// The feeder finished: how many items it spawned, and why it stopped early if it did.
@@ -490,6 +672,8 @@ enum Msg<T> {
 pub struct IMap<T: 'static> {
     results: Queue<Msg<T>>,
     feeder: Greenlet<()>,
+    /// The slots of [`Pool::imap_bounded`]: one per item spawned and not yet yielded.
+    buffer: Option<Semaphore>,
     ordered: bool,
     /// Results that arrived ahead of their turn (ordered mode).
     ahead: BTreeMap<usize, Result<T, GetError>>,
@@ -516,13 +700,33 @@ impl<T: 'static> IMap<T> {
         I::Item: 'static,
         F: Fn(I::Item) -> T + 'static,
     {
+        IMap::start_bounded(pool, f, items, ordered, None)
+    }
+
+    fn start_bounded<I, F>(
+        pool: Pool,
+        f: F,
+        items: I,
+        ordered: bool,
+        max_buffered: Option<usize>,
+    ) -> IMap<T>
+    where
+        I: IntoIterator + 'static,
+        I::Item: 'static,
+        F: Fn(I::Item) -> T + 'static,
+    {
         let results: Queue<Msg<T>> = Queue::new();
         let spawned = Rc::new(Cell::new(0usize));
         let f = Rc::new(f);
         let q = results.clone();
         let n = spawned.clone();
+        let buffer = max_buffered.map(|m| Semaphore::new(m.max(1)));
+        let b = buffer.clone();
         let feeder = Greenlet::new(move || {
             for item in items {
+                if let Some(b) = &b {
+                    b.acquire(); // given back when the iterator yields a result
+                }
                 let f = f.clone();
                 let g = pool.spawn(move || f(item));
                 let q2 = q.clone();
@@ -546,6 +750,7 @@ impl<T: 'static> IMap<T> {
         IMap {
             results,
             feeder,
+            buffer,
             ordered,
             ahead: BTreeMap::new(),
             next_index: 0,
@@ -562,6 +767,16 @@ impl<T: 'static> Iterator for IMap<T> {
     /// # Panics
     /// With [`LoopExit`](crate::LoopExit)'s message if a result can never arrive.
     fn next(&mut self) -> Option<Self::Item> {
+        let r = self.next_result();
+        if let (Some(b), Some(_)) = (&self.buffer, &r) {
+            b.release();
+        }
+        r
+    }
+}
+
+impl<T: 'static> IMap<T> {
+    fn next_result(&mut self) -> Option<Result<T, GetError>> {
         loop {
             if self.ordered {
                 if let Some(r) = self.ahead.remove(&self.next_index) {

@@ -5,9 +5,11 @@
 //! catches exactly its own payload and turns it into `Err`; anything else keeps unwinding.
 //! Nested timeouts are independent: each catches only its own.
 
+use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::hub::{get_hub, TimerId};
@@ -63,6 +65,9 @@ impl std::error::Error for TimeoutError {}
 pub struct Timeout {
     err: TimeoutError,
     timer: Cell<Option<TimerId>>,
+    /// Makes the payload raised when it fires, if not the [`TimeoutError`] (gevent's
+    /// `Timeout(seconds, exception)`).
+    payload: Option<Rc<dyn Fn() -> Box<dyn Any + Send>>>,
     /// `!Send`: `timer` belongs to this thread's hub.
     _thread: std::marker::PhantomData<*const ()>,
 }
@@ -89,8 +94,37 @@ impl Timeout {
         Timeout {
             err: TimeoutError { id, after },
             timer: Cell::new(None),
+            payload: None,
             _thread: std::marker::PhantomData,
         }
+    }
+
+    /// A timeout of `after` that raises a clone of `payload` instead of a [`TimeoutError`]
+    /// (gevent's `Timeout(seconds, exception)`), not yet started. The greenlet unwinds with it as
+    /// with a panic of it: `catch_unwind` can catch it; uncaught, the greenlet fails with it (see
+    /// [`describe_panic`](crate::greenlets::describe_panic), which names its type).
+    /// [`with_timeout`] does not catch it (it is not this timeout's [`TimeoutError`]). One that
+    /// fires inside a `monkey` hook is kept and raised at the next gevent wait, even if the
+    /// timeout is cancelled meanwhile (only a [`TimeoutError`] can be told apart and forgotten).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct TooSlow(&'static str);
+    /// let g = gevent::spawn(|| {
+    ///     let _t = gevent::Timeout::with_payload(Duration::from_millis(10), TooSlow("db"));
+    ///     _t.start();
+    ///     gevent::sleep(Duration::from_secs(10));
+    /// });
+    /// g.join();
+    /// assert!(g.exception().unwrap().message().ends_with("TooSlow"));
+    /// ```
+    pub fn with_payload<P: Any + Send + Clone>(after: Duration, payload: P) -> Timeout {
+        let mut t = Timeout::new(after);
+        crate::greenlet::name_payload_type::<P>(None);
+        t.payload = Some(Rc::new(move || Box::new(payload.clone())));
+        t
     }
 
     /// A started timeout.
@@ -105,8 +139,13 @@ impl Timeout {
         self.cancel();
         let target = greenlet::getcurrent();
         let err = self.err;
+        let payload = self.payload.clone();
         let id = get_hub().add_timer(Instant::now() + self.err.after, move || {
-            crate::hub::throw_into(&target, Box::new(err));
+            let p: Box<dyn Any + Send> = match &payload {
+                Some(make) => make(),
+                None => Box::new(err),
+            };
+            crate::hub::throw_into(&target, p);
         });
         self.timer.set(Some(id));
     }
@@ -160,6 +199,34 @@ impl Drop for Timeout {
     fn drop(&mut self) {
         self.cancel();
     }
+}
+
+/// Runs `f`, giving up after `after`; `None` if it timed out: the block ends silently (gevent's
+/// `with Timeout(seconds, False):`). The same as `with_timeout(after, f).ok()`.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// let r = gevent::with_timeout_silent(Duration::from_millis(10), || {
+///     gevent::sleep(Duration::from_secs(10));
+///     "finished"
+/// });
+/// assert_eq!(r, None);
+/// ```
+///
+/// # Cancel safety
+/// As [`with_timeout`].
+pub fn with_timeout_silent<T>(after: Duration, f: impl FnOnce() -> T) -> Option<T> {
+    with_timeout(after, f).ok()
+}
+
+/// Runs `f`; if it is still running after `after`, unwinds it and returns `timeout_value`
+/// (gevent's `with_timeout(seconds, function, timeout_value=...)`).
+///
+/// # Cancel safety
+/// As [`with_timeout`].
+pub fn with_timeout_or<T>(after: Duration, timeout_value: T, f: impl FnOnce() -> T) -> T {
+    with_timeout(after, f).unwrap_or(timeout_value)
 }
 
 /// Runs `f`, giving up after `after` (gevent's `with_timeout`).

@@ -49,7 +49,7 @@ pub(crate) enum Phase {
 }
 
 /// Implemented by the state of every gevent greenlet, whatever its result type.
-pub(crate) trait Tracked {
+pub(crate) trait Tracked: crate::greenlet::Erased {
     fn snapshot(&self) -> Snapshot;
     /// Whether it has not finished (pending or started).
     fn is_alive(&self) -> bool;
@@ -57,6 +57,19 @@ pub(crate) trait Tracked {
     fn waitable(self: std::rc::Rc<Self>) -> Box<dyn crate::greenlet::Waitable>;
     /// Asks it to die without waiting (`Greenlet::kill_nowait`).
     fn kill_nowait(self: std::rc::Rc<Self>);
+}
+
+/// The greenlet registered in `slot`, if it is still alive (what `greenlets::current` finds
+/// from the raw greenlet's tag).
+pub(crate) fn lookup(slot: u32) -> Option<std::rc::Rc<dyn crate::greenlet::Erased>> {
+    REGISTRY
+        .try_with(|r| {
+            let r = r.try_borrow().ok()?;
+            let g = r.slots.get(slot as usize)?.as_ref()?.upgrade()?;
+            Some(g as std::rc::Rc<dyn crate::greenlet::Erased>)
+        })
+        .ok()
+        .flatten()
 }
 
 /// This thread's gevent greenlets: a slab of weak references, indexed by the slot each greenlet

@@ -134,7 +134,7 @@ impl fmt::Display for Maintenance {
 
 #[test]
 fn registered_display_payload_has_its_message() {
-    gevent::greenlet::register_panic_payload::<Maintenance>();
+    gevent::greenlets::register_panic_payload::<Maintenance>();
     let g = gevent::spawn(|| std::panic::panic_any(Maintenance(5)));
     let want = format!(
         "{}: back in 5 minutes",

@@ -412,7 +412,7 @@ fn timeouts_from_a_plain_thread() {
 
 #[test]
 fn sync_primitives_work_with_gevent_wait_and_iwait() {
-    use gevent::greenlet::Waitable;
+    use gevent::Waitable;
     let ev = Event::new();
     let r: AsyncResult<u8> = AsyncResult::new();
     let pool = gevent::threadpool::ThreadPool::new(1);

@@ -109,6 +109,8 @@ pub(crate) struct Inner {
     canary: usize,
     state: Cell<State>,
     is_main: bool,
+    /// A number the scheduler attaches ([`Greenlet::set_tag`]); it fits in padding.
+    tag: Cell<u32>,
     id: u64,
     /// `None` only for the main greenlet.
     parent: RefCell<Option<Greenlet>>,
@@ -260,6 +262,7 @@ fn init_main() -> *const Inner {
         id: 0,
         state: Cell::new(State::Started),
         is_main: true,
+        tag: Cell::new(0),
         parent: RefCell::new(None),
         run: Cell::new(None),
         sp: Cell::new(0),
@@ -421,6 +424,7 @@ impl Builder {
             id: next_id(),
             state: Cell::new(State::Unstarted),
             is_main: false,
+            tag: Cell::new(0),
             parent: RefCell::new(Some(parent)),
             run: Cell::new(run),
             sp: Cell::new(sp),
@@ -1013,6 +1017,26 @@ impl Greenlet {
         drop(self.0.name.replace(new));
     }
 
+    /// The number a scheduler attached with [`Greenlet::set_tag`] (0 until then): how gevent finds
+    /// its own object for the running greenlet. Costs nothing (it sits in padding).
+    pub fn tag(&self) -> u32 {
+        self.0.tag.get()
+    }
+
+    /// Attaches a number to the greenlet, for the scheduler that runs it (an index into its own
+    /// table, say); read back with [`Greenlet::tag`].
+    ///
+    /// # Examples
+    /// ```
+    /// let g = greenlet::Greenlet::new(|v| v);
+    /// assert_eq!(g.tag(), 0);
+    /// g.set_tag(7);
+    /// assert_eq!(g.tag(), 7);
+    /// ```
+    pub fn set_tag(&self, tag: u32) {
+        self.0.tag.set(tag);
+    }
+
     /// Whether two handles name the same greenlet.
     pub fn ptr_eq(a: &Greenlet, b: &Greenlet) -> bool {
         Rc::ptr_eq(&a.0, &b.0)
@@ -1101,4 +1125,45 @@ pub(crate) unsafe fn current_fault_context<R>(
     // SAFETY: non-null CURRENT points at a live greenlet (module invariant); the caller is on its thread.
     let inner = unsafe { &*p };
     inner.bounds.as_ref().map(|b| f(b, &DisplayName(inner)))
+}
+
+/// Writes the running greenlet's name into `out` (truncated to fit) and returns how many bytes it
+/// wrote: `main` for the main greenlet. Async-signal-safe: no allocation and no lock, so a signal
+/// handler on this thread may call it (a watchdog naming a thread's blocked greenlet); if the
+/// signal interrupted a rename, the name reads as `greenlet-<id>`.
+///
+/// # Examples
+/// ```
+/// let g = greenlet::Builder::new()
+///     .name("worker")
+///     .build(|_| {
+///         let mut buf = [0u8; 32];
+///         let n = greenlet::greenlet::current_name_into(&mut buf);
+///         greenlet::Value::new(String::from_utf8_lossy(&buf[..n]).into_owned())
+///     })
+///     .unwrap();
+/// assert_eq!(g.switch(()).take::<String>(), "worker");
+/// ```
+pub fn current_name_into(out: &mut [u8]) -> usize {
+    struct Buf<'a>(&'a mut [u8], usize);
+    impl fmt::Write for Buf<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let room = self.0.len() - self.1;
+            let n = s.len().min(room);
+            self.0[self.1..self.1 + n].copy_from_slice(&s.as_bytes()[..n]);
+            self.1 += n;
+            Ok(())
+        }
+    }
+    let mut buf = Buf(out, 0);
+    let p = CURRENT.try_with(Cell::get).unwrap_or(ptr::null());
+    if p.is_null() {
+        let _ = fmt::Write::write_str(&mut buf, "main");
+    } else {
+        // SAFETY: non-null CURRENT points at a live greenlet of this thread (module invariant),
+        // which this thread keeps alive while it runs.
+        let inner = unsafe { &*p };
+        let _ = fmt::Write::write_fmt(&mut buf, format_args!("{}", DisplayName(inner)));
+    }
+    buf.1
 }
