@@ -752,13 +752,47 @@ fn python_http_client() {
     let base = srv.fds();
     run_python_client(&srv, None);
     srv.assert_fds_back_to(base);
+}
+
+/// Python's `websocket-client` (PyPI; `.ci/tools` installs it) against `/ws`: three text messages
+/// (one of 70,000 bytes, so fragmented by neither side but long-framed) come back upper-cased, and
+/// the close handshake completes.
+const PY_WS_CLIENT: &str = r#"
+import sys, websocket
+ws = websocket.create_connection("ws://127.0.0.1:%s/ws" % sys.argv[1], timeout=10)
+for msg in ["hello", "gevent über alles", "x" * 70000]:
+    ws.send(msg)
+    got = ws.recv()
+    assert got == msg.upper(), (msg[:20], got[:20])
+ws.close()
+print("ok")
+"#;
+
+#[test]
+fn python_websocket_client() {
     if Command::new("python3")
         .args(["-c", "import websocket"])
         .status()
         .is_ok_and(|s| !s.success())
     {
         eprintln!("SKIPPED (python websocket): the websocket-client module is not installed");
+        return;
     }
+    let srv = Server::start(&[]);
+    let base = srv.fds();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PY_WS_CLIENT)
+        .arg(srv.port.to_string())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success() && out.stdout.starts_with(b"ok"),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    srv.assert_fds_back_to(base);
 }
 
 #[test]
