@@ -37,15 +37,15 @@ fn timeout_value_is_returned() {
 
 #[test]
 fn payload_timeout_raises_the_payload() {
-    let t = gevent::Timeout::with_payload(Duration::from_millis(10), TooSlow("XXX"));
+    let t = gevent::Timeout::with_payload(Duration::from_millis(10), TooSlow("too slow"));
     t.start();
     let p = catch_unwind(AssertUnwindSafe(|| gevent::sleep(Duration::from_secs(10)))).unwrap_err();
-    assert_eq!(p.downcast_ref::<TooSlow>(), Some(&TooSlow("XXX")));
+    assert_eq!(p.downcast_ref::<TooSlow>(), Some(&TooSlow("too slow")));
     assert!(!t.is_mine(&*p), "not its TimeoutError");
     // Restart (test__timeout's _check_expires starts it twice): the payload again.
     t.start();
     let p = catch_unwind(AssertUnwindSafe(|| gevent::sleep(Duration::from_secs(10)))).unwrap_err();
-    assert_eq!(p.downcast_ref::<TooSlow>(), Some(&TooSlow("XXX")));
+    assert_eq!(p.downcast_ref::<TooSlow>(), Some(&TooSlow("too slow")));
     t.cancel();
     // Uncaught in a greenlet: it fails with the payload, named by its type.
     let g = gevent::spawn(|| {
