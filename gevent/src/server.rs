@@ -752,71 +752,126 @@ impl StreamServer {
         A: ToSocketAddrs,
         F: Fn(usize, TcpListener) -> io::Result<StreamServer> + Send + Sync + 'static,
     {
-        if workers == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "StreamServer::bind_workers: at least one worker is needed",
-            ));
-        }
-        let first = crate::net::each_addr(&addr, |a| {
-            crate::net::bind_reuseport(a, crate::net::DEFAULT_BACKLOG)
-        })?;
-        let local = first.local_addr()?;
-        let mut listeners = vec![Mutex::new(Some(first))];
-        for _ in 1..workers {
-            let l = crate::net::bind_reuseport(local, crate::net::DEFAULT_BACKLOG)?;
-            listeners.push(Mutex::new(Some(l)));
-        }
-        let listeners = Arc::new(listeners);
-        let hubs = Hubs::start(workers)?;
-        let id = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
-        let tasks = hubs.spawn_each(move |i| -> io::Result<()> {
-            let l = listeners[i]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .ok_or_else(|| io::Error::other("the listener was taken already"))?;
-            let server = make(i, TcpListener::from_std(l)?)?;
-            server.start();
-            WORKER_SERVERS.with(|s| s.borrow_mut().insert(id, server));
-            Ok(())
-        });
-        let server = MultiServer {
-            hubs: Some(hubs),
-            id,
-            addr: local,
-        };
-        for t in tasks {
-            match t.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e), // `server` drops: every hub stops
-                Err(e) => return Err(io::Error::other(e.to_string())),
-            }
-        }
-        Ok(server)
+        start_workers(
+            addr,
+            workers,
+            crate::net::DEFAULT_BACKLOG,
+            "StreamServer",
+            make,
+        )
     }
+}
+
+/// A server that one hub of a [`MultiServer`] runs: started on its hub, stopped there (gracefully,
+/// within a timeout). [`StreamServer`] and `http::Server` are.
+pub(crate) trait HubServer: 'static {
+    /// Starts serving (the accept loop's greenlet).
+    fn start_serving(&self);
+    /// Stops as the server's own `stop(timeout)`.
+    fn stop_serving(self, timeout: Duration);
+}
+
+impl HubServer for StreamServer {
+    fn start_serving(&self) {
+        self.start();
+    }
+    fn stop_serving(self, timeout: Duration) {
+        self.stop(timeout);
+    }
+}
+
+/// What [`StreamServer::bind_workers_with`] and `http::Server::bind_workers_with` share: binds
+/// `workers` `SO_REUSEPORT` listeners (the first to `addr`, the others to the address it got),
+/// starts a hub per listener, and there `make(i, listener)`'s server; `what` names the server
+/// kind in errors and panics.
+pub(crate) fn start_workers<A, S, F>(
+    addr: A,
+    workers: usize,
+    backlog: u32,
+    what: &'static str,
+    make: F,
+) -> io::Result<MultiServer>
+where
+    A: ToSocketAddrs,
+    S: HubServer,
+    F: Fn(usize, TcpListener) -> io::Result<S> + Send + Sync + 'static,
+{
+    if workers == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what}::bind_workers: at least one worker is needed"),
+        ));
+    }
+    let first = crate::net::each_addr(&addr, |a| crate::net::bind_reuseport(a, backlog))?;
+    let local = first.local_addr()?;
+    let mut listeners = vec![Mutex::new(Some(first))];
+    for _ in 1..workers {
+        let l = crate::net::bind_reuseport(local, backlog)?;
+        listeners.push(Mutex::new(Some(l)));
+    }
+    let listeners = Arc::new(listeners);
+    let hubs = Hubs::start(workers)?;
+    let id = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
+    let tasks = hubs.spawn_each(move |i| -> io::Result<()> {
+        let l = listeners[i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| io::Error::other("the listener was taken already"))?;
+        let server = make(i, TcpListener::from_std(l)?)?;
+        server.start_serving();
+        let stop: StopServer = Box::new(move |t| server.stop_serving(t));
+        WORKER_SERVERS.with(|s| s.borrow_mut().insert(id, stop));
+        Ok(())
+    });
+    let server = MultiServer {
+        hubs: Some(hubs),
+        id,
+        addr: local,
+        what,
+    };
+    for t in tasks {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e), // `server` drops: every hub stops
+            Err(e) => return Err(io::Error::other(e.to_string())),
+        }
+    }
+    Ok(server)
 }
 
 /// Identifies a [`MultiServer`] in [`WORKER_SERVERS`].
 static NEXT_GROUP: AtomicU64 = AtomicU64::new(1);
 
+/// Stops one hub's server of a [`MultiServer`] (its `stop(timeout)`), run on that hub.
+type StopServer = Box<dyn FnOnce(Duration)>;
+
 thread_local! {
-    /// On a hub of a [`MultiServer`]: its server there, by the group's id.
-    static WORKER_SERVERS: RefCell<std::collections::HashMap<u64, StreamServer>> =
+    /// On a hub of a [`MultiServer`]: how to stop its server there, by the group's id.
+    static WORKER_SERVERS: RefCell<std::collections::HashMap<u64, StopServer>> =
         RefCell::new(std::collections::HashMap::new());
 }
 
-/// A [`StreamServer`] on each of N hubs, all on one address ([`StreamServer::bind_workers`]).
-/// Owns its hubs; `Send + Sync`. Dropping it stops it with no grace period.
+/// A server on each of N hubs, all on one address ([`StreamServer::bind_workers`], and
+/// `http::Server::bind_workers`, whose `http::MultiServer` is this type). Owns its hubs;
+/// `Send + Sync`. Dropping it stops it with no grace period.
 pub struct MultiServer {
     hubs: Option<Hubs>,
     id: u64,
     addr: SocketAddr,
+    /// The kind of server on each hub (`StreamServer`, `http::Server`), for `Debug` and panics.
+    what: &'static str,
 }
 
 impl fmt::Debug for MultiServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MultiServer({}, {} workers)", self.addr, self.workers())
+        write!(
+            f,
+            "MultiServer({} x {}, {})",
+            self.workers(),
+            self.what,
+            self.addr
+        )
     }
 }
 
@@ -832,6 +887,9 @@ impl MultiServer {
     }
 
     /// Hands other work to the server's hubs (from any thread).
+    ///
+    /// # Panics
+    /// Never while the server is not stopped.
     pub fn spawner(&self) -> Spawner {
         self.hubs
             .as_ref()
@@ -839,8 +897,9 @@ impl MultiServer {
             .spawner()
     }
 
-    /// Stops every worker at once, as [`StreamServer::stop`] (each stops accepting and closes its
-    /// socket, lets its handlers finish for up to `timeout`, then kills the rest), then shuts the
+    /// Stops every worker at once, each as its server's own `stop(timeout)` ([`StreamServer::stop`]:
+    /// stop accepting and close the socket, let handlers finish for up to `timeout`, then kill the
+    /// rest; `http::Server::stop` also closes idle keep-alive connections at once), then shuts the
     /// hubs down ([`Hubs::shutdown`], no further grace) and joins their threads. The report counts,
     /// per hub, the greenlets still alive after the servers stopped (other work on these hubs).
     ///
@@ -862,13 +921,14 @@ impl MultiServer {
         };
         assert!(
             !hubs.on_own_thread(),
-            "MultiServer::stop was called on one of its own hubs"
+            "MultiServer::stop ({}) was called on one of its own hubs",
+            self.what
         );
         let id = self.id;
         let tasks = hubs.spawn_each(move |_| {
-            let server = WORKER_SERVERS.with(|s| s.borrow_mut().remove(&id));
-            if let Some(server) = server {
-                server.stop(timeout);
+            let stop = WORKER_SERVERS.with(|s| s.borrow_mut().remove(&id));
+            if let Some(stop) = stop {
+                stop(timeout);
             }
         });
         // `stop` ends within `timeout` plus the time killed handlers take to die; past that,

@@ -1,21 +1,19 @@
 //! [`Server`]: the accept loop, the connection registry and the graceful stop.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::conn;
 use super::types::{Config, ConnCtx, Handler, Phase, Transport};
 use super::{Body, Request, Response, ResponseBody};
 use crate::greenlet::Greenlet;
-use crate::hubs::{Hubs, ShutdownReport, Spawner};
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
 #[cfg(feature = "ssl")]
 use crate::ssl::TlsAcceptor;
@@ -377,7 +375,7 @@ impl Server {
         })
     }
 
-    /// Serves `addr` on `workers` hubs ([`Hubs`]), one OS thread each, every hub with its own
+    /// Serves `addr` on `workers` hubs ([`Hubs`](crate::hubs::Hubs)), one OS thread each, every hub with its own
     /// listening socket (`SO_REUSEPORT`, listen backlog [`BACKLOG`]) and accept loop: `make(i,
     /// listener)` runs on hub `i` and returns the server for it (`Server::new(listener, handler)`
     /// with any [`with_config`](Server::with_config) / [`with_transport`](Server::with_transport)),
@@ -400,148 +398,25 @@ impl Server {
         A: ToSocketAddrs,
         F: Fn(usize, TcpListener) -> io::Result<Server> + Send + Sync + 'static,
     {
-        if workers == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "http::Server::bind_workers: at least one worker is needed",
-            ));
-        }
-        let backlog = BACKLOG as u32;
-        let first = crate::net::each_addr(&addr, |a| crate::net::bind_reuseport(a, backlog))?;
-        let local = first.local_addr()?;
-        let mut listeners = vec![Mutex::new(Some(first))];
-        for _ in 1..workers {
-            let l = crate::net::bind_reuseport(local, backlog)?;
-            listeners.push(Mutex::new(Some(l)));
-        }
-        let listeners = Arc::new(listeners);
-        let hubs = Hubs::start(workers)?;
-        let id = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
-        let tasks = hubs.spawn_each(move |i| -> io::Result<()> {
-            let l = listeners[i]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .ok_or_else(|| io::Error::other("the listener was taken already"))?;
-            let server = make(i, TcpListener::from_std(l)?)?;
-            server.start();
-            WORKER_SERVERS.with(|s| s.borrow_mut().insert(id, server));
-            Ok(())
-        });
-        let servers = MultiServer {
-            hubs: Some(hubs),
-            id,
-            addr: local,
-        };
-        for t in tasks {
-            match t.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e), // `servers` drops: every hub stops
-                Err(e) => return Err(io::Error::other(e.to_string())),
-            }
-        }
-        Ok(servers)
+        crate::server::start_workers(addr, workers, BACKLOG as u32, "http::Server", make)
     }
 }
 
-/// Identifies a [`MultiServer`] in [`WORKER_SERVERS`].
-static NEXT_GROUP: AtomicU64 = AtomicU64::new(1);
-
-thread_local! {
-    /// On a hub of a [`MultiServer`]: its server there, by the group's id.
-    static WORKER_SERVERS: RefCell<HashMap<u64, Server>> = RefCell::new(HashMap::new());
-}
-
-/// An HTTP [`Server`] on each of N hubs, all on one address ([`Server::bind_workers`]). Owns its
-/// hubs; `Send + Sync`. Dropping it stops it with no grace period.
-pub struct MultiServer {
-    hubs: Option<Hubs>,
-    id: u64,
-    addr: SocketAddr,
-}
-
-impl fmt::Debug for MultiServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "http::MultiServer({}, {} workers)",
-            self.addr,
-            self.workers()
-        )
+impl crate::server::HubServer for Server {
+    fn start_serving(&self) {
+        self.start();
+    }
+    fn stop_serving(self, timeout: Duration) {
+        self.stop(timeout);
     }
 }
 
-impl MultiServer {
-    /// The address every worker listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// How many hubs serve it.
-    pub fn workers(&self) -> usize {
-        self.hubs.as_ref().map_or(0, Hubs::len)
-    }
-
-    /// Hands other work to the server's hubs (from any thread).
-    ///
-    /// # Panics
-    /// Never while the server is not stopped.
-    pub fn spawner(&self) -> Spawner {
-        self.hubs
-            .as_ref()
-            .expect("a MultiServer has its hubs until it is stopped")
-            .spawner()
-    }
-
-    /// Stops every worker at once, each as [`Server::stop`] (stop accepting, close idle
-    /// keep-alive connections, let in-flight requests finish for up to `timeout`, kill the
-    /// rest), then shuts the hubs down ([`Hubs::shutdown`], no further grace) and joins their
-    /// threads. The report counts, per hub, the greenlets still alive after the servers stopped.
-    ///
-    /// Blocks the calling thread, or parks the calling greenlet while the servers stop.
-    ///
-    /// # Panics
-    /// When called on one of the server's own hubs.
-    ///
-    /// # Cancel safety
-    /// A kill or Timeout landing in it unwinds out of it and drops the server, which stops it with
-    /// no grace period.
-    pub fn stop(mut self, timeout: Duration) -> ShutdownReport {
-        self.stop_inner(timeout)
-    }
-
-    fn stop_inner(&mut self, timeout: Duration) -> ShutdownReport {
-        let Some(hubs) = self.hubs.take() else {
-            return ShutdownReport::default();
-        };
-        assert!(
-            !hubs.on_own_thread(),
-            "http::MultiServer::stop was called on one of its own hubs"
-        );
-        let id = self.id;
-        let tasks = hubs.spawn_each(move |_| {
-            let server = WORKER_SERVERS.with(|s| s.borrow_mut().remove(&id));
-            if let Some(server) = server {
-                server.stop(timeout);
-            }
-        });
-        let bound = timeout + Duration::from_secs(5);
-        for t in tasks {
-            let _ = t.join_timeout(bound);
-        }
-        hubs.shutdown(Duration::ZERO)
-    }
-}
-
-impl Drop for MultiServer {
-    fn drop(&mut self) {
-        if self.hubs.as_ref().is_some_and(Hubs::on_own_thread) {
-            drop(self.hubs.take());
-            return;
-        }
-        self.stop_inner(Duration::ZERO);
-    }
-}
+/// An HTTP [`Server`] on each of N hubs, all on one address ([`Server::bind_workers`]): the same
+/// worker group as [`StreamServer::bind_workers`](crate::server::StreamServer::bind_workers)'s.
+/// Its `stop(timeout)` stops every hub's server as [`Server::stop`] (stop accepting, close idle
+/// keep-alive connections at once, let in-flight requests finish for up to `timeout`, kill the
+/// rest), then the hubs.
+pub type MultiServer = crate::server::MultiServer;
 
 /// Serves HTTP/1.1 on one connection in the calling greenlet until it closes: the building block
 /// of [`Server`], for connections made some other way.
