@@ -23,20 +23,21 @@ fn event_and_result_set_from_an_os_thread_wake_greenlets_on_two_hubs() {
     let r: AsyncResult<u32> = AsyncResult::new();
     // A second OS thread running its own hub.
     let (ev2, r2, ev3) = (ev.clone(), r.clone(), ev.clone());
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let t2 = ticks.clone();
     let other_hub = std::thread::spawn(move || {
         let a = gevent::spawn(move || ev2.wait());
         let b = gevent::spawn(move || r2.get());
-        // A ticker on this hub shows the hub keeps running while they wait.
-        let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
-        let t2 = ticks.clone();
+        // A ticker on this hub shows the hub keeps running while they wait: the setter
+        // acts only once it has ticked a few times with both waiters parked.
         let ticker = gevent::spawn(move || {
             while !ev3.is_set() {
-                t2.set(t2.get() + 1);
+                t2.fetch_add(1, Ordering::SeqCst);
                 gevent::sleep(Duration::from_millis(2));
             }
         });
         gevent::joinall([&a]);
-        let got = (a.get(), b.get(), ticks.get());
+        let got = (a.get(), b.get());
         ticker.join();
         got
     });
@@ -49,16 +50,20 @@ fn event_and_result_set_from_an_os_thread_wake_greenlets_on_two_hubs() {
         until("4 waiters", || {
             ev5.waiter_count() == 2 && r5.waiter_count() == 2
         });
+        // The other hub keeps turning while its two greenlets wait.
+        let seen = ticks.load(Ordering::SeqCst);
+        until("3 more ticks of the other hub", || {
+            ticks.load(Ordering::SeqCst) >= seen + 3
+        });
         ev5.set();
         r5.set(7);
     });
     assert_eq!(a.get(), Ok(true));
     assert_eq!(b.get(), Ok(Ok(7)));
     setter.join().unwrap();
-    let (a2, b2, ticks) = other_hub.join().unwrap();
+    let (a2, b2) = other_hub.join().unwrap();
     assert_eq!(a2, Ok(true));
     assert_eq!(b2, Ok(Ok(7)));
-    assert!(ticks > 0);
     assert!(r.ready() && r.successful());
     assert_eq!(ev.waiter_count(), 0);
 }
