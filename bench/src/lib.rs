@@ -147,6 +147,18 @@ pub mod names {
     pub const MUTEX_UNCONTENDED: &str = "mutex_uncontended";
     /// group `cross`: 4 tasks on one thread each lock, yield while holding it, unlock: ns per lock.
     pub const MUTEX_CONTENDED: &str = "mutex_contended";
+    /// group `thread` (issue 16, `bin/monkey_thread.rs`): `std::sync::Mutex` lock + unlock nobody else
+    /// wants, under `patch_thread` (ours) and before it (`unpatched`), ns.
+    pub const STD_MUTEX_UNCONTENDED: &str = "std_mutex_uncontended";
+    /// group `thread`: a std `Mutex` handed between two greenlets, each holding it across a yield (ours,
+    /// the futex hook parks the other), against tokio's `Mutex` between two tasks; ns per lock.
+    pub const MUTEX_HANDOFF: &str = "mutex_handoff";
+    /// group `thread`: a round trip to an OS thread over `std::sync::mpsc`, received in a greenlet's
+    /// cooperative `recv()` (ours) or a tokio task's `mpsc` `recv().await`; ns per round trip.
+    pub const MPSC_XTHREAD_ROUNDTRIP: &str = "mpsc_xthread_roundtrip";
+    /// group `thread`: `syscall(SYS_getrandom)` outside greenlets through the shim (ours) or glibc's
+    /// own `syscall` (`unpatched`), ns.
+    pub const SYSCALL_GETRANDOM: &str = "syscall_getrandom";
 }
 
 /// The counts every peer uses, so that rows line up. Peers in other languages copy these numbers.

@@ -26,6 +26,7 @@ const PEER_ORDER: &[&str] = &[
     "ours-raw",
     "ours-monkey",
     "ours-hyper",
+    "unpatched",
     "corosensei",
     "py-greenlet",
     "py-gevent",
@@ -35,7 +36,15 @@ const PEER_ORDER: &[&str] = &[
     "machine",
 ];
 /// Group order in the report.
-const GROUP_ORDER: &[&str] = &["switch", "lifecycle", "hub", "io", "cross", "calibration"];
+const GROUP_ORDER: &[&str] = &[
+    "switch",
+    "lifecycle",
+    "hub",
+    "io",
+    "cross",
+    "thread",
+    "calibration",
+];
 
 #[derive(Default)]
 struct Cell {
@@ -127,6 +136,10 @@ const ROW_ORDER: &[&str] = &[
     "chan_xthread",
     "mutex_uncontended",
     "mutex_contended",
+    "std_mutex_uncontended",
+    "mutex_handoff",
+    "mpsc_xthread_roundtrip",
+    "syscall_getrandom",
 ];
 
 /// What each row measures, for the legend under the tables.
@@ -189,6 +202,11 @@ const LEGEND: &[(&str, &str)] = &[
     ("http_w2_c<conns>", "HTTP plaintext on 2 workers (issue 14's bar: ours >= 1.0x hyper's requests per second, i.e. ours / tokio <= 1.00x here): the same GET / keep-alive service, body and headers as `http_c<conns>`, wrk -t1, server and wrk NOT pinned (the server needs both cores, wrk shares them, so compare ratios); ours: gevent::http::Server::bind_workers_with on 2 hubs, each with its own SO_REUSEPORT listener (what `http_server --workers 2` runs; bench/src/ours.rs: serve_http); tokio: the same hyper 1 service on a multi_thread runtime with 2 workers"),
     ("https_c<conns>", "HTTPS plaintext, the same service over TLS (rustls with ring both, a self-signed ECDSA P-256 certificate, ALPN http/1.1; wrk's OpenSSL picks TLS 1.3): ours gevent::http + gevent::ssl on one hub; tokio: hyper 1 + tokio-rustls on a current_thread runtime; issue 13's bar: ours within 1.1x"),
     ("work50us_w<workers>", "GET /work?us=50 (the handler spins 50 us of CPU without yielding), wrk -t1 -c50, server and wrk NOT pinned (they share the 2 cores, so compare ratios); w1: ours on one hub, tokio current_thread; w2: ours http::Server::bind_workers_with on 2 hubs (SO_REUSEPORT), tokio multi_thread with 2 workers; issue 14's bar: ours w2 >= 1.6x the requests per second of ours w1"),
+    ("std_mutex_uncontended", "(thread, issue 16) std::sync::Mutex lock + unlock nobody else wants: ours under gevent::monkey::patch_thread(), `unpatched` the same before it, same process (no system call: the bar is unchanged within noise)"),
+    ("mutex_handoff", "(thread) a std::sync::Mutex handed between two greenlets under patch_thread, each holding it across sleep(0) while the other is parked in lock() by the futex hook, against tokio::sync::Mutex between two tasks of a current_thread runtime each holding it across yield_now; per lock"),
+    ("mpsc_xthread_roundtrip", "(thread) a u32 to an OS thread over std::sync::mpsc and back: ours received in a greenlet's cooperative std mpsc recv() under patch_thread, tokio in a task's tokio::sync::mpsc recv().await (blocking_send on the thread); per round trip"),
+    ("syscall_getrandom", "(thread) syscall(SYS_getrandom, 16 bytes) outside greenlets: ours through the project's interposed syscall() shim, `unpatched` glibc's own syscall() (dlsym in libc.so.6); issue 16's bar: the difference <= 5 ns"),
+    ("unpatched", "(thread column) the same work without the project's hook, in the same process: std's Mutex before patch_thread(), glibc's syscall() instead of the shim"),
     ("syscall", "raw syscall(SYS_getppid)"),
     ("page_fault", "first touch of a fresh anonymous 4 KiB page"),
     (
@@ -399,7 +417,8 @@ fn markdown(
     let _ = writeln!(
         md,
         "\nSources: `bench/src/bin/peer_*.rs` (corosensei, may, tokio), `bench/peers/go/main.go`, \
-         `bench/peers/python/peer.py` (greenlet, gevent), `bench/src/ours.rs` (this project)."
+         `bench/peers/python/peer.py` (greenlet, gevent), `bench/src/ours.rs` (this project), \
+         `bench/src/bin/monkey_thread.rs` (the thread group)."
     );
     md
 }
