@@ -27,6 +27,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 pub mod ours;
+pub mod rows;
 
 /// The minimal futures the `block_on_*` rows wait on, the same for every executor: a flag and a
 /// waker, so the rows measure the executor's park and wake, not a channel's own bookkeeping.
@@ -159,6 +160,18 @@ pub mod names {
     /// group `thread`: `syscall(SYS_getrandom)` outside greenlets through the shim (ours) or glibc's
     /// own `syscall` (`unpatched`), ns.
     pub const SYSCALL_GETRANDOM: &str = "syscall_getrandom";
+    /// group `io`: HTTP plaintext under wrk, one worker (see [`super::rows::http`]).
+    pub const HTTP: &str = "http";
+    /// group `io`: HTTPS plaintext under wrk, one worker.
+    pub const HTTPS: &str = "https";
+    /// group `io`: HTTP plaintext under wrk, 2 workers (issue 14's bar).
+    pub const HTTP_W2: &str = "http_w2";
+    /// group `calibration`: a raw `syscall(SYS_getppid)`, ns.
+    pub const SYSCALL: &str = "syscall";
+    /// group `calibration`: first touch of a fresh anonymous page, ns.
+    pub const PAGE_FAULT: &str = "page_fault";
+    /// group `calibration`: the effective core clock, GHz.
+    pub const CORE_CLOCK: &str = "core_clock";
 }
 
 /// The counts every peer uses, so that rows line up. Peers in other languages copy these numbers.

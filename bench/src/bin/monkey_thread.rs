@@ -184,7 +184,12 @@ fn main() {
     }
     let k = k as usize;
     for (name, peer, v, n) in [
-        (names::STD_MUTEX_UNCONTENDED, "unpatched", before, 200_000 * k),
+        (
+            names::STD_MUTEX_UNCONTENDED,
+            "unpatched",
+            before,
+            200_000 * k,
+        ),
         (names::STD_MUTEX_UNCONTENDED, "ours", after, 200_000 * k),
         (names::MUTEX_HANDOFF, "ours", ours_h, 2_000 * k),
         (names::MUTEX_HANDOFF, "tokio", tokio_h, 2_000 * k),
