@@ -8,16 +8,18 @@
 //! ```
 //!
 //! - `group`, `name`, `peer` identify the row and column of the table; rows of different peers line up when
-//!   their `group` and `name` are equal, so every peer must use the names listed in [`names`].
+//!   their `group` and `name` are equal, so every peer must use the names listed in [`names`] (the groups,
+//!   the rows' order and docs, and the columns are the one table in [`rows`]).
 //! - exactly one more `key=value` pair is the metric; its key is the unit (`ns_per_op`, `bytes_per_task`,
 //!   `maps`, `ns_per_page`, `ghz`). For every metric except `ghz`, lower is better.
 //! - `n=` (optional) is the count the measurement used.
 //!
 //! A measurement that a program knows but cannot make yet prints `SKIP group=.. name=.. peer=.. reason=..`.
 //!
-//! `bench/run` runs every peer of a group once per round, rotating their order each round (peers are
-//! interleaved, so a noisy minute hurts all of them alike), collects the lines in `target/bench-raw/*.txt`,
-//! and `report` turns them into medians over rounds, a markdown table and an SVG chart of ratios.
+//! `bench/run` installs and builds the peers, then `bin/harness.rs` runs every peer of a group once per
+//! round, rotating their order each round (peers are interleaved, so a noisy minute hurts all of them
+//! alike), starts and loads the io group's servers, collects the lines in `target/bench-raw/*.txt`, and
+//! `report` turns them into medians over rounds, a markdown table and an SVG chart of ratios.
 //!
 //! Each program takes the same options: `--group G` (repeatable; default all its groups), `--quick` (tiny
 //! counts), `--duration S` (seconds to repeat each timed measurement; the program reports the median of its

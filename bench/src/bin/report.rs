@@ -1,6 +1,6 @@
 //! The results writer: raw `RESULT` / `SKIP` lines in, a markdown table per group and an SVG chart out.
 //!
-//! Run (bench/run does this after the last round):
+//! Run (`bin/harness.rs` does this after the last round of `bench/run`):
 //!
 //! ```text
 //! cargo run -p bench --release --bin report -- --raw target/bench-raw/RUN.txt \
