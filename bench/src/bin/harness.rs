@@ -2,8 +2,9 @@
 //! report. `bench/run` installs and builds the peers, then runs this with the same flags.
 //!
 //! Run: `harness [--quick] [--groups a,b] [--rounds N] [--duration S] [--check] [--out DIR]
-//! [--python VENV_PYTHON] [--go GO_PEER_BINARY]` (`--python` / `--go`: the installed peers; without them
-//! those peers' rows are reported as skipped, "not installed"; `--no-install` is `bench/run`'s and
+//! [--python VENV_PYTHON] [--go GO_PEER_BINARY] [--bench-dir DIR]` (`--python` / `--go`: the installed
+//! peers; without them those peers' rows are reported as skipped, "not installed"; `--bench-dir`: the
+//! `bench/` folder, by default the one this binary was built from; `--no-install` is `bench/run`'s and
 //! ignored here).
 //!
 //! What it does, per round and group, in the order of [`bench::rows::GROUPS`] rotated by the round:
@@ -71,6 +72,8 @@ struct Args {
     out: Option<PathBuf>,
     python: Option<PathBuf>,
     go: Option<PathBuf>,
+    /// `bench/` (the Python peer's script, the default `--out`).
+    bench_dir: PathBuf,
 }
 
 fn parse_args() -> Args {
@@ -84,6 +87,7 @@ fn parse_args() -> Args {
         out: None,
         python: None,
         go: None,
+        bench_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
     };
     let (mut rounds, mut duration) = (None, None);
     let mut it = std::env::args().skip(1);
@@ -102,6 +106,7 @@ fn parse_args() -> Args {
             "--out" => a.out = Some(value().into()),
             "--python" => a.python = Some(value().into()),
             "--go" => a.go = Some(value().into()),
+            "--bench-dir" => a.bench_dir = value().into(),
             "-h" | "--help" => {
                 println!(
                     "harness [--quick] [--groups a,b] [--rounds N] [--duration S] [--check] [--out DIR] \
@@ -808,7 +813,7 @@ fn main() {
     let exe = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
     let bin = exe.parent().expect("the binary's directory").to_path_buf();
     let target = bin.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let bench = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let bench = args.bench_dir.clone();
     let raw_dir = target.join("bench-raw");
     let now = utc(SystemTime::now());
     let stamp = format!(
