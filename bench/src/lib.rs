@@ -8,16 +8,18 @@
 //! ```
 //!
 //! - `group`, `name`, `peer` identify the row and column of the table; rows of different peers line up when
-//!   their `group` and `name` are equal, so every peer must use the names listed in [`names`].
+//!   their `group` and `name` are equal, so every peer must use the names listed in [`names`] (the groups,
+//!   the rows' order and docs, and the columns are the one table in [`rows`]).
 //! - exactly one more `key=value` pair is the metric; its key is the unit (`ns_per_op`, `bytes_per_task`,
 //!   `maps`, `ns_per_page`, `ghz`). For every metric except `ghz`, lower is better.
 //! - `n=` (optional) is the count the measurement used.
 //!
 //! A measurement that a program knows but cannot make yet prints `SKIP group=.. name=.. peer=.. reason=..`.
 //!
-//! `bench/run` runs every peer of a group once per round, rotating their order each round (peers are
-//! interleaved, so a noisy minute hurts all of them alike), collects the lines in `target/bench-raw/*.txt`,
-//! and `report` turns them into medians over rounds, a markdown table and an SVG chart of ratios.
+//! `bench/run` installs and builds the peers, then `bin/harness.rs` runs every peer of a group once per
+//! round, rotating their order each round (peers are interleaved, so a noisy minute hurts all of them
+//! alike), starts and loads the io group's servers, collects the lines in `target/bench-raw/*.txt`, and
+//! `report` turns them into medians over rounds, a markdown table and an SVG chart of ratios.
 //!
 //! Each program takes the same options: `--group G` (repeatable; default all its groups), `--quick` (tiny
 //! counts), `--duration S` (seconds to repeat each timed measurement; the program reports the median of its
@@ -27,6 +29,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 pub mod ours;
+pub mod rows;
 
 /// The minimal futures the `block_on_*` rows wait on, the same for every executor: a flag and a
 /// waker, so the rows measure the executor's park and wake, not a channel's own bookkeeping.
@@ -147,6 +150,30 @@ pub mod names {
     pub const MUTEX_UNCONTENDED: &str = "mutex_uncontended";
     /// group `cross`: 4 tasks on one thread each lock, yield while holding it, unlock: ns per lock.
     pub const MUTEX_CONTENDED: &str = "mutex_contended";
+    /// group `thread` (issue 16, `bin/monkey_thread.rs`): `std::sync::Mutex` lock + unlock nobody else
+    /// wants, under `patch_thread` (ours) and before it (`unpatched`), ns.
+    pub const STD_MUTEX_UNCONTENDED: &str = "std_mutex_uncontended";
+    /// group `thread`: a std `Mutex` handed between two greenlets, each holding it across a yield (ours,
+    /// the futex hook parks the other), against tokio's `Mutex` between two tasks; ns per lock.
+    pub const MUTEX_HANDOFF: &str = "mutex_handoff";
+    /// group `thread`: a round trip to an OS thread over `std::sync::mpsc`, received in a greenlet's
+    /// cooperative `recv()` (ours) or a tokio task's `mpsc` `recv().await`; ns per round trip.
+    pub const MPSC_XTHREAD_ROUNDTRIP: &str = "mpsc_xthread_roundtrip";
+    /// group `thread`: `syscall(SYS_getrandom)` outside greenlets through the shim (ours) or glibc's
+    /// own `syscall` (`unpatched`), ns.
+    pub const SYSCALL_GETRANDOM: &str = "syscall_getrandom";
+    /// group `io`: HTTP plaintext under wrk, one worker (see [`super::rows::http`]).
+    pub const HTTP: &str = "http";
+    /// group `io`: HTTPS plaintext under wrk, one worker.
+    pub const HTTPS: &str = "https";
+    /// group `io`: HTTP plaintext under wrk, 2 workers (issue 14's bar).
+    pub const HTTP_W2: &str = "http_w2";
+    /// group `calibration`: a raw `syscall(SYS_getppid)`, ns.
+    pub const SYSCALL: &str = "syscall";
+    /// group `calibration`: first touch of a fresh anonymous page, ns.
+    pub const PAGE_FAULT: &str = "page_fault";
+    /// group `calibration`: the effective core clock, GHz.
+    pub const CORE_CLOCK: &str = "core_clock";
 }
 
 /// The counts every peer uses, so that rows line up. Peers in other languages copy these numbers.

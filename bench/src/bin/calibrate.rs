@@ -20,7 +20,14 @@ fn syscall(o: &Opts) {
             bb(unsafe { libc::syscall(libc::SYS_getppid) });
         }
     });
-    report("calibration", "syscall", PEER, "ns_per_op", ns, ops);
+    report(
+        "calibration",
+        bench::names::SYSCALL,
+        PEER,
+        "ns_per_op",
+        ns,
+        ops,
+    );
 }
 
 fn page_fault(o: &Opts) {
@@ -49,7 +56,14 @@ fn page_fault(o: &Opts) {
         // SAFETY: unmapping exactly the mapping made above; nothing refers to it any more.
         unsafe { libc::munmap(p, len) };
     });
-    report("calibration", "page_fault", PEER, "ns_per_page", ns, pages);
+    report(
+        "calibration",
+        bench::names::PAGE_FAULT,
+        PEER,
+        "ns_per_page",
+        ns,
+        pages,
+    );
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -79,7 +93,7 @@ fn core_clock(o: &Opts) {
     });
     report(
         "calibration",
-        "core_clock",
+        bench::names::CORE_CLOCK,
         PEER,
         "ghz",
         1.0 / ns_per_add,
@@ -89,7 +103,7 @@ fn core_clock(o: &Opts) {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn core_clock(_o: &Opts) {
-    bench::skip("calibration", "core_clock", PEER, "x86_64 only");
+    bench::skip("calibration", bench::names::CORE_CLOCK, PEER, "x86_64 only");
 }
 
 fn main() {

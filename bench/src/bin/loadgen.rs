@@ -50,14 +50,7 @@ fn main() {
             other => panic!("unknown option {other:?}"),
         }
     }
-    let name = format!(
-        "echo_{}_c{conns}",
-        if size % 1024 == 0 {
-            format!("{}k", size / 1024)
-        } else {
-            format!("{size}b")
-        }
-    );
+    let name = bench::rows::echo(size, conns);
     let dur = Duration::from_secs_f64(secs.max(0.05));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,22 +1,30 @@
-//! `monkey::patch_thread` (issue 16, item 5) beside tokio, same process, same run.
+//! The `thread` group: `monkey::patch_thread` (issue 16, item 5) beside tokio and beside the same work
+//! without the hook, same process, same run, interleaved.
 //!
-//! Run: `cargo run --release -p bench --bin monkey_thread [-- --quick]`
+//! Run: `monkey_thread --group thread [--quick]` (as `bench/run` does); prints `RESULT group=thread ..`
+//! lines for three columns: `ours` (under `patch_thread`), `tokio`, and `unpatched` (the same work without
+//! the project's hook).
 //!
-//! - uncontended `std::sync::Mutex` lock+unlock before and after `patch_thread` (no system call:
-//!   unchanged);
-//! - a contended hand-off of a std `Mutex` between two greenlets (each holds it across a yield, the
-//!   other is parked in `lock()` by the futex hook), against tokio's `Mutex` between two tasks of a
-//!   current-thread runtime (each holds it across `yield_now`);
-//! - a round trip to an OS thread through `std::sync::mpsc`, the greenlet receiving the reply in a
-//!   cooperative `recv()`, against a tokio task receiving it from a `tokio::sync::mpsc` channel
-//!   (`blocking_send` on the thread);
-//! - the shim's cost on another system call made through `syscall()` (`getrandom`, 16 bytes)
-//!   outside greenlets, against glibc's `syscall` looked up in `libc.so.6`.
+//! - `std_mutex_uncontended`: `std::sync::Mutex` lock+unlock nobody else wants; ours after
+//!   `patch_thread`, `unpatched` before it (no system call: unchanged);
+//! - `mutex_handoff`: a contended hand-off of a std `Mutex` between two greenlets (each holds it across a
+//!   yield, the other is parked in `lock()` by the futex hook), against tokio's `Mutex` between two tasks
+//!   of a current-thread runtime (each holds it across `yield_now`); per lock;
+//! - `mpsc_xthread_roundtrip`: a round trip to an OS thread through `std::sync::mpsc` (the thread echoes
+//!   a `u32`), the greenlet receiving the reply in a cooperative `recv()`, against a tokio task receiving
+//!   it from a `tokio::sync::mpsc` channel (`blocking_send` on the thread); per round trip;
+//! - `syscall_getrandom`: `syscall(SYS_getrandom, 16 bytes)` outside greenlets through the shim (ours)
+//!   against glibc's `syscall` looked up in `libc.so.6` (`unpatched`): the shim's cost on other calls.
 //!
-//! Each figure is the best of the rounds, in ns per operation; prints `RESULT name value unit` lines.
+//! Each figure is the best of the rounds (15 rounds; 3 with `--quick`, and 20x smaller counts), in ns
+//! per operation; `--duration` is accepted and ignored (the counts fix the length).
 
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
+
+use bench::names;
+
+const GROUP: &str = "thread";
 
 type SyscallFn = unsafe extern "C" fn(libc::c_long, ...) -> libc::c_long;
 
@@ -141,8 +149,11 @@ fn getrandom(n: u32, f: SyscallFn) -> f64 {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let (rounds, k) = if quick { (3, 1) } else { (15, 20) };
+    let o = bench::Opts::from_args();
+    if !o.wants(GROUP) {
+        return;
+    }
+    let (rounds, k) = if o.quick { (3, 1) } else { (15, 20) };
     let before = best(rounds, || uncontended(200_000 * k));
     gevent::monkey::patch_thread();
     let after = best(rounds, || uncontended(200_000 * k));
@@ -171,16 +182,22 @@ fn main() {
         shim = shim.min(getrandom(20_000 * k, libc::syscall));
         plain = plain.min(getrandom(20_000 * k, glibc));
     }
-    for (name, v) in [
-        ("uncontended_std_mutex_unpatched", before),
-        ("uncontended_std_mutex_patch_thread", after),
-        ("std_mutex_handoff_two_greenlets", ours_h),
-        ("tokio_mutex_handoff_two_tasks", tokio_h),
-        ("mpsc_roundtrip_os_thread_greenlet", ours_m),
-        ("tokio_mpsc_roundtrip_os_thread_task", tokio_m),
-        ("syscall_getrandom_through_shim", shim),
-        ("syscall_getrandom_glibc", plain),
+    let k = k as usize;
+    for (name, peer, v, n) in [
+        (
+            names::STD_MUTEX_UNCONTENDED,
+            "unpatched",
+            before,
+            200_000 * k,
+        ),
+        (names::STD_MUTEX_UNCONTENDED, "ours", after, 200_000 * k),
+        (names::MUTEX_HANDOFF, "ours", ours_h, 2_000 * k),
+        (names::MUTEX_HANDOFF, "tokio", tokio_h, 2_000 * k),
+        (names::MPSC_XTHREAD_ROUNDTRIP, "ours", ours_m, 500 * k),
+        (names::MPSC_XTHREAD_ROUNDTRIP, "tokio", tokio_m, 500 * k),
+        (names::SYSCALL_GETRANDOM, "ours", shim, 20_000 * k),
+        (names::SYSCALL_GETRANDOM, "unpatched", plain, 20_000 * k),
     ] {
-        println!("RESULT {name} {v:.1} ns");
+        bench::report(GROUP, name, peer, "ns_per_op", v, n);
     }
 }

@@ -1,6 +1,6 @@
 //! The results writer: raw `RESULT` / `SKIP` lines in, a markdown table per group and an SVG chart out.
 //!
-//! Run (bench/run does this after the last round):
+//! Run (`bin/harness.rs` does this after the last round of `bench/run`):
 //!
 //! ```text
 //! cargo run -p bench --release --bin report -- --raw target/bench-raw/RUN.txt \
@@ -18,24 +18,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use bench::median;
+use bench::rows::{rank, COLUMNS, GROUPS, ROWS};
 use plotters::prelude::*;
-
-/// Column order: the project first, then peers in a fixed order, then any peer not listed here.
-const PEER_ORDER: &[&str] = &[
-    "ours",
-    "ours-raw",
-    "ours-monkey",
-    "ours-hyper",
-    "corosensei",
-    "py-greenlet",
-    "py-gevent",
-    "go",
-    "may",
-    "tokio",
-    "machine",
-];
-/// Group order in the report.
-const GROUP_ORDER: &[&str] = &["switch", "lifecycle", "hub", "io", "cross", "calibration"];
 
 #[derive(Default)]
 struct Cell {
@@ -51,8 +35,14 @@ struct Row {
 
 type Groups = BTreeMap<String, Vec<(String, Row)>>;
 
-fn rank(list: &[&str], x: &str) -> usize {
-    list.iter().position(|p| *p == x).unwrap_or(list.len())
+/// Column order: the project first, then the peers in the table's order, then any peer not listed.
+fn col_rank(p: &str) -> usize {
+    rank(COLUMNS.iter().map(|c| c.name), p)
+}
+
+/// Group order: the table's.
+fn group_rank(g: &str) -> usize {
+    rank(GROUPS.iter().map(|g| g.name), g)
 }
 
 fn fields(line: &str) -> BTreeMap<&str, &str> {
@@ -104,97 +94,6 @@ fn parse(text: &str) -> Groups {
     groups
 }
 
-/// Base names in table order; a counted name (`spawn_join_100k`) sorts by base, then by count.
-const ROW_ORDER: &[&str] = &[
-    "roundtrip",
-    "roundtrip_ab",
-    "create_run_finish",
-    "spawn_join",
-    "parked_mem",
-    "maps",
-    "sleep0_x1",
-    "sleep0_x100",
-    "chan_handoff",
-    "event_set",
-    "timers",
-    "echo_64b",
-    "echo_4k",
-    "http",
-    "https",
-    "work50us",
-    "oneshot_xthread",
-    "chan_xthread",
-    "mutex_uncontended",
-    "mutex_contended",
-];
-
-/// What each row measures, for the legend under the tables.
-const LEGEND: &[(&str, &str)] = &[
-    (
-        "roundtrip",
-        "switch A->B->A passing a value each way (corosensei: resume + suspend)",
-    ),
-    (
-        "roundtrip_ab",
-        "switch A->B->A between two greenlets that are both not the thread's main one (symmetric switch)",
-    ),
-    (
-        "create_run_finish",
-        "create a task on a reused/pooled stack, run it to completion, finish/drop it",
-    ),
-    (
-        "spawn_join",
-        "spawn N trivial tasks and join them all, per task",
-    ),
-    (
-        "parked_mem",
-        "RSS growth per task with N tasks alive and parked (fresh process)",
-    ),
-    (
-        "maps",
-        "kernel memory mappings of the process with N parked tasks (vm.max_map_count is 65530)",
-    ),
-    (
-        "sleep0_x1",
-        "sleep(0) / yield in a loop with 1 task, per yield",
-    ),
-    (
-        "sleep0_x100",
-        "sleep(0) / yield in a loop with 100 tasks, per yield",
-    ),
-    (
-        "chan_handoff",
-        "ping-pong between two tasks over channels, per hand-off (round trip / 2)",
-    ),
-    (
-        "event_set",
-        "N tasks wait on one event; from set() until all ran, per waiter",
-    ),
-    (
-        "timers_<n>",
-        "N tasks each sleep a distinct duration spread evenly over 0.5 s (quick: 1k over 50 ms); `_mean` / `_p99`: lateness (wake - deadline), us; `_cpu`: process CPU time of the whole run (spawn, sleep, wake, join) per timer",
-    ),
-    ("echo_<size>_c<conns>", "echo server on loopback (server on core 0, bench/src/bin/loadgen.rs on core 1): wall time per round trip, i.e. latency at c1 and inverse throughput above; `_cpu`: the server's CPU time per round trip; `_p50`/`_p99`: percentiles of the single round trips' latency"),
-    ("oneshot_xthread", "(cross) a task waits on a one-shot an OS thread fills, the thread blocks on the next one the task fills; per hand-off (round trip / 2; crossbeam: two threads; tokio's cross rows run with its I/O driver enabled, as a hub has its poller). Issue 14's bar: ours <= tokio"),
-    ("chan_xthread", "(cross) an OS thread sends into a bounded (64) channel, a task receives (crossbeam: a thread); per message"),
-    ("mutex_uncontended", "(cross) lock + unlock of a lock nobody else wants"),
-    ("mutex_contended", "(cross) 4 tasks on one thread each lock, yield while holding it, unlock; per lock (thread locks cannot be held across a yield: tokio's Mutex only)"),
-    ("ours-monkey", "(io column) the project's plain std::net echo server, no gevent type, a greenlet per connection (gevent::spawn_raw), made cooperative by gevent::monkey::patch_all() (bench/src/bin/ours_monkey.rs); issue 5's bar: its CPU per request within 1.3x of `ours` (the `ours / ours-monkey` column is the inverse: >= 0.77x)"),
-    ("ours-hyper", "(io column) hyper 1's HTTP/1 server on the project's sockets through the async bridge (gevent::block_on, a greenlet per connection, no tokio; bench/src/ours.rs: serve_hyper), the same service as the tokio column's hyper; issue 12's bar: its CPU per request <= 1.0x hyper on tokio current_thread"),
-    ("block_on_local", "the wake round trip of a future: two tasks of one thread ping-pong, each awaiting a flag-and-waker future the other fires (ours: gevent::block_on in two greenlets; tokio: two tasks of a LocalSet on current_thread), per hand-off; issue 12's bar: <= 1.5x `chan_handoff`"),
-    ("block_on_remote", "the same future fired by another OS thread (asked over a std channel), per round trip (ours: the wake crosses the hub's remote channel; tokio: current_thread block_on)"),
-    ("http_c<conns>", "HTTP plaintext (Hello, World!, content-type text/plain, content-length, date) under wrk -t1, keep-alive (Go net/http, gevent.pywsgi, both with TCP_NODELAY; tokio: hyper 1 http1 on a current_thread runtime; may: may_minihttp on one may worker; ours: the project's HTTP/1.1 server gevent::http::Server on one hub, bench/src/ours.rs: serve_http); per request, and `_cpu` as above; issue 13's bar: ours' CPU per request <= 1.0x tokio's at c50"),
-    ("ours-raw", "(io column) a minimal hand-written HTTP/1.1 keep-alive responder (httparse, the same response bytes) on gevent::server::StreamServer: the hub and sockets under an HTTP load without an HTTP stack (bench/src/ours.rs: http_conn)"),
-    ("https_c<conns>", "HTTPS plaintext, the same service over TLS (rustls with ring both, a self-signed ECDSA P-256 certificate, ALPN http/1.1; wrk's OpenSSL picks TLS 1.3): ours gevent::http + gevent::ssl on one hub; tokio: hyper 1 + tokio-rustls on a current_thread runtime; issue 13's bar: ours within 1.1x"),
-    ("work50us_w<workers>", "GET /work?us=50 (the handler spins 50 us of CPU without yielding), wrk -t1 -c50, server and wrk NOT pinned (they share the 2 cores, so compare ratios); w1: ours on one hub, tokio current_thread; w2: ours http::Server::bind_workers_with on 2 hubs (SO_REUSEPORT), tokio multi_thread with 2 workers; issue 14's bar: ours w2 >= 1.6x the requests per second of ours w1"),
-    ("syscall", "raw syscall(SYS_getppid)"),
-    ("page_fault", "first touch of a fresh anonymous 4 KiB page"),
-    (
-        "core_clock",
-        "effective core clock from a chain of dependent adds",
-    ),
-];
-
 fn split_count(name: &str) -> (&str, u64) {
     if let Some((base, c)) = name.rsplit_once('_') {
         let (digits, mult) = match c.as_bytes().last() {
@@ -237,14 +136,16 @@ fn numbers(s: &str) -> Vec<u64> {
 fn row_key(name: &str) -> (usize, String, Vec<u64>, String) {
     // The longest listed base the name starts with ("echo_64b" for "echo_64b_c50_cpu"), else the name
     // minus its count suffix.
-    let listed = ROW_ORDER
+    // Base names in table order; a counted name (`spawn_join_100k`) sorts by base, then by count.
+    let listed = ROWS
         .iter()
-        .filter(|b| name == **b || name.starts_with(&format!("{b}_")))
+        .map(|r| r.base)
+        .filter(|b| name == *b || name.starts_with(&format!("{b}_")))
         .max_by_key(|b| b.len());
-    let base = listed.copied().unwrap_or_else(|| split_count(name).0);
+    let base = listed.unwrap_or_else(|| split_count(name).0);
     let rest = &name[base.len()..];
     (
-        rank(ROW_ORDER, base),
+        rank(ROWS.iter().map(|r| r.base), base),
         base.to_owned(),
         numbers(rest),
         rest.to_owned(),
@@ -289,7 +190,7 @@ fn unit(metric: &str) -> &str {
 /// Peer names in column order, without duplicates.
 fn sorted_peers(names: impl Iterator<Item = String>) -> Vec<String> {
     let mut peers: Vec<String> = names.collect();
-    peers.sort_by_key(|p| (rank(PEER_ORDER, p), p.clone()));
+    peers.sort_by_key(|p| (col_rank(p), p.clone()));
     peers.dedup();
     peers
 }
@@ -301,7 +202,7 @@ fn peers_of(rows: &[(String, Row)]) -> Vec<String> {
 
 fn ordered_groups(groups: &Groups) -> Vec<&String> {
     let mut gs: Vec<&String> = groups.keys().collect();
-    gs.sort_by_key(|g| (rank(GROUP_ORDER, g), (*g).clone()));
+    gs.sort_by_key(|g| (group_rank(g), (*g).clone()));
     gs
 }
 
@@ -391,13 +292,18 @@ fn markdown(
         md.push('\n');
     }
     let _ = writeln!(md, "## What the rows measure\n");
-    for (k, v) in LEGEND {
-        let _ = writeln!(md, "- `{k}`: {v}");
+    // The legend: every row's doc, then the columns that need one (the table in bench/src/rows.rs).
+    let rows = ROWS.iter().map(|r| (r.legend, r.doc));
+    for (k, v) in rows.chain(COLUMNS.iter().map(|c| (c.name, c.doc))) {
+        if !v.is_empty() {
+            let _ = writeln!(md, "- `{k}`: {v}");
+        }
     }
     let _ = writeln!(
         md,
         "\nSources: `bench/src/bin/peer_*.rs` (corosensei, may, tokio), `bench/peers/go/main.go`, \
-         `bench/peers/python/peer.py` (greenlet, gevent), `bench/src/ours.rs` (this project)."
+         `bench/peers/python/peer.py` (greenlet, gevent), `bench/src/ours.rs` (this project), \
+         `bench/src/bin/monkey_thread.rs` (the thread group)."
     );
     md
 }
@@ -511,10 +417,10 @@ fn chart(groups: &Groups, path: &PathBuf, date: &str) -> Result<(), Box<dyn std:
     let slot = 0.8 / peers.len().max(1) as f64;
     for (ri, row) in rows.iter().enumerate() {
         for b in bars.iter().filter(|b| &b.row == row) {
-            let pi = rank(
-                &peers.iter().map(String::as_str).collect::<Vec<_>>(),
-                &b.peer,
-            ) as f64;
+            let pi = peers
+                .iter()
+                .position(|p| *p == b.peer)
+                .unwrap_or(peers.len()) as f64;
             let x0 = ri as f64 + 0.1 + pi * slot;
             // Ratios to ours grow from parity (1.0); peer-vs-best bars grow from the bottom so the best
             // peer (exactly 1.0) still shows.
