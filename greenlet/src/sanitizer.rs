@@ -19,7 +19,7 @@
 //! - [`leave_for_good`] in a finishing greenlet, then [`exit_switch`], called by the root frame (the
 //!   arch trampoline) after the greenlet's last Rust frame has returned: the fake stack dies with it.
 //!
-//! A greenlet's stack is `[limit, base)` ([`StackBounds::sanitizer_range`]); the main greenlet's is
+//! A greenlet's stack is `[limit, base)` (its `StackBounds`, through `StackRange`); the main greenlet's is
 //! the thread's own, which ASan reports to the first greenlet a thread switches to (every thread's
 //! first switch leaves its main greenlet), and which is remembered per thread from then on.
 //!
@@ -34,8 +34,6 @@ mod imp {
     use std::cell::Cell;
     use std::ffi::c_void;
     use std::ptr;
-
-    use crate::stack::StackBounds;
 
     unsafe extern "C" {
         fn __sanitizer_start_switch_fiber(
@@ -59,13 +57,20 @@ mod imp {
         static EXIT_TO: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
     }
 
+    /// A greenlet's stack, as the fiber API takes it (implemented by `stack::StackBounds`, so that
+    /// this module needs nothing from the modules that call it).
+    pub(crate) trait StackRange {
+        /// `(lowest usable address, size)`.
+        fn range(&self) -> (usize, usize);
+    }
+
     /// What a switch saved of the switcher for ASan: its fake stack.
     pub(crate) struct Leaving(*mut c_void);
 
     /// The stack of the greenlet with these bounds (`None`: the main greenlet, the thread's stack).
-    fn range(target: Option<&StackBounds>) -> (usize, usize) {
+    fn range<B: StackRange>(target: Option<&B>) -> (usize, usize) {
         match target {
-            Some(b) => b.sanitizer_range(),
+            Some(b) => b.range(),
             None => {
                 let r = THREAD_STACK.with(Cell::get);
                 debug_assert_ne!(
@@ -88,7 +93,7 @@ mod imp {
 
     /// Just before the switch to the greenlet whose stack `target` describes.
     #[inline(always)]
-    pub(crate) fn leave(target: Option<&StackBounds>) -> Leaving {
+    pub(crate) fn leave<B: StackRange>(target: Option<&B>) -> Leaving {
         let (bottom, size) = range(target);
         let mut fake = ptr::null_mut();
         // SAFETY: ASan's fiber API; `[bottom, bottom + size)` is the stack the switch goes to.
@@ -115,7 +120,7 @@ mod imp {
     }
 
     /// In a finishing greenlet: its last switch goes to the stack `target` describes.
-    pub(crate) fn leave_for_good(target: Option<&StackBounds>) {
+    pub(crate) fn leave_for_good<B: StackRange>(target: Option<&B>) {
         EXIT_TO.with(|e| e.set(range(target)));
     }
 
@@ -143,13 +148,11 @@ mod imp {
 
 #[cfg(not(greenlet_asan))]
 mod imp {
-    use crate::stack::StackBounds;
-
     /// Nothing to save without the sanitizer.
     pub(crate) struct Leaving;
 
     #[inline(always)]
-    pub(crate) fn leave(_target: Option<&StackBounds>) -> Leaving {
+    pub(crate) fn leave<B>(_target: Option<&B>) -> Leaving {
         Leaving
     }
 
@@ -160,7 +163,7 @@ mod imp {
     pub(crate) fn first_arrival() {}
 
     #[inline(always)]
-    pub(crate) fn leave_for_good(_target: Option<&StackBounds>) {}
+    pub(crate) fn leave_for_good<B>(_target: Option<&B>) {}
 
     #[inline(always)]
     pub(crate) fn register_stack(_bottom: usize, _size: usize) {}

@@ -509,12 +509,6 @@ impl StackBounds {
         word != self.canary_value
     }
 
-    /// The usable stack, as the sanitizer's fiber API takes it: `(lowest address, size)`.
-    #[cfg(greenlet_asan)]
-    pub(crate) fn sanitizer_range(&self) -> (usize, usize) {
-        (self.limit, self.base - self.limit)
-    }
-
     /// The address of a dense stack's canary word; 0 for a guarded stack.
     #[inline]
     pub(crate) fn canary_addr(&self) -> usize {
@@ -529,6 +523,14 @@ impl StackBounds {
     fn is_overflow_fault(&self, addr: usize, sp: usize) -> bool {
         (self.guard..self.limit).contains(&addr)
             || (self.floor.saturating_sub(FAULT_WINDOW)..self.limit).contains(&sp)
+    }
+}
+
+/// The usable stack, as the sanitizer's fiber API takes it.
+#[cfg(greenlet_asan)]
+impl crate::sanitizer::StackRange for StackBounds {
+    fn range(&self) -> (usize, usize) {
+        (self.limit, self.base - self.limit)
     }
 }
 
