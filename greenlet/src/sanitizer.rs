@@ -16,16 +16,17 @@
 //!   save our fake stack (the frames that `detect_stack_use_after_return` keeps off the real stack);
 //! - [`arrive`] after the switch resumes us (`__sanitizer_finish_switch_fiber`): our fake stack back;
 //! - [`first_arrival`] at the start of a new greenlet: it has no fake stack yet;
-//! - [`leave_for_good`] in a finishing greenlet, then [`exit_switch`], called by the root frame (the
+//! - [`leave_for_good`] in a finishing greenlet, then `exit_switch`, called by the root frame (the
 //!   arch trampoline) after the greenlet's last Rust frame has returned: the fake stack dies with it.
 //!
-//! A greenlet's stack is `[limit, base)` (its `StackBounds`, through `StackRange`); the main greenlet's is
-//! the thread's own, which ASan reports to the first greenlet a thread switches to (every thread's
-//! first switch leaves its main greenlet), and which is remembered per thread from then on.
+//! A greenlet's stack is `[limit, base)` (its `StackBounds`, through `StackRange`); the main
+//! greenlet's is the thread's own, which ASan reports to the first greenlet a thread switches to
+//! (every thread's first switch leaves its main greenlet), and which is remembered per thread.
 //!
-//! LeakSanitizer does not scan memory mappings, so a suspended greenlet's stack would hide nothing
-//! and anything only it refers to would be reported as leaked: [`Stack`](crate::stack) registers each
-//! stack as a root region while a greenlet owns it ([`register_stack`], [`unregister_stack`]).
+//! LeakSanitizer scans thread stacks, globals and the heap, not other mappings: what only a suspended
+//! greenlet's stack refers to would be reported as leaked. So the stack module registers each stack
+//! as a root region while a greenlet owns it (`register_stack`, `unregister_stack`); a stack back
+//! in the pool is not scanned, so what a finished greenlet leaked is still reported.
 
 pub(crate) use self::imp::*;
 
