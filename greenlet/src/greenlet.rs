@@ -57,6 +57,7 @@ use std::rc::Rc;
 
 use crate::arch;
 use crate::error::{Error, GreenletExit};
+use crate::sanitizer;
 use crate::stack::{Stack, StackBounds, StackConfig, StackError};
 use crate::trace;
 use crate::value::Value;
@@ -447,6 +448,7 @@ impl Builder {
 /// Called only by the root frame [`arch::init_stack`] prepared, on the stack of the greenlet that
 /// `CURRENT` names, with the words of the switch to it and a place for the exit.
 unsafe extern "C" fn entry(out: *mut arch::Exit, arg: usize, w0: usize, w1: usize) {
+    sanitizer::first_arrival();
     // SAFETY: CURRENT is this greenlet, alive while it runs (module docs); `me` is only used then.
     let me = unsafe { &*current_ptr() };
     me.state.set(State::Started);
@@ -481,8 +483,11 @@ unsafe extern "C" fn entry(out: *mut arch::Exit, arg: usize, w0: usize, w1: usiz
             Ok(()) => result,
             Err(payload) => {
                 // Two panics: report the later one, as a panic in a destructor during an unwind
-                // would; the first payload is leaked rather than dropped (its destructor could panic).
-                std::mem::forget(result);
+                // would. The first is dropped (LeakSanitizer found it leaked when it was forgotten);
+                // should its own destructor panic, that payload is leaked: dropping it could panic.
+                if let Err(third) = catch_unwind(AssertUnwindSafe(move || drop(result))) {
+                    std::mem::forget(third);
+                }
                 died_of(payload)
             }
         },
@@ -539,6 +544,7 @@ unsafe fn finish(me: &Inner, mut msg: Msg) -> arch::Exit {
     // so backtraces taken in the target must not continue into it.
     unsafe { *t.link = arch::terminator() };
     let to = t.sp.get();
+    sanitizer::leave_for_good(t.bounds.as_ref());
     let tp = Rc::as_ptr(&target.0);
     let (w0, w1, msg_bits) = into_words(msg);
     bits |= msg_bits | SlowBits::DEAD;
@@ -727,6 +733,7 @@ unsafe fn switch_into<const START: bool>(cur: &Inner, t: &Inner, msg: Msg) -> Va
         check_stack(cur);
     }
     CURRENT.with(|c| c.set(t));
+    let leaving = sanitizer::leave(t.bounds.as_ref());
     // SAFETY: `t` is suspended or unstarted, so `t.sp` is a context to resume (field invariant), on a
     // stack it owns; `cur.sp` and both link slots are ours to write; we stay suspended on a live
     // stack (the current greenlet's) until someone resumes us through `cur.sp`.
@@ -738,6 +745,7 @@ unsafe fn switch_into<const START: bool>(cur: &Inner, t: &Inner, msg: Msg) -> Va
             arch::switch(cur.sp.as_ptr(), t.sp.get(), t.link, cur.link, words)
         }
     };
+    sanitizer::arrive(leaving);
     // SAFETY: the words of the switch that resumed us.
     deliver(unsafe { receive(arg, w0, w1) })
 }

@@ -69,6 +69,7 @@
 mod arch;
 mod error;
 pub mod greenlet;
+mod sanitizer;
 pub mod stack;
 mod sys;
 mod trace;

@@ -242,6 +242,38 @@ fn tracer_panicking_on_arrival_when_run_panics_when_dropped() {
     assert!(g.is_dead());
 }
 
+// Found by LeakSanitizer (.ci/sanitize): the tracer's payload, superseded by the panic of run's
+// destructor, was forgotten instead of dropped.
+#[test]
+fn superseded_panic_payload_is_dropped() {
+    let drops = Arc::new(AtomicU32::new(0));
+    let p = PanicOnDrop("drop of run's capture (superseding)");
+    let g = Greenlet::new(move |v| {
+        let _keep = &p;
+        v
+    });
+    let d = drops.clone();
+    settrace(Some(Box::new(move |e: &Event| {
+        if let Event::Switch { target, .. } = e {
+            if !target.is_main() {
+                std::panic::panic_any(SendGuard(d.clone()));
+            }
+        }
+    })));
+    let r = catch_unwind(AssertUnwindSafe(|| g.switch(())));
+    settrace(None);
+    let payload = r.expect_err("a panic reaches the parent");
+    assert_eq!(
+        panic_message(&*payload),
+        "drop of run's capture (superseding)"
+    );
+    assert_eq!(
+        drops.load(Ordering::Relaxed),
+        1,
+        "the tracer's payload was dropped"
+    );
+}
+
 #[test]
 fn tracer_can_uninstall_itself() {
     let calls = Rc::new(Cell::new(0));

@@ -66,40 +66,57 @@ pub(crate) type Entry = unsafe extern "C" fn(out: *mut Exit, arg: usize, w0: usi
 /// caller's `rip`, `rbx` and `rbp` are the three words saved there by [`switch`]: exactly the state
 /// of the suspended switcher at its resume address, which its own function's CFI then unwinds. It is
 /// a signal frame (`S`) so that unwinders look that resume address up as it is.
-#[unsafe(naked)]
-unsafe extern "C" fn trampoline() {
-    naked_asm!(
-        ".cfi_startproc",
-        ".cfi_signal_frame",
-        // Arrived by a call with rcx = the initial context (base - 32). Until rbp points at the
-        // link slot this is no frame to walk: say so, so that an unwinder run from a signal handler
-        // (a sampling profiler) stops here instead of reading the switcher's return address as ours.
-        ".cfi_undefined rip",
-        "lea rsp, [rcx + 16]",
-        "mov rbp, rsp",
-        // DW_CFA_def_cfa_expression: DW_OP_breg6 (rbp) 0; DW_OP_deref; DW_OP_plus_uconst 24.
-        ".cfi_escape 0x0f, 5, 0x76, 0x00, 0x06, 0x23, 0x18",
-        ".cfi_offset rip, -24",
-        ".cfi_offset rbx, -16",
-        ".cfi_offset rbp, -8",
-        // `out` below the link slot; rsp = base - 48 keeps the call 16-byte aligned.
-        "sub rsp, 32",
-        // entry(out, arg, w0, w1) from the switch's words (rdi, rsi, rdx).
-        "mov rcx, rdx",
-        "mov rdx, rsi",
-        "mov rsi, rdi",
-        "mov rdi, rsp",
-        "call qword ptr [rbp - 8]",
-        // Leave for good: rcx and rsp = the context to resume, words in rdi, rsi, rdx.
-        "mov rdi, [rsp + 8]",
-        "mov rsi, [rsp + 16]",
-        "mov rdx, [rsp + 24]",
-        "mov rcx, [rsp]",
-        "mov rsp, rcx",
-        "ret",
-        ".cfi_endproc",
-    )
+///
+/// `$before_exit` are instructions run after `entry` returned, before the last switch (a call to
+/// the sanitizer's hook in a `greenlet_asan` build, nothing otherwise); `rsp` is 16-byte aligned
+/// there and `out` at `[rsp]`.
+macro_rules! trampoline {
+    ($($before_exit:literal),* $(; $($operands:tt)*)?) => {
+        #[unsafe(naked)]
+        unsafe extern "C" fn trampoline() {
+            naked_asm!(
+                ".cfi_startproc",
+                ".cfi_signal_frame",
+                // Arrived by a call with rcx = the initial context (base - 32). Until rbp points at
+                // the link slot this is no frame to walk: say so, so that an unwinder run from a
+                // signal handler (a sampling profiler) stops here instead of reading the switcher's
+                // return address as ours.
+                ".cfi_undefined rip",
+                "lea rsp, [rcx + 16]",
+                "mov rbp, rsp",
+                // DW_CFA_def_cfa_expression: DW_OP_breg6 (rbp) 0; DW_OP_deref; DW_OP_plus_uconst 24.
+                ".cfi_escape 0x0f, 5, 0x76, 0x00, 0x06, 0x23, 0x18",
+                ".cfi_offset rip, -24",
+                ".cfi_offset rbx, -16",
+                ".cfi_offset rbp, -8",
+                // `out` below the link slot; rsp = base - 48 keeps the call 16-byte aligned.
+                "sub rsp, 32",
+                // entry(out, arg, w0, w1) from the switch's words (rdi, rsi, rdx).
+                "mov rcx, rdx",
+                "mov rdx, rsi",
+                "mov rsi, rdi",
+                "mov rdi, rsp",
+                "call qword ptr [rbp - 8]",
+                $($before_exit,)*
+                // Leave for good: rcx and rsp = the context to resume, words in rdi, rsi, rdx.
+                "mov rdi, [rsp + 8]",
+                "mov rsi, [rsp + 16]",
+                "mov rdx, [rsp + 24]",
+                "mov rcx, [rsp]",
+                "mov rsp, rcx",
+                "ret",
+                ".cfi_endproc",
+                $($($operands)*)?
+            )
+        }
+    };
 }
+
+#[cfg(not(greenlet_asan))]
+trampoline!();
+// The last switch of a greenlet, told to AddressSanitizer (see `crate::sanitizer`).
+#[cfg(greenlet_asan)]
+trampoline!("call {exit}"; exit = sym crate::sanitizer::exit_switch);
 
 /// Prepares the stack whose top is `base` so that the first [`switch`] to the returned context calls
 /// `entry` on it with the switch's words, then resumes whatever `entry` leaves in its `out`.

@@ -381,6 +381,9 @@ pub(crate) struct Stack {
     start: usize,
     kind: Kind,
     valgrind: ManuallyDrop<ValgrindStackRegistration>,
+    /// Lowest usable address (what the sanitizer registered, `[limit, base)`).
+    #[cfg(greenlet_asan)]
+    limit: usize,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -420,13 +423,18 @@ impl Stack {
             floor,
             canary,
             canary_value,
+            #[cfg(greenlet_asan)]
+            base,
         };
         let valgrind = ValgrindStackRegistration::new(limit as *mut u8, base - limit);
+        crate::sanitizer::register_stack(limit, base - limit);
         let stack = Stack {
             base,
             start,
             kind,
             valgrind: ManuallyDrop::new(valgrind),
+            #[cfg(greenlet_asan)]
+            limit,
             _not_send: PhantomData,
         };
         Ok((stack, bounds))
@@ -450,6 +458,8 @@ impl Drop for Stack {
     fn drop(&mut self) {
         // SAFETY: dropped exactly once, here; the registration is not used afterwards.
         unsafe { ManuallyDrop::drop(&mut self.valgrind) };
+        #[cfg(greenlet_asan)]
+        crate::sanitizer::unregister_stack(self.limit, self.base - self.limit);
         match self.kind {
             // SAFETY: by the type's invariant we own the whole mapping and, being dropped, no longer
             // use it.
@@ -479,6 +489,9 @@ pub(crate) struct StackBounds {
     floor: usize,
     canary: usize,
     canary_value: usize,
+    /// The top of the stack, for the sanitizer.
+    #[cfg(greenlet_asan)]
+    base: usize,
 }
 
 impl StackBounds {
@@ -510,6 +523,14 @@ impl StackBounds {
     fn is_overflow_fault(&self, addr: usize, sp: usize) -> bool {
         (self.guard..self.limit).contains(&addr)
             || (self.floor.saturating_sub(FAULT_WINDOW)..self.limit).contains(&sp)
+    }
+}
+
+/// The usable stack, as the sanitizer's fiber API takes it.
+#[cfg(greenlet_asan)]
+impl crate::sanitizer::StackRange for StackBounds {
+    fn range(&self) -> (usize, usize) {
+        (self.limit, self.base - self.limit)
     }
 }
 
