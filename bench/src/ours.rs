@@ -565,7 +565,7 @@ pub fn gevent_timers(o: &Opts) {
 /// each, what `upper_server --workers N` runs). Accepted sockets get TCP_NODELAY, as every peer's do.
 /// Serves until killed or [`crate::SERVE_MAX`] has passed.
 ///
-/// HTTP: `http` is the project's HTTP/1.1 server, [`gevent::http::Server`] (see [`serve_http`]), on
+/// HTTP: `http` is the project's HTTP/1.1 server, [`gevent::http::Server`] (see `serve_http`), on
 /// `--workers` hubs; `https` the same over TLS; `raw-http` (the `ours-raw` column) a minimal
 /// hand-written keep-alive responder on `StreamServer` (requests parsed with `httparse`, pipelining
 /// honoured, one fixed `Hello, World!` response with `Content-Type`, `Content-Length` and `Date`, the

@@ -108,7 +108,7 @@ fn split_count(name: &str) -> (&str, u64) {
     (name, 0)
 }
 
-/// Numbers in `s` (with `k`/`m` multipliers), in order: `_c50_cpu` -> [50].
+/// Numbers in `s` (with `k`/`m` multipliers), in order: `_c50_cpu` -> `[50]`.
 fn numbers(s: &str) -> Vec<u64> {
     let mut out = Vec::new();
     let b = s.as_bytes();
