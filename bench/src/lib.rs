@@ -166,8 +166,9 @@ pub mod names {
     pub const HTTP: &str = "http";
     /// group `io`: HTTPS plaintext under wrk, one worker.
     pub const HTTPS: &str = "https";
-    /// group `io`: HTTP plaintext under wrk, 2 workers (issue 14's bar).
-    pub const HTTP_W2: &str = "http_w2";
+    /// group `io`: HTTP plaintext under wrk on N workers, `http_w<N>_c<conns>` (issue 14's bar at N = 2;
+    /// see [`super::rows::http_w`]).
+    pub const HTTP_W: &str = "http_w";
     /// group `calibration`: a raw `syscall(SYS_getppid)`, ns.
     pub const SYSCALL: &str = "syscall";
     /// group `calibration`: first touch of a fresh anonymous page, ns.
@@ -257,7 +258,8 @@ pub struct Opts {
     pub counts: Counts,
     /// `--mem N`: measure only the parked memory of N tasks, then exit (see [`parked_in_child`]).
     pub mem: Option<usize>,
-    /// `--serve echo|http --port-file F`: be a loopback server for the io group (see [`Serve`]).
+    /// `--serve echo|http --port-file F [--workers N]`: be a loopback server for the io group (see
+    /// [`Serve`]).
     pub serve: Option<Serve>,
     /// `--stack KIND`: which kind of stack a `--mem` child measures (peers with one kind ignore it).
     pub stack: Option<String>,
@@ -271,6 +273,10 @@ pub struct Serve {
     pub kind: String,
     /// Where to write the bound port.
     pub port_file: std::path::PathBuf,
+    /// `--workers N` (default 1): how many threads serve (the project: hubs, each with its own
+    /// `SO_REUSEPORT` listener; tokio: a multi_thread runtime with N workers, current_thread for 1; may:
+    /// N may workers). Servers that only come in one width ignore it.
+    pub workers: usize,
 }
 
 /// A self-signed certificate for `localhost` / `127.0.0.1` (ECDSA P-256, rcgen's default) and its key,
@@ -337,7 +343,7 @@ impl Opts {
         let mut duration = None;
         let mut mem = None;
         let mut stack = None;
-        let (mut serve_kind, mut port_file) = (None, None);
+        let (mut serve_kind, mut port_file, mut workers) = (None, None, 1);
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             match a.as_str() {
@@ -360,9 +366,16 @@ impl Opts {
                 "--port-file" => {
                     port_file = Some(args.next().expect("--port-file needs a path").into())
                 }
+                "--workers" => {
+                    let v = args.next().expect("--workers needs a count");
+                    workers = match v.parse::<usize>() {
+                        Ok(n) if n >= 1 => n,
+                        _ => panic!("--workers takes a count of at least 1, not {v:?}"),
+                    };
+                }
                 other => panic!(
                     "unknown option {other:?} (known: --group G, --quick, --duration S, --mem N, \
-                     --stack KIND, --serve K --port-file F)"
+                     --stack KIND, --serve K --port-file F [--workers N])"
                 ),
             }
         }
@@ -381,6 +394,7 @@ impl Opts {
             serve: serve_kind.map(|kind| Serve {
                 kind,
                 port_file: port_file.expect("--serve needs --port-file"),
+                workers,
             }),
         }
     }

@@ -560,11 +560,13 @@ pub fn gevent_timers(o: &Opts) {
 
 /// io group: the project's echo (`s.kind == "echo"`) server on `127.0.0.1:0` on one hub, one thread, with
 /// [`gevent::server::StreamServer`] (a greenlet per connection, as the Python gevent peer's StreamServer; Go
-/// and tokio/may spawn a task per connection the same way). Accepted sockets get TCP_NODELAY, as every
-/// peer's do. Serves until killed or [`crate::SERVE_MAX`] has passed.
+/// and tokio/may spawn a task per connection the same way); with `--workers N` above 1, the same server on
+/// N hubs with [`gevent::server::StreamServer::bind_workers_with`] (a thread and `SO_REUSEPORT` listener
+/// each, what `upper_server --workers N` runs). Accepted sockets get TCP_NODELAY, as every peer's do.
+/// Serves until killed or [`crate::SERVE_MAX`] has passed.
 ///
-/// HTTP: `http` is the project's HTTP/1.1 server, [`gevent::http::Server`] (see [`serve_http`]); `https`
-/// the same over TLS; `http-w2` the same on 2 hubs; `raw-http` (the `ours-raw` column) a minimal
+/// HTTP: `http` is the project's HTTP/1.1 server, [`gevent::http::Server`] (see `serve_http`), on
+/// `--workers` hubs; `https` the same over TLS; `raw-http` (the `ours-raw` column) a minimal
 /// hand-written keep-alive responder on `StreamServer` (requests parsed with `httparse`, pipelining
 /// honoured, one fixed `Hello, World!` response with `Content-Type`, `Content-Length` and `Date`, the
 /// headers Go's net/http sends): the hub and sockets under an HTTP load without an HTTP stack.
@@ -573,18 +575,17 @@ pub fn serve(s: &Serve) -> bool {
     let http = match s.kind.as_str() {
         "echo" => false,
         "raw-http" => true,
-        "http" => return serve_http(s, 1, false),
-        "http-w2" => return serve_http(s, 2, false),
+        "http" => return serve_http(s, s.workers, false),
         "https" => return serve_http(s, 1, true),
         "hyper-http" => return serve_hyper(s),
         other => {
             eprintln!(
-                "ours: unknown --serve kind {other:?} (echo, http, http-w2, https, raw-http or hyper-http)"
+                "ours: unknown --serve kind {other:?} (echo, http, https, raw-http or hyper-http)"
             );
             std::process::exit(2);
         }
     };
-    let server = gevent::server::StreamServer::bind("127.0.0.1:0", move |mut conn, _addr| {
+    let handler = move |mut conn: gevent::net::TcpStream, _addr: std::net::SocketAddr| {
         let _ = conn.set_nodelay(true);
         let r = if http {
             http_conn(&mut conn)
@@ -593,8 +594,17 @@ pub fn serve(s: &Serve) -> bool {
         };
         // Resets and the like are the clients' business (wrk closes without reading the last answer).
         drop(r);
-    })
-    .expect("bind 127.0.0.1:0");
+    };
+    if s.workers > 1 && !http {
+        let servers = gevent::server::StreamServer::bind_workers("127.0.0.1:0", s.workers, handler)
+            .expect("bind 127.0.0.1:0");
+        s.announce(servers.local_addr().port());
+        loop {
+            std::thread::park();
+        }
+    }
+    let server =
+        gevent::server::StreamServer::bind("127.0.0.1:0", handler).expect("bind 127.0.0.1:0");
     s.announce(server.local_addr().port());
     server.serve_forever();
     true
@@ -621,7 +631,7 @@ fn http_config() -> gevent::http::Config {
     }
 }
 
-/// `--serve http|http-w2|https`: [`gevent::http::Server`] with [`hello`] on `workers` hubs (one: this
+/// `--serve http|https`: [`gevent::http::Server`] with [`hello`] on `workers` hubs (one: this
 /// thread; more: [`gevent::http::Server::bind_workers_with`], a thread and `SO_REUSEPORT` listener
 /// each), over TLS (a fresh self-signed ECDSA P-256 certificate, ALPN `http/1.1`) when `tls`.
 fn serve_http(s: &Serve, workers: usize, tls: bool) -> bool {

@@ -123,15 +123,21 @@ pub const ROWS: &[Row] = &[
     row("io", "echo_4k", "", ""),
     row(
         "io",
+        "echo_64b_w",
+        "echo_64b_w<workers>_c<conns>",
+        "the same echo (64 B messages, a task per connection reading up to 64 KiB and writing back what it read, TCP_NODELAY) on N workers (harness `--workers`; default 2, and the core count on machines with more than 2), server and bench/src/bin/loadgen.rs NOT pinned (the server needs the cores, the load generator shares them, so compare ratios; loadgen runs min(N, cores / 2) threads, at least 1); ours: gevent::server::StreamServer::bind_workers_with on N hubs, each with its own SO_REUSEPORT listener (what `upper_server --workers N` runs; bench/src/ours.rs: serve); tokio: a multi_thread runtime with N workers (accepting in block_on on the main thread, as #[tokio::main] does); may: N may workers (pinned to cores by may itself, its default); go: GOMAXPROCS=N; `_cpu`: the server process's CPU time (all its threads) per round trip",
+    ),
+    row(
+        "io",
         names::HTTP,
         "http_c<conns>",
         "HTTP plaintext (Hello, World!, content-type text/plain, content-length, date) under wrk -t1, keep-alive (Go net/http, gevent.pywsgi, both with TCP_NODELAY; tokio: hyper 1 http1 on a current_thread runtime; may: may_minihttp on one may worker; ours: the project's HTTP/1.1 server gevent::http::Server on one hub, bench/src/ours.rs: serve_http); per request, and `_cpu` as above; issue 13's bar: ours' CPU per request <= 1.0x tokio's at c50",
     ),
     row(
         "io",
-        names::HTTP_W2,
-        "http_w2_c<conns>",
-        "HTTP plaintext on 2 workers (issue 14's bar: ours >= 1.0x hyper's requests per second, i.e. ours / tokio <= 1.00x here): the same GET / keep-alive service, body and headers as `http_c<conns>`, wrk -t1, server and wrk NOT pinned (the server needs both cores, wrk shares them, so compare ratios); ours: gevent::http::Server::bind_workers_with on 2 hubs, each with its own SO_REUSEPORT listener (what `http_server --workers 2` runs; bench/src/ours.rs: serve_http); tokio: the same hyper 1 service on a multi_thread runtime with 2 workers",
+        names::HTTP_W,
+        "http_w<workers>_c<conns>",
+        "HTTP plaintext on N workers (harness `--workers`; default 2, and the core count on machines with more than 2; issue 14's bar at N = 2: ours >= 1.0x hyper's requests per second, i.e. ours / tokio <= 1.00x here): the same GET / keep-alive service, body and headers as `http_c<conns>` (200, `Hello, World!`, content-type text/plain, content-length, date; may_minihttp adds `Server: M`), wrk -t<min(N, cores / 2), at least 1>, server and wrk NOT pinned (the server needs the cores, wrk shares them, so compare ratios); ours: gevent::http::Server::bind_workers_with on N hubs, each with its own SO_REUSEPORT listener (what `http_server --workers N` runs; bench/src/ours.rs: serve_http); tokio: the same hyper 1 service on a multi_thread runtime with N workers; may: may_minihttp on N may workers (pinned to cores by may itself, its default); go: net/http with GOMAXPROCS=N (all: one listener, a task per connection)",
     ),
     row(
         "io",
@@ -143,7 +149,7 @@ pub const ROWS: &[Row] = &[
         "io",
         "work50us",
         "work50us_w<workers>",
-        "GET /work?us=50 (the handler spins 50 us of CPU without yielding), wrk -t1 -c50, server and wrk NOT pinned (they share the 2 cores, so compare ratios); w1: ours on one hub, tokio current_thread; w2: ours http::Server::bind_workers_with on 2 hubs (SO_REUSEPORT), tokio multi_thread with 2 workers; issue 14's bar: ours w2 >= 1.6x the requests per second of ours w1",
+        "GET /work?us=50 (the handler spins 50 us of CPU without yielding), wrk -c50 with threads as `http_w<workers>`, server and wrk NOT pinned (they share the cores, so compare ratios); for every N of harness `--workers` (default 1 and 2, and the core count on machines with more than 2); w1: ours on one hub, tokio current_thread; wN: ours http::Server::bind_workers_with on N hubs (SO_REUSEPORT), tokio multi_thread with N workers; issue 14's bar: ours w2 >= 1.6x the requests per second of ours w1",
     ),
     row(
         "cross",
@@ -355,20 +361,50 @@ pub fn rank(list: impl IntoIterator<Item = &'static str>, x: &str) -> usize {
     n
 }
 
-/// The io group's echo rows: `echo_64b_c50` (sizes that are whole KiB: `echo_4k_c50`); the
-/// `bin/loadgen.rs` load generator reports under this name.
-pub fn echo(size: usize, conns: usize) -> String {
-    if size.is_multiple_of(1024) {
-        format!("echo_{}k_c{conns}", size / 1024)
+/// The row a measurement called `name` belongs to: the longest base that `name` is, or starts with
+/// followed by `_` (`echo_64b` for `echo_64b_c50_cpu`), or, for a base ending in `_w`, followed by a
+/// worker count (`http_w` for `http_w2_c50`, `echo_64b_w` for `echo_64b_w16_c1000_cpu`).
+pub fn row_of(name: &str) -> Option<&'static Row> {
+    ROWS.iter()
+        .filter(|r| {
+            let Some(rest) = name.strip_prefix(r.base) else {
+                return false;
+            };
+            if rest.is_empty() || rest.starts_with('_') {
+                return true;
+            }
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            r.base.ends_with("_w")
+                && digits > 0
+                && (rest.len() == digits || rest[digits..].starts_with('_'))
+        })
+        .max_by_key(|r| r.base.len())
+}
+
+/// The io group's echo rows: `echo_64b_c50` on one worker (pinned), `echo_64b_w2_c50` on more (sizes
+/// that are whole KiB: `echo_4k_c50`); the `bin/loadgen.rs` load generator reports under this name.
+pub fn echo(size: usize, workers: usize, conns: usize) -> String {
+    let size = if size.is_multiple_of(1024) {
+        format!("{}k", size / 1024)
     } else {
-        format!("echo_{size}b_c{conns}")
+        format!("{size}b")
+    };
+    if workers > 1 {
+        format!("echo_{size}_w{workers}_c{conns}")
+    } else {
+        format!("echo_{size}_c{conns}")
     }
 }
 
-/// The io group's HTTP rows under wrk: `base` is [`names::HTTP`], [`names::HTTPS`] or
-/// [`names::HTTP_W2`]; `http_c50`.
+/// The io group's one-worker HTTP rows under wrk: `base` is [`names::HTTP`] or [`names::HTTPS`];
+/// `http_c50`.
 pub fn http(base: &str, conns: usize) -> String {
     format!("{base}_c{conns}")
+}
+
+/// The io group's HTTP rows on `workers` workers: `http_w2_c50` ([`names::HTTP_W`]).
+pub fn http_w(workers: usize, conns: usize) -> String {
+    format!("{}{workers}_c{conns}", names::HTTP_W)
 }
 
 /// The io group's CPU-bound route rows: `work50us_w2` (`GET /work?us=50` on 2 workers).
@@ -380,27 +416,43 @@ pub fn work(us: u64, workers: usize) -> String {
 mod tests {
     use super::*;
 
-    fn base_of(name: &str) -> Option<&'static Row> {
-        ROWS.iter()
-            .filter(|r| name == r.base || name.starts_with(&format!("{}_", r.base)))
-            .max_by_key(|r| r.base.len())
+    fn base(name: &str) -> &'static str {
+        row_of(name)
+            .unwrap_or_else(|| panic!("{name} has no row"))
+            .base
     }
 
     #[test]
     fn io_names_are_rows_of_the_io_group() {
         for name in [
-            echo(64, 1),
-            echo(4096, 1000),
+            echo(64, 1, 1),
+            echo(4096, 1, 1000),
+            echo(64, 2, 50),
+            echo(64, 16, 1000),
             http(names::HTTP, 50),
             http(names::HTTPS, 1000),
-            http(names::HTTP_W2, 50),
+            http_w(2, 50),
+            http_w(64, 1000),
+            work(50, 1),
             work(50, 2),
         ] {
-            let r = base_of(&name).unwrap_or_else(|| panic!("{name} has no row"));
-            assert_eq!(r.group, "io", "{name}");
+            assert_eq!(row_of(&name).map(|r| r.group), Some("io"), "{name}");
         }
-        assert_eq!(base_of("http_w2_c50").unwrap().base, "http_w2");
-        assert_eq!(base_of("http_c50_cpu").unwrap().base, "http");
+        assert_eq!(echo(64, 1, 50), "echo_64b_c50");
+        assert_eq!(echo(4096, 1, 1), "echo_4k_c1");
+        assert_eq!(echo(64, 2, 50), "echo_64b_w2_c50");
+        assert_eq!(http_w(2, 50), "http_w2_c50");
+        assert_eq!(base("http_w2_c50"), "http_w");
+        assert_eq!(base("http_w16_c1000_cpu"), "http_w");
+        assert_eq!(base("http_c50_cpu"), "http");
+        assert_eq!(base("https_c50"), "https");
+        assert_eq!(base("echo_64b_w2_c50_cpu"), "echo_64b_w");
+        assert_eq!(base("echo_64b_c50_p99"), "echo_64b");
+        assert_eq!(base("work50us_w2"), "work50us");
+        // A worker count is digits: `http_wx` is no `http_w` row, and names with no row have none.
+        assert_eq!(row_of("http_wx_c1").map(|r| r.base), Some("http"));
+        assert!(row_of("nothing_here").is_none());
+        assert_eq!(base("spawn_join_100k"), "spawn_join");
     }
 
     #[test]

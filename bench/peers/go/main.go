@@ -20,6 +20,8 @@
 //     ns per waiter.
 //   - hub/timers_<n>_{mean,p99,cpu}: n goroutines each time.Sleep a distinct duration (task i: spread*(i+1)/n);
 //     lateness (wake - deadline) in us, and the process CPU time of the whole run per timer in ns.
+//   - io (-serve echo|http -port-file F [-procs N]): the io group's servers; the harness passes -procs N
+//     for the rows on N workers (echo_64b_w<N>_c<conns>, http_w<N>_c<conns>: GOMAXPROCS=N).
 package main
 
 import (
@@ -298,7 +300,7 @@ var hello = []byte("Hello, World!")
 
 // serveIO is the io group's server: bind 127.0.0.1:0, write the port to portFile (via a rename), serve echo
 // (a goroutine per connection writing back what it reads) or http (net/http, "Hello, World!") until killed
-// or for at most 15 minutes.
+// or for at most 15 minutes, on GOMAXPROCS threads (main sets it from -procs).
 func serveIO(kind, portFile string) {
 	time.AfterFunc(15*time.Minute, func() { os.Exit(0) })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,9 +1,10 @@
 //! The benchmark harness: runs every group's programs for N rounds, peers interleaved, and writes the
 //! report. `bench/run` installs and builds the peers, then runs this with the same flags.
 //!
-//! Run: `harness [--quick] [--groups a,b] [--rounds N] [--duration S] [--check] [--out DIR]
+//! Run: `harness [--quick] [--groups a,b] [--rounds N] [--duration S] [--workers N,M] [--check] [--out DIR]
 //! [--python VENV_PYTHON] [--go GO_PEER_BINARY] [--bench-dir DIR]` (`--python` / `--go`: the installed
-//! peers; without them those peers' rows are reported as skipped, "not installed"; `--bench-dir`: the
+//! peers; without them those peers' rows are reported as skipped, "not installed"; `--workers`: the
+//! worker counts of the io group's multi-worker rows, see [`default_workers`]; `--bench-dir`: the
 //! `bench/` folder, by default the one this binary was built from; `--no-install` is `bench/run`'s and
 //! ignored here).
 //!
@@ -12,12 +13,15 @@
 //!   once with `--group G --duration S [--quick]`, bounded in time; its `RESULT`/`SKIP` stdout lines go to
 //!   the terminal and to the raw file `target/bench-raw/<stamp>.txt`; an exit status other than 0 becomes
 //!   a `SKIP .. reason=exit_status_<n>` (124: timed out);
-//! - the io group starts each peer's server (`--serve KIND --port-file F`, waiting up to 15 s for the
-//!   port), pinned to core 0 with `taskset` when there are 2 cores or more, puts load on it (echo:
-//!   `bin/loadgen.rs` pinned to core 1; HTTP: `wrk -t1`, pinned to core 1 for the one-worker rows, neither
-//!   pinned for the 2-worker and CPU-bound rows), and reports wall time per request from wrk's
-//!   `Requests/sec` and the server's CPU time per request from the ticks of `/proc/PID/stat` around the
-//!   run; a server that cannot start skips every row it would have filled;
+//! - the io group starts each peer's server (`--serve KIND --port-file F [--workers N]`, Go: `-procs N`,
+//!   waiting up to 15 s for the port), puts load on it and reports wall time per request (loadgen's own
+//!   clock; wrk's `Requests/sec`) and the server's CPU time per request (the ticks of `/proc/PID/stat`,
+//!   all its threads, around the run); a server that cannot start skips every row it would have filled.
+//!   One-worker rows (`echo_*_c*`, `http_c*`, `https_c*`): the server pinned to core 0 with `taskset`
+//!   when there are 2 cores or more, the load generator (`bin/loadgen.rs`, `wrk -t1`) to core 1. Rows on
+//!   N workers (`echo_64b_w<N>_c*`, `http_w<N>_c*`, `work50us_w<N>`, for every N of `--workers`; the
+//!   project, tokio, may and Go): nothing pinned (the server needs the cores, the load generator shares
+//!   them, so compare ratios), the load generator on min(N, cores / 2) threads (at least 1);
 //! - then `report` turns the raw file into `<out>/<date>[-quick].md` and `.svg`, and `--check` lists every
 //!   `SKIP` and fails (exit 1) on any that is an error (not a peer that could not be installed), or when
 //!   the project has no number in a group it takes part in.
@@ -47,8 +51,49 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 const PORT_WAIT: Duration = Duration::from_secs(15);
 /// Message sizes of the echo rows.
 const ECHO_SIZES: [usize; 2] = [64, 4096];
+/// Message size of the multi-worker echo rows (`echo_64b_w<N>_c<conns>`).
+const ECHO_W_SIZE: usize = 64;
 /// The CPU-bound route of the work rows: `/work?us=WORK_US`, 50 connections.
 const WORK_US: u64 = 50;
+/// The most workers `--workers` takes.
+const MAX_WORKERS: usize = 1024;
+
+/// The worker counts of the io group's multi-worker rows when `--workers` is not given: 1 and 2 (issue
+/// 14: 1 and 2 hubs against peers on 2 workers; on a 1-core machine the 2 workers share the core), and
+/// on a machine with more than 2 cores also the core count, so the scaling curve is taken where there
+/// are cores for it. The echo and HTTP `_w<N>` rows run for the counts above 1 (their one-worker rows
+/// are the pinned `echo_*_c*` and `http_c*`); the CPU-bound `work50us_w<N>` rows for every count.
+fn default_workers(cores: usize) -> Vec<usize> {
+    let mut w = vec![1, 2];
+    if cores > 2 {
+        w.push(cores);
+    }
+    w
+}
+
+/// Parses `--workers`: a comma list of counts in 1..=[`MAX_WORKERS`], sorted, without duplicates.
+fn parse_workers(v: &str) -> Result<Vec<usize>, String> {
+    let mut w = Vec::new();
+    for x in v.split(',') {
+        match x.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_WORKERS).contains(&n) => w.push(n),
+            _ => {
+                return Err(format!(
+                    "--workers takes a comma list of counts in 1..{MAX_WORKERS}, not {x:?}"
+                ))
+            }
+        }
+    }
+    w.sort_unstable();
+    w.dedup();
+    Ok(w)
+}
+
+/// Threads of the load generator against a server on `workers` workers: as many as the server has,
+/// up to half the cores (the other half is the server's), at least 1 (`wrk -t1` on 2 cores).
+fn load_threads(workers: usize, cores: usize) -> usize {
+    workers.min(cores / 2).max(1)
+}
 
 fn die(msg: &str) -> ! {
     eprintln!("bench/run: {msg}");
@@ -68,6 +113,8 @@ struct Args {
     rounds: usize,
     /// `--duration` as given (seconds), passed on to the programs.
     duration: String,
+    /// `--workers` (or [`default_workers`]): the worker counts of the multi-worker io rows.
+    workers: Vec<usize>,
     check: bool,
     out: Option<PathBuf>,
     python: Option<PathBuf>,
@@ -83,13 +130,14 @@ fn parse_args() -> Args {
         groups_arg: GROUPS.iter().map(|g| g.name).collect::<Vec<_>>().join(","),
         rounds: 0,
         duration: String::new(),
+        workers: Vec::new(),
         check: false,
         out: None,
         python: None,
         go: None,
         bench_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
     };
-    let (mut rounds, mut duration) = (None, None);
+    let (mut rounds, mut duration, mut workers) = (None, None, None);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -101,6 +149,7 @@ fn parse_args() -> Args {
             "--groups" | "--group" => a.groups_arg = value(),
             "--rounds" => rounds = Some(value()),
             "--duration" => duration = Some(value()),
+            "--workers" => workers = Some(value()),
             "--no-install" => {}
             "--check" => a.check = true,
             "--out" => a.out = Some(value().into()),
@@ -109,8 +158,8 @@ fn parse_args() -> Args {
             "--bench-dir" => a.bench_dir = value().into(),
             "-h" | "--help" => {
                 println!(
-                    "harness [--quick] [--groups a,b] [--rounds N] [--duration S] [--check] [--out DIR] \
-                     [--python PY] [--go BIN] (see bench/run --help)"
+                    "harness [--quick] [--groups a,b] [--rounds N] [--duration S] [--workers N,M] \
+                     [--check] [--out DIR] [--python PY] [--go BIN] (see bench/run --help)"
                 );
                 std::process::exit(0);
             }
@@ -142,6 +191,10 @@ fn parse_args() -> Args {
             }
             d
         }
+    };
+    a.workers = match workers {
+        None => default_workers(cores()),
+        Some(v) => parse_workers(&v).unwrap_or_else(|e| die(&e)),
     };
     for g in a.groups_arg.split(',') {
         match rows::group(g) {
@@ -342,12 +395,23 @@ fn label_of(program: &str) -> &str {
     }
 }
 
-/// The 2-worker HTTP server of a peer: ours on 2 hubs, hyper on tokio multi_thread with 2 workers.
-fn w2_kind(program: &str) -> &'static str {
-    match program {
-        "ours" => "http-w2",
-        _ => "http-mt2",
-    }
+/// Whether `program` serves the multi-worker echo and HTTP rows (`echo_64b_w<N>`, `http_w<N>`): the
+/// project on N hubs, tokio multi_thread, may and Go on N threads.
+fn multi_worker(program: &str) -> bool {
+    matches!(program, "ours" | "tokio" | "may" | "go")
+}
+
+/// The rows a server fills, for [`Harness::server_skip`].
+#[derive(Clone, Copy)]
+enum Rows {
+    /// `echo_<size>_c<conns>`, or `echo_64b_w<N>_c<conns>` on N > 1 workers.
+    Echo(usize),
+    /// `http_c<conns>`, or `http_w<N>_c<conns>` on N > 1 workers.
+    Http(usize),
+    /// `https_c<conns>`.
+    Https,
+    /// `work50us_w<N>`.
+    Work(usize),
 }
 
 struct Harness {
@@ -360,6 +424,8 @@ struct Harness {
     raw_dir: PathBuf,
     /// `Some((server core, load core))` when `taskset` exists and there are 2 cores or more.
     pins: Option<(usize, usize)>,
+    /// Available parallelism (the cores this process may run on).
+    cores: usize,
     have_wrk: bool,
     clk_tck: f64,
     echo_conns: &'static [usize],
@@ -388,9 +454,16 @@ impl Harness {
         self.raw.skip("io", name, label, reason);
     }
 
-    /// Starts `program`'s server of `kind` (pinned to the server core when `pinned`), or returns the
-    /// status to report: its exit status, 127 (not installed), 124 (no port in time).
-    fn start_server(&self, program: &str, kind: &str, pinned: bool) -> Result<Server, i32> {
+    /// Starts `program`'s server of `kind` on `workers` workers (pinned to the server core when
+    /// `pinned`), or returns the status to report: its exit status, 127 (not installed), 124 (no port
+    /// in time).
+    fn start_server(
+        &self,
+        program: &str,
+        kind: &str,
+        workers: usize,
+        pinned: bool,
+    ) -> Result<Server, i32> {
         let pf = self.raw_dir.join(format!("port.{}", std::process::id()));
         let _ = std::fs::remove_file(&pf);
         let pfs = pf.display().to_string();
@@ -412,6 +485,8 @@ impl Harness {
                 Some(go) => {
                     let mut v = vec![go.display().to_string(), "-serve".into(), kind.into()];
                     v.extend(["-port-file".into(), pfs.clone()]);
+                    // GOMAXPROCS (the peer's default is 1).
+                    v.extend(["-procs".into(), workers.to_string()]);
                     v
                 }
                 None => return Err(127),
@@ -433,6 +508,10 @@ impl Harness {
         let mut argv = argv;
         if program != "go" {
             argv.extend(["--port-file".into(), pfs]);
+            if workers > 1 {
+                assert!(multi_worker(program), "{program} serves on one worker only");
+                argv.extend(["--workers".into(), workers.to_string()]);
+            }
         }
         let core = if pinned { self.pins.map(|p| p.0) } else { None };
         let mut cmd = command(&argv, core);
@@ -465,42 +544,67 @@ impl Harness {
         Err(124) // dropping the server stops it
     }
 
-    /// One SKIP line per row the server of `kind` would have filled.
-    fn server_skip(&self, kind: &str, label: &str, rc: i32) {
+    /// One SKIP line per row a server that could not start would have filled.
+    fn server_skip(&self, rows: Rows, label: &str, rc: i32) {
         let reason = match rc {
             3 => "not_yet".to_owned(),
             127 => "peer_not_installed".to_owned(),
             124 => "no_port_in_15_s".to_owned(),
             n => format!("exit_status_{n}"),
         };
-        let http_base = match kind {
-            "http" => Some(names::HTTP),
-            "https" => Some(names::HTTPS),
-            "http-w2" => Some(names::HTTP_W2),
-            _ => None,
+        let names: Vec<String> = match rows {
+            Rows::Echo(1) => ECHO_SIZES
+                .iter()
+                .flat_map(|&size| self.echo_conns.iter().map(move |&c| rows::echo(size, 1, c)))
+                .collect(),
+            Rows::Echo(w) => self
+                .echo_w_conns()
+                .map(|c| rows::echo(ECHO_W_SIZE, w, c))
+                .collect(),
+            Rows::Http(1) => self
+                .http_conns
+                .iter()
+                .map(|&c| rows::http(names::HTTP, c))
+                .collect(),
+            Rows::Http(w) => self
+                .http_conns
+                .iter()
+                .map(|&c| rows::http_w(w, c))
+                .collect(),
+            Rows::Https => self
+                .http_conns
+                .iter()
+                .map(|&c| rows::http(names::HTTPS, c))
+                .collect(),
+            Rows::Work(w) => vec![rows::work(WORK_US, w)],
         };
-        if let Some(base) = http_base {
-            for &c in self.http_conns {
-                self.io_skip(label, &rows::http(base, c), &reason);
-            }
-        } else if let Some(w) = kind.strip_prefix("work-w") {
-            let w = w.parse().expect("work-w<workers>");
-            self.io_skip(label, &rows::work(WORK_US, w), &reason);
-        } else {
-            for size in ECHO_SIZES {
-                for &c in self.echo_conns {
-                    self.io_skip(label, &rows::echo(size, c), &reason);
-                }
-            }
+        for name in names {
+            self.io_skip(label, &name, &reason);
         }
     }
 
-    /// One wrk run against `srv`: rows NAME (wall time per request) and NAME_cpu (the server's CPU time
-    /// per request), or a SKIP.
-    fn wrk_row(&self, srv: &Server, name: &str, label: &str, url: &str, conns: usize, pin: bool) {
+    /// Connection counts of the multi-worker echo rows: the echo rows' counts above 1 (one connection
+    /// is served by one worker).
+    fn echo_w_conns(&self) -> impl Iterator<Item = usize> + '_ {
+        self.echo_conns.iter().copied().filter(|&c| c > 1)
+    }
+
+    /// One wrk run against `srv` with `threads` threads (pinned to the load core when `pin`): rows NAME
+    /// (wall time per request) and NAME_cpu (the server's CPU time per request), or a SKIP.
+    #[allow(clippy::too_many_arguments)]
+    fn wrk_row(
+        &self,
+        srv: &Server,
+        name: &str,
+        label: &str,
+        url: &str,
+        conns: usize,
+        threads: usize,
+        pin: bool,
+    ) {
         let argv: Vec<String> = vec![
             "wrk".into(),
-            "-t1".into(),
+            format!("-t{threads}"),
             format!("-c{conns}"),
             format!("-d{}s", self.wrk_secs),
             url.into(),
@@ -530,43 +634,79 @@ impl Harness {
         }
     }
 
+    /// One loadgen run against the echo server `srv` (on `workers` workers): rows `echo_*` of `size`
+    /// and `conns`, `_cpu`, `_p50`, `_p99`. Pinned to the load core for one worker; unpinned on
+    /// [`load_threads`] threads for more.
+    fn echo_row(&self, srv: &Server, label: &str, size: usize, conns: usize, workers: usize) {
+        let mut argv: Vec<String> = vec![
+            self.bin.join("loadgen").display().to_string(),
+            "--port".into(),
+            srv.port.to_string(),
+            "--conns".into(),
+            conns.to_string(),
+            "--size".into(),
+            size.to_string(),
+            "--duration".into(),
+            self.load_secs.clone(),
+            "--peer".into(),
+            label.into(),
+            "--server-pid".into(),
+            srv.child.id().to_string(),
+        ];
+        let core = if workers > 1 {
+            argv.extend(["--workers".into(), workers.to_string()]);
+            let threads = load_threads(workers, self.cores);
+            argv.extend(["--threads".into(), threads.to_string()]);
+            None
+        } else {
+            self.pins.map(|p| p.1)
+        };
+        let mut cmd = command(&argv, core);
+        let (rc, _) = run(&mut cmd, LOAD_TIMEOUT, false, |l| {
+            if is_row(l) {
+                self.raw.line(l);
+            }
+        });
+        if rc != 0 {
+            log(&format!(
+                "loadgen failed against {label} (echo, {size} B, {conns} connections, {workers} workers)"
+            ));
+        }
+    }
+
     fn run_io(&self, program: &str) {
         let label = label_of(program);
+        let multi: Vec<usize> = if multi_worker(program) {
+            self.args
+                .workers
+                .iter()
+                .copied()
+                .filter(|&w| w > 1)
+                .collect()
+        } else {
+            Vec::new()
+        };
         if program != "ours-hyper" && program != "ours-raw" {
-            match self.start_server(program, "echo", true) {
+            match self.start_server(program, "echo", 1, true) {
                 Ok(srv) => {
                     for size in ECHO_SIZES {
                         for &c in self.echo_conns {
-                            let argv: Vec<String> = vec![
-                                self.bin.join("loadgen").display().to_string(),
-                                "--port".into(),
-                                srv.port.to_string(),
-                                "--conns".into(),
-                                c.to_string(),
-                                "--size".into(),
-                                size.to_string(),
-                                "--duration".into(),
-                                self.load_secs.clone(),
-                                "--peer".into(),
-                                label.into(),
-                                "--server-pid".into(),
-                                srv.child.id().to_string(),
-                            ];
-                            let mut cmd = command(&argv, self.pins.map(|p| p.1));
-                            let (rc, _) = run(&mut cmd, LOAD_TIMEOUT, false, |l| {
-                                if is_row(l) {
-                                    self.raw.line(l);
-                                }
-                            });
-                            if rc != 0 {
-                                log(&format!(
-                                    "loadgen failed against {label} (echo, {size} B, {c} connections)"
-                                ));
-                            }
+                            self.echo_row(&srv, label, size, c, 1);
                         }
                     }
                 }
-                Err(rc) => self.server_skip("echo", label, rc),
+                Err(rc) => self.server_skip(Rows::Echo(1), label, rc),
+            }
+        }
+        // Echo on N workers (issue 14): the same echo server and 64 B messages, nothing pinned.
+        for &w in &multi {
+            match self.start_server(program, "echo", w, false) {
+                Ok(srv) => {
+                    for c in self.echo_w_conns() {
+                        self.echo_row(&srv, label, ECHO_W_SIZE, c, w);
+                    }
+                }
+                Err(rc) => self.server_skip(Rows::Echo(w), label, rc),
             }
         }
         // HTTP plaintext with wrk: only servers users would deploy (Go net/http, gevent.pywsgi, hyper on
@@ -579,53 +719,53 @@ impl Harness {
             return;
         }
         let url = |port: u16, path: &str| format!("http://127.0.0.1:{port}{path}");
-        match self.start_server(program, "http", true) {
+        match self.start_server(program, "http", 1, true) {
             Ok(srv) => {
                 for &c in self.http_conns {
                     let name = rows::http(names::HTTP, c);
-                    self.wrk_row(&srv, &name, label, &url(srv.port, "/"), c, true);
+                    self.wrk_row(&srv, &name, label, &url(srv.port, "/"), c, 1, true);
                 }
             }
-            Err(rc) => {
-                self.server_skip("http", label, rc);
-                return;
+            Err(rc) => self.server_skip(Rows::Http(1), label, rc),
+        }
+        // Issue 14's bar: the same GET / keep-alive service and body as http_c*, ours on N hubs against
+        // hyper on tokio multi_thread, may_minihttp and Go's net/http on N workers; server and wrk
+        // unpinned (the server needs the cores; wrk shares them, so compare ratios).
+        for &w in &multi {
+            match self.start_server(program, "http", w, false) {
+                Ok(srv) => {
+                    let t = load_threads(w, self.cores);
+                    for &c in self.http_conns {
+                        let name = rows::http_w(w, c);
+                        self.wrk_row(&srv, &name, label, &url(srv.port, "/"), c, t, false);
+                    }
+                }
+                Err(rc) => self.server_skip(Rows::Http(w), label, rc),
             }
         }
-        // HTTPS plaintext (gevent::http + gevent::ssl; hyper + tokio-rustls), HTTP plaintext on 2
-        // workers, and the CPU-bound route on 1 and 2 workers: the project and tokio only.
+        // HTTPS plaintext (gevent::http + gevent::ssl; hyper + tokio-rustls) and the CPU-bound route on
+        // every worker count: the project and tokio only.
         if program != "ours" && program != "tokio" {
             return;
         }
-        match self.start_server(program, "https", true) {
+        match self.start_server(program, "https", 1, true) {
             Ok(srv) => {
                 for &c in self.http_conns {
                     let u = format!("https://127.0.0.1:{}/", srv.port);
-                    self.wrk_row(&srv, &rows::http(names::HTTPS, c), label, &u, c, true);
+                    self.wrk_row(&srv, &rows::http(names::HTTPS, c), label, &u, c, 1, true);
                 }
             }
-            Err(rc) => self.server_skip("https", label, rc),
+            Err(rc) => self.server_skip(Rows::Https, label, rc),
         }
-        // Issue 14's bar: the same GET / keep-alive service and body as http_c*, ours on 2 hubs against
-        // hyper on tokio multi_thread with 2 workers; server and wrk unpinned (the server needs both
-        // cores; wrk shares them, so compare ratios).
-        match self.start_server(program, w2_kind(program), false) {
-            Ok(srv) => {
-                for &c in self.http_conns {
-                    let name = rows::http(names::HTTP_W2, c);
-                    self.wrk_row(&srv, &name, label, &url(srv.port, "/"), c, false);
-                }
-            }
-            Err(rc) => self.server_skip("http-w2", label, rc),
-        }
-        for w in [1, 2] {
-            let kind = if w == 1 { "http" } else { w2_kind(program) };
-            match self.start_server(program, kind, false) {
+        for &w in &self.args.workers {
+            match self.start_server(program, "http", w, false) {
                 Ok(srv) => {
                     let path = format!("/work?us={WORK_US}");
                     let name = rows::work(WORK_US, w);
-                    self.wrk_row(&srv, &name, label, &url(srv.port, &path), 50, false);
+                    let t = load_threads(w, self.cores);
+                    self.wrk_row(&srv, &name, label, &url(srv.port, &path), 50, t, false);
                 }
-                Err(rc) => self.server_skip(&format!("work-w{w}"), label, rc),
+                Err(rc) => self.server_skip(Rows::Work(w), label, rc),
             }
         }
     }
@@ -847,6 +987,7 @@ fn main() {
         bench,
         raw_dir,
         pins: (in_path("taskset") && cores() >= 2).then_some((0, 1)),
+        cores: cores(),
         have_wrk: wants_io && in_path("wrk"),
         clk_tck,
         echo_conns: if quick { &[1, 50] } else { &[1, 50, 1000] },
@@ -856,6 +997,21 @@ fn main() {
         args,
     };
     let a = &h.args;
+    if wants_io {
+        let over: Vec<String> = a
+            .workers
+            .iter()
+            .filter(|&&w| w > h.cores)
+            .map(|w| w.to_string())
+            .collect();
+        if !over.is_empty() {
+            log(&format!(
+                "{} core(s): the io rows on {} workers share them (and the load generator's)",
+                h.cores,
+                over.join(",")
+            ));
+        }
+    }
     let start = Instant::now();
     for r in 1..=a.rounds {
         log(&format!("round {r} of {}", a.rounds));
@@ -876,9 +1032,13 @@ fn main() {
     if quick {
         cmdline += " --quick";
     }
+    let workers: Vec<String> = a.workers.iter().map(|w| w.to_string()).collect();
     cmdline += &format!(
-        " --groups {} --rounds {} --duration {}",
-        a.groups_arg, a.rounds, a.duration
+        " --groups {} --rounds {} --duration {} --workers {}",
+        a.groups_arg,
+        a.rounds,
+        a.duration,
+        workers.join(",")
     );
     let status = Command::new(h.bin.join("report"))
         .arg("--raw")
@@ -922,6 +1082,24 @@ mod tests {
             parse_wrk("unable to connect to 127.0.0.1:1 Connection refused"),
             None
         );
+    }
+
+    #[test]
+    fn worker_counts() {
+        assert_eq!(default_workers(1), [1, 2]);
+        assert_eq!(default_workers(2), [1, 2]);
+        assert_eq!(default_workers(16), [1, 2, 16]);
+        assert_eq!(parse_workers("4,1,2,2"), Ok(vec![1, 2, 4]));
+        assert!(parse_workers("0").is_err());
+        assert!(parse_workers("2,x").is_err());
+        assert!(parse_workers("").is_err());
+        assert!(parse_workers("100000").is_err());
+        // wrk -t1 / one loadgen thread on 2 cores and on 1; half the cores on wide machines.
+        assert_eq!(load_threads(2, 2), 1);
+        assert_eq!(load_threads(2, 1), 1);
+        assert_eq!(load_threads(1, 16), 1);
+        assert_eq!(load_threads(2, 16), 2);
+        assert_eq!(load_threads(16, 16), 8);
     }
 
     #[test]

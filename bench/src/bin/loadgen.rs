@@ -1,11 +1,13 @@
 //! Echo load generator for the io group: C connections on loopback, each writing S bytes and reading them
 //! back in a loop for D seconds, on one thread (tokio current_thread; `bench/run` pins it to the core the
-//! server is not on).
+//! server is not on), or on T threads (`--threads T`: a tokio multi_thread runtime with T workers).
 //!
-//! Run: `loadgen --port P --conns C --size S --duration D --peer NAME [--server-pid PID]`
+//! Run: `loadgen --port P --conns C --size S --duration D --peer NAME [--server-pid PID] [--workers N]
+//! [--threads T]` (`--workers`: how many workers the server runs, for the row name only).
 //!
 //! Prints `RESULT group=io name=echo_<S>b_c<C> peer=NAME us_per_req=..` (wall time / round trips: the
-//! latency with one connection, the inverse throughput with many) and, with `--server-pid`,
+//! latency with one connection, the inverse throughput with many; the name is `echo_<S>b_w<N>_c<C>` with
+//! `--workers N` above 1, see `bench::rows::echo`) and, with `--server-pid`,
 //! `name=echo_<S>b_c<C>_cpu .. cpu_us_per_req=..` (the server's user+system CPU time from
 //! `/proc/PID/stat` / round trips), and `name=echo_<S>b_c<C>_p50` / `_p99` (`us_p50=` / `us_p99=`: the
 //! median and 99th percentile of the individual round trips' latencies, write start to read end, over all
@@ -37,6 +39,7 @@ fn main() {
         String::from("?"),
         None::<u32>,
     );
+    let (mut workers, mut threads) = (1usize, 1usize);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().unwrap_or_else(|| panic!("{a} needs a value"));
@@ -47,15 +50,24 @@ fn main() {
             "--duration" => secs = v.parse().expect("--duration"),
             "--peer" => peer = v,
             "--server-pid" => pid = Some(v.parse().expect("--server-pid")),
+            "--workers" => workers = v.parse().expect("--workers"),
+            "--threads" => threads = v.parse::<usize>().expect("--threads").max(1),
             other => panic!("unknown option {other:?}"),
         }
     }
-    let name = bench::rows::echo(size, conns);
+    let name = bench::rows::echo(size, workers, conns);
     let dur = Duration::from_secs_f64(secs.max(0.05));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = if threads > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .expect("tokio runtime");
     let limit = dur + Duration::from_secs(10);
     let res = rt.block_on(async {
         tokio::time::timeout(limit, async {

@@ -16,8 +16,9 @@
 //! - `hub/chan_handoff`: ping-pong over two `may::sync::mpsc` channels; ns per hand-off (round trip / 2).
 //! - `hub/timers_<n>_{mean,p99,cpu}`: n coroutines each `coroutine::sleep` a distinct duration; lateness,
 //!   CPU (skipped above the guarded count: may's stacks carry guard pages).
-//! - io (`--serve echo|http --port-file F`): a coroutine-per-connection echo server, or may_minihttp's
-//!   `HttpServer` (`Hello, World!`) for wrk; both on the one worker.
+//! - io (`--serve echo|http --port-file F [--workers N]`): a coroutine-per-connection echo server, or
+//!   may_minihttp's `HttpServer` (`Hello, World!`, `Content-Type: text/plain`) for wrk; both on the one
+//!   worker, or on N may workers with `--workers N` (which may pins to cores itself, its default, kept).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -130,7 +131,8 @@ fn handoff(o: &Opts) {
 }
 
 /// io group: echo server (`s.kind == "echo"`) or may_minihttp (`"http"`, see [`serve_http`]) on
-/// `127.0.0.1:0`, one worker, a coroutine per connection.
+/// `127.0.0.1:0`, one worker (`--workers N`: N, set by `main` before may starts), a coroutine per
+/// connection.
 fn serve(s: &bench::Serve) {
     use std::io::{Read, Write};
     bench::Serve::exit_after_max();
@@ -165,16 +167,17 @@ fn serve(s: &bench::Serve) {
     let _ = acceptor.join();
 }
 
-/// io group, HTTP plaintext: may_minihttp's `HttpServer` (one may worker, a coroutine per connection,
-/// keep-alive, pipelining) answering every request `200 Hello, World!`. It binds by address and does not
-/// tell the port it got, so the port is found first by binding (and closing) a std listener on port 0.
+/// io group, HTTP plaintext: may_minihttp's `HttpServer` (the may workers, a coroutine per connection,
+/// keep-alive, pipelining) answering every request `200 Hello, World!` with `Content-Type: text/plain`
+/// (may_minihttp adds `Server: M`, `Date` and `Content-Length`). It binds by address and does not tell
+/// the port it got, so the port is found first by binding (and closing) a std listener on port 0.
 fn serve_http(s: &bench::Serve) {
     use may_minihttp::{HttpServer, HttpService, Request, Response};
     #[derive(Clone)]
     struct Hello;
     impl HttpService for Hello {
         fn call(&mut self, _req: Request, rsp: &mut Response) -> std::io::Result<()> {
-            rsp.body("Hello, World!");
+            rsp.header("Content-Type: text/plain").body("Hello, World!");
             Ok(())
         }
     }
@@ -226,7 +229,7 @@ fn timers(o: &Opts) {
 
 fn main() {
     let o = Opts::from_args();
-    may::config().set_workers(1);
+    may::config().set_workers(o.serve.as_ref().map_or(1, |s| s.workers));
     if let Some(s) = &o.serve {
         serve(s);
         return;

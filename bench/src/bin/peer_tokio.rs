@@ -14,9 +14,9 @@
 //!   `yield_now` while holding it). See `bench::names`. These run on a current_thread runtime with its
 //!   I/O driver enabled (`enable_all`), as a runtime serving sockets has it and as every hub has its
 //!   poller: an idle task then parks in epoll, as a hub does (without it, tokio parks on a futex).
-//! - io (`--serve echo|http|https|http-mt2 --port-file F`): a task-per-connection echo server, or hyper 1's
-//!   HTTP/1.1 server (keep-alive, `Hello, World!`, `/work?us=N`) for wrk, plain or over tokio-rustls; on a
-//!   current_thread runtime (`http-mt2`: multi_thread, 2 workers).
+//! - io (`--serve echo|http|https --port-file F [--workers N]`): a task-per-connection echo server, or
+//!   hyper 1's HTTP/1.1 server (keep-alive, `Hello, World!`, `/work?us=N`) for wrk, plain or over
+//!   tokio-rustls; on a current_thread runtime (`--workers N` above 1: multi_thread with N workers).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -349,26 +349,40 @@ fn block_on_remote(rt: &tokio::runtime::Runtime, o: &Opts) {
     report("hub", names::BLOCK_ON_REMOTE, PEER, "ns_per_op", ns, ops);
 }
 
+/// A runtime with I/O and time for the io servers: current_thread for one worker, multi_thread with
+/// `workers` workers above.
+fn server_rt(workers: usize) -> tokio::runtime::Runtime {
+    if workers > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .expect("tokio runtime with I/O")
+}
+
 /// io group: echo server (`s.kind == "echo"`) or hyper's HTTP/1.1 server (`"http"`, see [`serve_http`]) on
-/// `127.0.0.1:0`, one thread (current_thread runtime).
+/// `127.0.0.1:0`, one thread (current_thread runtime), or a multi_thread runtime with `--workers N`
+/// workers (one listener accepting in `block_on` on the main thread, as `#[tokio::main]` does; a task
+/// per connection, on the workers).
 fn serve(s: &bench::Serve) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     bench::Serve::exit_after_max();
     match s.kind.as_str() {
         "echo" => {}
-        "http" => return serve_http(s, 1, false),
-        "http-mt2" => return serve_http(s, 2, false),
+        "http" => return serve_http(s, s.workers, false),
         "https" => return serve_http(s, 1, true),
         k => {
-            eprintln!("{PEER}: --serve takes echo, http, http-mt2 or https, not {k:?}");
+            eprintln!("{PEER}: --serve takes echo, http or https, not {k:?}");
             std::process::exit(2);
         }
     }
     // The measuring runtime has no I/O driver (it would tax every yield); the server needs one.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime with I/O");
+    let rt = server_rt(s.workers);
     rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -398,24 +412,14 @@ fn serve(s: &bench::Serve) {
 /// io group, HTTP plaintext: hyper 1 (`server::conn::http1`, keep-alive, TCP_NODELAY), a task per
 /// connection, every request answered `200 Hello, World!` with `content-type: text/plain` (hyper adds
 /// content-length and date), `GET /work?us=N` spinning N us first ([`bench::work_route`]). `workers` 1: a
-/// current_thread runtime; more: a multi_thread runtime with that many workers (`http-mt2`). `tls`: over
+/// current_thread runtime; more: a multi_thread runtime with that many workers. `tls`: over
 /// tokio-rustls (ring, a fresh self-signed ECDSA P-256 certificate, ALPN `http/1.1`), the handshake in
 /// the connection's task.
 fn serve_http(s: &bench::Serve, workers: usize, tls: bool) {
     use http_body_util::Full;
     use hyper::body::{Bytes, Incoming};
     use hyper::{Request, Response};
-    let rt = if workers > 1 {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    }
-    .expect("tokio runtime with I/O");
+    let rt = server_rt(workers);
     let acceptor = tls.then(|| {
         use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
         use tokio_rustls::rustls::ServerConfig;

@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use bench::median;
-use bench::rows::{rank, COLUMNS, GROUPS, ROWS};
+use bench::rows::{self, rank, COLUMNS, GROUPS, ROWS};
 use plotters::prelude::*;
 
 #[derive(Default)]
@@ -108,7 +108,7 @@ fn split_count(name: &str) -> (&str, u64) {
     (name, 0)
 }
 
-/// Numbers in `s` (with `k`/`m` multipliers), in order: `_c50_cpu` -> [50].
+/// Numbers in `s` (with `k`/`m` multipliers), in order: `_c50_cpu` -> `[50]`.
 fn numbers(s: &str) -> Vec<u64> {
     let mut out = Vec::new();
     let b = s.as_bytes();
@@ -134,14 +134,10 @@ fn numbers(s: &str) -> Vec<u64> {
 }
 
 fn row_key(name: &str) -> (usize, String, Vec<u64>, String) {
-    // The longest listed base the name starts with ("echo_64b" for "echo_64b_c50_cpu"), else the name
-    // minus its count suffix.
+    // The row's base ("echo_64b" for "echo_64b_c50_cpu", "http_w" for "http_w2_c50": rows::row_of), else
+    // the name minus its count suffix.
     // Base names in table order; a counted name (`spawn_join_100k`) sorts by base, then by count.
-    let listed = ROWS
-        .iter()
-        .map(|r| r.base)
-        .filter(|b| name == *b || name.starts_with(&format!("{b}_")))
-        .max_by_key(|b| b.len());
+    let listed = rows::row_of(name).map(|r| r.base);
     let base = listed.unwrap_or_else(|| split_count(name).0);
     let rest = &name[base.len()..];
     (
