@@ -256,6 +256,9 @@ fn current_ptr() -> *const Inner {
 
 #[cold]
 fn init_main() -> *const Inner {
+    // Every greenlet stack is made after some thread's main greenlet: the fault handler can name the
+    // running greenlet from the first one on.
+    crate::stack::set_fault_context(current_fault_context);
     let mut rc: Rc<std::mem::MaybeUninit<Inner>> = Rc::new_uninit();
     let slot = Rc::get_mut(&mut rc).expect("a fresh Rc is unique");
     let inner = slot.write(Inner {
@@ -1110,21 +1113,26 @@ impl Drop for Greenlet {
     }
 }
 
-/// What the fault handler needs to know about the running greenlet.
+/// The fault handler's view of the running greenlet ([`crate::stack::FaultContext`], installed by
+/// [`init_main`]): calls `f` with its stack bounds and name; nothing on the main greenlet or before
+/// any greenlet exists.
 ///
 /// # Safety
 /// Call only on the thread whose state is read (it reads thread-locals and the current greenlet,
-/// which that thread keeps alive). Returns `None` on the main greenlet or before any greenlet exists.
-pub(crate) unsafe fn current_fault_context<R>(
-    f: impl FnOnce(&StackBounds, &dyn fmt::Display) -> R,
-) -> Option<R> {
-    let p = CURRENT.try_with(Cell::get).ok()?;
+/// which that thread keeps alive). Async-signal-safe: no allocation, no lock (the name is read with
+/// `try_borrow`).
+unsafe fn current_fault_context(f: &mut dyn FnMut(&StackBounds, &dyn fmt::Display)) {
+    let Ok(p) = CURRENT.try_with(Cell::get) else {
+        return;
+    };
     if p.is_null() {
-        return None;
+        return;
     }
     // SAFETY: non-null CURRENT points at a live greenlet (module invariant); the caller is on its thread.
     let inner = unsafe { &*p };
-    inner.bounds.as_ref().map(|b| f(b, &DisplayName(inner)))
+    if let Some(b) = inner.bounds.as_ref() {
+        f(b, &DisplayName(inner));
+    }
 }
 
 /// Writes the running greenlet's name into `out` (truncated to fit) and returns how many bytes it
