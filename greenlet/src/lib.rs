@@ -46,6 +46,8 @@
 //!
 //! # What lives where
 //! - [`Greenlet`], [`Builder`], [`getcurrent`]: creating and switching ([`greenlet`](mod@greenlet)).
+//! - `switch` (private): the switch engine behind [`Greenlet::switch`]: the thread's switching state,
+//!   the fast and slow paths, a greenlet's first and last switch.
 //! - [`Value`]: what a switch carries.
 //! - [`stack`]: stack sizes, guard pages, the dense mode for a million greenlets.
 //! - [`settrace`]: watch every switch.
@@ -67,9 +69,11 @@
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
 mod arch;
+mod builder;
 mod error;
 pub mod greenlet;
 pub mod stack;
+mod switch;
 mod sys;
 mod trace;
 mod value;
