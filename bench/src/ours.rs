@@ -252,8 +252,9 @@ fn dense() -> StackConfig {
 }
 
 /// `switch/roundtrip`, ns: the main greenlet switches to `g`, `g` switches back to main, passing `()` each
-/// way (peers: corosensei `resume`+`suspend`, Python greenlet's `g.switch(i)` / `main.switch(x)`).
-/// Bar (issue 2): <= 2.0x corosensei.
+/// way (`g.switch(())` / `main.switch(())`; `g` checks the type of what it receives, for the stop marker).
+/// Peers: corosensei `resume(())` + `suspend(())`, also `()` each way (its body checks a stop flag), and
+/// Python greenlet's `g.switch(i)` / `main.switch(x)`. Bar (issues 2 and 11): <= 2.0x corosensei.
 pub fn greenlet_switch_roundtrip(o: &Opts, ops: usize) -> Option<f64> {
     let main = greenlet::getcurrent();
     // Bounded: runs until main switches in a `bool` (the stop marker).

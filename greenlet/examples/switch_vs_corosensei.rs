@@ -1,12 +1,15 @@
 //! The switch round trip against corosensei's, in one process, interleaved: main <-> g passing `()`
-//! both ways (ours: `g.switch(())` / `main.switch(())`; corosensei: `resume(())` / `suspend(())`).
+//! both ways (ours: `g.switch(())` / `main.switch(())`; corosensei: `resume(())` / `suspend(())`), as the
+//! bench's `switch/roundtrip` rows do.
 //! Each round times a batch of each side in turn, so both see the same machine load; the report is
 //! the median per side, the median of the per-round ratios, their spread (min..max), and the ratio of each side's
 //! fastest round (the least disturbed by other load).
 //!
 //! Run: `cargo run -p greenlet --release --example switch_vs_corosensei -- [ROUNDS] [OPS]`
 
+use std::cell::Cell;
 use std::hint::black_box;
+use std::rc::Rc;
 use std::time::Instant;
 
 use corosensei::{Coroutine, CoroutineResult};
@@ -30,10 +33,12 @@ fn main() {
         }
         v
     });
-    // Bounded: the driver resumes with `false` to finish.
-    let mut co: Coroutine<bool, (), ()> = Coroutine::new(|y, mut go: bool| {
-        while go {
-            go = y.suspend(());
+    // Bounded: the body returns once `stop` is set, which the driver does after timing.
+    let stop = Rc::new(Cell::new(false));
+    let stop_in = stop.clone();
+    let mut co: Coroutine<(), (), ()> = Coroutine::new(move |y, ()| {
+        while !stop_in.get() {
+            y.suspend(());
         }
     });
 
@@ -47,7 +52,7 @@ fn main() {
     let mut coro_batch = || {
         let t = Instant::now();
         for _ in 0..ops {
-            black_box(co.resume(black_box(true)));
+            black_box(co.resume(()));
         }
         t.elapsed().as_nanos() as f64 / ops as f64
     };
@@ -85,5 +90,6 @@ fn main() {
     );
     g.switch(false);
     assert!(g.is_dead());
-    assert!(matches!(co.resume(false), CoroutineResult::Return(())));
+    stop.set(true);
+    assert!(matches!(co.resume(()), CoroutineResult::Return(())));
 }
