@@ -25,16 +25,16 @@ fn main() {
     let rounds: usize = args.next().map_or(21, |a| a.parse().expect("ROUNDS"));
     let ops: usize = args.next().map_or(2_000_000, |a| a.parse().expect("OPS"));
 
-    let main = greenlet::getcurrent();
-    // Bounded: runs until main switches in a `bool` (the stop marker).
-    let g = Greenlet::new(move |mut v: Value| {
-        while !v.is::<bool>() {
-            v = main.switch(());
-        }
-        v
-    });
-    // Bounded: the body returns once `stop` is set, which the driver does after timing.
+    // Both bodies loop on the same stop flag, set after timing.
     let stop = Rc::new(Cell::new(false));
+    let main = greenlet::getcurrent();
+    let stop_in = stop.clone();
+    let g = Greenlet::new(move |_: Value| {
+        while !stop_in.get() {
+            main.switch(());
+        }
+        Value::none()
+    });
     let stop_in = stop.clone();
     let mut co: Coroutine<(), (), ()> = Coroutine::new(move |y, ()| {
         while !stop_in.get() {
@@ -88,8 +88,8 @@ fn main() {
         median(&mut coro),
         median(&mut ratio),
     );
-    g.switch(false);
-    assert!(g.is_dead());
     stop.set(true);
+    g.switch(());
+    assert!(g.is_dead());
     assert!(matches!(co.resume(()), CoroutineResult::Return(())));
 }

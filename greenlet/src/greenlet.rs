@@ -11,7 +11,9 @@ use std::rc::Rc;
 pub use crate::builder::Builder;
 use crate::error::{Error, GreenletExit};
 use crate::stack::StackError;
-use crate::switch::{current_ptr, current_ptr_if_any, switch_to, DisplayName, Msg, Name, State};
+use crate::switch::{
+    current_ptr, current_ptr_if_any, switch_to, switch_value, DisplayName, Msg, Name, State,
+};
 pub use crate::switch::{getcurrent, Greenlet};
 use crate::value::Value;
 
@@ -104,7 +106,7 @@ impl Greenlet {
     /// `v` may be any `'static` value; a [`Value`] is passed as is.
     #[inline]
     pub fn switch<V: 'static>(&self, v: V) -> Value {
-        switch_to(&self.0, Msg::Value(Value::new(v)))
+        switch_value(&self.0, Value::new(v))
     }
 
     /// Raises [`GreenletExit`] in this greenlet (at its pending `switch`, or, if it never started,

@@ -80,14 +80,16 @@ pub(crate) enum Msg {
 /// A greenlet's `run`.
 pub(crate) type RunFn = Box<dyn FnOnce(Value) -> Value>;
 
+/// Where a greenlet is in its life. `Started` is 0, so the switch's first test is a compare with 0.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
 pub(crate) enum State {
-    /// Created; `run` has not been entered.
-    Unstarted,
     /// Started and not finished: running, or suspended in a switch.
-    Started,
+    Started = 0,
+    /// Created; `run` has not been entered.
+    Unstarted = 1,
     /// Finished (returned, panicked or exited); its stack is back in the pool.
-    Dead,
+    Dead = 2,
 }
 
 /// The shared state of one greenlet.
@@ -606,24 +608,49 @@ fn died_of(payload: Payload) -> Msg {
     }
 }
 
-/// Switches from the current greenlet to `target` carrying `msg`; returns what the current greenlet
-/// receives when it is next switched to.
+/// Switches from the current greenlet to `target` carrying the value `v` (what [`Greenlet::switch`]
+/// does); returns what the current greenlet receives when it is next switched to.
+///
+/// The fast path (`target` started and not current) takes `v` apart into its two words right away:
+/// a [`Msg`] is built only on the other paths, so the common switch stores nothing on the stack for
+/// it.
+#[inline(always)]
+pub(crate) fn switch_value(target: &Rc<Inner>, v: Value) -> Value {
+    let cur_ptr = current_ptr();
+    let tp = Rc::as_ptr(target);
+    // SAFETY: the caller's handle keeps `target` alive for this whole call.
+    let t = unsafe { &*tp };
+    let state = t.state.get();
+    if state == State::Started && tp != cur_ptr {
+        let (w0, w1) = v.into_raw();
+        // SAFETY: the current greenlet is alive (CURRENT's invariant); `t` is alive (borrowed by our
+        // caller for as long as we are suspended), started, not dead and not current.
+        return unsafe { switch_words::<false>(&*cur_ptr, t, w0, w1, 0) };
+    }
+    if state == State::Unstarted {
+        // SAFETY: as above; `t` has not started, so it is not current (a greenlet is marked started
+        // before anything runs on it).
+        return unsafe { switch_into::<true>(&*cur_ptr, t, Msg::Value(v)) };
+    }
+    switch_slow(target, Msg::Value(v))
+}
+
+/// Switches from the current greenlet to `target` carrying `msg` (a throw, or a value as
+/// [`switch_value`] does); returns what the current greenlet receives when it is next switched to.
 #[inline(always)]
 pub(crate) fn switch_to(target: &Rc<Inner>, msg: Msg) -> Value {
     let cur_ptr = current_ptr();
     let tp = Rc::as_ptr(target);
     // SAFETY: the caller's handle keeps `target` alive for this whole call.
     let t = unsafe { &*tp };
-    if t.state.get() != State::Started || tp == cur_ptr {
-        if t.state.get() == State::Unstarted && tp != cur_ptr {
-            // SAFETY: as below; `t` has not started.
-            return unsafe { switch_into::<true>(&*cur_ptr, t, msg) };
-        }
-        return switch_slow(target, msg);
+    match t.state.get() {
+        // SAFETY: the current greenlet is alive (CURRENT's invariant); `t` is alive (borrowed by our
+        // caller for as long as we are suspended), started, not dead and not current.
+        State::Started if tp != cur_ptr => unsafe { switch_into::<false>(&*cur_ptr, t, msg) },
+        // SAFETY: as above; `t` has not started, so it is not current.
+        State::Unstarted => unsafe { switch_into::<true>(&*cur_ptr, t, msg) },
+        _ => switch_slow(target, msg),
     }
-    // SAFETY: the current greenlet is alive (CURRENT's invariant); `t` is alive (borrowed by our
-    // caller for as long as we are suspended), started, not dead and not current.
-    unsafe { switch_into::<false>(&*cur_ptr, t, msg) }
 }
 
 /// The other switches: to a greenlet that has not started (entered with a call, see
@@ -682,6 +709,23 @@ unsafe fn switch_into<const START: bool>(cur: &Inner, t: &Inner, msg: Msg) -> Va
         no_run(t, msg);
     }
     let (w0, w1, bits) = into_words(msg);
+    // SAFETY: per the contract; `t` has a `run` if it has not started.
+    unsafe { switch_words::<START>(cur, t, w0, w1, bits) }
+}
+
+/// [`switch_into`] with the message already taken apart ([`into_words`]).
+///
+/// # Safety
+/// As [`switch_into`], and if `t` has not started it has a `run`; `w0`, `w1` and `bits` are the
+/// words and bits of one message, received exactly once (by `t`).
+#[inline(always)]
+unsafe fn switch_words<const START: bool>(
+    cur: &Inner,
+    t: &Inner,
+    w0: usize,
+    w1: usize,
+    bits: usize,
+) -> Value {
     let mut arg = cur as *const Inner as usize | bits;
     if SLOW.with(Cell::get) != 0 {
         arg |= leave_slow(cur);
