@@ -252,23 +252,27 @@ fn dense() -> StackConfig {
 }
 
 /// `switch/roundtrip`, ns: the main greenlet switches to `g`, `g` switches back to main, passing `()` each
-/// way (peers: corosensei `resume`+`suspend`, Python greenlet's `g.switch(i)` / `main.switch(x)`).
-/// Bar (issue 2): <= 2.0x corosensei.
+/// way (`g.switch(())` / `main.switch(())`); `g` loops until a stop flag (a `Cell<bool>`) is set.
+/// Peers: corosensei `resume(())` + `suspend(())`, the same `()` each way and the same stop flag, and
+/// Python greenlet's `g.switch(i)` / `main.switch(x)`. Bar (issues 2 and 11): <= 2.0x corosensei.
 pub fn greenlet_switch_roundtrip(o: &Opts, ops: usize) -> Option<f64> {
     let main = greenlet::getcurrent();
-    // Bounded: runs until main switches in a `bool` (the stop marker).
-    let g = Greenlet::new(move |mut v: Value| {
-        while !v.is::<bool>() {
-            v = main.switch(());
+    // Bounded: runs until `stop` is set, after timing.
+    let stop = std::rc::Rc::new(std::cell::Cell::new(false));
+    let stop_in = stop.clone();
+    let g = Greenlet::new(move |_: Value| {
+        while !stop_in.get() {
+            main.switch(());
         }
-        v
+        Value::none()
     });
     let ns = time_per_op(o.duration, ops, || {
         for _ in 0..ops {
             bb(g.switch(()));
         }
     });
-    g.switch(false);
+    stop.set(true);
+    g.switch(());
     assert!(g.is_dead(), "roundtrip greenlet did not finish");
     Some(ns)
 }

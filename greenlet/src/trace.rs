@@ -6,7 +6,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use crate::greenlet::{getcurrent, set_slow, Greenlet, TRACING};
+use crate::switch::{getcurrent, set_slow, Greenlet, TRACING};
 
 /// One switch, as seen by a tracer.
 #[derive(Debug, Clone)]

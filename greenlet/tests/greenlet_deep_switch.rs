@@ -1,6 +1,6 @@
-//! Deep switch chains: switches between greenlets that are blocked resuming one another, which
-//! this crate implements with a "resume chain" (see `greenlet/src/greenlet.rs`): a switch to a
-//! greenlet below the current one in the chain is forwarded through every greenlet in between.
+//! Deep switch chains: switches between greenlets that are blocked resuming one another. The
+//! switch engine (`greenlet/src/switch.rs`) makes each of them one direct switch, whatever the
+//! greenlets' relation; it once forwarded them through a "resume chain" of every greenlet in between.
 //!
 //! Ported from / generalising python-greenlet (the scenarios, not the code):
 //! - `src/greenlet/tests/test_greenlet.py`:

@@ -5,7 +5,7 @@
 //! `TestGreenletSetParentErrors.test_threaded_reparent`). Here they are types:
 //! - `Value` is `!Send`/`!Sync`: `Value::new` accepts any `'static` type, including `Rc`, so a
 //!   `Value` that could cross threads would be unsound. (`Greenlet`'s `!Send`/`!Sync` are
-//!   `compile_fail` doctests in `src/greenlet.rs`; they are asserted here again, the same way.)
+//!   `compile_fail` doctests in `src/switch.rs`, where the type is defined; they are asserted here again, the same way.)
 //! - The payloads that travel as panics (`GreenletExit`, `Error`) are `Send + Sync + 'static`.
 //!
 //! Each `assert_not_impl!` is a compile-time check: if the type implemented the trait, the call

@@ -2,7 +2,8 @@
 //!
 //! Run: `cargo run -p bench --release --bin peer_corosensei -- [--group switch,lifecycle] [--quick] [--duration S]`
 //!
-//! - `switch/roundtrip`: `resume` + `suspend` of one coroutine passing a `u64` each way.
+//! - `switch/roundtrip`: `resume(())` + `suspend(())` of one coroutine, passing `()` each way as ours does
+//!   (`g.switch(())` / `main.switch(())`): no value and no data dependency through the switches.
 //! - `switch/create_run_finish`: `Coroutine::with_stack` on a reused stack, run to completion, `into_stack`.
 //! - `lifecycle/parked_mem_<n>`, `maps_<n>`: `n` coroutines on `DefaultStack` (1 MiB reserved, guard page),
 //!   each resumed once and suspended; RSS growth per coroutine and the mapping count. `n` is the guarded count
@@ -17,23 +18,25 @@ const PEER: &str = "corosensei";
 const STACK: usize = 64 * 1024;
 
 fn roundtrip(o: &Opts) {
-    let mut co: Coroutine<u64, u64, ()> = Coroutine::new(|y, mut x: u64| {
-        // Bounded: the driver sends u64::MAX to finish.
-        while x != u64::MAX {
-            x = y.suspend(x.wrapping_add(1));
+    // Bounded: the body returns once `stop` is set, which the driver does after timing.
+    let stop = std::rc::Rc::new(std::cell::Cell::new(false));
+    let stop_in = stop.clone();
+    let mut co: Coroutine<(), (), ()> = Coroutine::new(move |y, ()| {
+        while !stop_in.get() {
+            y.suspend(());
         }
     });
     let ops = o.counts.ops;
     let ns = time_per_op(o.duration, ops, || {
-        let mut v = 0u64;
         for _ in 0..ops {
-            if let CoroutineResult::Yield(r) = co.resume(bb(v)) {
-                v = r & 0xffff;
-            }
+            bb(co.resume(()));
         }
-        bb(v);
     });
-    let _ = co.resume(u64::MAX);
+    stop.set(true);
+    assert!(
+        matches!(co.resume(()), CoroutineResult::Return(())),
+        "roundtrip coroutine did not finish"
+    );
     report("switch", names::ROUNDTRIP, PEER, "ns_per_op", ns, ops);
 }
 

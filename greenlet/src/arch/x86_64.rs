@@ -2,9 +2,10 @@
 //!
 //! # Saved context
 //! A suspended context is the address `S` of three words on its stack: `[S]` its resume address,
-//! `[S + 8]` its `rbx`, `[S + 16]` its `rbp`. Whoever resumes it loads `S` into `rcx` and `rsp`, then
-//! pops the resume address and jumps there ([`switch`]), or returns to it (the last switch of a
-//! finished greenlet, made by the trampoline); either way it resumes with `rsp = S + 8`. A fresh
+//! `[S + 8]` its `rbx`, `[S + 16]` its `rbp`. Whoever resumes it loads `S` into `rcx`, reads the
+//! resume address at `[S]` (before saving its own context, so the jump's target is ready early), sets
+//! `rsp = S + 8` and jumps there ([`switch`]), or returns to it (the last switch of a finished
+//! greenlet, made by the trampoline, with `rsp = S`); either way it resumes with `rsp = S + 8`. A fresh
 //! stack's context is entered with a call instead ([`switch_call`]).
 //!
 //! # Why a call and a return for short-lived greenlets
@@ -14,7 +15,7 @@
 //! address, and when it finishes, the trampoline leaves with a `ret`: if it finishes into the greenlet
 //! that started it (a hub running a short task, a loop creating greenlets), that `ret` and every `ret`
 //! the switcher then executes are predicted. Measured: gevent's spawn + join 208 -> 177 ns per task,
-//! greenlet create + run + finish 45 -> 33 ns. Ordinary switches use a pop and a jump: a `call` there
+//! greenlet create + run + finish 45 -> 33 ns. Ordinary switches use a load and a jump: a `call` there
 //! made the ping-pong round trip 60% slower on this machine, for nothing in return.
 //!
 //! # A fresh stack
@@ -141,12 +142,14 @@ pub(crate) unsafe fn init_stack(base: usize, entry: Entry) -> usize {
 /// fresh stack passes them to its entry function.
 pub(crate) type Words = (usize, usize, usize);
 
-/// The switch shared by [`switch`] and [`switch_call`]: `$enter` is how control goes to the target
-/// (rcx and rsp hold its saved context).
+/// The switch shared by [`switch`] and [`switch_call`]: `$pre` runs first (it may read the target's
+/// saved context, in rcx, into r11), `$enter` is how control goes to the target once our context is
+/// saved (rcx holds the target's).
 macro_rules! switch_asm {
-    ($save:expr, $to:expr, $tlink:expr, $olink:expr, $words:expr, $($enter:literal),+) => {{
+    ($save:expr, $to:expr, $tlink:expr, $olink:expr, $words:expr, [$($pre:literal),*], $($enter:literal),+) => {{
         let (r0, r1, r2): Words;
         asm!(
+            $($pre,)*
             "lea rax, [rsp - 24]",
             "mov [{tlink}], rax",
             "mov [{olink}], {term}",
@@ -155,9 +158,8 @@ macro_rules! switch_asm {
             "lea rax, [rip + 2f]",
             "push rax",
             "mov [{save}], rsp",
-            "mov rsp, rcx",
             $($enter,)+
-            // Our resume address; resumed with rsp just above it (by a `ret`, or a pop and a jump).
+            // Our resume address; resumed with rsp just above it (by a `ret`, or a load and a jump).
             "2:",
             "pop rbx",
             "pop rbp",
@@ -170,6 +172,7 @@ macro_rules! switch_asm {
             inout("rsi") $words.1 => r1,
             inout("rdx") $words.2 => r2,
             out("rax") _,
+            out("r11") _,
             out("r12") _,
             out("r13") _,
             out("r14") _,
@@ -206,7 +209,21 @@ pub(crate) unsafe fn switch(
     // words and stays valid: nothing runs on this stack until we are resumed. The link slots are
     // written before the pushes (measured: a store between the pushes and the stack switch cost a
     // nanosecond per round trip here), with the address the pushes will leave.
-    unsafe { switch_asm!(save, to, target_link, own_link, words, "pop rax", "jmp rax") }
+    //
+    // The target's resume address is loaded first, before our pushes, so the jump's target is known
+    // early; the stack pointer is then set to where a pop of it would have left it.
+    unsafe {
+        switch_asm!(
+            save,
+            to,
+            target_link,
+            own_link,
+            words,
+            ["mov r11, [rcx]"],
+            "lea rsp, [rcx + 8]",
+            "jmp r11"
+        )
+    }
 }
 
 /// [`switch`] to a fresh stack (from [`init_stack`]), entering its trampoline with a `call`: the
@@ -233,6 +250,8 @@ pub(crate) unsafe fn switch_call(
             target_link,
             own_link,
             words,
+            [],
+            "mov rsp, rcx",
             "call qword ptr [rcx]"
         )
     }

@@ -86,7 +86,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use corosensei::stack::valgrind::ValgrindStackRegistration;
@@ -534,14 +534,36 @@ impl crate::sanitizer::StackRange for StackBounds {
     }
 }
 
+/// What the fault handler asks the layer that runs greenlets: calls `f` with the running greenlet's
+/// stack bounds and name, or does nothing on a main greenlet (or before any greenlet exists).
+///
+/// # Safety
+/// Called only on the thread whose running greenlet it reads, from a signal handler: it must be
+/// async-signal-safe (no allocation, no lock) and must not panic.
+pub(crate) type FaultContext = unsafe fn(f: &mut dyn FnMut(&StackBounds, &dyn fmt::Display));
+
+/// The running greenlet's fault context, installed by the layer above ([`set_fault_context`]); the
+/// stack code never names that layer.
+static FAULT_CONTEXT: OnceLock<FaultContext> = OnceLock::new();
+
+/// Installs how the fault handler finds the running greenlet's stack and name. Only the first call
+/// counts (every thread passes the same function); call it before any greenlet stack is made.
+pub(crate) fn set_fault_context(f: FaultContext) {
+    let _ = FAULT_CONTEXT.set(f);
+}
+
 /// The fault hook: called by the platform's `SIGSEGV`/`SIGBUS` handler with the fault address and
 /// the interrupted stack pointer, on the faulting thread. Aborts with the overflow message if the
 /// running greenlet overflowed its stack; returns otherwise (the handler then passes the fault on).
 fn on_fault(addr: usize, sp: usize) {
+    // A lock-free load once initialized: usable from the signal handler.
+    let Some(context) = FAULT_CONTEXT.get() else {
+        return; // no greenlet layer yet, so no greenlet stack to overflow
+    };
     // SAFETY: a synchronous fault is delivered to the thread that faulted, which is the one whose
-    // current greenlet we read.
+    // current greenlet the context reads.
     unsafe {
-        crate::greenlet::current_fault_context(|bounds, name| {
+        context(&mut |bounds, name| {
             if bounds.is_overflow_fault(addr, sp) {
                 overflow_abort(name);
             }
