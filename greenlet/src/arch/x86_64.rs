@@ -146,7 +146,7 @@ pub(crate) type Words = (usize, usize, usize);
 /// saved context, in rcx, into r11), `$enter` is how control goes to the target once our context is
 /// saved (rcx holds the target's).
 macro_rules! switch_asm {
-    ($save:expr, $to:expr, $tlink:expr, $olink:expr, $words:expr, [$($pre:literal),*], $($enter:literal),+) => {{
+    ($save:expr, $to:expr, $tlink:expr, $olink:expr, $words:expr, [$($pre:literal),*], [$($extra:tt)*], $($enter:literal),+) => {{
         let (r0, r1, r2): Words;
         asm!(
             $($pre,)*
@@ -172,7 +172,7 @@ macro_rules! switch_asm {
             inout("rsi") $words.1 => r1,
             inout("rdx") $words.2 => r2,
             out("rax") _,
-            out("r11") _,
+            $($extra)*
             out("r12") _,
             out("r13") _,
             out("r14") _,
@@ -212,6 +212,11 @@ pub(crate) unsafe fn switch(
     //
     // The target's resume address is loaded first, before our pushes, so the jump's target is known
     // early; the stack pointer is then set to where a pop of it would have left it.
+    //
+    // A sanitizer build keeps the plain pop and jump: its instrumented frames leave too few free
+    // registers for the early load's extra one (r11 written before the inputs are read).
+    #[cfg(not(greenlet_asan))]
+    // SAFETY: as above.
     unsafe {
         switch_asm!(
             save,
@@ -220,8 +225,25 @@ pub(crate) unsafe fn switch(
             own_link,
             words,
             ["mov r11, [rcx]"],
+            [out("r11") _,],
             "lea rsp, [rcx + 8]",
             "jmp r11"
+        )
+    }
+    #[cfg(greenlet_asan)]
+    // SAFETY: as above, resuming with the pop and jump the saved context's layout describes.
+    unsafe {
+        switch_asm!(
+            save,
+            to,
+            target_link,
+            own_link,
+            words,
+            [],
+            [],
+            "mov rsp, rcx",
+            "pop rax",
+            "jmp rax"
         )
     }
 }
@@ -250,6 +272,7 @@ pub(crate) unsafe fn switch_call(
             target_link,
             own_link,
             words,
+            [],
             [],
             "mov rsp, rcx",
             "call qword ptr [rcx]"
