@@ -42,12 +42,12 @@
 //! use gevent::subprocess::Command;
 //!
 //! let t = Instant::now();
-//! let runs: Vec<_> = (0..3)
-//!     .map(|_| gevent::spawn(|| Command::new("sleep").arg("0.2").status().unwrap()))
+//! let runs: Vec<_> = (0..5)
+//!     .map(|_| gevent::spawn(|| Command::new("sleep").arg("0.4").status().unwrap()))
 //!     .collect();
 //! gevent::joinall(&runs);
 //! assert!(runs.iter().all(|g| g.value().unwrap().success()));
-//! assert!(t.elapsed() < Duration::from_millis(550));
+//! assert!(t.elapsed() < Duration::from_millis(1200)); // one after the other: 2 s
 //!
 //! let out = Command::new("echo").arg("hello").output().unwrap();
 //! assert_eq!(out.stdout, b"hello\n");
@@ -1100,13 +1100,14 @@ mod tests {
             c
         };
         let t = Instant::now();
-        let runs: Vec<_> = (0..2)
-            .map(|_| gevent_spawn(move || spawn_thread_watched("0.2").wait().unwrap()))
+        // Five 0.3 s children waited for together; one after the other they would take 1.5 s.
+        let runs: Vec<_> = (0..5)
+            .map(|_| gevent_spawn(move || spawn_thread_watched("0.3").wait().unwrap()))
             .collect();
         crate::joinall(&runs);
         assert!(runs.iter().all(|g| g.value().unwrap().success()));
         assert!(
-            t.elapsed() < Duration::from_millis(390),
+            t.elapsed() < Duration::from_millis(1000),
             "{:?}",
             t.elapsed()
         );

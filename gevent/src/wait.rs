@@ -36,10 +36,12 @@ pub(crate) fn wait_with_deadline(
 /// ```
 /// use std::time::{Duration, Instant};
 /// let t = Instant::now();
-/// let a = gevent::spawn(|| gevent::sleep(Duration::from_millis(50)));
-/// let b = gevent::spawn(|| gevent::sleep(Duration::from_millis(50)));
-/// gevent::joinall([&a, &b]);
-/// assert!(t.elapsed() < Duration::from_millis(95)); // the two sleeps overlapped
+/// let sleepers: Vec<_> = (0..10)
+///     .map(|_| gevent::spawn(|| gevent::sleep(Duration::from_millis(200))))
+///     .collect();
+/// gevent::joinall(&sleepers);
+/// // The ten sleeps overlapped: one after the other they would take 2 s.
+/// assert!(t.elapsed() < Duration::from_secs(1));
 /// ```
 ///
 /// # Cancel safety

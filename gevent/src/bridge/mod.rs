@@ -352,7 +352,7 @@ impl Drop for ParkedGuard<'_> {
 ///         gevent::spawn(move || {
 ///             gevent::block_on(async move {
 ///                 // Blocking gevent code inside a future: fine, the greenlet has a stack.
-///                 gevent::sleep(Duration::from_millis(100));
+///                 gevent::sleep(Duration::from_millis(300));
 ///                 i * 2
 ///             })
 ///         })
@@ -360,7 +360,7 @@ impl Drop for ParkedGuard<'_> {
 ///     .collect();
 /// gevent::joinall(&gs);
 /// assert_eq!(gs.iter().map(|g| g.value().unwrap()).sum::<i32>(), 6);
-/// assert!(t.elapsed() < Duration::from_millis(250)); // one after the other: 300 ms
+/// assert!(t.elapsed() < Duration::from_millis(600)); // one after the other: 900 ms
 /// ```
 ///
 /// # Panics

@@ -240,10 +240,12 @@ const ALL: u8 = Module::Time as u8
 /// use std::time::{Duration, Instant};
 /// gevent::monkey::patch_all();
 /// let t = Instant::now();
-/// let a = gevent::spawn(|| std::thread::sleep(Duration::from_millis(100)));
-/// let b = gevent::spawn(|| std::thread::sleep(Duration::from_millis(100)));
-/// gevent::joinall([&a, &b]);
-/// assert!(t.elapsed() < Duration::from_millis(190)); // the two std sleeps overlapped
+/// let sleepers: Vec<_> = (0..10)
+///     .map(|_| gevent::spawn(|| std::thread::sleep(Duration::from_millis(200))))
+///     .collect();
+/// gevent::joinall(&sleepers);
+/// // The ten std sleeps overlapped: one after the other they would take 2 s.
+/// assert!(t.elapsed() < Duration::from_secs(1));
 /// ```
 pub fn patch_all() {
     patch_time();
