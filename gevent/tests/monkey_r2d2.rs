@@ -185,3 +185,47 @@ fn r2d2_pool_of_two_serves_fifty_greenlets_while_the_hub_runs_body() {
     );
     assert_eq!(gevent::monkey::parked_count(), 0);
 }
+
+#[test]
+fn a_greenlet_waiting_inside_r2d2_blocks_its_thread_and_says_so() {
+    bounded(a_greenlet_waiting_inside_r2d2_blocks_its_thread_and_says_so_body);
+}
+
+/// Without the gate: `a` holds the pool's only connection across a 50 ms sleep; `b` asks the pool
+/// for one and waits on r2d2's parking_lot `Condvar`, which blocks the thread, so `a` cannot run
+/// to give the connection back: `b` gets r2d2's timeout error (300 ms), the wait is reported
+/// (`blocking_waits`, and on stderr), and `a` finishes after it.
+fn a_greenlet_waiting_inside_r2d2_blocks_its_thread_and_says_so_body() {
+    let Some(server) = start_redis() else { return };
+    gevent::monkey::patch_all();
+    let pool = pool(&server, 1, Duration::from_millis(300));
+    let before = gevent::monkey::blocking_waits();
+    let order = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let (p, o) = (pool.clone(), order.clone());
+    let a = gevent::spawn(move || {
+        let mut con = p.get().unwrap();
+        gevent::sleep(Duration::from_millis(50));
+        let _: () = redis::cmd("SET")
+            .arg("k")
+            .arg("a")
+            .query(&mut *con)
+            .unwrap();
+        o.borrow_mut().push("a");
+    });
+    let (p, o) = (pool.clone(), order.clone());
+    let b = gevent::spawn(move || {
+        let t = Instant::now();
+        let r = p.get();
+        o.borrow_mut().push("b");
+        (r.is_err(), t.elapsed())
+    });
+    let (failed, waited) = b.get().unwrap();
+    a.get().unwrap();
+    assert!(failed, "b got a connection: a ran while b waited in r2d2");
+    assert!(waited >= Duration::from_millis(290), "b waited {waited:?}");
+    assert_eq!(*order.borrow(), ["b", "a"], "b's wait blocked a's sleep");
+    assert!(
+        gevent::monkey::blocking_waits() > before,
+        "the blocking wait was not reported"
+    );
+}

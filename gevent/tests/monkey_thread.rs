@@ -492,6 +492,42 @@ fn parking_lot_mutex_shared_by_greenlets_and_threads_stays_consistent_body() {
 }
 
 #[test]
+fn parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so() {
+    bounded(parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so_body);
+}
+
+/// A parking_lot `Mutex` held across `gevent::sleep` by one greenlet and locked by another of the
+/// same thread cannot park the second (see the monkey docs): its wait blocks the thread, so the
+/// first cannot run to unlock. With `try_lock_for` the wait ends at its timeout; the block is
+/// reported (`blocking_waits`, and on stderr) instead of passing silently.
+fn parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so_body() {
+    gevent::monkey::patch_all();
+    let before = gevent::monkey::blocking_waits();
+    let lock = Arc::new(parking_lot::Mutex::new(0));
+    let l1 = lock.clone();
+    let a = gevent::spawn(move || {
+        let mut g = l1.lock();
+        gevent::sleep(Duration::from_millis(20));
+        *g += 1;
+    });
+    let l2 = lock.clone();
+    let b = gevent::spawn(move || {
+        let t = Instant::now();
+        let got = l2.try_lock_for(Duration::from_millis(300)).is_some();
+        (got, t.elapsed())
+    });
+    let (got, waited) = b.get().unwrap();
+    a.get().unwrap();
+    assert!(!got, "the lock was released while b waited: a ran");
+    assert!(waited >= Duration::from_millis(290), "b waited {waited:?}");
+    assert_eq!(*lock.lock(), 1);
+    assert!(
+        gevent::monkey::blocking_waits() > before,
+        "the blocking wait was not reported"
+    );
+}
+
+#[test]
 fn mpsc_recv_in_many_greenlets_of_one_thread() {
     bounded(mpsc_recv_in_many_greenlets_of_one_thread_body);
 }

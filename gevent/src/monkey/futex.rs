@@ -21,7 +21,8 @@
 //!   is caught by re-reading the word on a backoff timer (1 ms, doubling to 50 ms).
 //! - Two kinds of words are apart: the thread's std parker, shared by all its greenlets ([`parker`],
 //!   [`around_sleep`]); and words in thread-local storage (parking_lot's per-thread wait state),
-//!   whose waits block the thread ([`in_thread_tls`]).
+//!   whose waits block the thread ([`in_thread_tls`]) and are reported when that lasts
+//!   ([`blocking_wait`]).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -222,7 +223,9 @@ pub unsafe extern "C" fn gevent_futex(
                 return 0; // the thread is exiting
             }
             if in_thread_tls(uaddr as usize) {
-                return 0; // per-thread wait state (parking_lot's): see `in_thread_tls`
+                // Per-thread wait state (parking_lot's): see `in_thread_tls`.
+                // SAFETY: the caller's futex wait, with its word, value and bitset; `out` as above.
+                return unsafe { blocking_wait(uaddr, op, val, bitset, deadline, out) };
             }
             // SAFETY: `uaddr` is a 4-byte aligned futex word, valid per the futex contract for
             // as long as a waiter may wait on it; it is only read (atomically).
@@ -308,6 +311,109 @@ fn now(clock: libc::clockid_t) -> Option<Duration> {
         return None;
     }
     to_duration(&ts)
+}
+
+/// How long a greenlet's futex wait on per-thread state blocks its thread before
+/// [`blocking_wait`] says so on stderr (the monitor's default threshold).
+const BLOCKING_WARN: Duration = Duration::from_millis(100);
+/// How many waits [`blocking_wait`] reported.
+static BLOCKING_REPORTED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many futex waits of greenlets on per-thread state (parking_lot's) blocked their thread
+/// for longer than 100 ms, process-wide: each was reported on stderr (the first with the
+/// explanation). Tests check that the failure is loud.
+#[doc(hidden)]
+pub fn blocking_waits() -> usize {
+    BLOCKING_REPORTED.load(Ordering::Relaxed)
+}
+
+/// A greenlet's futex wait on a word in thread-local storage ([`in_thread_tls`]): it cannot be
+/// parked per greenlet, so it blocks the thread, as without the hook; but not silently. The
+/// kernel wait is cut at [`BLOCKING_WARN`]: if it is still waiting then, stderr says which wait
+/// blocks the hub and why (parking_lot, r2d2: a deadlock if what it waits for is another
+/// greenlet of this thread), and the wait goes on to the caller's own timeout. Returns 1 with
+/// the result in `*out`, as [`gevent_futex`] does.
+///
+/// # Safety
+/// `uaddr`, `op`, `val` and `bitset` are those of the caller's futex wait, under its contract;
+/// `out` is valid for writes.
+unsafe fn blocking_wait(
+    uaddr: c_long,
+    op: c_int,
+    val: c_long,
+    bitset: u32,
+    deadline: Option<Instant>,
+    out: *mut c_long,
+) -> c_int {
+    // A futex call from here (sys6 is `syscall(3)` off x86_64) goes straight to the kernel.
+    let busy = Busy::enter();
+    let saved = super::errno();
+    // Both steps wait with FUTEX_WAIT_BITSET, whose timeout is absolute on CLOCK_MONOTONIC (the
+    // clock of `Instant`): the second step's deadline is the caller's, not restarted.
+    let wait_until = |until: Option<Instant>| -> Result<(), c_int> {
+        let ts = until.map(|until| {
+            let at = now(libc::CLOCK_MONOTONIC).unwrap_or_default()
+                + until.saturating_duration_since(Instant::now());
+            timespec {
+                tv_sec: at.as_secs() as libc::time_t,
+                tv_nsec: at.subsec_nanos() as c_long,
+            }
+        });
+        let tsp = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const timespec);
+        let cmd = FUTEX_WAIT_BITSET | (op & FUTEX_PRIVATE_FLAG);
+        // SAFETY: the caller's futex word and value, per its contract; `tsp` is null or points to
+        // `ts`, alive for the call.
+        let r = unsafe {
+            super::sys6(
+                libc::SYS_futex,
+                uaddr as usize,
+                cmd as usize,
+                val as usize,
+                tsp as usize,
+                0,
+                bitset as usize,
+            )
+        };
+        if r < 0 {
+            Err(super::errno())
+        } else {
+            Ok(())
+        }
+    };
+    let first = Instant::now() + BLOCKING_WARN;
+    let mut r = wait_until(Some(deadline.map_or(first, |d| d.min(first))));
+    if r == Err(libc::ETIMEDOUT) && deadline.is_none_or(|d| d > first) {
+        let n = BLOCKING_REPORTED.fetch_add(1, Ordering::Relaxed);
+        if n == 0 {
+            eprintln!(
+                "gevent: monkey: a greenlet has blocked its thread and hub for {BLOCKING_WARN:?} \
+                 in a futex wait on per-thread state, which cannot be made cooperative: most \
+                 likely parking_lot's Mutex, Condvar or RwLock (an r2d2 pool waiting for a free \
+                 connection is one). The thread's other greenlets wait until it returns: a \
+                 deadlock, if what it waits for is one of them. See the gevent::monkey docs, \
+                 \"What stays blocking\", for why and what to do instead (said once; the monitor \
+                 gives the backtrace)."
+            );
+        }
+        r = wait_until(deadline);
+    }
+    drop(busy);
+    // SAFETY: `out` is valid for writes per the caller's contract.
+    unsafe {
+        *out = match r {
+            Ok(()) => {
+                super::set_errno(saved); // the first step's ETIMEDOUT is not the caller's
+                0
+            }
+            Err(e) => {
+                super::set_errno(e);
+                -1
+            }
+        }
+    };
+    1
 }
 
 thread_local! {

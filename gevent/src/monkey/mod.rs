@@ -91,11 +91,34 @@
 //! **What stays blocking** (the monitor reports a greenlet that blocks its hub):
 //! - a futex word in thread-local storage: per-thread wait state, shared by every greenlet of the
 //!   thread, which cannot be parked per greenlet. This is **parking_lot** (`Mutex`, `Condvar`,
-//!   `RwLock`, and what uses them, such as `r2d2`): it keeps each thread's queue links and futex
-//!   word in a `thread_local!`, and two greenlets of one thread inside its `park` would corrupt
-//!   its queues. Its waits block the thread as without the patch (no worse: correct, not
-//!   cooperative); a parking_lot lock held across a switch by one greenlet and locked by another
-//!   of the same thread deadlocks, as before;
+//!   `RwLock`, and what uses them, such as **r2d2**'s pool waiting for a free connection). Its
+//!   waits block the thread, as without the patch (correct, not cooperative), and one that
+//!   blocks a greenlet's thread for more than 100 ms is reported on stderr (once per process)
+//!   and counted. A parking_lot lock held across a switch by one greenlet and locked by another
+//!   of the same thread is a deadlock (a `try_lock_for` or a timed `Condvar` wait ends at its
+//!   timeout); an exhausted r2d2 pool freezes its thread until r2d2's `connection_timeout`.
+//!
+//!   *Why it cannot be made cooperative.* parking_lot_core's `park` takes the calling thread's
+//!   `ThreadData` (a `thread_local!`: the futex word *and* the links of the wait queue), links
+//!   it into the queue of the lock's hash bucket, and only then waits on the word. No system call
+//!   or interposable function comes between entering `park` and linking: the futex wait is the
+//!   first thing gevent sees, after the link is made. Were that wait to park the greenlet and
+//!   let the hub run, a second greenlet of the thread entering `park` would link the *same*
+//!   `ThreadData` a second time: it resets the node's `next` link (cutting off every thread
+//!   queued behind the first greenlet, which then sleep forever) or, in the same bucket, links
+//!   the node to itself (a cycle every later unpark of the bucket loops on, holding its lock).
+//!   Telling the two greenlets' waits apart at the futex word (waiters keyed by address and
+//!   greenlet) does not help: the corruption is in the queue, before the wait. Greenlet-local
+//!   `ThreadData` would need parking_lot's own cooperation (its `ThreadData` is private, its
+//!   `park` inlined into the caller), or a thread pointer per greenlet.
+//!
+//!   *What to do instead.* Keep the greenlets from waiting inside parking_lot: gate an r2d2 pool
+//!   with a [`Semaphore`](crate::lock::Semaphore) of its `max_size` permits, taken before
+//!   `pool.get()` and released after the connection is dropped (so `get` always finds one:
+//!   tests/monkey_r2d2.rs serves 50 greenlets from 2 connections this way, the hub running
+//!   throughout), or run `pool.get()` on a [`ThreadPool`](crate::threadpool::ThreadPool) (its
+//!   worker blocks, not the hub); for data shared across switches use std's `Mutex`/`Condvar`
+//!   (cooperative here) or [`crate::sync`]'s;
 //! - spin loops (a lock that spins without a futex wait), a raw `syscall` instruction (rustix's
 //!   `linux_raw` backend, inline assembly), io_uring, and glibc's own internal locks (`pthread_mutex`,
 //!   `pthread_cond`, `sem_wait`: glibc calls the kernel directly);
@@ -195,7 +218,7 @@ mod fd;
 pub(crate) use fd::evict;
 mod futex;
 #[doc(hidden)]
-pub use futex::parked_count;
+pub use futex::{blocking_waits, parked_count};
 mod intr;
 mod net;
 mod poll;
