@@ -655,3 +655,122 @@ fn std_timeouts_expire_cooperatively_body() {
     assert!(ticks >= 15, "{ticks} ticks in 150 ms: the hub stopped");
     assert_eq!(gevent::monkey::parked_count(), 0);
 }
+
+#[test]
+fn futex_wake_wakes_as_many_greenlets_as_asked() {
+    bounded(futex_wake_wakes_as_many_greenlets_as_asked_body);
+}
+
+fn futex(word: &std::sync::atomic::AtomicU32, op: i32, val: u32) -> i64 {
+    // SAFETY: a futex call on a live, aligned word; waits have no timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word as *const std::sync::atomic::AtomicU32,
+            op | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            std::ptr::null::<libc::timespec>(),
+        )
+    }
+}
+
+/// Three greenlets wait on one futex word (the value never changes, so only wakes end their
+/// waits): a wake of 1 ends exactly one wait and returns 1, a wake of 2 ends the other two; the
+/// hub keeps running throughout.
+fn futex_wake_wakes_as_many_greenlets_as_asked_body() {
+    use std::sync::atomic::AtomicU32;
+    gevent::monkey::patch_all();
+    let word = Arc::new(AtomicU32::new(7));
+    let done = Rc::new(Cell::new(0));
+    let gs: Vec<_> = (0..3)
+        .map(|_| {
+            let (w, d) = (word.clone(), done.clone());
+            gevent::spawn(move || {
+                let r = futex(&w, libc::FUTEX_WAIT, 7);
+                d.set(d.get() + 1);
+                r
+            })
+        })
+        .collect();
+    let settle = || {
+        for _ in 0..5 {
+            gevent::sleep(Duration::from_millis(2));
+        }
+    };
+    settle();
+    assert_eq!(gevent::monkey::parked_count(), 3);
+    assert_eq!(futex(&word, libc::FUTEX_WAKE, 1), 1);
+    settle();
+    assert_eq!(done.get(), 1, "a wake of 1 ended one wait");
+    assert_eq!(gevent::monkey::parked_count(), 2);
+    assert_eq!(futex(&word, libc::FUTEX_WAKE, 2), 2);
+    for g in gs {
+        assert_eq!(g.get_timeout(Duration::from_secs(5)).unwrap(), 0);
+    }
+    assert_eq!(done.get(), 3);
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn std_mutex_contended_by_greenlets_and_os_threads_starves_no_one() {
+    bounded(std_mutex_contended_by_greenlets_and_os_threads_starves_no_one_body);
+}
+
+/// Greenlets that hold a std `Mutex` across a switch keep it contended all the time; two OS
+/// threads lock it too. A wake that a greenlet takes does not keep the kernel's waiters (the OS
+/// threads) from theirs: everyone finishes, every increment counted.
+fn std_mutex_contended_by_greenlets_and_os_threads_starves_no_one_body() {
+    gevent::monkey::patch_all();
+    let m = Arc::new(Mutex::new(0u64));
+    let greenlets_done = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                for _ in 0..200 {
+                    *m.lock().unwrap() += 1;
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                t.elapsed()
+            })
+        })
+        .collect();
+    let gs: Vec<_> = (0..4)
+        .map(|_| {
+            let (m, done) = (m.clone(), greenlets_done.clone());
+            gevent::spawn(move || {
+                let mut n = 0u64;
+                // Until the threads are through (bounded: 10 s), hold the lock across a yield.
+                let t = Instant::now();
+                while !done.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(10) {
+                    let mut g = m.lock().unwrap();
+                    *g += 1;
+                    n += 1;
+                    gevent::sleep(Duration::ZERO);
+                }
+                n
+            })
+        })
+        .collect();
+    let watcher = {
+        let done = greenlets_done.clone();
+        gevent::spawn(move || {
+            let ts: Vec<Duration> = threads
+                .into_iter()
+                .map(|t| t.join().unwrap()) // cooperative: the greenlets keep running
+                .collect();
+            done.store(true, Ordering::SeqCst);
+            ts
+        })
+    };
+    let times = watcher.get_timeout(Duration::from_secs(25)).unwrap();
+    let by_greenlets: u64 = gs.into_iter().map(|g| g.get().unwrap()).sum();
+    assert_eq!(*m.lock().unwrap(), 400 + by_greenlets);
+    assert!(by_greenlets > 0);
+    for t in times {
+        // About 40 ms (200 x 100 us sleeps); starved, until the greenlets stop at 10 s.
+        assert!(t < Duration::from_secs(8), "an OS thread took {t:?}");
+    }
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}

@@ -85,11 +85,32 @@ struct Entry {
     id: u64,
     /// Its hub, for wakes from other threads.
     hub: HubHandle,
+    /// A wait on its thread's std parker (see [`parker`]).
+    parker: bool,
 }
 
-/// Every parked greenlet of the process (wakes come from any thread).
-static TABLE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
-/// `TABLE.len()`, read without the lock: a wake with nothing parked goes straight to the kernel.
+/// One shard of the wait table: the greenlets parked on the addresses that hash to it.
+#[repr(align(64))]
+struct Shard {
+    entries: Mutex<Vec<Entry>>,
+    /// OS threads (and hubs) in a kernel futex wait, through the shim, on an address of this
+    /// shard, counted while any greenlet is parked (see [`kernel_wait`]): a wake that woke as many
+    /// greenlets as it asked skips the kernel only when this is 0, so that greenlets do not starve
+    /// the OS threads waiting on the same word.
+    kernel: AtomicUsize,
+}
+
+const SHARDS: usize = 64;
+
+/// Every parked greenlet of the process (wakes come from any thread), by address.
+static TABLE: [Shard; SHARDS] = [const {
+    Shard {
+        entries: Mutex::new(Vec::new()),
+        kernel: AtomicUsize::new(0),
+    }
+}; SHARDS];
+/// How many entries the table holds, read without a lock: a wake with nothing parked goes
+/// straight to the kernel.
 static PARKED: AtomicUsize = AtomicUsize::new(0);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -140,8 +161,17 @@ impl Drop for Busy {
     }
 }
 
-fn table() -> MutexGuard<'static, Vec<Entry>> {
-    TABLE.lock().unwrap_or_else(|e| e.into_inner())
+fn shard_of(addr: usize) -> &'static Shard {
+    // Fibonacci hashing: the top bits of the product spread word addresses over the shards.
+    &TABLE[(addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize
+        >> (64 - SHARDS.trailing_zeros())]
+}
+
+fn table(addr: usize) -> MutexGuard<'static, Vec<Entry>> {
+    shard_of(addr)
+        .entries
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// How many greenlets of this thread are parked in futex waits (tests check that kills and
@@ -150,7 +180,13 @@ fn table() -> MutexGuard<'static, Vec<Entry>> {
 pub fn parked_count() -> usize {
     let me = thread_key();
     let _busy = Busy::enter();
-    table().iter().filter(|e| e.owner == me).count()
+    TABLE
+        .iter()
+        .map(|sh| {
+            let t = sh.entries.lock().unwrap_or_else(|e| e.into_inner());
+            t.iter().filter(|e| e.owner == me).count()
+        })
+        .sum()
 }
 
 /// Called by the shim for every `SYS_futex` while the hook is on. Returns 1 with the result in
@@ -180,8 +216,12 @@ pub unsafe extern "C" fn gevent_futex(
                 unsafe { *out = -1 };
                 return 1;
             }
-            if uaddr == 0 || uaddr % 4 != 0 || !super::cooperative() {
+            if uaddr == 0 || uaddr % 4 != 0 {
                 return 0;
+            }
+            if !super::cooperative() {
+                // SAFETY: the caller's futex call, unchanged; `out` as above.
+                return unsafe { kernel_wait(uaddr, op, val, timeout, uaddr2, val3, out) };
             }
             let bitset = if cmd == FUTEX_WAIT {
                 u32::MAX
@@ -264,17 +304,42 @@ pub unsafe extern "C" fn gevent_futex(
             } else {
                 u32::MAX
             };
-            let mut woken = wake(uaddr as usize, mask);
+            // A plain wake asks for `val` waiters (the kernel wakes one for 0 or less); the
+            // others wake every greenlet parked on the address (and leave requeueing to the
+            // kernel: a greenlet is woken instead, and re-checks).
+            let counted = matches!(cmd, FUTEX_WAKE | FUTEX_WAKE_BITSET);
+            let limit = if counted {
+                (val as i32).max(1) as usize
+            } else {
+                usize::MAX
+            };
+            let mut woken = wake(uaddr as usize, mask, limit);
             if cmd == FUTEX_WAKE_OP {
-                woken += wake(uaddr2 as usize, u32::MAX);
+                woken += wake(uaddr2 as usize, u32::MAX, usize::MAX);
             }
-            // SAFETY: the caller's futex call, unchanged.
+            // Greenlets took every wake asked for: the kernel's waiters need none (futex
+            // semantics: a wake of n wakes at most n), unless OS threads wait there, whom
+            // greenlets must not starve (they then get theirs too: a spurious wakeup at worst).
+            if counted
+                && woken >= limit
+                && shard_of(uaddr as usize).kernel.load(Ordering::SeqCst) == 0
+            {
+                // SAFETY: `out` is valid for writes per the shim's contract.
+                unsafe { *out = woken as c_long };
+                return 1;
+            }
+            let kval = if counted && woken < limit {
+                (limit - woken) as c_long
+            } else {
+                val
+            };
+            // SAFETY: the caller's futex call, with the count of waiters still to wake.
             let r = unsafe {
                 super::sys6(
                     libc::SYS_futex,
                     uaddr as usize,
                     op as usize,
-                    val as usize,
+                    kval as usize,
                     timeout as usize,
                     uaddr2 as usize,
                     val3 as usize,
@@ -292,6 +357,49 @@ pub unsafe extern "C" fn gevent_futex(
         }
         _ => 0,
     }
+}
+
+/// A futex wait that goes to the kernel (outside greenlets, or the hub's own), counted in its
+/// address's [`Shard::kernel`] while any greenlet is parked anywhere; otherwise (the only case
+/// of a program whose greenlets never wait on a futex) returns 0 for the shim to make the call,
+/// at the cost of one load.
+///
+/// # Safety
+/// As [`gevent_futex`], for a wait.
+unsafe fn kernel_wait(
+    uaddr: c_long,
+    op: c_int,
+    val: c_long,
+    timeout: c_long,
+    uaddr2: c_long,
+    val3: c_long,
+    out: *mut c_long,
+) -> c_int {
+    if PARKED.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    // Off x86_64, sys6 is `syscall(3)`: the nested call finds the thread busy and passes.
+    let Some(_busy) = Busy::enter() else {
+        return 0;
+    };
+    let kernel = &shard_of(uaddr as usize).kernel;
+    kernel.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: the caller's futex call, unchanged.
+    let r = unsafe {
+        super::sys6(
+            libc::SYS_futex,
+            uaddr as usize,
+            op as usize,
+            val as usize,
+            timeout as usize,
+            uaddr2 as usize,
+            val3 as usize,
+        )
+    };
+    kernel.fetch_sub(1, Ordering::SeqCst);
+    // SAFETY: `out` is valid for writes per the caller's contract.
+    unsafe { *out = r as c_long };
+    1
 }
 
 fn to_duration(ts: &timespec) -> Option<Duration> {
@@ -577,13 +685,14 @@ fn around_sleep(before: bool) -> bool {
     }
 }
 
-/// Wakes every greenlet parked on `addr` whose bitset meets `mask`; returns how many.
-fn wake(addr: usize, mask: u32) -> usize {
+/// Wakes the first `limit` greenlets parked on `addr` whose bitset meets `mask` (all of them if it
+/// is a thread's std parker: see [`parker`]); returns how many.
+fn wake(addr: usize, mask: u32, limit: usize) -> usize {
     let mut taken = Vec::new();
     {
-        let mut t = table();
+        let mut t = table(addr);
         t.retain_mut(|e| {
-            if e.addr == addr && e.bitset & mask != 0 {
+            if e.addr == addr && e.bitset & mask != 0 && (e.parker || taken.len() < limit) {
                 taken.push((e.owner, e.id, e.hub.clone()));
                 false
             } else {
@@ -649,7 +758,7 @@ fn wait_parked(
     let owner = thread_key();
     {
         let busy = Busy::enter();
-        let mut t = table();
+        let mut t = table(addr);
         PARKED.fetch_add(1, Ordering::SeqCst);
         let cur = word.load(Ordering::SeqCst);
         if parker {
@@ -683,6 +792,7 @@ fn wait_parked(
             owner,
             id,
             hub: hub.handle(),
+            parker,
         });
     }
     LAST_EAGAIN.set(0);
@@ -740,10 +850,10 @@ fn wait_parked(
     LOCAL.with(|l| l.borrow_mut().retain(|s| s.id != id));
     let taken = {
         let _busy = Busy::enter();
-        let mut t = table();
+        let mut t = table(addr);
         match t.iter().position(|e| e.id == id) {
             Some(i) => {
-                t.swap_remove(i);
+                t.remove(i); // keeps the others in order: wakes go first come, first served
                 PARKED.fetch_sub(1, Ordering::SeqCst);
                 false
             }
