@@ -774,3 +774,52 @@ fn std_mutex_contended_by_greenlets_and_os_threads_starves_no_one_body() {
     }
     assert_eq!(gevent::monkey::parked_count(), 0);
 }
+
+#[test]
+fn futex_wait_notices_a_change_that_came_without_a_wake() {
+    bounded(futex_wait_notices_a_change_that_came_without_a_wake_body);
+}
+
+/// A wake that bypasses `syscall()` (a raw `syscall` instruction, another library's own futex)
+/// does not reach the hook: here the word changes with no wake at all. Two greenlets parked on
+/// words that change 20 ms and 300 ms later (the second after its re-check interval has grown)
+/// still return, and the hub runs meanwhile.
+fn futex_wait_notices_a_change_that_came_without_a_wake_body() {
+    use std::sync::atomic::AtomicU32;
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let words: Vec<Arc<AtomicU32>> = (0..2).map(|_| Arc::new(AtomicU32::new(0))).collect();
+    let gs: Vec<_> = words
+        .iter()
+        .map(|w| {
+            let w = w.clone();
+            gevent::spawn(move || {
+                let t = Instant::now();
+                while w.load(Ordering::SeqCst) == 0 {
+                    futex(&w, libc::FUTEX_WAIT, 0);
+                }
+                t.elapsed()
+            })
+        })
+        .collect();
+    let ws = words.clone();
+    let setter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        ws[0].store(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(280));
+        ws[1].store(1, Ordering::SeqCst);
+    });
+    let waited: Vec<Duration> = gs
+        .into_iter()
+        .map(|g| g.get_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    setter.join().unwrap();
+    assert!(waited[0] < Duration::from_secs(2), "{waited:?}");
+    assert!(waited[1] >= Duration::from_millis(290), "{waited:?}");
+    assert!(waited[1] < Duration::from_secs(2), "{waited:?}");
+    assert!(ticks >= 30, "the hub kept running: {ticks} ticks");
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}

@@ -52,7 +52,8 @@ const FUTEX_WAKE_BITSET: c_int = 10;
 const FUTEX_PRIVATE_FLAG: c_int = 128;
 const FUTEX_CLOCK_REALTIME: c_int = 256;
 
-/// The first re-check of a parked word; doubled up to [`MAX_BACKOFF`].
+/// The interval between re-checks of a parked word ([`sweep_words`]), doubled up to
+/// [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 const MAX_BACKOFF: Duration = Duration::from_millis(50);
 /// How often greenlets waiting on the thread's std parker all re-check (see [`poll_parker`]).
@@ -123,6 +124,13 @@ struct Slot {
     waiter: RefCell<Rc<Waiter>>,
     /// A wait on this thread's std parker (see [`parker`]).
     parker: bool,
+    /// The word and the value it waits on, for [`sweep_words`].
+    word: usize,
+    expected: u32,
+    /// When [`sweep_words`] next re-reads the word (`None`: at its next run), and the interval
+    /// after that.
+    next_check: Cell<Option<Instant>>,
+    backoff: Cell<Duration>,
 }
 
 thread_local! {
@@ -628,6 +636,68 @@ fn watch_parker(hub: &crate::hub::Hub) {
     }
 }
 
+thread_local! {
+    /// The hub in which [`sweep_words`] is armed. A `Weak`, so that a hub replacing it on this
+    /// thread cannot have its address (and be taken for it).
+    static SWEEP: RefCell<Option<std::rc::Weak<crate::hub::Hub>>> = const { RefCell::new(None) };
+}
+
+/// Arms this thread's [`sweep_words`] in `hub` if it is not.
+fn watch_words(hub: &Rc<crate::hub::Hub>) {
+    let armed = SWEEP.with(|s| {
+        s.borrow()
+            .as_ref()
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), Rc::as_ptr(hub)))
+    });
+    if !armed {
+        hub.add_timer(Instant::now() + FIRST_BACKOFF, sweep_words);
+        SWEEP.with(|s| *s.borrow_mut() = Some(Rc::downgrade(hub)));
+    }
+}
+
+/// While greenlets of this thread are parked on futex words (other than its std parker), wakes
+/// those whose word no longer holds the value they wait on: a wake that bypassed the hook (a raw
+/// `syscall` instruction, another library's own futex) must not strand them. Each word is
+/// re-read at the sweep after its greenlet parked, then at intervals doubling from
+/// [`FIRST_BACKOFF`] to [`MAX_BACKOFF`]; the sweep re-arms for the earliest and stops when none
+/// is parked.
+fn sweep_words() {
+    let now = Instant::now();
+    let mut next: Option<Instant> = None;
+    let due: Vec<Rc<Waiter>> = LOCAL.with(|l| {
+        let mut due = Vec::new();
+        for s in l.borrow().iter().filter(|s| !s.parker) {
+            if s.next_check.get().is_none_or(|at| at <= now) {
+                // SAFETY: the word of a futex wait in progress on this thread (its slot is
+                // listed): valid for the wait's duration, per the futex contract; only read.
+                let word = unsafe { &*(s.word as *const AtomicU32) };
+                if word.load(Ordering::Acquire) != s.expected {
+                    // It re-checks and leaves; should the word be back by then and it park
+                    // again, the next sweep looks at once.
+                    due.push(s.waiter.borrow().clone());
+                    s.next_check.set(None);
+                } else {
+                    let b = s.backoff.get();
+                    s.backoff.set((b * 2).min(MAX_BACKOFF));
+                    s.next_check.set(Some(now + b));
+                }
+            }
+            let at = s.next_check.get().unwrap_or(now + FIRST_BACKOFF);
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        due
+    });
+    for w in due {
+        w.wake();
+    }
+    let hub = crate::hub::get_hub();
+    let armed = next.map(|at| {
+        hub.add_timer(at.max(now + FIRST_BACKOFF), sweep_words);
+        Rc::downgrade(&hub)
+    });
+    SWEEP.with(|s| *s.borrow_mut() = armed);
+}
+
 /// Wakes every greenlet of this thread waiting on its std parker.
 fn wake_parker_waiters() {
     let slots: Vec<u64> = LOCAL.with(|l| {
@@ -801,30 +871,28 @@ fn wait_parked(
         hit: Cell::new(false),
         waiter: RefCell::new(Waiter::new()),
         parker,
+        word: addr,
+        expected,
+        next_check: Cell::new(None),
+        backoff: Cell::new(FIRST_BACKOFF),
     });
     LOCAL.with(|l| l.borrow_mut().push(slot.clone()));
+    // The thread's parker is watched by `poll_parker`, other words by `sweep_words`, for the
+    // whole thread: a wait arms no timer of its own unless it has a timeout.
     if parker {
         PARKER_WAITERS.set(PARKER_WAITERS.get() + 1);
         watch_parker(&hub);
+    } else {
+        watch_words(&hub);
     }
-    let mut backoff = FIRST_BACKOFF;
     let res = loop {
         let w = slot.waiter.borrow().clone();
         if slot.hit.get() {
             break Ok(());
         }
-        // The thread's parker is watched by `poll_parker` for the whole thread; other words are
-        // re-checked by each waiter on its own backoff.
-        let tick = if parker {
-            deadline
-        } else {
-            Some(deadline.map_or(Instant::now() + backoff, |d| {
-                d.min(Instant::now() + backoff)
-            }))
-        };
-        let timer = tick.map(|tick| {
+        let timer = deadline.map(|deadline| {
             let w2 = w.clone();
-            hub.add_timer(tick, move || {
+            hub.add_timer(deadline, move || {
                 w2.wake();
             })
         });
@@ -844,7 +912,6 @@ fn wait_parked(
         if parker || word.load(Ordering::Acquire) != expected {
             break Ok(()); // woken by a wake that bypassed the hook, or spuriously
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
         *slot.waiter.borrow_mut() = Waiter::new();
     };
     LOCAL.with(|l| l.borrow_mut().retain(|s| s.id != id));
