@@ -823,3 +823,75 @@ fn futex_wait_notices_a_change_that_came_without_a_wake_body() {
     assert!(ticks >= 30, "the hub kept running: {ticks} ticks");
     assert_eq!(gevent::monkey::parked_count(), 0);
 }
+
+#[test]
+fn os_thread_in_the_kernel_before_any_greenlet_parked_is_not_starved() {
+    bounded(os_thread_in_the_kernel_before_any_greenlet_parked_is_not_starved_body);
+}
+
+/// Whether thread `tid` of this process is asleep (`S` in its `/proc` stat line).
+fn sleeping(tid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('S'))
+        })
+        .unwrap_or(false)
+}
+
+/// An OS thread goes to the kernel to wait for a std `Mutex` held by a greenlet while no greenlet
+/// is parked anywhere (so its wait is not counted), then three greenlets park on it too and,
+/// once it is unlocked, keep handing it around among themselves, each wake taken by a greenlet:
+/// the thread still gets the lock.
+fn os_thread_in_the_kernel_before_any_greenlet_parked_is_not_starved_body() {
+    gevent::monkey::patch_all();
+    assert_eq!(gevent::monkey::parked_count(), 0);
+    let m = Arc::new(Mutex::new(0u64));
+    let got = Arc::new(AtomicBool::new(false));
+    let guard = m.lock().unwrap(); // held by the main greenlet
+    let (tx, rx) = mpsc::channel();
+    let (m2, got2) = (m.clone(), got.clone());
+    let t = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tx.send(unsafe { libc::syscall(libc::SYS_gettid) }).unwrap();
+        let t = Instant::now();
+        *m2.lock().unwrap() += 1;
+        got2.store(true, Ordering::SeqCst);
+        t.elapsed()
+    });
+    let tid = rx.recv().unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while !sleeping(tid) && Instant::now() < until {
+        std::thread::yield_now();
+    }
+    assert!(sleeping(tid), "the thread never waited for the lock");
+    let gs: Vec<_> = (0..3)
+        .map(|_| {
+            let (m, got) = (m.clone(), got.clone());
+            gevent::spawn(move || {
+                let t = Instant::now();
+                while !got.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(10) {
+                    let mut g = m.lock().unwrap();
+                    *g += 1;
+                    gevent::sleep(Duration::ZERO);
+                }
+            })
+        })
+        .collect();
+    while gevent::monkey::parked_count() < 3 && Instant::now() < until {
+        gevent::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(gevent::monkey::parked_count(), 3);
+    // The wake of this unlock goes to a parked greenlet, and so do the next ones.
+    drop(guard);
+    gevent::joinall(&gs);
+    let waited = t.join().unwrap();
+    assert!(got.load(Ordering::SeqCst));
+    // Starved, it waits until the greenlets give up at 10 s.
+    assert!(
+        waited < Duration::from_secs(8),
+        "the thread waited {waited:?}"
+    );
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}

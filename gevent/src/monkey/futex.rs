@@ -12,13 +12,18 @@
 //!   expected value, `ETIMEDOUT` at the timeout, `EINTR` for a signal handler, `ECANCELED` for a kill
 //!   and `ETIMEDOUT` for a [`Timeout`](crate::Timeout) (both raised at the greenlet's next gevent
 //!   wait, see `super::park`).
-//! - A `FUTEX_WAKE` (and `WAKE_BITSET`, `WAKE_OP`, `REQUEUE`, `CMP_REQUEUE`), from any thread, wakes
-//!   every greenlet parked on the address (futex users tolerate spurious wakes; waking them all
-//!   keeps one wake from being spent on a greenlet that has already left), then calls the kernel for
-//!   OS threads. Greenlets of the waker's own thread are woken directly; those of other threads
-//!   through their hub's [`HubHandle`].
+//! - A `FUTEX_WAKE`/`FUTEX_WAKE_BITSET` of `n`, from any thread, wakes the first `n` greenlets
+//!   parked on the address (first come, first served; a greenlet leaving its wait when the wake
+//!   reaches it reports the wake, so none is lost), and calls the kernel for the rest, for OS
+//!   threads. When greenlets took all `n`, the kernel call is skipped (futex semantics allow it,
+//!   and it is most of a hand-off's cost) unless OS threads wait on an address of the same
+//!   [`Shard`] ([`kernel_wait`] counts them while greenlets are parked): greenlets must not
+//!   starve them. `WAKE_OP`, `REQUEUE` and `CMP_REQUEUE` wake every greenlet on the address (they
+//!   re-check) and call the kernel. Greenlets of the waker's own thread are woken directly; those
+//!   of other threads through their hub's [`HubHandle`].
 //! - A wake that bypasses the hook (a raw `syscall` instruction, another library's private futex)
-//!   is caught by re-reading the word on a backoff timer (1 ms, doubling to 50 ms).
+//!   is caught by re-reading the word ([`sweep_words`]: one timer per thread while its greenlets
+//!   wait, each word re-read 1 ms after parking, then at intervals doubling to 50 ms).
 //! - Two kinds of words are apart: the thread's std parker, shared by all its greenlets ([`parker`],
 //!   [`around_sleep`]); and words in thread-local storage (parking_lot's per-thread wait state),
 //!   whose waits block the thread ([`in_thread_tls`]) and are reported when that lasts
@@ -99,7 +104,13 @@ struct Shard {
     /// greenlets as it asked skips the kernel only when this is 0, so that greenlets do not starve
     /// the OS threads waiting on the same word.
     kernel: AtomicUsize,
+    /// Wakes of this shard that skipped the kernel: every [`FORCE_KERNEL`]th calls it anyway,
+    /// for OS threads that went to the kernel uncounted (while no greenlet was parked).
+    skips: AtomicUsize,
 }
+
+/// See [`Shard::skips`]: an OS thread waits at most this many greenlet hand-offs on its word.
+const FORCE_KERNEL: usize = 32;
 
 const SHARDS: usize = 64;
 
@@ -108,6 +119,7 @@ static TABLE: [Shard; SHARDS] = [const {
     Shard {
         entries: Mutex::new(Vec::new()),
         kernel: AtomicUsize::new(0),
+        skips: AtomicUsize::new(0),
     }
 }; SHARDS];
 /// How many entries the table holds, read without a lock: a wake with nothing parked goes
@@ -328,9 +340,13 @@ pub unsafe extern "C" fn gevent_futex(
             // Greenlets took every wake asked for: the kernel's waiters need none (futex
             // semantics: a wake of n wakes at most n), unless OS threads wait there, whom
             // greenlets must not starve (they then get theirs too: a spurious wakeup at worst).
+            // Those that went to the kernel while no greenlet was parked are not counted: they
+            // get every FORCE_KERNEL-th wake of the shard.
+            let shard = shard_of(uaddr as usize);
             if counted
                 && woken >= limit
-                && shard_of(uaddr as usize).kernel.load(Ordering::SeqCst) == 0
+                && shard.kernel.load(Ordering::SeqCst) == 0
+                && shard.skips.fetch_add(1, Ordering::Relaxed) % FORCE_KERNEL != FORCE_KERNEL - 1
             {
                 // SAFETY: `out` is valid for writes per the shim's contract.
                 unsafe { *out = woken as c_long };
@@ -758,29 +774,31 @@ fn around_sleep(before: bool) -> bool {
 /// Wakes the first `limit` greenlets parked on `addr` whose bitset meets `mask` (all of them if it
 /// is a thread's std parker: see [`parker`]); returns how many.
 fn wake(addr: usize, mask: u32, limit: usize) -> usize {
-    let mut taken = Vec::new();
+    let me = thread_key();
+    let mut n = 0;
+    let mut remote = Vec::new();
     {
         let mut t = table(addr);
-        t.retain_mut(|e| {
-            if e.addr == addr && e.bitset & mask != 0 && (e.parker || taken.len() < limit) {
-                taken.push((e.owner, e.id, e.hub.clone()));
+        t.retain(|e| {
+            if e.addr == addr && e.bitset & mask != 0 && (e.parker || n < limit) {
+                n += 1;
+                if e.owner == me {
+                    // No lock taken, no futex call: a slot flag and the hub's ready queue.
+                    local_wake(e.id);
+                } else {
+                    remote.push((e.id, e.hub.clone()));
+                }
                 false
             } else {
                 true
             }
         });
-        PARKED.fetch_sub(taken.len(), Ordering::SeqCst);
+        PARKED.fetch_sub(n, Ordering::SeqCst);
     }
-    let me = thread_key();
-    for (owner, id, hub) in &taken {
-        let id = *id;
-        if *owner == me {
-            local_wake(id);
-        } else {
-            hub.run_callback(move || local_wake(id));
-        }
+    for (id, hub) in remote {
+        hub.run_callback(move || local_wake(id));
     }
-    taken.len()
+    n
 }
 
 /// Wakes this thread's parked greenlet `id`, if it still waits.

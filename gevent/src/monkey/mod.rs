@@ -64,12 +64,15 @@
 //! hub parks that greenlet, with futex semantics: it parks only while the word still holds the
 //! expected value (`EAGAIN` otherwise, checked under the wait table's lock), honours the timeout
 //! (`ETIMEDOUT`; relative for `FUTEX_WAIT`, absolute on the asked clock for the bitset form), and
-//! may return early (every futex user re-checks). A `FUTEX_WAKE` (and the bitset, `WAKE_OP` and
-//! requeue forms) from any thread or greenlet wakes *every* greenlet parked on that address (the
-//! extra ones re-check and park again), across hubs and threads, and still calls the kernel for
-//! OS threads waiting there. A wake that bypasses `syscall` (a raw `syscall` instruction, another
-//! library's own futex) does not strand a greenlet: a parked greenlet re-reads its word 1 ms after
-//! parking, then at doubling intervals up to every 50 ms. Every other system call number, every
+//! may return early (every futex user re-checks). A `FUTEX_WAKE` (and the bitset form) of `n`
+//! from any thread or greenlet wakes up to `n` greenlets parked on that address, first come first
+//! served, across hubs and threads, and asks the kernel for the rest, for OS threads waiting
+//! there; when greenlets took all `n` and no OS thread waits on the word, it makes no system call
+//! (with OS threads waiting there, they are woken too, so that greenlets cannot starve them). The
+//! `WAKE_OP` and requeue forms wake every greenlet on the address (they re-check) and call the
+//! kernel. A wake that bypasses `syscall` (a raw `syscall` instruction, another library's own
+//! futex) does not strand a greenlet: its word is re-read about 1 ms after it parked, then at
+//! doubling intervals up to every 50 ms (one timer per thread while its greenlets wait). Every other system call number, every
 //! call outside greenlets (OS threads, the thread pool) and every call of the hub itself goes to
 //! the kernel untouched. `JoinHandle::join` (glibc's `pthread_join` waits with its own futex
 //! call, which `syscall` does not see) is interposed too: inside a greenlet the real join runs on
