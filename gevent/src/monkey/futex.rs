@@ -333,9 +333,9 @@ pub unsafe extern "C" fn gevent_futex(
             } else {
                 usize::MAX
             };
-            let mut woken = wake(uaddr as usize, mask, limit);
+            let (mut woken, parker) = wake(uaddr as usize, mask, limit);
             if cmd == FUTEX_WAKE_OP {
-                woken += wake(uaddr2 as usize, u32::MAX, usize::MAX);
+                woken += wake(uaddr2 as usize, u32::MAX, usize::MAX).0;
             }
             // Greenlets took every wake asked for: the kernel's waiters need none (futex
             // semantics: a wake of n wakes at most n), unless OS threads wait there, whom
@@ -343,7 +343,9 @@ pub unsafe extern "C" fn gevent_futex(
             // Those that went to the kernel while no greenlet was parked are not counted: they
             // get every FORCE_KERNEL-th wake of the shard.
             let shard = shard_of(uaddr as usize);
+            // A thread's std parker word: its own thread may wait on it in the kernel too.
             if counted
+                && !parker
                 && woken >= limit
                 && shard.kernel.load(Ordering::SeqCst) == 0
                 && shard.skips.fetch_add(1, Ordering::Relaxed) % FORCE_KERNEL != FORCE_KERNEL - 1
@@ -772,16 +774,18 @@ fn around_sleep(before: bool) -> bool {
 }
 
 /// Wakes the first `limit` greenlets parked on `addr` whose bitset meets `mask` (all of them if it
-/// is a thread's std parker: see [`parker`]); returns how many.
-fn wake(addr: usize, mask: u32, limit: usize) -> usize {
+/// is a thread's std parker: see [`parker`]); returns how many, and whether it was a parker.
+fn wake(addr: usize, mask: u32, limit: usize) -> (usize, bool) {
     let me = thread_key();
     let mut n = 0;
+    let mut parker = false;
     let mut remote = Vec::new();
     {
         let mut t = table(addr);
         t.retain(|e| {
             if e.addr == addr && e.bitset & mask != 0 && (e.parker || n < limit) {
                 n += 1;
+                parker |= e.parker;
                 if e.owner == me {
                     // No lock taken, no futex call: a slot flag and the hub's ready queue.
                     local_wake(e.id);
@@ -798,7 +802,7 @@ fn wake(addr: usize, mask: u32, limit: usize) -> usize {
     for (id, hub) in remote {
         hub.run_callback(move || local_wake(id));
     }
-    n
+    (n, parker)
 }
 
 /// Wakes this thread's parked greenlet `id`, if it still waits.
