@@ -68,7 +68,9 @@
 //! from any thread or greenlet wakes up to `n` greenlets parked on that address, first come first
 //! served, across hubs and threads, and asks the kernel for the rest, for OS threads waiting
 //! there; when greenlets took all `n` and no OS thread waits on the word, it makes no system call
-//! (with OS threads waiting there, they are woken too, so that greenlets cannot starve them). The
+//! (with OS threads waiting there, they are woken too, so that greenlets cannot starve them; one
+//! that began its wait while no greenlet was parked anywhere is not counted, and gets at least
+//! every 32nd such wake of the words that share its shard of the wait table). The
 //! `WAKE_OP` and requeue forms wake every greenlet on the address (they re-check) and call the
 //! kernel. A wake that bypasses `syscall` (a raw `syscall` instruction, another library's own
 //! futex) does not strand a greenlet: its word is re-read about 1 ms after it parked, then at
