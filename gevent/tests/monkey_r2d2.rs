@@ -229,3 +229,56 @@ fn a_greenlet_waiting_inside_r2d2_blocks_its_thread_and_says_so_body() {
         "the blocking wait was not reported"
     );
 }
+
+#[test]
+fn r2d2_get_on_a_thread_pool_serves_greenlets_while_the_hub_runs() {
+    bounded(r2d2_get_on_a_thread_pool_serves_greenlets_while_the_hub_runs_body);
+}
+
+/// The other recipe: `pool.get()` runs on a gevent `ThreadPool` (its worker waits on r2d2's
+/// `Condvar`, the greenlet waits cooperatively for the worker); the greenlet uses the connection
+/// and drops it, which wakes a waiting worker. 20 greenlets, 2 connections, 4 workers.
+fn r2d2_get_on_a_thread_pool_serves_greenlets_while_the_hub_runs_body() {
+    let Some(server) = start_redis() else { return };
+    gevent::monkey::patch_all();
+    let pool = pool(&server, 2, Duration::from_secs(20));
+    let workers = gevent::threadpool::ThreadPool::new(4);
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let t = Instant::now();
+    let gs: Vec<_> = (0..20)
+        .map(|i| {
+            let (pool, workers) = (pool.clone(), workers.clone());
+            gevent::spawn(move || {
+                let mut con = workers.apply(move || pool.get()).expect("a connection");
+                let n: u64 = redis::cmd("INCR").arg("served").query(&mut *con).unwrap();
+                let r: Option<(String, String)> = redis::cmd("BLPOP")
+                    .arg(format!("empty-{i}"))
+                    .arg(0.02)
+                    .query(&mut *con)
+                    .unwrap();
+                assert_eq!(r, None);
+                n
+            })
+        })
+        .collect();
+    let mut served: Vec<u64> = gs.iter().map(|g| g.get().unwrap()).collect();
+    let elapsed = t.elapsed();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    served.sort_unstable();
+    assert_eq!(
+        served,
+        (1..=20).collect::<Vec<u64>>(),
+        "every greenlet served once"
+    );
+    assert_eq!(pool.state().connections, 2);
+    assert!(
+        elapsed >= Duration::from_millis(180),
+        "10 rounds of 20 ms took {elapsed:?}"
+    );
+    assert!(
+        ticks >= 12,
+        "the hub kept running: {ticks} ticks in {elapsed:?}"
+    );
+}
