@@ -156,6 +156,9 @@ pub mod names {
     /// group `thread`: a std `Mutex` handed between two greenlets, each holding it across a yield (ours,
     /// the futex hook parks the other), against tokio's `Mutex` between two tasks; ns per lock.
     pub const MUTEX_HANDOFF: &str = "mutex_handoff";
+    /// group `thread`: the futex hook's own hand-off between two greenlets (a raw futex word, no
+    /// spin); ns per hand-off, ours only.
+    pub const FUTEX_PINGPONG: &str = "futex_pingpong";
     /// group `thread`: a round trip to an OS thread over `std::sync::mpsc`, received in a greenlet's
     /// cooperative `recv()` (ours) or a tokio task's `mpsc` `recv().await`; ns per round trip.
     pub const MPSC_XTHREAD_ROUNDTRIP: &str = "mpsc_xthread_roundtrip";

@@ -189,6 +189,12 @@ pub const ROWS: &[Row] = &[
     ),
     row(
         "thread",
+        names::FUTEX_PINGPONG,
+        "futex_pingpong",
+        "(thread) the futex hook alone: two greenlets under patch_thread take turns through a raw futex word (FUTEX_WAIT until it is their turn, then FUTEX_WAKE of 1), without std's spin; per hand-off (ours only: no peer parks a green thread on a futex word)",
+    ),
+    row(
+        "thread",
         names::MPSC_XTHREAD_ROUNDTRIP,
         "mpsc_xthread_roundtrip",
         "(thread) a u32 to an OS thread over std::sync::mpsc and back: ours received in a greenlet's cooperative std mpsc recv() under patch_thread, tokio in a task's tokio::sync::mpsc recv().await (blocking_send on the thread); per round trip",

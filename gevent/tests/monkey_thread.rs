@@ -492,6 +492,42 @@ fn parking_lot_mutex_shared_by_greenlets_and_threads_stays_consistent_body() {
 }
 
 #[test]
+fn parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so() {
+    bounded(parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so_body);
+}
+
+/// A parking_lot `Mutex` held across `gevent::sleep` by one greenlet and locked by another of the
+/// same thread cannot park the second (see the monkey docs): its wait blocks the thread, so the
+/// first cannot run to unlock. With `try_lock_for` the wait ends at its timeout; the block is
+/// reported (`blocking_waits`, and on stderr) instead of passing silently.
+fn parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so_body() {
+    gevent::monkey::patch_all();
+    let before = gevent::monkey::blocking_waits();
+    let lock = Arc::new(parking_lot::Mutex::new(0));
+    let l1 = lock.clone();
+    let a = gevent::spawn(move || {
+        let mut g = l1.lock();
+        gevent::sleep(Duration::from_millis(20));
+        *g += 1;
+    });
+    let l2 = lock.clone();
+    let b = gevent::spawn(move || {
+        let t = Instant::now();
+        let got = l2.try_lock_for(Duration::from_millis(300)).is_some();
+        (got, t.elapsed())
+    });
+    let (got, waited) = b.get().unwrap();
+    a.get().unwrap();
+    assert!(!got, "the lock was released while b waited: a ran");
+    assert!(waited >= Duration::from_millis(290), "b waited {waited:?}");
+    assert_eq!(*lock.lock(), 1);
+    assert!(
+        gevent::monkey::blocking_waits() > before,
+        "the blocking wait was not reported"
+    );
+}
+
+#[test]
 fn mpsc_recv_in_many_greenlets_of_one_thread() {
     bounded(mpsc_recv_in_many_greenlets_of_one_thread_body);
 }
@@ -617,5 +653,245 @@ fn std_timeouts_expire_cooperatively_body() {
         );
     }
     assert!(ticks >= 15, "{ticks} ticks in 150 ms: the hub stopped");
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn futex_wake_wakes_as_many_greenlets_as_asked() {
+    bounded(futex_wake_wakes_as_many_greenlets_as_asked_body);
+}
+
+fn futex(word: &std::sync::atomic::AtomicU32, op: i32, val: u32) -> i64 {
+    // SAFETY: a futex call on a live, aligned word; waits have no timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word as *const std::sync::atomic::AtomicU32,
+            op | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            std::ptr::null::<libc::timespec>(),
+        )
+    }
+}
+
+/// Three greenlets wait on one futex word (the value never changes, so only wakes end their
+/// waits): a wake of 1 ends exactly one wait and returns 1, a wake of 2 ends the other two; the
+/// hub keeps running throughout.
+fn futex_wake_wakes_as_many_greenlets_as_asked_body() {
+    use std::sync::atomic::AtomicU32;
+    gevent::monkey::patch_all();
+    let word = Arc::new(AtomicU32::new(7));
+    let done = Rc::new(Cell::new(0));
+    let gs: Vec<_> = (0..3)
+        .map(|_| {
+            let (w, d) = (word.clone(), done.clone());
+            gevent::spawn(move || {
+                let r = futex(&w, libc::FUTEX_WAIT, 7);
+                d.set(d.get() + 1);
+                r
+            })
+        })
+        .collect();
+    let settle = || {
+        for _ in 0..5 {
+            gevent::sleep(Duration::from_millis(2));
+        }
+    };
+    settle();
+    assert_eq!(gevent::monkey::parked_count(), 3);
+    assert_eq!(futex(&word, libc::FUTEX_WAKE, 1), 1);
+    settle();
+    assert_eq!(done.get(), 1, "a wake of 1 ended one wait");
+    assert_eq!(gevent::monkey::parked_count(), 2);
+    assert_eq!(futex(&word, libc::FUTEX_WAKE, 2), 2);
+    for g in gs {
+        assert_eq!(g.get_timeout(Duration::from_secs(5)).unwrap(), 0);
+    }
+    assert_eq!(done.get(), 3);
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn std_mutex_contended_by_greenlets_and_os_threads_starves_no_one() {
+    bounded(std_mutex_contended_by_greenlets_and_os_threads_starves_no_one_body);
+}
+
+/// Greenlets that hold a std `Mutex` across a switch keep it contended all the time; two OS
+/// threads lock it too. A wake that a greenlet takes does not keep the kernel's waiters (the OS
+/// threads) from theirs: everyone finishes, every increment counted.
+fn std_mutex_contended_by_greenlets_and_os_threads_starves_no_one_body() {
+    gevent::monkey::patch_all();
+    let m = Arc::new(Mutex::new(0u64));
+    let greenlets_done = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                for _ in 0..200 {
+                    *m.lock().unwrap() += 1;
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+                t.elapsed()
+            })
+        })
+        .collect();
+    let gs: Vec<_> = (0..4)
+        .map(|_| {
+            let (m, done) = (m.clone(), greenlets_done.clone());
+            gevent::spawn(move || {
+                let mut n = 0u64;
+                // Until the threads are through (bounded: 10 s), hold the lock across a yield.
+                let t = Instant::now();
+                while !done.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(10) {
+                    let mut g = m.lock().unwrap();
+                    *g += 1;
+                    n += 1;
+                    gevent::sleep(Duration::ZERO);
+                }
+                n
+            })
+        })
+        .collect();
+    let watcher = {
+        let done = greenlets_done.clone();
+        gevent::spawn(move || {
+            let ts: Vec<Duration> = threads
+                .into_iter()
+                .map(|t| t.join().unwrap()) // cooperative: the greenlets keep running
+                .collect();
+            done.store(true, Ordering::SeqCst);
+            ts
+        })
+    };
+    let times = watcher.get_timeout(Duration::from_secs(25)).unwrap();
+    let by_greenlets: u64 = gs.into_iter().map(|g| g.get().unwrap()).sum();
+    assert_eq!(*m.lock().unwrap(), 400 + by_greenlets);
+    assert!(by_greenlets > 0);
+    for t in times {
+        // About 40 ms (200 x 100 us sleeps); starved, until the greenlets stop at 10 s.
+        assert!(t < Duration::from_secs(8), "an OS thread took {t:?}");
+    }
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn futex_wait_notices_a_change_that_came_without_a_wake() {
+    bounded(futex_wait_notices_a_change_that_came_without_a_wake_body);
+}
+
+/// A wake that bypasses `syscall()` (a raw `syscall` instruction, another library's own futex)
+/// does not reach the hook: here the word changes with no wake at all. Two greenlets parked on
+/// words that change 20 ms and 300 ms later (the second after its re-check interval has grown)
+/// still return, and the hub runs meanwhile.
+fn futex_wait_notices_a_change_that_came_without_a_wake_body() {
+    use std::sync::atomic::AtomicU32;
+    gevent::monkey::patch_all();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let words: Vec<Arc<AtomicU32>> = (0..2).map(|_| Arc::new(AtomicU32::new(0))).collect();
+    let gs: Vec<_> = words
+        .iter()
+        .map(|w| {
+            let w = w.clone();
+            gevent::spawn(move || {
+                let t = Instant::now();
+                while w.load(Ordering::SeqCst) == 0 {
+                    futex(&w, libc::FUTEX_WAIT, 0);
+                }
+                t.elapsed()
+            })
+        })
+        .collect();
+    let ws = words.clone();
+    let setter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        ws[0].store(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(280));
+        ws[1].store(1, Ordering::SeqCst);
+    });
+    let waited: Vec<Duration> = gs
+        .into_iter()
+        .map(|g| g.get_timeout(Duration::from_secs(10)).unwrap())
+        .collect();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    setter.join().unwrap();
+    assert!(waited[0] < Duration::from_secs(2), "{waited:?}");
+    assert!(waited[1] >= Duration::from_millis(290), "{waited:?}");
+    assert!(waited[1] < Duration::from_secs(2), "{waited:?}");
+    assert!(ticks >= 30, "the hub kept running: {ticks} ticks");
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn os_thread_in_the_kernel_before_any_greenlet_parked_is_not_starved() {
+    bounded(os_thread_in_the_kernel_before_any_greenlet_parked_is_not_starved_body);
+}
+
+/// Whether thread `tid` of this process is asleep (`S` in its `/proc` stat line).
+fn sleeping(tid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('S'))
+        })
+        .unwrap_or(false)
+}
+
+/// An OS thread goes to the kernel to wait for a std `Mutex` held by a greenlet while no greenlet
+/// is parked anywhere (so its wait is not counted), then three greenlets park on it too and,
+/// once it is unlocked, keep handing it around among themselves, each wake taken by a greenlet:
+/// the thread still gets the lock.
+fn os_thread_in_the_kernel_before_any_greenlet_parked_is_not_starved_body() {
+    gevent::monkey::patch_all();
+    assert_eq!(gevent::monkey::parked_count(), 0);
+    let m = Arc::new(Mutex::new(0u64));
+    let got = Arc::new(AtomicBool::new(false));
+    let guard = m.lock().unwrap(); // held by the main greenlet
+    let (tx, rx) = mpsc::channel();
+    let (m2, got2) = (m.clone(), got.clone());
+    let t = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tx.send(unsafe { libc::syscall(libc::SYS_gettid) }).unwrap();
+        let t = Instant::now();
+        *m2.lock().unwrap() += 1;
+        got2.store(true, Ordering::SeqCst);
+        t.elapsed()
+    });
+    let tid = rx.recv().unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while !sleeping(tid) && Instant::now() < until {
+        std::thread::yield_now();
+    }
+    assert!(sleeping(tid), "the thread never waited for the lock");
+    let gs: Vec<_> = (0..3)
+        .map(|_| {
+            let (m, got) = (m.clone(), got.clone());
+            gevent::spawn(move || {
+                let t = Instant::now();
+                while !got.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(10) {
+                    let mut g = m.lock().unwrap();
+                    *g += 1;
+                    gevent::sleep(Duration::ZERO);
+                }
+            })
+        })
+        .collect();
+    while gevent::monkey::parked_count() < 3 && Instant::now() < until {
+        gevent::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(gevent::monkey::parked_count(), 3);
+    // The wake of this unlock goes to a parked greenlet, and so do the next ones.
+    drop(guard);
+    gevent::joinall(&gs);
+    let waited = t.join().unwrap();
+    assert!(got.load(Ordering::SeqCst));
+    // Starved, it waits until the greenlets give up at 10 s.
+    assert!(
+        waited < Duration::from_secs(8),
+        "the thread waited {waited:?}"
+    );
     assert_eq!(gevent::monkey::parked_count(), 0);
 }

@@ -10,6 +10,9 @@
 //! - `mutex_handoff`: a contended hand-off of a std `Mutex` between two greenlets (each holds it across a
 //!   yield, the other is parked in `lock()` by the futex hook), against tokio's `Mutex` between two tasks
 //!   of a current-thread runtime (each holds it across `yield_now`); per lock;
+//! - `futex_pingpong`: the futex hook's own cost per hand-off: two greenlets taking turns through a raw
+//!   futex word (`FUTEX_WAIT` until it is their turn, then `FUTEX_WAKE` of 1), without std's spin (ours
+//!   only: no peer parks a green thread on a futex word);
 //! - `mpsc_xthread_roundtrip`: a round trip to an OS thread through `std::sync::mpsc` (the thread echoes
 //!   a `u32`), the greenlet receiving the reply in a cooperative `recv()`, against a tokio task receiving
 //!   it from a `tokio::sync::mpsc` channel (`blocking_send` on the thread); per round trip;
@@ -57,6 +60,52 @@ fn greenlet_handoff(n: u32) -> f64 {
                     let mut g = m.lock().unwrap();
                     *g += 1;
                     gevent::sleep(std::time::Duration::ZERO);
+                }
+            })
+        })
+        .collect();
+    gevent::joinall(&gs);
+    per_op(n, t)
+}
+
+/// Two greenlets take turns through a raw futex word: each waits until the word is its number,
+/// then sets the other's and wakes it.
+fn greenlet_futex_pingpong(n: u32) -> f64 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let w = Arc::new(AtomicU32::new(0));
+    let t = Instant::now();
+    let gs: Vec<_> = (0..2u32)
+        .map(|me| {
+            let w = w.clone();
+            gevent::spawn(move || {
+                let word = &*w as *const AtomicU32;
+                for _ in 0..n / 2 {
+                    loop {
+                        let v = w.load(Ordering::Acquire);
+                        if v == me {
+                            break;
+                        }
+                        // SAFETY: a futex wait on a live, aligned word, without a timeout.
+                        unsafe {
+                            libc::syscall(
+                                libc::SYS_futex,
+                                word,
+                                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                                v,
+                                std::ptr::null::<libc::timespec>(),
+                            )
+                        };
+                    }
+                    w.store(1 - me, Ordering::Release);
+                    // SAFETY: a futex wake on a live, aligned word.
+                    unsafe {
+                        libc::syscall(
+                            libc::SYS_futex,
+                            word,
+                            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                            1,
+                        )
+                    };
                 }
             })
         })
@@ -160,10 +209,11 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let (mut ours_h, mut tokio_h, mut ours_m, mut tokio_m) =
-        (f64::MAX, f64::MAX, f64::MAX, f64::MAX);
+    let (mut ours_h, mut tokio_h, mut ours_m, mut tokio_m, mut ours_f) =
+        (f64::MAX, f64::MAX, f64::MAX, f64::MAX, f64::MAX);
     for _ in 0..rounds {
         ours_h = ours_h.min(greenlet_handoff(2_000 * k));
+        ours_f = ours_f.min(greenlet_futex_pingpong(2_000 * k));
         tokio_h = tokio_h.min(tokio_handoff(&rt, 2_000 * k));
         ours_m = ours_m.min(greenlet_mpsc(500 * k));
         tokio_m = tokio_m.min(tokio_mpsc(&rt, 500 * k));
@@ -193,6 +243,7 @@ fn main() {
         (names::STD_MUTEX_UNCONTENDED, "ours", after, 200_000 * k),
         (names::MUTEX_HANDOFF, "ours", ours_h, 2_000 * k),
         (names::MUTEX_HANDOFF, "tokio", tokio_h, 2_000 * k),
+        (names::FUTEX_PINGPONG, "ours", ours_f, 2_000 * k),
         (names::MPSC_XTHREAD_ROUNDTRIP, "ours", ours_m, 500 * k),
         (names::MPSC_XTHREAD_ROUNDTRIP, "tokio", tokio_m, 500 * k),
         (names::SYSCALL_GETRANDOM, "ours", shim, 20_000 * k),

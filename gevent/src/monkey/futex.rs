@@ -12,16 +12,22 @@
 //!   expected value, `ETIMEDOUT` at the timeout, `EINTR` for a signal handler, `ECANCELED` for a kill
 //!   and `ETIMEDOUT` for a [`Timeout`](crate::Timeout) (both raised at the greenlet's next gevent
 //!   wait, see `super::park`).
-//! - A `FUTEX_WAKE` (and `WAKE_BITSET`, `WAKE_OP`, `REQUEUE`, `CMP_REQUEUE`), from any thread, wakes
-//!   every greenlet parked on the address (futex users tolerate spurious wakes; waking them all
-//!   keeps one wake from being spent on a greenlet that has already left), then calls the kernel for
-//!   OS threads. Greenlets of the waker's own thread are woken directly; those of other threads
-//!   through their hub's [`HubHandle`].
+//! - A `FUTEX_WAKE`/`FUTEX_WAKE_BITSET` of `n`, from any thread, wakes the first `n` greenlets
+//!   parked on the address (first come, first served; a greenlet leaving its wait when the wake
+//!   reaches it reports the wake, so none is lost), and calls the kernel for the rest, for OS
+//!   threads. When greenlets took all `n`, the kernel call is skipped (futex semantics allow it,
+//!   and it is most of a hand-off's cost) unless OS threads wait on an address of the same
+//!   [`Shard`] ([`kernel_wait`] counts them while greenlets are parked): greenlets must not
+//!   starve them. `WAKE_OP`, `REQUEUE` and `CMP_REQUEUE` wake every greenlet on the address (they
+//!   re-check) and call the kernel. Greenlets of the waker's own thread are woken directly; those
+//!   of other threads through their hub's [`HubHandle`].
 //! - A wake that bypasses the hook (a raw `syscall` instruction, another library's private futex)
-//!   is caught by re-reading the word on a backoff timer (1 ms, doubling to 50 ms).
+//!   is caught by re-reading the word ([`sweep_words`]: one timer per thread while its greenlets
+//!   wait, each word re-read 1 ms after parking, then at intervals doubling to 50 ms).
 //! - Two kinds of words are apart: the thread's std parker, shared by all its greenlets ([`parker`],
 //!   [`around_sleep`]); and words in thread-local storage (parking_lot's per-thread wait state),
-//!   whose waits block the thread ([`in_thread_tls`]).
+//!   whose waits block the thread ([`in_thread_tls`]) and are reported when that lasts
+//!   ([`blocking_wait`]).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -51,7 +57,8 @@ const FUTEX_WAKE_BITSET: c_int = 10;
 const FUTEX_PRIVATE_FLAG: c_int = 128;
 const FUTEX_CLOCK_REALTIME: c_int = 256;
 
-/// The first re-check of a parked word; doubled up to [`MAX_BACKOFF`].
+/// The interval between re-checks of a parked word ([`sweep_words`]), doubled up to
+/// [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 const MAX_BACKOFF: Duration = Duration::from_millis(50);
 /// How often greenlets waiting on the thread's std parker all re-check (see [`poll_parker`]).
@@ -84,11 +91,39 @@ struct Entry {
     id: u64,
     /// Its hub, for wakes from other threads.
     hub: HubHandle,
+    /// A wait on its thread's std parker (see [`parker`]).
+    parker: bool,
 }
 
-/// Every parked greenlet of the process (wakes come from any thread).
-static TABLE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
-/// `TABLE.len()`, read without the lock: a wake with nothing parked goes straight to the kernel.
+/// One shard of the wait table: the greenlets parked on the addresses that hash to it.
+#[repr(align(64))]
+struct Shard {
+    entries: Mutex<Vec<Entry>>,
+    /// OS threads (and hubs) in a kernel futex wait, through the shim, on an address of this
+    /// shard, counted while any greenlet is parked (see [`kernel_wait`]): a wake that woke as many
+    /// greenlets as it asked skips the kernel only when this is 0, so that greenlets do not starve
+    /// the OS threads waiting on the same word.
+    kernel: AtomicUsize,
+    /// Wakes of this shard that skipped the kernel: every [`FORCE_KERNEL`]th calls it anyway,
+    /// for OS threads that went to the kernel uncounted (while no greenlet was parked).
+    skips: AtomicUsize,
+}
+
+/// See [`Shard::skips`]: an OS thread waits at most this many greenlet hand-offs on its word.
+const FORCE_KERNEL: usize = 32;
+
+const SHARDS: usize = 64;
+
+/// Every parked greenlet of the process (wakes come from any thread), by address.
+static TABLE: [Shard; SHARDS] = [const {
+    Shard {
+        entries: Mutex::new(Vec::new()),
+        kernel: AtomicUsize::new(0),
+        skips: AtomicUsize::new(0),
+    }
+}; SHARDS];
+/// How many entries the table holds, read without a lock: a wake with nothing parked goes
+/// straight to the kernel.
 static PARKED: AtomicUsize = AtomicUsize::new(0);
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -101,6 +136,13 @@ struct Slot {
     waiter: RefCell<Rc<Waiter>>,
     /// A wait on this thread's std parker (see [`parker`]).
     parker: bool,
+    /// The word and the value it waits on, for [`sweep_words`].
+    word: usize,
+    expected: u32,
+    /// When [`sweep_words`] next re-reads the word (`None`: at its next run), and the interval
+    /// after that.
+    next_check: Cell<Option<Instant>>,
+    backoff: Cell<Duration>,
 }
 
 thread_local! {
@@ -139,8 +181,17 @@ impl Drop for Busy {
     }
 }
 
-fn table() -> MutexGuard<'static, Vec<Entry>> {
-    TABLE.lock().unwrap_or_else(|e| e.into_inner())
+fn shard_of(addr: usize) -> &'static Shard {
+    // Fibonacci hashing: the top bits of the product spread word addresses over the shards.
+    &TABLE[(addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize
+        >> (64 - SHARDS.trailing_zeros())]
+}
+
+fn table(addr: usize) -> MutexGuard<'static, Vec<Entry>> {
+    shard_of(addr)
+        .entries
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// How many greenlets of this thread are parked in futex waits (tests check that kills and
@@ -149,7 +200,13 @@ fn table() -> MutexGuard<'static, Vec<Entry>> {
 pub fn parked_count() -> usize {
     let me = thread_key();
     let _busy = Busy::enter();
-    table().iter().filter(|e| e.owner == me).count()
+    TABLE
+        .iter()
+        .map(|sh| {
+            let t = sh.entries.lock().unwrap_or_else(|e| e.into_inner());
+            t.iter().filter(|e| e.owner == me).count()
+        })
+        .sum()
 }
 
 /// Called by the shim for every `SYS_futex` while the hook is on. Returns 1 with the result in
@@ -179,8 +236,12 @@ pub unsafe extern "C" fn gevent_futex(
                 unsafe { *out = -1 };
                 return 1;
             }
-            if uaddr == 0 || uaddr % 4 != 0 || !super::cooperative() {
+            if uaddr == 0 || uaddr % 4 != 0 {
                 return 0;
+            }
+            if !super::cooperative() {
+                // SAFETY: the caller's futex call, unchanged; `out` as above.
+                return unsafe { kernel_wait(uaddr, op, val, timeout, uaddr2, val3, out) };
             }
             let bitset = if cmd == FUTEX_WAIT {
                 u32::MAX
@@ -222,7 +283,9 @@ pub unsafe extern "C" fn gevent_futex(
                 return 0; // the thread is exiting
             }
             if in_thread_tls(uaddr as usize) {
-                return 0; // per-thread wait state (parking_lot's): see `in_thread_tls`
+                // Per-thread wait state (parking_lot's): see `in_thread_tls`.
+                // SAFETY: the caller's futex wait, with its word, value and bitset; `out` as above.
+                return unsafe { blocking_wait(uaddr, op, val, bitset, deadline, out) };
             }
             // SAFETY: `uaddr` is a 4-byte aligned futex word, valid per the futex contract for
             // as long as a waiter may wait on it; it is only read (atomically).
@@ -261,17 +324,48 @@ pub unsafe extern "C" fn gevent_futex(
             } else {
                 u32::MAX
             };
-            let mut woken = wake(uaddr as usize, mask);
+            // A plain wake asks for `val` waiters (the kernel wakes one for 0 or less); the
+            // others wake every greenlet parked on the address (and leave requeueing to the
+            // kernel: a greenlet is woken instead, and re-checks).
+            let counted = matches!(cmd, FUTEX_WAKE | FUTEX_WAKE_BITSET);
+            let limit = if counted {
+                (val as i32).max(1) as usize
+            } else {
+                usize::MAX
+            };
+            let (mut woken, parker) = wake(uaddr as usize, mask, limit);
             if cmd == FUTEX_WAKE_OP {
-                woken += wake(uaddr2 as usize, u32::MAX);
+                woken += wake(uaddr2 as usize, u32::MAX, usize::MAX).0;
             }
-            // SAFETY: the caller's futex call, unchanged.
+            // Greenlets took every wake asked for: the kernel's waiters need none (futex
+            // semantics: a wake of n wakes at most n), unless OS threads wait there, whom
+            // greenlets must not starve (they then get theirs too: a spurious wakeup at worst).
+            // Those that went to the kernel while no greenlet was parked are not counted: they
+            // get every FORCE_KERNEL-th wake of the shard.
+            let shard = shard_of(uaddr as usize);
+            // A thread's std parker word: its own thread may wait on it in the kernel too.
+            if counted
+                && !parker
+                && woken >= limit
+                && shard.kernel.load(Ordering::SeqCst) == 0
+                && shard.skips.fetch_add(1, Ordering::Relaxed) % FORCE_KERNEL != FORCE_KERNEL - 1
+            {
+                // SAFETY: `out` is valid for writes per the shim's contract.
+                unsafe { *out = woken as c_long };
+                return 1;
+            }
+            let kval = if counted && woken < limit {
+                (limit - woken) as c_long
+            } else {
+                val
+            };
+            // SAFETY: the caller's futex call, with the count of waiters still to wake.
             let r = unsafe {
                 super::sys6(
                     libc::SYS_futex,
                     uaddr as usize,
                     op as usize,
-                    val as usize,
+                    kval as usize,
                     timeout as usize,
                     uaddr2 as usize,
                     val3 as usize,
@@ -291,6 +385,49 @@ pub unsafe extern "C" fn gevent_futex(
     }
 }
 
+/// A futex wait that goes to the kernel (outside greenlets, or the hub's own), counted in its
+/// address's [`Shard::kernel`] while any greenlet is parked anywhere; otherwise (the only case
+/// of a program whose greenlets never wait on a futex) returns 0 for the shim to make the call,
+/// at the cost of one load.
+///
+/// # Safety
+/// As [`gevent_futex`], for a wait.
+unsafe fn kernel_wait(
+    uaddr: c_long,
+    op: c_int,
+    val: c_long,
+    timeout: c_long,
+    uaddr2: c_long,
+    val3: c_long,
+    out: *mut c_long,
+) -> c_int {
+    if PARKED.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    // Off x86_64, sys6 is `syscall(3)`: the nested call finds the thread busy and passes.
+    let Some(_busy) = Busy::enter() else {
+        return 0;
+    };
+    let kernel = &shard_of(uaddr as usize).kernel;
+    kernel.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: the caller's futex call, unchanged.
+    let r = unsafe {
+        super::sys6(
+            libc::SYS_futex,
+            uaddr as usize,
+            op as usize,
+            val as usize,
+            timeout as usize,
+            uaddr2 as usize,
+            val3 as usize,
+        )
+    };
+    kernel.fetch_sub(1, Ordering::SeqCst);
+    // SAFETY: `out` is valid for writes per the caller's contract.
+    unsafe { *out = r as c_long };
+    1
+}
+
 fn to_duration(ts: &timespec) -> Option<Duration> {
     if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
         return None;
@@ -308,6 +445,109 @@ fn now(clock: libc::clockid_t) -> Option<Duration> {
         return None;
     }
     to_duration(&ts)
+}
+
+/// How long a greenlet's futex wait on per-thread state blocks its thread before
+/// [`blocking_wait`] says so on stderr (the monitor's default threshold).
+const BLOCKING_WARN: Duration = Duration::from_millis(100);
+/// How many waits [`blocking_wait`] reported.
+static BLOCKING_REPORTED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many futex waits of greenlets on per-thread state (parking_lot's) blocked their thread
+/// for longer than 100 ms, process-wide: each was reported on stderr (the first with the
+/// explanation). Tests check that the failure is loud.
+#[doc(hidden)]
+pub fn blocking_waits() -> usize {
+    BLOCKING_REPORTED.load(Ordering::Relaxed)
+}
+
+/// A greenlet's futex wait on a word in thread-local storage ([`in_thread_tls`]): it cannot be
+/// parked per greenlet, so it blocks the thread, as without the hook; but not silently. The
+/// kernel wait is cut at [`BLOCKING_WARN`]: if it is still waiting then, stderr says which wait
+/// blocks the hub and why (parking_lot, r2d2: a deadlock if what it waits for is another
+/// greenlet of this thread), and the wait goes on to the caller's own timeout. Returns 1 with
+/// the result in `*out`, as [`gevent_futex`] does.
+///
+/// # Safety
+/// `uaddr`, `op`, `val` and `bitset` are those of the caller's futex wait, under its contract;
+/// `out` is valid for writes.
+unsafe fn blocking_wait(
+    uaddr: c_long,
+    op: c_int,
+    val: c_long,
+    bitset: u32,
+    deadline: Option<Instant>,
+    out: *mut c_long,
+) -> c_int {
+    // A futex call from here (sys6 is `syscall(3)` off x86_64) goes straight to the kernel.
+    let busy = Busy::enter();
+    let saved = super::errno();
+    // Both steps wait with FUTEX_WAIT_BITSET, whose timeout is absolute on CLOCK_MONOTONIC (the
+    // clock of `Instant`): the second step's deadline is the caller's, not restarted.
+    let wait_until = |until: Option<Instant>| -> Result<(), c_int> {
+        let ts = until.map(|until| {
+            let at = now(libc::CLOCK_MONOTONIC).unwrap_or_default()
+                + until.saturating_duration_since(Instant::now());
+            timespec {
+                tv_sec: at.as_secs() as libc::time_t,
+                tv_nsec: at.subsec_nanos() as c_long,
+            }
+        });
+        let tsp = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const timespec);
+        let cmd = FUTEX_WAIT_BITSET | (op & FUTEX_PRIVATE_FLAG);
+        // SAFETY: the caller's futex word and value, per its contract; `tsp` is null or points to
+        // `ts`, alive for the call.
+        let r = unsafe {
+            super::sys6(
+                libc::SYS_futex,
+                uaddr as usize,
+                cmd as usize,
+                val as usize,
+                tsp as usize,
+                0,
+                bitset as usize,
+            )
+        };
+        if r < 0 {
+            Err(super::errno())
+        } else {
+            Ok(())
+        }
+    };
+    let first = Instant::now() + BLOCKING_WARN;
+    let mut r = wait_until(Some(deadline.map_or(first, |d| d.min(first))));
+    if r == Err(libc::ETIMEDOUT) && deadline.is_none_or(|d| d > first) {
+        let n = BLOCKING_REPORTED.fetch_add(1, Ordering::Relaxed);
+        if n == 0 {
+            eprintln!(
+                "gevent: monkey: a greenlet has blocked its thread and hub for {BLOCKING_WARN:?} \
+                 in a futex wait on per-thread state, which cannot be made cooperative: most \
+                 likely parking_lot's Mutex, Condvar or RwLock (an r2d2 pool waiting for a free \
+                 connection is one). The thread's other greenlets wait until it returns: a \
+                 deadlock, if what it waits for is one of them. See the gevent::monkey docs, \
+                 \"What stays blocking\", for why and what to do instead (said once; the monitor \
+                 gives the backtrace)."
+            );
+        }
+        r = wait_until(deadline);
+    }
+    drop(busy);
+    // SAFETY: `out` is valid for writes per the caller's contract.
+    unsafe {
+        *out = match r {
+            Ok(()) => {
+                super::set_errno(saved); // the first step's ETIMEDOUT is not the caller's
+                0
+            }
+            Err(e) => {
+                super::set_errno(e);
+                -1
+            }
+        }
+    };
+    1
 }
 
 thread_local! {
@@ -414,6 +654,68 @@ fn watch_parker(hub: &crate::hub::Hub) {
     }
 }
 
+thread_local! {
+    /// The hub in which [`sweep_words`] is armed. A `Weak`, so that a hub replacing it on this
+    /// thread cannot have its address (and be taken for it).
+    static SWEEP: RefCell<Option<std::rc::Weak<crate::hub::Hub>>> = const { RefCell::new(None) };
+}
+
+/// Arms this thread's [`sweep_words`] in `hub` if it is not.
+fn watch_words(hub: &Rc<crate::hub::Hub>) {
+    let armed = SWEEP.with(|s| {
+        s.borrow()
+            .as_ref()
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), Rc::as_ptr(hub)))
+    });
+    if !armed {
+        hub.add_timer(Instant::now() + FIRST_BACKOFF, sweep_words);
+        SWEEP.with(|s| *s.borrow_mut() = Some(Rc::downgrade(hub)));
+    }
+}
+
+/// While greenlets of this thread are parked on futex words (other than its std parker), wakes
+/// those whose word no longer holds the value they wait on: a wake that bypassed the hook (a raw
+/// `syscall` instruction, another library's own futex) must not strand them. Each word is
+/// re-read at the sweep after its greenlet parked, then at intervals doubling from
+/// [`FIRST_BACKOFF`] to [`MAX_BACKOFF`]; the sweep re-arms for the earliest and stops when none
+/// is parked.
+fn sweep_words() {
+    let now = Instant::now();
+    let mut next: Option<Instant> = None;
+    let due: Vec<Rc<Waiter>> = LOCAL.with(|l| {
+        let mut due = Vec::new();
+        for s in l.borrow().iter().filter(|s| !s.parker) {
+            if s.next_check.get().is_none_or(|at| at <= now) {
+                // SAFETY: the word of a futex wait in progress on this thread (its slot is
+                // listed): valid for the wait's duration, per the futex contract; only read.
+                let word = unsafe { &*(s.word as *const AtomicU32) };
+                if word.load(Ordering::Acquire) != s.expected {
+                    // It re-checks and leaves; should the word be back by then and it park
+                    // again, the next sweep looks at once.
+                    due.push(s.waiter.borrow().clone());
+                    s.next_check.set(None);
+                } else {
+                    let b = s.backoff.get();
+                    s.backoff.set((b * 2).min(MAX_BACKOFF));
+                    s.next_check.set(Some(now + b));
+                }
+            }
+            let at = s.next_check.get().unwrap_or(now + FIRST_BACKOFF);
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        due
+    });
+    for w in due {
+        w.wake();
+    }
+    let hub = crate::hub::get_hub();
+    let armed = next.map(|at| {
+        hub.add_timer(at.max(now + FIRST_BACKOFF), sweep_words);
+        Rc::downgrade(&hub)
+    });
+    SWEEP.with(|s| *s.borrow_mut() = armed);
+}
+
 /// Wakes every greenlet of this thread waiting on its std parker.
 fn wake_parker_waiters() {
     let slots: Vec<u64> = LOCAL.with(|l| {
@@ -471,31 +773,36 @@ fn around_sleep(before: bool) -> bool {
     }
 }
 
-/// Wakes every greenlet parked on `addr` whose bitset meets `mask`; returns how many.
-fn wake(addr: usize, mask: u32) -> usize {
-    let mut taken = Vec::new();
+/// Wakes the first `limit` greenlets parked on `addr` whose bitset meets `mask` (all of them if it
+/// is a thread's std parker: see [`parker`]); returns how many, and whether it was a parker.
+fn wake(addr: usize, mask: u32, limit: usize) -> (usize, bool) {
+    let me = thread_key();
+    let mut n = 0;
+    let mut parker = false;
+    let mut remote = Vec::new();
     {
-        let mut t = table();
-        t.retain_mut(|e| {
-            if e.addr == addr && e.bitset & mask != 0 {
-                taken.push((e.owner, e.id, e.hub.clone()));
+        let mut t = table(addr);
+        t.retain(|e| {
+            if e.addr == addr && e.bitset & mask != 0 && (e.parker || n < limit) {
+                n += 1;
+                parker |= e.parker;
+                if e.owner == me {
+                    // No lock taken, no futex call: a slot flag and the hub's ready queue.
+                    local_wake(e.id);
+                } else {
+                    remote.push((e.id, e.hub.clone()));
+                }
                 false
             } else {
                 true
             }
         });
-        PARKED.fetch_sub(taken.len(), Ordering::SeqCst);
+        PARKED.fetch_sub(n, Ordering::SeqCst);
     }
-    let me = thread_key();
-    for (owner, id, hub) in &taken {
-        let id = *id;
-        if *owner == me {
-            local_wake(id);
-        } else {
-            hub.run_callback(move || local_wake(id));
-        }
+    for (id, hub) in remote {
+        hub.run_callback(move || local_wake(id));
     }
-    taken.len()
+    (n, parker)
 }
 
 /// Wakes this thread's parked greenlet `id`, if it still waits.
@@ -543,7 +850,7 @@ fn wait_parked(
     let owner = thread_key();
     {
         let busy = Busy::enter();
-        let mut t = table();
+        let mut t = table(addr);
         PARKED.fetch_add(1, Ordering::SeqCst);
         let cur = word.load(Ordering::SeqCst);
         if parker {
@@ -577,6 +884,7 @@ fn wait_parked(
             owner,
             id,
             hub: hub.handle(),
+            parker,
         });
     }
     LAST_EAGAIN.set(0);
@@ -585,30 +893,28 @@ fn wait_parked(
         hit: Cell::new(false),
         waiter: RefCell::new(Waiter::new()),
         parker,
+        word: addr,
+        expected,
+        next_check: Cell::new(None),
+        backoff: Cell::new(FIRST_BACKOFF),
     });
     LOCAL.with(|l| l.borrow_mut().push(slot.clone()));
+    // The thread's parker is watched by `poll_parker`, other words by `sweep_words`, for the
+    // whole thread: a wait arms no timer of its own unless it has a timeout.
     if parker {
         PARKER_WAITERS.set(PARKER_WAITERS.get() + 1);
         watch_parker(&hub);
+    } else {
+        watch_words(&hub);
     }
-    let mut backoff = FIRST_BACKOFF;
     let res = loop {
         let w = slot.waiter.borrow().clone();
         if slot.hit.get() {
             break Ok(());
         }
-        // The thread's parker is watched by `poll_parker` for the whole thread; other words are
-        // re-checked by each waiter on its own backoff.
-        let tick = if parker {
-            deadline
-        } else {
-            Some(deadline.map_or(Instant::now() + backoff, |d| {
-                d.min(Instant::now() + backoff)
-            }))
-        };
-        let timer = tick.map(|tick| {
+        let timer = deadline.map(|deadline| {
             let w2 = w.clone();
-            hub.add_timer(tick, move || {
+            hub.add_timer(deadline, move || {
                 w2.wake();
             })
         });
@@ -628,16 +934,15 @@ fn wait_parked(
         if parker || word.load(Ordering::Acquire) != expected {
             break Ok(()); // woken by a wake that bypassed the hook, or spuriously
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
         *slot.waiter.borrow_mut() = Waiter::new();
     };
     LOCAL.with(|l| l.borrow_mut().retain(|s| s.id != id));
     let taken = {
         let _busy = Busy::enter();
-        let mut t = table();
+        let mut t = table(addr);
         match t.iter().position(|e| e.id == id) {
             Some(i) => {
-                t.swap_remove(i);
+                t.remove(i); // keeps the others in order: wakes go first come, first served
                 PARKED.fetch_sub(1, Ordering::SeqCst);
                 false
             }

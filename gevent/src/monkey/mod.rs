@@ -64,12 +64,17 @@
 //! hub parks that greenlet, with futex semantics: it parks only while the word still holds the
 //! expected value (`EAGAIN` otherwise, checked under the wait table's lock), honours the timeout
 //! (`ETIMEDOUT`; relative for `FUTEX_WAIT`, absolute on the asked clock for the bitset form), and
-//! may return early (every futex user re-checks). A `FUTEX_WAKE` (and the bitset, `WAKE_OP` and
-//! requeue forms) from any thread or greenlet wakes *every* greenlet parked on that address (the
-//! extra ones re-check and park again), across hubs and threads, and still calls the kernel for
-//! OS threads waiting there. A wake that bypasses `syscall` (a raw `syscall` instruction, another
-//! library's own futex) does not strand a greenlet: a parked greenlet re-reads its word 1 ms after
-//! parking, then at doubling intervals up to every 50 ms. Every other system call number, every
+//! may return early (every futex user re-checks). A `FUTEX_WAKE` (and the bitset form) of `n`
+//! from any thread or greenlet wakes up to `n` greenlets parked on that address, first come first
+//! served, across hubs and threads, and asks the kernel for the rest, for OS threads waiting
+//! there; when greenlets took all `n` and no OS thread waits on the word, it makes no system call
+//! (with OS threads waiting there, they are woken too, so that greenlets cannot starve them; one
+//! that began its wait while no greenlet was parked anywhere is not counted, and gets at least
+//! every 32nd such wake of the words that share its shard of the wait table). The
+//! `WAKE_OP` and requeue forms wake every greenlet on the address (they re-check) and call the
+//! kernel. A wake that bypasses `syscall` (a raw `syscall` instruction, another library's own
+//! futex) does not strand a greenlet: its word is re-read about 1 ms after it parked, then at
+//! doubling intervals up to every 50 ms (one timer per thread while its greenlets wait). Every other system call number, every
 //! call outside greenlets (OS threads, the thread pool) and every call of the hub itself goes to
 //! the kernel untouched. `JoinHandle::join` (glibc's `pthread_join` waits with its own futex
 //! call, which `syscall` does not see) is interposed too: inside a greenlet the real join runs on
@@ -91,11 +96,34 @@
 //! **What stays blocking** (the monitor reports a greenlet that blocks its hub):
 //! - a futex word in thread-local storage: per-thread wait state, shared by every greenlet of the
 //!   thread, which cannot be parked per greenlet. This is **parking_lot** (`Mutex`, `Condvar`,
-//!   `RwLock`, and what uses them, such as `r2d2`): it keeps each thread's queue links and futex
-//!   word in a `thread_local!`, and two greenlets of one thread inside its `park` would corrupt
-//!   its queues. Its waits block the thread as without the patch (no worse: correct, not
-//!   cooperative); a parking_lot lock held across a switch by one greenlet and locked by another
-//!   of the same thread deadlocks, as before;
+//!   `RwLock`, and what uses them, such as **r2d2**'s pool waiting for a free connection). Its
+//!   waits block the thread, as without the patch (correct, not cooperative), and one that
+//!   blocks a greenlet's thread for more than 100 ms is reported on stderr (once per process)
+//!   and counted. A parking_lot lock held across a switch by one greenlet and locked by another
+//!   of the same thread is a deadlock (a `try_lock_for` or a timed `Condvar` wait ends at its
+//!   timeout); an exhausted r2d2 pool freezes its thread until r2d2's `connection_timeout`.
+//!
+//!   *Why it cannot be made cooperative.* parking_lot_core's `park` takes the calling thread's
+//!   `ThreadData` (a `thread_local!`: the futex word *and* the links of the wait queue), links
+//!   it into the queue of the lock's hash bucket, and only then waits on the word. No system call
+//!   or interposable function comes between entering `park` and linking: the futex wait is the
+//!   first thing gevent sees, after the link is made. Were that wait to park the greenlet and
+//!   let the hub run, a second greenlet of the thread entering `park` would link the *same*
+//!   `ThreadData` a second time: it resets the node's `next` link (cutting off every thread
+//!   queued behind the first greenlet, which then sleep forever) or, in the same bucket, links
+//!   the node to itself (a cycle every later unpark of the bucket loops on, holding its lock).
+//!   Telling the two greenlets' waits apart at the futex word (waiters keyed by address and
+//!   greenlet) does not help: the corruption is in the queue, before the wait. Greenlet-local
+//!   `ThreadData` would need parking_lot's own cooperation (its `ThreadData` is private, its
+//!   `park` inlined into the caller), or a thread pointer per greenlet.
+//!
+//!   *What to do instead.* Keep the greenlets from waiting inside parking_lot: gate an r2d2 pool
+//!   with a [`Semaphore`](crate::lock::Semaphore) of its `max_size` permits, taken before
+//!   `pool.get()` and released after the connection is dropped (so `get` always finds one:
+//!   tests/monkey_r2d2.rs serves 50 greenlets from 2 connections this way, the hub running
+//!   throughout), or run `pool.get()` on a [`ThreadPool`](crate::threadpool::ThreadPool) (its
+//!   worker blocks, not the hub); for data shared across switches use std's `Mutex`/`Condvar`
+//!   (cooperative here) or [`crate::sync`]'s;
 //! - spin loops (a lock that spins without a futex wait), a raw `syscall` instruction (rustix's
 //!   `linux_raw` backend, inline assembly), io_uring, and glibc's own internal locks (`pthread_mutex`,
 //!   `pthread_cond`, `sem_wait`: glibc calls the kernel directly);
@@ -116,12 +144,19 @@
 //! **Cost.** Every `syscall()` call of the process goes through the shim: for numbers other than
 //! `SYS_futex`, on x86_64, glibc's own instructions plus one compare and branch (measured with
 //! `examples/syscall_cost.rs`: no difference above the noise of the system call itself; elsewhere
-//! a C function reading its variadic arguments). A `FUTEX_WAKE` while no greenlet is parked anywhere costs one fence and one load
-//! more; an uncontended `Mutex::lock`/`unlock` makes no system call and is unchanged. A futex wait
-//! in a greenlet costs a wait-table entry (a global lock, a few allocations) and a timer, and the
-//! wake still calls the kernel: a std `Mutex` handed between two greenlets costs about 1.5 µs per
-//! hand-off where tokio's `Mutex` between two tasks costs about 0.2 µs
-//! (`bench/src/bin/monkey_thread.rs`).
+//! a C function reading its variadic arguments). A `FUTEX_WAKE` while no greenlet is parked
+//! anywhere costs one fence and one load more, a `FUTEX_WAIT` outside greenlets one load (two
+//! atomic additions around the kernel's wait while greenlets are parked: it is counted, so that
+//! greenlets taking the wakes do not starve it); an uncontended `Mutex::lock`/`unlock` makes no
+//! system call and is unchanged. A futex wait in a greenlet costs an entry in a wait table sharded
+//! by address (one lock, two small allocations) and no timer unless it has a timeout (one
+//! re-check timer per thread covers wakes that bypass the hook); a wake that greenlets take whole
+//! makes no system call. Two greenlets taking turns through a futex word cost about 0.2 µs per
+//! hand-off (`futex_pingpong_two_greenlets` in `bench/src/bin/monkey_thread.rs`). A std `Mutex`
+//! handed between two greenlets costs about 1.4 µs where tokio's `Mutex` between two tasks costs
+//! about 0.2 µs: most of it is std's own spin in `Mutex::lock_contended` (100 rounds of a `pause`
+//! instruction, about 1.1 µs on the machine measured) before its futex call, which a greenlet
+//! runs whenever it finds the lock held by another greenlet and which no hook reaches.
 //!
 //! # What cannot be made cooperative
 //! Raw system calls (`libc::syscall` of anything but `SYS_futex`, rustix, io_uring) and variadic
@@ -195,7 +230,7 @@ mod fd;
 pub(crate) use fd::evict;
 mod futex;
 #[doc(hidden)]
-pub use futex::parked_count;
+pub use futex::{blocking_waits, parked_count};
 mod intr;
 mod net;
 mod poll;
