@@ -10,18 +10,6 @@ use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 
-/// Counts how often the hub ran it while others waited.
-fn ticker(stop: Rc<Cell<bool>>) -> gevent::Greenlet<u32> {
-    gevent::spawn(move || {
-        let mut n = 0;
-        while !stop.get() && n < 10_000 {
-            gevent::sleep(Duration::from_millis(2));
-            n += 1;
-        }
-        n
-    })
-}
-
 #[test]
 fn ready_future_returns_at_once() {
     assert_eq!(gevent::block_on(async { 7 }), 7);
@@ -53,21 +41,35 @@ fn local_wake_from_another_greenlet() {
 
 #[test]
 fn cross_thread_wake_keeps_the_hub_serving() {
+    // A ticker whose count the other thread can read: the thread answers only once the hub has
+    // ticked 5 times with the main greenlet parked (bounded: it answers anyway after 10 s, and then
+    // the count below tells).
+    let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let stop = Rc::new(Cell::new(false));
-    let t = ticker(stop.clone());
+    let (t2, stop2) = (ticks.clone(), stop.clone());
+    let t = gevent::spawn(move || {
+        while !stop2.get() {
+            gevent::sleep(Duration::from_millis(2));
+            t2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
     let (tx, rx) = oneshot::channel::<&'static str>();
+    let seen = ticks.load(std::sync::atomic::Ordering::SeqCst);
+    let t3 = ticks.clone();
     let th = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(60));
+        let end = Instant::now() + Duration::from_secs(10);
+        while t3.load(std::sync::atomic::Ordering::SeqCst) < seen + 5 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         tx.send("from a thread").unwrap();
     });
     // The main greenlet parks: nothing local can wake it, the waker went to another thread.
-    let start = Instant::now();
     let v = gevent::block_on(rx).unwrap();
     assert_eq!(v, "from a thread");
-    assert!(start.elapsed() >= Duration::from_millis(55));
+    let n = ticks.load(std::sync::atomic::Ordering::SeqCst) - seen;
+    assert!(n >= 5, "the ticker ran only {n} times meanwhile");
     stop.set(true);
-    let ticks = t.get().unwrap();
-    assert!(ticks >= 5, "the ticker ran only {ticks} times meanwhile");
+    t.join();
     th.join().unwrap();
 }
 
