@@ -732,7 +732,7 @@ impl<T: 'static> IMap<T> {
                 let q2 = q.clone();
                 let i = n.get();
                 g.link(move |g| {
-                    let _ = q2.put_nowait(Msg::Item(i, outcome(g)));
+                    let _ = q2.try_put(Msg::Item(i, outcome(g)));
                 });
                 n.set(i + 1);
             }
@@ -744,7 +744,7 @@ impl<T: 'static> IMap<T> {
                 (false, Some(f)) => Some(GetError::Panicked(f)),
                 (false, None) => Some(GetError::Killed),
             };
-            let _ = q.put_nowait(Msg::Fed(spawned.get(), err));
+            let _ = q.try_put(Msg::Fed(spawned.get(), err));
         });
         feeder.start();
         IMap {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::core::{Iter, Queue};
 use super::errors::{
-    GetTimeoutError, PutTimeoutError, ShutDown, ShutDownError, TryGetError, TryPutError,
+    GetTimeoutError, PutError, PutTimeoutError, ShutDownError, TryGetError, TryPutError,
 };
 
 /// A rendezvous between greenlets (gevent's `Channel`): it holds nothing, so `put` waits until a
@@ -57,14 +57,14 @@ impl<T> Channel<T> {
     /// Hands `item` to a getter, waiting for one.
     ///
     /// # Errors
-    /// [`ShutDownError`] (with the item) once [`Channel::shutdown`] was called.
+    /// [`PutError`] (with the item) once [`Channel::shutdown`] was called.
     ///
     /// # Panics
     /// With [`LoopExit`](crate::LoopExit)'s message when no getter can ever come.
     ///
     /// # Cancel safety
     /// As [`Queue::put`]: a killed putter's item was not delivered and goes down with it.
-    pub fn put(&self, item: T) -> Result<(), ShutDownError<T>> {
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         self.q.put(item)
     }
 
@@ -79,25 +79,26 @@ impl<T> Channel<T> {
         self.q.put_timeout(item, timeout)
     }
 
-    /// Hands `item` to a getter that is already waiting.
+    /// Hands `item` to a getter that is already waiting (gevent's `put_nowait`).
     ///
     /// # Errors
     /// [`TryPutError::Full`] (with the item) if none waits.
-    pub fn put_nowait(&self, item: T) -> Result<(), TryPutError<T>> {
-        self.q.put_nowait(item)
+    #[doc(alias = "put_nowait")]
+    pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
+        self.q.try_put(item)
     }
 
     /// Takes an item from a putter, waiting for one.
     ///
     /// # Errors
-    /// [`ShutDown`] after [`Channel::shutdown`].
+    /// [`ShutDownError`] after [`Channel::shutdown`].
     ///
     /// # Panics
     /// With [`LoopExit`](crate::LoopExit)'s message when no putter can ever come.
     ///
     /// # Cancel safety
     /// As [`Queue::get`]: an item handed to a getter that is then killed is passed on, not lost.
-    pub fn get(&self) -> Result<T, ShutDown> {
+    pub fn get(&self) -> Result<T, ShutDownError> {
         self.q.get()
     }
 
@@ -112,22 +113,27 @@ impl<T> Channel<T> {
         self.q.get_timeout(timeout)
     }
 
-    /// Takes an item from a putter that is already waiting. Works from hub callbacks.
+    /// Takes an item from a putter that is already waiting (gevent's `get_nowait`). Works from hub
+    /// callbacks.
     ///
     /// # Errors
     /// [`TryGetError::Empty`] if none waits.
-    pub fn get_nowait(&self) -> Result<T, TryGetError> {
-        self.q.get_nowait()
+    #[doc(alias = "get_nowait")]
+    pub fn try_get(&self) -> Result<T, TryGetError> {
+        self.q.try_get()
     }
 
-    /// Always true, except for an item given back by a killed getter (see the module docs).
-    pub fn empty(&self) -> bool {
-        self.q.empty()
+    /// Always true, except for an item given back by a killed getter (see the module docs;
+    /// gevent's `empty()`).
+    #[doc(alias = "empty")]
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
     }
 
-    /// Whether a `put` would wait (no getter is waiting).
-    pub fn full(&self) -> bool {
-        self.q.full()
+    /// Whether a `put` would wait: no getter is waiting (gevent's `full()`).
+    #[doc(alias = "full")]
+    pub fn is_full(&self) -> bool {
+        self.q.is_full()
     }
 
     /// How many greenlets wait in `get`.

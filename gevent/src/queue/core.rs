@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::errors::{
-    GetTimeoutError, PutTimeoutError, ShutDown, ShutDownError, TaskDoneError, TryGetError,
+    GetTimeoutError, PutError, PutTimeoutError, ShutDownError, TaskDoneError, TryGetError,
     TryPutError,
 };
 use super::store::Store;
@@ -128,8 +128,15 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 }
 
-/// A queue of `T` between greenlets, its order decided by the store `S`: [`Queue`] (FIFO),
-/// [`LifoQueue`] and [`PriorityQueue`] are this type with their store.
+/// A queue of `T` between greenlets (gevent's `Queue`), first in first out unless the store `S`
+/// orders it otherwise: [`LifoQueue`] and [`PriorityQueue`] are this type with their store.
+///
+/// [`Queue::new`] and [`Queue::with_maxsize`] build the default FIFO queue (as `HashMap::new` builds
+/// a map with the default hasher); a queue with another store is built from its type:
+/// `LifoQueue::default()`, `PriorityQueue::with_store(Some(8))`.
+///
+/// Non-blocking calls are named `try_*` and timed ones `*_timeout`; gevent's names (`put_nowait`,
+/// `qsize`, `empty`, ...) are search aliases of these.
 ///
 /// # Examples
 /// ```
@@ -142,62 +149,57 @@ impl<T, S: Store<T>> Core<T, S> {
 /// }
 /// assert_eq!(consumer.get(), Ok(6));
 /// ```
-pub struct StoreQueue<T, S: Store<T>> {
+pub struct Queue<T, S: Store<T> = VecDeque<T>> {
     core: Rc<RefCell<Core<T, S>>>,
 }
-
-/// A FIFO queue (gevent's `Queue`): [`StoreQueue`] with a `VecDeque`.
-pub type Queue<T> = StoreQueue<T, VecDeque<T>>;
 
 /// gevent's `SimpleQueue`: the same type as [`Queue`] (the task counter costs nothing when unused).
 pub type SimpleQueue<T> = Queue<T>;
 
-/// A queue whose newest item comes out first (gevent's `LifoQueue`).
-pub type LifoQueue<T> = StoreQueue<T, Vec<T>>;
+/// A queue whose newest item comes out first (gevent's `LifoQueue`): [`Queue`] with a `Vec`.
+///
+/// Built with `LifoQueue::default()` or `LifoQueue::with_store(maxsize)`.
+pub type LifoQueue<T> = Queue<T, Vec<T>>;
 
 /// A queue whose lowest item comes out first (gevent's `PriorityQueue`; use `(priority, item)`
-/// tuples to order by priority).
-pub type PriorityQueue<T> = StoreQueue<T, BinaryHeap<Reverse<T>>>;
+/// tuples to order by priority): [`Queue`] with a binary heap.
+///
+/// Built with `PriorityQueue::default()` or `PriorityQueue::with_store(maxsize)`.
+pub type PriorityQueue<T> = Queue<T, BinaryHeap<Reverse<T>>>;
 
-impl<T, S: Store<T>> Clone for StoreQueue<T, S> {
+impl<T, S: Store<T>> Clone for Queue<T, S> {
     fn clone(&self) -> Self {
-        StoreQueue {
+        Queue {
             core: self.core.clone(),
         }
     }
 }
 
-impl<T, S: Store<T>> Default for StoreQueue<T, S> {
+/// An unbounded queue.
+impl<T, S: Store<T>> Default for Queue<T, S> {
     fn default() -> Self {
-        StoreQueue::with_store(None)
+        Queue::with_store(None)
     }
 }
 
-macro_rules! constructors {
-    ($(#[$m:meta])* [$($b:tt)*] $store:ty) => {
-        impl<T $($b)*> StoreQueue<T, $store> {
-            /// An unbounded queue.
-            pub fn new() -> Self {
-                Self::with_store(None)
-            }
+impl<T> Queue<T> {
+    /// An unbounded FIFO queue.
+    pub fn new() -> Self {
+        Queue::with_store(None)
+    }
 
-            /// A queue holding at most `maxsize` items (`put` waits while full); unbounded with
-            /// `None`. `Some(0)` holds nothing: every `put` waits for a getter, as a [`Channel`](super::Channel).
-            pub fn with_maxsize(maxsize: Option<usize>) -> Self {
-                Self::with_store(maxsize)
-            }
-        }
-    };
+    /// A FIFO queue holding at most `maxsize` items (`put` waits while full); unbounded with
+    /// `None`. `Some(0)` holds nothing: every `put` waits for a getter, as a
+    /// [`Channel`](super::Channel).
+    pub fn with_maxsize(maxsize: Option<usize>) -> Self {
+        Queue::with_store(maxsize)
+    }
 }
 
-constructors!([] VecDeque<T>);
-constructors!([] Vec<T>);
-constructors!([: Ord] BinaryHeap<Reverse<T>>);
-
-impl<T, S: Store<T>> fmt::Debug for StoreQueue<T, S> {
+impl<T, S: Store<T>> fmt::Debug for Queue<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = self.core.borrow();
-        let mut d = f.debug_struct("StoreQueue");
+        let mut d = f.debug_struct("Queue");
         d.field("len", &c.items.len());
         if c.maxsize != usize::MAX {
             d.field("maxsize", &c.maxsize);
@@ -209,10 +211,11 @@ impl<T, S: Store<T>> fmt::Debug for StoreQueue<T, S> {
     }
 }
 
-impl<T, S: Store<T>> StoreQueue<T, S> {
-    /// A queue with any [`Store`], holding at most `maxsize` items (`None`: unbounded).
+impl<T, S: Store<T>> Queue<T, S> {
+    /// A queue with the store `S`, named by the type (`LifoQueue::with_store(Some(8))`), holding
+    /// at most `maxsize` items (`None`: unbounded; `Some(0)`: every `put` waits for a getter).
     pub fn with_store(maxsize: Option<usize>) -> Self {
-        StoreQueue {
+        Queue {
             core: Rc::new(RefCell::new(Core {
                 items: S::default(),
                 maxsize: maxsize.unwrap_or(usize::MAX),
@@ -233,28 +236,21 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
         (m != usize::MAX).then_some(m)
     }
 
-    /// How many items it holds (not counting items waiting in blocked putters).
-    pub fn qsize(&self) -> usize {
+    /// How many items it holds, not counting items waiting in blocked putters (gevent's `qsize()`).
+    #[doc(alias = "qsize")]
+    pub fn len(&self) -> usize {
         self.core.borrow().items.len()
     }
 
-    /// Same as [`Queue::qsize`].
-    pub fn len(&self) -> usize {
-        self.qsize()
-    }
-
-    /// Whether it holds no item.
+    /// Whether it holds no item (gevent's `empty()`).
+    #[doc(alias = "empty")]
     pub fn is_empty(&self) -> bool {
-        self.qsize() == 0
+        self.len() == 0
     }
 
-    /// Same as [`Queue::is_empty`] (gevent's `empty()`).
-    pub fn empty(&self) -> bool {
-        self.is_empty()
-    }
-
-    /// Whether a `put` would have to wait (for a channel: no getter is waiting).
-    pub fn full(&self) -> bool {
+    /// Whether a `put` would have to wait (for a channel: no getter is waiting; gevent's `full()`).
+    #[doc(alias = "full")]
+    pub fn is_full(&self) -> bool {
         let c = self.core.borrow();
         c.full() && c.getters.is_empty()
     }
@@ -288,7 +284,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
         c.putters.push_back((w.clone(), item));
         drop(c);
         // On an unwind (kill, Timeout), unlist: the item goes down with the putter.
-        struct Leave<'a, T, S: Store<T>>(&'a StoreQueue<T, S>, &'a Rc<Waiter>);
+        struct Leave<'a, T, S: Store<T>>(&'a Queue<T, S>, &'a Rc<Waiter>);
         impl<T, S: Store<T>> Drop for Leave<'_, T, S> {
             fn drop(&mut self) {
                 self.0.core.borrow_mut().unlist_putter(self.1);
@@ -310,7 +306,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
     /// Puts `item`, waiting while the queue is full.
     ///
     /// # Errors
-    /// [`ShutDownError`] (with the item) once [`Queue::shutdown`] was called.
+    /// [`PutError`] (with the item) once [`Queue::shutdown`] was called.
     ///
     /// # Panics
     /// With [`LoopExit`]'s message when nothing can ever make room.
@@ -318,11 +314,11 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
     /// # Cancel safety
     /// A kill or [`Timeout`](crate::Timeout) landing here unwinds out of it; the putter is unlisted
     /// and its item dropped with it (it was not put). Once woken, the item is in.
-    pub fn put(&self, item: T) -> Result<(), ShutDownError<T>> {
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         match self.put_inner(item, Block::Until(None)) {
             Ok(()) => Ok(()),
             Err((Fail::LoopExit, _)) => panic!("{LoopExit}"),
-            Err((_, item)) => Err(ShutDownError(item)),
+            Err((_, item)) => Err(PutError(item)),
         }
     }
 
@@ -341,11 +337,12 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
         }
     }
 
-    /// Puts `item` if that needs no waiting. Works from hub callbacks.
+    /// Puts `item` if that needs no waiting (gevent's `put_nowait`). Works from hub callbacks.
     ///
     /// # Errors
     /// [`TryPutError::Full`] or [`TryPutError::ShutDown`], with the item.
-    pub fn put_nowait(&self, item: T) -> Result<(), TryPutError<T>> {
+    #[doc(alias = "put_nowait")]
+    pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
         match self.put_inner(item, Block::No) {
             Ok(()) => Ok(()),
             Err((Fail::ShutDown, item)) => Err(TryPutError::ShutDown(item)),
@@ -371,7 +368,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
             c.getters.push_back(w.clone());
             drop(c);
             // On every way out: unlist, and give back an item handed to us meanwhile.
-            struct Leave<'a, T, S: Store<T>>(&'a StoreQueue<T, S>, &'a Rc<Waiter>);
+            struct Leave<'a, T, S: Store<T>>(&'a Queue<T, S>, &'a Rc<Waiter>);
             impl<T, S: Store<T>> Drop for Leave<'_, T, S> {
                 fn drop(&mut self) {
                     let mut c = self.0.core.borrow_mut();
@@ -396,7 +393,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
     /// Takes the next item, waiting while there is none.
     ///
     /// # Errors
-    /// [`ShutDown`] once the queue is shut down and empty.
+    /// [`ShutDownError`] once the queue is shut down and empty.
     ///
     /// # Panics
     /// With [`LoopExit`]'s message when nothing can ever put an item (e.g. the main greenlet
@@ -406,11 +403,11 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
     /// A kill or [`Timeout`](crate::Timeout) landing here unwinds out of it and leaves no trace; an
     /// item handed to this getter just before is passed on to the next getter or put back at the
     /// front of the queue, never lost.
-    pub fn get(&self) -> Result<T, ShutDown> {
+    pub fn get(&self) -> Result<T, ShutDownError> {
         match self.get_inner(Block::Until(None)) {
             Ok(t) => Ok(t),
             Err(Fail::LoopExit) => panic!("{LoopExit}"),
-            Err(_) => Err(ShutDown),
+            Err(_) => Err(ShutDownError),
         }
     }
 
@@ -429,11 +426,13 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
         }
     }
 
-    /// Takes the next item if there is one (from a waiting putter too). Works from hub callbacks.
+    /// Takes the next item if there is one, from a waiting putter too (gevent's `get_nowait`).
+    /// Works from hub callbacks.
     ///
     /// # Errors
     /// [`TryGetError::Empty`] or [`TryGetError::ShutDown`].
-    pub fn get_nowait(&self) -> Result<T, TryGetError> {
+    #[doc(alias = "get_nowait")]
+    pub fn try_get(&self) -> Result<T, TryGetError> {
         match self.get_inner(Block::No) {
             Ok(t) => Ok(t),
             Err(Fail::ShutDown) => Err(TryGetError::ShutDown),
@@ -464,7 +463,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
             let w = Waiter::new();
             c.peekers.push(w.clone());
             drop(c);
-            struct Leave<'a, T, S: Store<T>>(&'a StoreQueue<T, S>, &'a Rc<Waiter>);
+            struct Leave<'a, T, S: Store<T>>(&'a Queue<T, S>, &'a Rc<Waiter>);
             impl<T, S: Store<T>> Drop for Leave<'_, T, S> {
                 fn drop(&mut self) {
                     self.0
@@ -482,21 +481,21 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
     /// A copy of the next item, waiting while there is none; the item stays in.
     ///
     /// # Errors
-    /// [`ShutDown`] once the queue is shut down and empty.
+    /// [`ShutDownError`] once the queue is shut down and empty.
     ///
     /// # Panics
     /// With [`LoopExit`]'s message when nothing can ever put an item.
     ///
     /// # Cancel safety
     /// A kill or Timeout landing here unwinds out of it and leaves no trace.
-    pub fn peek(&self) -> Result<T, ShutDown>
+    pub fn peek(&self) -> Result<T, ShutDownError>
     where
         T: Clone,
     {
         match self.peek_inner(Block::Until(None)) {
             Ok(t) => Ok(t),
             Err(Fail::LoopExit) => panic!("{LoopExit}"),
-            Err(_) => Err(ShutDown),
+            Err(_) => Err(ShutDownError),
         }
     }
 
@@ -518,11 +517,12 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
         }
     }
 
-    /// A copy of the next item without waiting.
+    /// A copy of the next item without waiting (gevent's `peek_nowait`).
     ///
     /// # Errors
     /// [`TryGetError::Empty`] or [`TryGetError::ShutDown`].
-    pub fn peek_nowait(&self) -> Result<T, TryGetError>
+    #[doc(alias = "peek_nowait")]
+    pub fn try_peek(&self) -> Result<T, TryGetError>
     where
         T: Clone,
     {
@@ -580,7 +580,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
             }
             let w = Waiter::new();
             self.core.borrow_mut().joiners.push(w.clone());
-            struct Leave<'a, T, S: Store<T>>(&'a StoreQueue<T, S>, &'a Rc<Waiter>);
+            struct Leave<'a, T, S: Store<T>>(&'a Queue<T, S>, &'a Rc<Waiter>);
             impl<T, S: Store<T>> Drop for Leave<'_, T, S> {
                 fn drop(&mut self) {
                     self.0
@@ -643,7 +643,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
 
 /// Takes items from a queue until it is shut down and empty: see [`Queue::iter`].
 pub struct Iter<'a, T, S: Store<T>> {
-    q: &'a StoreQueue<T, S>,
+    q: &'a Queue<T, S>,
 }
 
 impl<T, S: Store<T>> fmt::Debug for Iter<'_, T, S> {
