@@ -1,6 +1,5 @@
 //! The rendezvous channel: a queue that holds nothing.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
@@ -155,7 +154,7 @@ impl<T> Channel<T> {
     ///
     /// # Panics
     /// As [`Channel::get`], from `next`.
-    pub fn iter(&self) -> Iter<'_, T, VecDeque<T>> {
+    pub fn iter(&self) -> Iter<'_, T> {
         self.q.iter()
     }
 }

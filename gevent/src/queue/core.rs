@@ -52,7 +52,8 @@ struct Core<T, S> {
 }
 
 impl<T, S: Store<T>> Core<T, S> {
-    fn full(&self) -> bool {
+    /// Whether `items` holds `maxsize` items (a getter may still be waiting: see `Queue::is_full`).
+    fn at_capacity(&self) -> bool {
         self.items.len() >= self.maxsize
     }
 
@@ -86,7 +87,7 @@ impl<T, S: Store<T>> Core<T, S> {
     /// Takes the next available item (stored, or from a waiting putter) and refills from putters.
     fn take(&mut self) -> Option<T> {
         if let Some(item) = self.items.pop() {
-            while !self.full() {
+            while !self.at_capacity() {
                 let Some((w, it)) = self.putters.pop_front() else {
                     break;
                 };
@@ -252,7 +253,7 @@ impl<T, S: Store<T>> Queue<T, S> {
     #[doc(alias = "full")]
     pub fn is_full(&self) -> bool {
         let c = self.core.borrow();
-        c.full() && c.getters.is_empty()
+        c.at_capacity() && c.getters.is_empty()
     }
 
     /// How many greenlets wait in `get` (gevent's `len(q.getters)`).
@@ -270,7 +271,7 @@ impl<T, S: Store<T>> Queue<T, S> {
         if c.shutdown {
             return Err((Fail::ShutDown, item));
         }
-        if !c.getters.is_empty() || !c.full() {
+        if !c.getters.is_empty() || !c.at_capacity() {
             c.unfinished += 1;
             c.deliver(item);
             return Ok(());
@@ -642,7 +643,7 @@ impl<T, S: Store<T>> Queue<T, S> {
 }
 
 /// Takes items from a queue until it is shut down and empty: see [`Queue::iter`].
-pub struct Iter<'a, T, S: Store<T>> {
+pub struct Iter<'a, T, S: Store<T> = VecDeque<T>> {
     q: &'a Queue<T, S>,
 }
 
