@@ -10,6 +10,9 @@
 //!   not run yet, its guard hands the permit on (to the next waiter, or back to the counter), so no
 //!   permit is ever lost.
 //! - Not thread-safe: a semaphore belongs to the thread that uses it (`!Send`).
+//! - Names, as in [`queue`](crate::queue): `try_acquire` never waits, `acquire_timeout` waits at
+//!   most a timeout; gevent's `locked()` and `counter` are search aliases of `is_locked()` and
+//!   `available()`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -100,12 +103,14 @@ impl Semaphore {
     }
 
     /// Free permits (gevent's `counter`).
+    #[doc(alias = "counter")]
     pub fn available(&self) -> usize {
         self.core.borrow().counter
     }
 
     /// Whether no permit is free (gevent's `locked()`).
-    pub fn locked(&self) -> bool {
+    #[doc(alias = "locked")]
+    pub fn is_locked(&self) -> bool {
         self.available() == 0
     }
 
@@ -268,17 +273,22 @@ impl Drop for SemaphoreGuard<'_> {
 }
 
 /// Released more times than acquired: [`BoundedSemaphore::release`] would go above the initial value
-/// (gevent raises `ValueError("Semaphore released too many times")`).
+/// (gevent raises `ValueError("Semaphore released too many times")`). Also exported as
+/// `OverRelease`, its earlier name.
+#[doc(alias = "OverRelease")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OverRelease;
+pub struct OverReleaseError;
 
-impl fmt::Display for OverRelease {
+// The earlier name, kept working (type, value and pattern).
+pub use self::OverReleaseError as OverRelease;
+
+impl fmt::Display for OverReleaseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("semaphore released too many times")
     }
 }
 
-impl std::error::Error for OverRelease {}
+impl std::error::Error for OverReleaseError {}
 
 /// A [`Semaphore`] that refuses to be released above its initial value (gevent's
 /// `BoundedSemaphore`).
@@ -313,14 +323,16 @@ impl BoundedSemaphore {
         self.bound
     }
 
-    /// Free permits.
+    /// Free permits (gevent's `counter`).
+    #[doc(alias = "counter")]
     pub fn available(&self) -> usize {
         self.sem.available()
     }
 
-    /// Whether no permit is free.
-    pub fn locked(&self) -> bool {
-        self.sem.locked()
+    /// Whether no permit is free (gevent's `locked()`).
+    #[doc(alias = "locked")]
+    pub fn is_locked(&self) -> bool {
+        self.sem.is_locked()
     }
 
     /// Takes a permit if one is free, without waiting.
@@ -359,11 +371,11 @@ impl BoundedSemaphore {
     /// Gives a permit back.
     ///
     /// # Errors
-    /// [`OverRelease`] if every permit is already free; nothing changes then.
-    pub fn release(&self) -> Result<(), OverRelease> {
+    /// [`OverReleaseError`] if every permit is already free; nothing changes then.
+    pub fn release(&self) -> Result<(), OverReleaseError> {
         let t = self.taken.get();
         if t == 0 {
-            return Err(OverRelease);
+            return Err(OverReleaseError);
         }
         self.taken.set(t - 1);
         self.sem.release();
@@ -414,17 +426,22 @@ impl Drop for BoundedSemaphoreGuard<'_> {
     }
 }
 
-/// [`RLock::release`] by a greenlet that does not hold the lock.
+/// [`RLock::release`] by a greenlet that does not hold the lock. Also exported as `NotOwner`, its
+/// earlier name.
+#[doc(alias = "NotOwner")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotOwner;
+pub struct NotOwnerError;
 
-impl fmt::Display for NotOwner {
+// The earlier name, kept working (type, value and pattern).
+pub use self::NotOwnerError as NotOwner;
+
+impl fmt::Display for NotOwnerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("cannot release an RLock the current greenlet does not hold")
     }
 }
 
-impl std::error::Error for NotOwner {}
+impl std::error::Error for NotOwnerError {}
 
 struct RLockState {
     /// The raw greenlet id of the owner, with its recursion count.
@@ -478,8 +495,9 @@ impl RLock {
         matches!(self.st.owner.get(), Some((id, _)) if id == current_id())
     }
 
-    /// Whether any greenlet holds it.
-    pub fn locked(&self) -> bool {
+    /// Whether any greenlet holds it (gevent's `locked()`).
+    #[doc(alias = "locked")]
+    pub fn is_locked(&self) -> bool {
         self.st.owner.get().is_some()
     }
 
@@ -541,8 +559,8 @@ impl RLock {
     /// Undoes one acquire; the last one unlocks it for the next waiter.
     ///
     /// # Errors
-    /// [`NotOwner`] if the current greenlet does not hold it.
-    pub fn release(&self) -> Result<(), NotOwner> {
+    /// [`NotOwnerError`] if the current greenlet does not hold it.
+    pub fn release(&self) -> Result<(), NotOwnerError> {
         match self.st.owner.get() {
             Some((id, n)) if id == current_id() => {
                 if n > 1 {
@@ -553,7 +571,7 @@ impl RLock {
                 }
                 Ok(())
             }
-            _ => Err(NotOwner),
+            _ => Err(NotOwnerError),
         }
     }
 
@@ -601,8 +619,9 @@ impl DummySemaphore {
         DummySemaphore
     }
 
-    /// Always `false`.
-    pub fn locked(&self) -> bool {
+    /// Always `false` (gevent's `locked()`).
+    #[doc(alias = "locked")]
+    pub fn is_locked(&self) -> bool {
         false
     }
 

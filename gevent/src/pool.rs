@@ -9,6 +9,9 @@
 //! - `imap`/`imap_unordered` run a feeder greenlet that spawns one greenlet per input (waiting while
 //!   the pool is full) and collect results through a [`Queue`]; dropping the iterator kills the
 //!   feeder.
+//! - Names, as in [`queue`](crate::queue): `try_add`/`try_spawn` never wait, `add_timeout`,
+//!   `join_timeout` and `wait_available_timeout` wait at most a timeout; gevent's `full()` is a
+//!   search alias of [`Pool::is_full`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -317,26 +320,35 @@ impl Pool {
         }
     }
 
-    /// Whether `spawn` would wait.
-    pub fn full(&self) -> bool {
+    /// Whether `spawn` would wait (gevent's `full()`).
+    #[doc(alias = "full")]
+    pub fn is_full(&self) -> bool {
         self.free_count() == 0
     }
 
-    /// Waits until a slot is free, at most `timeout` (forever with `None`); returns
+    /// Waits until a slot is free without taking it (gevent's `wait_available()`); returns
     /// [`Pool::free_count`].
     ///
     /// # Panics
-    /// With [`LoopExit`](crate::LoopExit)'s message if no slot can ever free up and there is no
-    /// timeout.
+    /// With [`LoopExit`](crate::LoopExit)'s message if no slot can ever free up.
     ///
     /// # Cancel safety
     /// A kill or Timeout landing here unwinds out of it and leaves no trace.
-    pub fn wait_available(&self, timeout: Option<Duration>) -> usize {
+    pub fn wait_available(&self) -> usize {
         if let Some(s) = self.slots() {
-            match timeout {
-                Some(t) => s.wait_timeout(t),
-                None => s.wait(),
-            };
+            s.wait();
+        }
+        self.free_count()
+    }
+
+    /// As [`Pool::wait_available`], at most `timeout` (gevent's `wait_available(timeout)`);
+    /// returns [`Pool::free_count`], 0 if no slot freed up in time.
+    ///
+    /// # Cancel safety
+    /// As [`Pool::wait_available`].
+    pub fn wait_available_timeout(&self, timeout: Duration) -> usize {
+        if let Some(s) = self.slots() {
+            s.wait_timeout(timeout);
         }
         self.free_count()
     }
@@ -361,28 +373,29 @@ impl Pool {
     /// Adds `g` if a slot is free now (gevent's `add(g, blocking=False)`).
     ///
     /// # Errors
-    /// [`PoolFull`] when the pool is full; `g` is not added (and not started or killed).
-    pub fn try_add<T: 'static>(&self, g: &Greenlet<T>) -> Result<(), PoolFull> {
+    /// [`PoolFullError`] when the pool is full; `g` is not added (and not started or killed).
+    pub fn try_add<T: 'static>(&self, g: &Greenlet<T>) -> Result<(), PoolFullError> {
         if self.group.contains(g) {
             return Ok(());
         }
         if let Some(s) = self.slots() {
             if !s.try_acquire() {
-                return Err(PoolFull);
+                return Err(PoolFullError);
             }
         }
         self.group.add(g);
         Ok(())
     }
 
-    /// Spawns `f` in the pool if a slot is free now, else returns [`PoolFull`] without running it.
+    /// Spawns `f` in the pool if a slot is free now, else returns [`PoolFullError`] without running
+    /// it.
     ///
     /// # Errors
-    /// [`PoolFull`] when the pool is full.
+    /// [`PoolFullError`] when the pool is full.
     pub fn try_spawn<T: 'static>(
         &self,
         f: impl FnOnce() -> T + 'static,
-    ) -> Result<Greenlet<T>, PoolFull> {
+    ) -> Result<Greenlet<T>, PoolFullError> {
         let g = Greenlet::new(f);
         self.try_add(&g)?;
         g.start();
@@ -647,17 +660,22 @@ impl Pool {
     }
 }
 
-/// [`Pool::try_add`] / [`Pool::try_spawn`] found the pool full (gevent's `PoolFull`).
+/// [`Pool::try_add`] / [`Pool::try_spawn`] found the pool full (gevent's `PoolFull`, which this
+/// module also exports under that name).
+#[doc(alias = "PoolFull")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolFull;
+pub struct PoolFullError;
 
-impl fmt::Display for PoolFull {
+// gevent's name (type, value and pattern).
+pub use self::PoolFullError as PoolFull;
+
+impl fmt::Display for PoolFullError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("the pool is full")
     }
 }
 
-impl std::error::Error for PoolFull {}
+impl std::error::Error for PoolFullError {}
 
 enum Msg<T> {
     Item(usize, Result<T, GetError>),
@@ -732,7 +750,7 @@ impl<T: 'static> IMap<T> {
                 let q2 = q.clone();
                 let i = n.get();
                 g.link(move |g| {
-                    let _ = q2.put_nowait(Msg::Item(i, outcome(g)));
+                    let _ = q2.try_put(Msg::Item(i, outcome(g)));
                 });
                 n.set(i + 1);
             }
@@ -744,7 +762,7 @@ impl<T: 'static> IMap<T> {
                 (false, Some(f)) => Some(GetError::Panicked(f)),
                 (false, None) => Some(GetError::Killed),
             };
-            let _ = q.put_nowait(Msg::Fed(spawned.get(), err));
+            let _ = q.try_put(Msg::Fed(spawned.get(), err));
         });
         feeder.start();
         IMap {

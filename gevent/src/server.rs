@@ -292,7 +292,7 @@ impl<S: Source> Server<S> {
     /// Waits while the pool is full. Returns false if the server stopped.
     fn wait_for_slot(&self) -> bool {
         if let Some(pool) = self.pool() {
-            pool.wait_available(None);
+            pool.wait_available();
         }
         !self.core.stopped.get()
     }

@@ -8,7 +8,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
 
-use gevent::lock::{BoundedSemaphore, DummySemaphore, RLock, Semaphore};
+use gevent::lock::{
+    BoundedSemaphore, DummySemaphore, NotOwner, NotOwnerError, OverRelease, OverReleaseError,
+    RLock, Semaphore,
+};
 
 /// issue 39: acquire with a timeout returns false after the timeout.
 #[test]
@@ -33,7 +36,8 @@ fn release_twice_and_wait_on_unacquired() {
 #[test]
 fn bounded_over_release() {
     let s = BoundedSemaphore::new(2);
-    assert!(s.release().is_err());
+    assert_eq!(s.release(), Err(OverReleaseError));
+    assert_eq!(s.release(), Err(OverRelease)); // the earlier name still works
     s.acquire();
     assert!(s.try_acquire());
     assert!(!s.try_acquire());
@@ -187,8 +191,9 @@ fn rlock_reentrant_per_greenlet() {
     assert!(!other.ready(), "still held once");
     lock.release().unwrap();
     assert_eq!(other.get(), Ok("got it"));
-    assert!(!lock.locked());
-    assert!(lock.release().is_err());
+    assert!(!lock.is_locked());
+    assert_eq!(lock.release(), Err(NotOwnerError));
+    assert_eq!(lock.release(), Err(NotOwner)); // the earlier name still works
 }
 
 /// DummySemaphore never blocks.
@@ -201,5 +206,5 @@ fn dummy_semaphore() {
     }
     d.release();
     let _g = d.acquire_guard();
-    assert!(!d.locked());
+    assert!(!d.is_locked());
 }

@@ -176,8 +176,8 @@ fn terminate() {
 fn zero_size_and_join() {
     let p = Pool::new(0);
     assert_eq!(p.free_count(), 0);
-    assert!(p.full());
-    assert_eq!(p.wait_available(Some(Duration::from_millis(10))), 0);
+    assert!(p.is_full());
+    assert_eq!(p.wait_available_timeout(Duration::from_millis(10)), 0);
     let p = Pool::new(1);
     p.join();
     p.spawn(|| gevent::sleep(Duration::from_millis(50)));

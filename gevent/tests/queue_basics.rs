@@ -20,7 +20,7 @@ fn put_nowait_from_hub_callbacks() {
     let result = Rc::new(RefCell::new(Vec::new()));
     for v in [2, 3] {
         let (q, r) = (q.clone(), result.clone());
-        gevent::get_hub().run_callback(move || r.borrow_mut().push(q.put_nowait(v)));
+        gevent::get_hub().run_callback(move || r.borrow_mut().push(q.try_put(v)));
     }
     gevent::sleep(Duration::ZERO);
     let r = result.borrow();
@@ -28,7 +28,7 @@ fn put_nowait_from_hub_callbacks() {
     assert!(matches!(r[1], Err(TryPutError::Full(3))));
     // Channel: no getter waiting, so both are Full.
     let ch: Channel<i32> = Channel::new();
-    assert!(matches!(ch.put_nowait(2), Err(TryPutError::Full(2))));
+    assert!(matches!(ch.try_put(2), Err(TryPutError::Full(2))));
 }
 
 /// test_put_nowait_unlock: put_nowait from the hub hands the item to a waiting getter.
@@ -37,17 +37,17 @@ fn put_nowait_unlocks_getter() {
     let q: Queue<i32> = Queue::new();
     let q2 = q.clone();
     let p = gevent::spawn(move || q2.get().unwrap());
-    assert!(q.empty() && !q.full());
+    assert!(q.is_empty() && !q.is_full());
     gevent::sleep(Duration::from_millis(1));
     let q3 = q.clone();
     let result = Rc::new(RefCell::new(None));
     let r2 = result.clone();
-    gevent::get_hub().run_callback(move || *r2.borrow_mut() = Some(q3.put_nowait(10)));
+    gevent::get_hub().run_callback(move || *r2.borrow_mut() = Some(q3.try_put(10)));
     assert!(!p.ready());
     gevent::sleep(Duration::from_millis(1));
     assert_eq!(*result.borrow(), Some(Ok(())));
     assert_eq!(p.get(), Ok(10));
-    assert!(q.empty());
+    assert!(q.is_empty());
 }
 
 /// test_send_last / test_send_first / test_senders_that_die.
@@ -75,7 +75,7 @@ fn get_nowait_from_hub_unlocks_putter() {
     let result = Rc::new(RefCell::new(Vec::new()));
     for _ in 0..2 {
         let (q, r) = (q.clone(), result.clone());
-        gevent::get_hub().run_callback(move || r.borrow_mut().push(q.get_nowait()));
+        gevent::get_hub().run_callback(move || r.borrow_mut().push(q.try_get()));
     }
     gevent::sleep(Duration::ZERO);
     assert_eq!(*result.borrow(), [Ok(4), Err(TryGetError::Empty)]);
@@ -83,15 +83,15 @@ fn get_nowait_from_hub_unlocks_putter() {
     let q2 = q.clone();
     let p = gevent::spawn(move || q2.put(5).unwrap());
     gevent::sleep(Duration::ZERO);
-    assert!(q.full());
+    assert!(q.is_full());
     let q3 = q.clone();
     let r = Rc::new(RefCell::new(None));
     let r2 = r.clone();
-    gevent::get_hub().run_callback(move || *r2.borrow_mut() = Some(q3.get_nowait()));
+    gevent::get_hub().run_callback(move || *r2.borrow_mut() = Some(q3.try_get()));
     gevent::sleep(Duration::ZERO);
     assert_eq!(*r.borrow(), Some(Ok(5)));
     p.join();
-    assert!(p.ready() && q.empty());
+    assert!(p.ready() && q.is_empty());
 }
 
 /// test_peek_empty / test_peek_multi_greenlet.
@@ -110,7 +110,7 @@ fn peek_empty_and_multi_greenlet() {
     q.put(1).unwrap();
     assert_eq!(g.get(), Ok(Ok(1)));
     assert_eq!(q.peek(), Ok(1));
-    assert_eq!(q.qsize(), 1);
+    assert_eq!(q.len(), 1);
 }
 
 /// test_max_size: a putter blocks at maxsize and resumes as items are taken.
@@ -285,12 +285,12 @@ fn channel_iter_and_get_nowait() {
     let ch: Channel<i32> = Channel::new();
     let c2 = ch.clone();
     let p = gevent::spawn(move || c2.put(5).unwrap());
-    assert!(ch.empty() && ch.full());
+    assert!(ch.is_empty() && ch.is_full());
     gevent::sleep(Duration::from_millis(1));
     assert_eq!(ch.putter_count(), 1);
-    assert_eq!(ch.get_nowait(), Ok(5));
+    assert_eq!(ch.try_get(), Ok(5));
     p.join();
-    assert!(ch.empty() && ch.full());
+    assert!(ch.is_empty() && ch.is_full());
 }
 
 /// TestQueue.test_task_done / test_issue_45.
@@ -317,17 +317,17 @@ fn task_done_and_join() {
 fn shutdown_graceful() {
     let q: Queue<&str> = Queue::new();
     q.put("L").unwrap();
-    q.put_nowait("O").unwrap();
+    q.try_put("O").unwrap();
     q.shutdown();
     assert_eq!(q.put("E").map_err(|e| e.into_inner()), Err("E"));
-    assert!(matches!(q.put_nowait("W"), Err(TryPutError::ShutDown("W"))));
+    assert!(matches!(q.try_put("W"), Err(TryPutError::ShutDown("W"))));
     assert_eq!(q.get(), Ok("L"));
     q.task_done().unwrap();
     assert_eq!(q.get(), Ok("O"));
     q.task_done().unwrap();
     q.join();
     assert_eq!(q.get(), Err(ShutDown));
-    assert_eq!(q.get_nowait(), Err(TryGetError::ShutDown));
+    assert_eq!(q.try_get(), Err(TryGetError::ShutDown));
     assert_eq!(
         q.get_timeout(Duration::from_secs(1)),
         Err(GetTimeoutError::ShutDown)
@@ -339,11 +339,11 @@ fn shutdown_graceful() {
 fn shutdown_immediate() {
     let q: Queue<&str> = Queue::new();
     q.put("L").unwrap();
-    q.put_nowait("O").unwrap();
+    q.try_put("O").unwrap();
     assert_eq!(q.shutdown_immediate(), ["L", "O"]);
     assert!(q.put("E").is_err());
     assert_eq!(q.get(), Err(ShutDown));
-    assert_eq!(q.get_nowait(), Err(TryGetError::ShutDown));
+    assert_eq!(q.try_get(), Err(TryGetError::ShutDown));
     assert!(q.task_done().is_err());
     q.join();
 }
@@ -368,15 +368,48 @@ fn shutdown_wakes_waiters() {
     drop(b);
 }
 
+/// gevent's exception names (`Empty`, `Full`, `ShutDown`) match what the Rust-named calls return,
+/// and each error converts into that of a shorter wait (crossbeam-style `From`), so `?` works.
+#[test]
+fn gevent_error_names_and_conversions() {
+    use gevent::queue::{Empty, Full, PutError, ShutDownError};
+    let q: Queue<i32> = Queue::with_maxsize(Some(1));
+    assert_eq!(q.try_get(), Err(Empty));
+    assert!(q.try_get().unwrap_err().is_empty());
+    q.put(1).unwrap();
+    assert!(matches!(q.try_put(2), Err(Full(2))));
+    // Not waiting is waiting zero: Full and Empty become Timeout.
+    let e: PutTimeoutError<i32> = q.try_put(3).unwrap_err().into();
+    assert!(matches!(e, PutTimeoutError::Timeout(3)));
+    assert_eq!(GetTimeoutError::from(Empty), GetTimeoutError::Timeout);
+
+    q.shutdown();
+    let e = q.put(4).unwrap_err();
+    assert!(matches!(e, PutError(4)));
+    assert!(matches!(TryPutError::from(e), TryPutError::ShutDown(4)));
+    assert!(PutTimeoutError::from(e).is_shutdown());
+    assert_eq!(q.get(), Ok(1));
+    assert_eq!(q.get(), Err(ShutDownError));
+    assert_eq!(q.get(), Err(ShutDown)); // the same type under gevent's name
+    assert_eq!(TryGetError::from(ShutDown), TryGetError::ShutDown);
+    assert!(GetTimeoutError::from(ShutDown).is_shutdown());
+    fn next_or_timeout(q: &Queue<i32>) -> Result<i32, GetTimeoutError> {
+        Ok(q.try_get()?)
+    }
+    assert_eq!(next_or_timeout(&q), Err(GetTimeoutError::ShutDown));
+    assert_eq!(ShutDown.to_string(), "the queue is shut down");
+    assert_eq!(e.to_string(), "the queue is shut down");
+}
+
 /// TestLifoQueue / TestPriorityQueue: their order.
 #[test]
 fn lifo_and_priority_order() {
-    let q: LifoQueue<i32> = LifoQueue::new();
+    let q: LifoQueue<i32> = LifoQueue::default();
     for i in 1..=3 {
         q.put(i).unwrap();
     }
     assert_eq!([q.get(), q.get(), q.get()], [Ok(3), Ok(2), Ok(1)]);
-    let q: PriorityQueue<(u8, &str)> = PriorityQueue::new();
+    let q: PriorityQueue<(u8, &str)> = PriorityQueue::default();
     q.put((3, "c")).unwrap();
     q.put((1, "a")).unwrap();
     q.put((2, "b")).unwrap();
@@ -399,11 +432,11 @@ fn get_and_put_interrupt_every_kind() {
         Err(GetTimeoutError::Timeout)
     );
     assert_eq!(
-        LifoQueue::<i32>::new().get_timeout(d),
+        LifoQueue::<i32>::default().get_timeout(d),
         Err(GetTimeoutError::Timeout)
     );
     assert_eq!(
-        PriorityQueue::<i32>::new().get_timeout(d),
+        PriorityQueue::<i32>::default().get_timeout(d),
         Err(GetTimeoutError::Timeout)
     );
     assert_eq!(
@@ -418,7 +451,7 @@ fn get_and_put_interrupt_every_kind() {
         q.put_timeout(2, d),
         Err(PutTimeoutError::Timeout(2))
     ));
-    let lq: LifoQueue<i32> = LifoQueue::with_maxsize(Some(1));
+    let lq: LifoQueue<i32> = LifoQueue::with_store(Some(1));
     lq.put(1).unwrap();
     assert!(matches!(
         lq.put_timeout(2, d),

@@ -21,7 +21,7 @@ fn killed_getter_leaves_no_trace() {
     assert_eq!(q.getter_count(), 1);
     q.put(1).unwrap();
     assert_eq!(survivor.get(), Ok(1));
-    assert_eq!((q.getter_count(), q.qsize()), (0, 0));
+    assert_eq!((q.getter_count(), q.len()), (0, 0));
 }
 
 /// A getter handed an item, then killed before it runs: the item goes to the next getter.
@@ -36,7 +36,7 @@ fn item_of_killed_woken_getter_passes_on() {
     q.put(42).unwrap();
     assert_eq!(survivor.get(), Ok(42));
     assert_eq!(victim.get(), Err(GetError::Killed));
-    assert_eq!((q.getter_count(), q.qsize()), (0, 0));
+    assert_eq!((q.getter_count(), q.len()), (0, 0));
 }
 
 /// The same with no other getter: the item goes back to the front of the queue.
@@ -50,7 +50,7 @@ fn item_of_killed_woken_getter_goes_back_to_front() {
     q.put(1).unwrap();
     q.put(2).unwrap();
     victim.join();
-    assert_eq!(q.qsize(), 2);
+    assert_eq!(q.len(), 2);
     assert_eq!(q.get(), Ok(1));
     assert_eq!(q.get(), Ok(2));
 }
@@ -68,7 +68,7 @@ fn item_of_timed_out_woken_getter_passes_on() {
     q.put(7).unwrap();
     assert!(victim.get().unwrap().is_err(), "the timeout won");
     assert_eq!(survivor.get(), Ok(7));
-    assert_eq!((q.getter_count(), q.qsize()), (0, 0));
+    assert_eq!((q.getter_count(), q.len()), (0, 0));
 }
 
 /// A putter killed while waiting on a full queue: unlisted, its item not put; the queue goes on.
@@ -128,7 +128,7 @@ fn nothing_lost_under_kills() {
     gevent::sleep(Duration::ZERO);
     q.shutdown();
     gevent::joinall(&consumers);
-    let mut rest: Vec<u32> = std::iter::from_fn(|| q.get_nowait().ok()).collect();
+    let mut rest: Vec<u32> = std::iter::from_fn(|| q.try_get().ok()).collect();
     let mut all = got.borrow().clone();
     all.append(&mut rest);
     all.sort_unstable();

@@ -25,8 +25,8 @@ use gevent::net::{
 };
 use gevent::pool::{Group, Pool};
 use gevent::queue::{
-    Channel, GetTimeoutError, LifoQueue, PriorityQueue, PutTimeoutError, Queue, ShutDown,
-    ShutDownError, TaskDoneError, TryGetError, TryPutError,
+    Channel, GetTimeoutError, LifoQueue, PriorityQueue, PutError, PutTimeoutError, Queue, ShutDown,
+    TaskDoneError, TryGetError, TryPutError,
 };
 use gevent::server::{DatagramServer, MultiServer, StreamServer};
 use gevent::signal::SignalGuard;
@@ -137,7 +137,7 @@ fn errors_reports_and_plain_values_travel() {
     send_sync::<DummySemaphore>();
     send_sync::<DummyGuard>();
     send_sync::<ShutDown>();
-    send_sync::<ShutDownError<u32>>();
+    send_sync::<PutError<u32>>();
     send_sync::<TryPutError<u32>>();
     send_sync::<PutTimeoutError<u32>>();
     send_sync::<TryGetError>();

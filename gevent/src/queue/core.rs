@@ -1,18 +1,5 @@
-//! Queues between greenlets (gevent's `gevent.queue`): [`Queue`] (FIFO, with `task_done`/`join` and
-//! `shutdown`), [`SimpleQueue`], [`LifoQueue`], [`PriorityQueue`] and the rendezvous [`Channel`].
-//!
-//! # Ground rules
-//! - A queue is a cheap-to-clone handle owned by one thread's hub; clones share the queue.
-//! - Waiters are served FIFO, and hand-offs are direct: a `put` that finds a getter waiting gives it
-//!   the item (the getter does not race later arrivals for it), and a `get` that frees a slot moves
-//!   the oldest waiting putter's item in. A putter is woken only once its item is in, so a woken
-//!   putter has nothing left to do.
-//! - Invariants: getters wait only while no item is available; putters wait only while the queue is
-//!   full (for a [`Channel`], always: it holds nothing).
-//! - A waiter that is killed or times out leaves no trace (its guard unlists it on the way out). A
-//!   getter handed an item that is killed or times out before it runs gives the item back: to the
-//!   next waiting getter, or to the front of the queue (even beyond `maxsize`). No item is lost.
-//! - A hand-off costs no allocation beyond the waiter: items travel in the waiter lists themselves.
+//! The queue: its shared state (waiting getters and putters, items handed over but not yet taken)
+//! and the handle greenlets put and get through.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -21,263 +8,13 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use super::errors::{
+    GetTimeoutError, PutError, PutTimeoutError, ShutDownError, TaskDoneError, TryGetError,
+    TryPutError,
+};
+use super::store::Store;
 use crate::hub::{LoopExit, Waiter};
 use crate::wait::wait_with_deadline;
-
-/// How a queue stores its items: the order in which they come out.
-pub trait Store<T>: Default {
-    /// Adds an item.
-    fn push(&mut self, item: T);
-    /// Puts back an item that was taken out and could not be delivered (it comes out next, where the
-    /// order allows).
-    fn push_back_taken(&mut self, item: T);
-    /// Takes the next item.
-    fn pop(&mut self) -> Option<T>;
-    /// The next item.
-    fn peek(&self) -> Option<&T>;
-    /// How many items it holds.
-    fn len(&self) -> usize;
-    /// Whether it holds nothing.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// First in, first out ([`Queue`]).
-impl<T> Store<T> for VecDeque<T> {
-    fn push(&mut self, item: T) {
-        self.push_back(item);
-    }
-    fn push_back_taken(&mut self, item: T) {
-        self.push_front(item);
-    }
-    fn pop(&mut self) -> Option<T> {
-        self.pop_front()
-    }
-    fn peek(&self) -> Option<&T> {
-        self.front()
-    }
-    fn len(&self) -> usize {
-        VecDeque::len(self)
-    }
-}
-
-/// Last in, first out ([`LifoQueue`]).
-impl<T> Store<T> for Vec<T> {
-    fn push(&mut self, item: T) {
-        Vec::push(self, item);
-    }
-    fn push_back_taken(&mut self, item: T) {
-        Vec::push(self, item);
-    }
-    fn pop(&mut self) -> Option<T> {
-        Vec::pop(self)
-    }
-    fn peek(&self) -> Option<&T> {
-        self.last()
-    }
-    fn len(&self) -> usize {
-        Vec::len(self)
-    }
-}
-
-/// Lowest first ([`PriorityQueue`], as Python's `heapq`).
-impl<T: Ord> Store<T> for BinaryHeap<Reverse<T>> {
-    fn push(&mut self, item: T) {
-        BinaryHeap::push(self, Reverse(item));
-    }
-    fn push_back_taken(&mut self, item: T) {
-        BinaryHeap::push(self, Reverse(item));
-    }
-    fn pop(&mut self) -> Option<T> {
-        BinaryHeap::pop(self).map(|r| r.0)
-    }
-    fn peek(&self) -> Option<&T> {
-        BinaryHeap::peek(self).map(|r| &r.0)
-    }
-    fn len(&self) -> usize {
-        BinaryHeap::len(self)
-    }
-}
-
-macro_rules! opaque_debug {
-    ($t:ident, $($v:ident),*) => {
-        impl<T> fmt::Debug for $t<T> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $($t::$v(_) => f.write_str(concat!(stringify!($v), "(..)")),)*
-                }
-            }
-        }
-    };
-}
-
-/// [`Queue::put`] failed: the queue was shut down. Carries the item back.
-#[derive(PartialEq, Eq, Clone, Copy)]
-pub struct ShutDownError<T>(pub T);
-
-impl<T> ShutDownError<T> {
-    /// The item that was not put.
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-impl<T> fmt::Debug for ShutDownError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ShutDownError(..)")
-    }
-}
-
-impl<T> fmt::Display for ShutDownError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the queue is shut down")
-    }
-}
-
-impl<T> std::error::Error for ShutDownError<T> {}
-
-/// [`Queue::get`] failed: the queue was shut down (and, unless shut down immediately, is empty).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShutDown;
-
-impl fmt::Display for ShutDown {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the queue is shut down")
-    }
-}
-
-impl std::error::Error for ShutDown {}
-
-/// [`Queue::put_nowait`] failed. Carries the item back.
-#[derive(PartialEq, Eq, Clone, Copy)]
-pub enum TryPutError<T> {
-    /// The queue is full (for a [`Channel`]: no getter is waiting).
-    Full(T),
-    /// The queue was shut down.
-    ShutDown(T),
-}
-
-opaque_debug!(TryPutError, Full, ShutDown);
-
-impl<T> TryPutError<T> {
-    /// The item that was not put.
-    pub fn into_inner(self) -> T {
-        match self {
-            TryPutError::Full(t) | TryPutError::ShutDown(t) => t,
-        }
-    }
-    /// Whether the queue was full.
-    pub fn is_full(&self) -> bool {
-        matches!(self, TryPutError::Full(_))
-    }
-    /// Whether the queue was shut down.
-    pub fn is_shutdown(&self) -> bool {
-        matches!(self, TryPutError::ShutDown(_))
-    }
-}
-
-impl<T> fmt::Display for TryPutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryPutError::Full(_) => f.write_str("the queue is full"),
-            TryPutError::ShutDown(_) => f.write_str("the queue is shut down"),
-        }
-    }
-}
-
-impl<T> std::error::Error for TryPutError<T> {}
-
-/// [`Queue::put_timeout`] failed. Carries the item back.
-#[derive(PartialEq, Eq, Clone, Copy)]
-pub enum PutTimeoutError<T> {
-    /// The queue stayed full until the timeout.
-    Timeout(T),
-    /// The queue was shut down.
-    ShutDown(T),
-}
-
-opaque_debug!(PutTimeoutError, Timeout, ShutDown);
-
-impl<T> PutTimeoutError<T> {
-    /// The item that was not put.
-    pub fn into_inner(self) -> T {
-        match self {
-            PutTimeoutError::Timeout(t) | PutTimeoutError::ShutDown(t) => t,
-        }
-    }
-    /// Whether it timed out.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, PutTimeoutError::Timeout(_))
-    }
-    /// Whether the queue was shut down.
-    pub fn is_shutdown(&self) -> bool {
-        matches!(self, PutTimeoutError::ShutDown(_))
-    }
-}
-
-impl<T> fmt::Display for PutTimeoutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutTimeoutError::Timeout(_) => f.write_str("timed out waiting for room in the queue"),
-            PutTimeoutError::ShutDown(_) => f.write_str("the queue is shut down"),
-        }
-    }
-}
-
-impl<T> std::error::Error for PutTimeoutError<T> {}
-
-/// [`Queue::get_nowait`] failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TryGetError {
-    /// Nothing to take.
-    Empty,
-    /// The queue was shut down.
-    ShutDown,
-}
-
-impl fmt::Display for TryGetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryGetError::Empty => f.write_str("the queue is empty"),
-            TryGetError::ShutDown => f.write_str("the queue is shut down"),
-        }
-    }
-}
-
-impl std::error::Error for TryGetError {}
-
-/// [`Queue::get_timeout`] failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GetTimeoutError {
-    /// Nothing arrived before the timeout (gevent raises `Empty`).
-    Timeout,
-    /// The queue was shut down.
-    ShutDown,
-}
-
-impl fmt::Display for GetTimeoutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GetTimeoutError::Timeout => f.write_str("timed out waiting for an item"),
-            GetTimeoutError::ShutDown => f.write_str("the queue is shut down"),
-        }
-    }
-}
-
-impl std::error::Error for GetTimeoutError {}
-
-/// [`Queue::task_done`] called more times than items were put.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TaskDoneError;
-
-impl fmt::Display for TaskDoneError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("task_done() called too many times")
-    }
-}
-
-impl std::error::Error for TaskDoneError {}
 
 /// How long an operation may wait.
 #[derive(Clone, Copy)]
@@ -315,7 +52,8 @@ struct Core<T, S> {
 }
 
 impl<T, S: Store<T>> Core<T, S> {
-    fn full(&self) -> bool {
+    /// Whether `items` holds `maxsize` items (a getter may still be waiting: see `Queue::is_full`).
+    fn at_capacity(&self) -> bool {
         self.items.len() >= self.maxsize
     }
 
@@ -349,7 +87,7 @@ impl<T, S: Store<T>> Core<T, S> {
     /// Takes the next available item (stored, or from a waiting putter) and refills from putters.
     fn take(&mut self) -> Option<T> {
         if let Some(item) = self.items.pop() {
-            while !self.full() {
+            while !self.at_capacity() {
                 let Some((w, it)) = self.putters.pop_front() else {
                     break;
                 };
@@ -391,8 +129,15 @@ impl<T, S: Store<T>> Core<T, S> {
     }
 }
 
-/// A queue of `T` between greenlets, its order decided by the store `S`: [`Queue`] (FIFO),
-/// [`LifoQueue`] and [`PriorityQueue`] are this type with their store.
+/// A queue of `T` between greenlets (gevent's `Queue`), first in first out unless the store `S`
+/// orders it otherwise: [`LifoQueue`] and [`PriorityQueue`] are this type with their store.
+///
+/// [`Queue::new`] and [`Queue::with_maxsize`] build the default FIFO queue (as `HashMap::new` builds
+/// a map with the default hasher); a queue with another store is built from its type:
+/// `LifoQueue::default()`, `PriorityQueue::with_store(Some(8))`.
+///
+/// Non-blocking calls are named `try_*` and timed ones `*_timeout`; gevent's names (`put_nowait`,
+/// `qsize`, `empty`, ...) are search aliases of these.
 ///
 /// # Examples
 /// ```
@@ -405,62 +150,57 @@ impl<T, S: Store<T>> Core<T, S> {
 /// }
 /// assert_eq!(consumer.get(), Ok(6));
 /// ```
-pub struct StoreQueue<T, S: Store<T>> {
+pub struct Queue<T, S: Store<T> = VecDeque<T>> {
     core: Rc<RefCell<Core<T, S>>>,
 }
-
-/// A FIFO queue (gevent's `Queue`): [`StoreQueue`] with a `VecDeque`.
-pub type Queue<T> = StoreQueue<T, VecDeque<T>>;
 
 /// gevent's `SimpleQueue`: the same type as [`Queue`] (the task counter costs nothing when unused).
 pub type SimpleQueue<T> = Queue<T>;
 
-/// A queue whose newest item comes out first (gevent's `LifoQueue`).
-pub type LifoQueue<T> = StoreQueue<T, Vec<T>>;
+/// A queue whose newest item comes out first (gevent's `LifoQueue`): [`Queue`] with a `Vec`.
+///
+/// Built with `LifoQueue::default()` or `LifoQueue::with_store(maxsize)`.
+pub type LifoQueue<T> = Queue<T, Vec<T>>;
 
 /// A queue whose lowest item comes out first (gevent's `PriorityQueue`; use `(priority, item)`
-/// tuples to order by priority).
-pub type PriorityQueue<T> = StoreQueue<T, BinaryHeap<Reverse<T>>>;
+/// tuples to order by priority): [`Queue`] with a binary heap.
+///
+/// Built with `PriorityQueue::default()` or `PriorityQueue::with_store(maxsize)`.
+pub type PriorityQueue<T> = Queue<T, BinaryHeap<Reverse<T>>>;
 
-impl<T, S: Store<T>> Clone for StoreQueue<T, S> {
+impl<T, S: Store<T>> Clone for Queue<T, S> {
     fn clone(&self) -> Self {
-        StoreQueue {
+        Queue {
             core: self.core.clone(),
         }
     }
 }
 
-impl<T, S: Store<T>> Default for StoreQueue<T, S> {
+/// An unbounded queue.
+impl<T, S: Store<T>> Default for Queue<T, S> {
     fn default() -> Self {
-        StoreQueue::with_store(None)
+        Queue::with_store(None)
     }
 }
 
-macro_rules! constructors {
-    ($(#[$m:meta])* [$($b:tt)*] $store:ty) => {
-        impl<T $($b)*> StoreQueue<T, $store> {
-            /// An unbounded queue.
-            pub fn new() -> Self {
-                Self::with_store(None)
-            }
+impl<T> Queue<T> {
+    /// An unbounded FIFO queue.
+    pub fn new() -> Self {
+        Queue::with_store(None)
+    }
 
-            /// A queue holding at most `maxsize` items (`put` waits while full); unbounded with
-            /// `None`. `Some(0)` holds nothing: every `put` waits for a getter, as a [`Channel`].
-            pub fn with_maxsize(maxsize: Option<usize>) -> Self {
-                Self::with_store(maxsize)
-            }
-        }
-    };
+    /// A FIFO queue holding at most `maxsize` items (`put` waits while full); unbounded with
+    /// `None`. `Some(0)` holds nothing: every `put` waits for a getter, as a
+    /// [`Channel`](super::Channel).
+    pub fn with_maxsize(maxsize: Option<usize>) -> Self {
+        Queue::with_store(maxsize)
+    }
 }
 
-constructors!([] VecDeque<T>);
-constructors!([] Vec<T>);
-constructors!([: Ord] BinaryHeap<Reverse<T>>);
-
-impl<T, S: Store<T>> fmt::Debug for StoreQueue<T, S> {
+impl<T, S: Store<T>> fmt::Debug for Queue<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = self.core.borrow();
-        let mut d = f.debug_struct("StoreQueue");
+        let mut d = f.debug_struct("Queue");
         d.field("len", &c.items.len());
         if c.maxsize != usize::MAX {
             d.field("maxsize", &c.maxsize);
@@ -472,10 +212,11 @@ impl<T, S: Store<T>> fmt::Debug for StoreQueue<T, S> {
     }
 }
 
-impl<T, S: Store<T>> StoreQueue<T, S> {
-    /// A queue with any [`Store`], holding at most `maxsize` items (`None`: unbounded).
+impl<T, S: Store<T>> Queue<T, S> {
+    /// A queue with the store `S`, named by the type (`LifoQueue::with_store(Some(8))`), holding
+    /// at most `maxsize` items (`None`: unbounded; `Some(0)`: every `put` waits for a getter).
     pub fn with_store(maxsize: Option<usize>) -> Self {
-        StoreQueue {
+        Queue {
             core: Rc::new(RefCell::new(Core {
                 items: S::default(),
                 maxsize: maxsize.unwrap_or(usize::MAX),
@@ -496,30 +237,23 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
         (m != usize::MAX).then_some(m)
     }
 
-    /// How many items it holds (not counting items waiting in blocked putters).
-    pub fn qsize(&self) -> usize {
+    /// How many items it holds, not counting items waiting in blocked putters (gevent's `qsize()`).
+    #[doc(alias = "qsize")]
+    pub fn len(&self) -> usize {
         self.core.borrow().items.len()
     }
 
-    /// Same as [`Queue::qsize`].
-    pub fn len(&self) -> usize {
-        self.qsize()
-    }
-
-    /// Whether it holds no item.
+    /// Whether it holds no item (gevent's `empty()`).
+    #[doc(alias = "empty")]
     pub fn is_empty(&self) -> bool {
-        self.qsize() == 0
+        self.len() == 0
     }
 
-    /// Same as [`Queue::is_empty`] (gevent's `empty()`).
-    pub fn empty(&self) -> bool {
-        self.is_empty()
-    }
-
-    /// Whether a `put` would have to wait (for a channel: no getter is waiting).
-    pub fn full(&self) -> bool {
+    /// Whether a `put` would have to wait (for a channel: no getter is waiting; gevent's `full()`).
+    #[doc(alias = "full")]
+    pub fn is_full(&self) -> bool {
         let c = self.core.borrow();
-        c.full() && c.getters.is_empty()
+        c.at_capacity() && c.getters.is_empty()
     }
 
     /// How many greenlets wait in `get` (gevent's `len(q.getters)`).
@@ -537,7 +271,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
         if c.shutdown {
             return Err((Fail::ShutDown, item));
         }
-        if !c.getters.is_empty() || !c.full() {
+        if !c.getters.is_empty() || !c.at_capacity() {
             c.unfinished += 1;
             c.deliver(item);
             return Ok(());
@@ -551,7 +285,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
         c.putters.push_back((w.clone(), item));
         drop(c);
         // On an unwind (kill, Timeout), unlist: the item goes down with the putter.
-        struct Leave<'a, T, S: Store<T>>(&'a StoreQueue<T, S>, &'a Rc<Waiter>);
+        struct Leave<'a, T, S: Store<T>>(&'a Queue<T, S>, &'a Rc<Waiter>);
         impl<T, S: Store<T>> Drop for Leave<'_, T, S> {
             fn drop(&mut self) {
                 self.0.core.borrow_mut().unlist_putter(self.1);
@@ -573,7 +307,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
     /// Puts `item`, waiting while the queue is full.
     ///
     /// # Errors
-    /// [`ShutDownError`] (with the item) once [`Queue::shutdown`] was called.
+    /// [`PutError`] (with the item) once [`Queue::shutdown`] was called.
     ///
     /// # Panics
     /// With [`LoopExit`]'s message when nothing can ever make room.
@@ -581,11 +315,11 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
     /// # Cancel safety
     /// A kill or [`Timeout`](crate::Timeout) landing here unwinds out of it; the putter is unlisted
     /// and its item dropped with it (it was not put). Once woken, the item is in.
-    pub fn put(&self, item: T) -> Result<(), ShutDownError<T>> {
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         match self.put_inner(item, Block::Until(None)) {
             Ok(()) => Ok(()),
             Err((Fail::LoopExit, _)) => panic!("{LoopExit}"),
-            Err((_, item)) => Err(ShutDownError(item)),
+            Err((_, item)) => Err(PutError(item)),
         }
     }
 
@@ -604,11 +338,12 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
         }
     }
 
-    /// Puts `item` if that needs no waiting. Works from hub callbacks.
+    /// Puts `item` if that needs no waiting (gevent's `put_nowait`). Works from hub callbacks.
     ///
     /// # Errors
     /// [`TryPutError::Full`] or [`TryPutError::ShutDown`], with the item.
-    pub fn put_nowait(&self, item: T) -> Result<(), TryPutError<T>> {
+    #[doc(alias = "put_nowait")]
+    pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
         match self.put_inner(item, Block::No) {
             Ok(()) => Ok(()),
             Err((Fail::ShutDown, item)) => Err(TryPutError::ShutDown(item)),
@@ -634,7 +369,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
             c.getters.push_back(w.clone());
             drop(c);
             // On every way out: unlist, and give back an item handed to us meanwhile.
-            struct Leave<'a, T, S: Store<T>>(&'a StoreQueue<T, S>, &'a Rc<Waiter>);
+            struct Leave<'a, T, S: Store<T>>(&'a Queue<T, S>, &'a Rc<Waiter>);
             impl<T, S: Store<T>> Drop for Leave<'_, T, S> {
                 fn drop(&mut self) {
                     let mut c = self.0.core.borrow_mut();
@@ -659,7 +394,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
     /// Takes the next item, waiting while there is none.
     ///
     /// # Errors
-    /// [`ShutDown`] once the queue is shut down and empty.
+    /// [`ShutDownError`] once the queue is shut down and empty.
     ///
     /// # Panics
     /// With [`LoopExit`]'s message when nothing can ever put an item (e.g. the main greenlet
@@ -669,11 +404,11 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
     /// A kill or [`Timeout`](crate::Timeout) landing here unwinds out of it and leaves no trace; an
     /// item handed to this getter just before is passed on to the next getter or put back at the
     /// front of the queue, never lost.
-    pub fn get(&self) -> Result<T, ShutDown> {
+    pub fn get(&self) -> Result<T, ShutDownError> {
         match self.get_inner(Block::Until(None)) {
             Ok(t) => Ok(t),
             Err(Fail::LoopExit) => panic!("{LoopExit}"),
-            Err(_) => Err(ShutDown),
+            Err(_) => Err(ShutDownError),
         }
     }
 
@@ -692,11 +427,13 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
         }
     }
 
-    /// Takes the next item if there is one (from a waiting putter too). Works from hub callbacks.
+    /// Takes the next item if there is one, from a waiting putter too (gevent's `get_nowait`).
+    /// Works from hub callbacks.
     ///
     /// # Errors
     /// [`TryGetError::Empty`] or [`TryGetError::ShutDown`].
-    pub fn get_nowait(&self) -> Result<T, TryGetError> {
+    #[doc(alias = "get_nowait")]
+    pub fn try_get(&self) -> Result<T, TryGetError> {
         match self.get_inner(Block::No) {
             Ok(t) => Ok(t),
             Err(Fail::ShutDown) => Err(TryGetError::ShutDown),
@@ -727,7 +464,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
             let w = Waiter::new();
             c.peekers.push(w.clone());
             drop(c);
-            struct Leave<'a, T, S: Store<T>>(&'a StoreQueue<T, S>, &'a Rc<Waiter>);
+            struct Leave<'a, T, S: Store<T>>(&'a Queue<T, S>, &'a Rc<Waiter>);
             impl<T, S: Store<T>> Drop for Leave<'_, T, S> {
                 fn drop(&mut self) {
                     self.0
@@ -745,21 +482,21 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
     /// A copy of the next item, waiting while there is none; the item stays in.
     ///
     /// # Errors
-    /// [`ShutDown`] once the queue is shut down and empty.
+    /// [`ShutDownError`] once the queue is shut down and empty.
     ///
     /// # Panics
     /// With [`LoopExit`]'s message when nothing can ever put an item.
     ///
     /// # Cancel safety
     /// A kill or Timeout landing here unwinds out of it and leaves no trace.
-    pub fn peek(&self) -> Result<T, ShutDown>
+    pub fn peek(&self) -> Result<T, ShutDownError>
     where
         T: Clone,
     {
         match self.peek_inner(Block::Until(None)) {
             Ok(t) => Ok(t),
             Err(Fail::LoopExit) => panic!("{LoopExit}"),
-            Err(_) => Err(ShutDown),
+            Err(_) => Err(ShutDownError),
         }
     }
 
@@ -781,11 +518,12 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
         }
     }
 
-    /// A copy of the next item without waiting.
+    /// A copy of the next item without waiting (gevent's `peek_nowait`).
     ///
     /// # Errors
     /// [`TryGetError::Empty`] or [`TryGetError::ShutDown`].
-    pub fn peek_nowait(&self) -> Result<T, TryGetError>
+    #[doc(alias = "peek_nowait")]
+    pub fn try_peek(&self) -> Result<T, TryGetError>
     where
         T: Clone,
     {
@@ -843,7 +581,7 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
             }
             let w = Waiter::new();
             self.core.borrow_mut().joiners.push(w.clone());
-            struct Leave<'a, T, S: Store<T>>(&'a StoreQueue<T, S>, &'a Rc<Waiter>);
+            struct Leave<'a, T, S: Store<T>>(&'a Queue<T, S>, &'a Rc<Waiter>);
             impl<T, S: Store<T>> Drop for Leave<'_, T, S> {
                 fn drop(&mut self) {
                     self.0
@@ -905,8 +643,8 @@ impl<T, S: Store<T>> StoreQueue<T, S> {
 }
 
 /// Takes items from a queue until it is shut down and empty: see [`Queue::iter`].
-pub struct Iter<'a, T, S: Store<T>> {
-    q: &'a StoreQueue<T, S>,
+pub struct Iter<'a, T, S: Store<T> = VecDeque<T>> {
+    q: &'a Queue<T, S>,
 }
 
 impl<T, S: Store<T>> fmt::Debug for Iter<'_, T, S> {
@@ -919,150 +657,5 @@ impl<T, S: Store<T>> Iterator for Iter<'_, T, S> {
     type Item = T;
     fn next(&mut self) -> Option<T> {
         self.q.get().ok()
-    }
-}
-
-/// A rendezvous between greenlets (gevent's `Channel`): it holds nothing, so `put` waits until a
-/// getter takes the item.
-///
-/// Unlike gevent, a `put` that finds a getter already waiting hands the item over and returns at
-/// once (the getter runs on the hub's next turn), as a Go unbuffered channel does: a ping-pong
-/// round costs two switches per hand-off.
-///
-/// # Examples
-/// ```
-/// let ch = gevent::queue::Channel::new();
-/// let ch2 = ch.clone();
-/// let g = gevent::spawn(move || ch2.get().unwrap() + 1);
-/// ch.put(41).unwrap(); // waits until `g` takes it
-/// assert_eq!(g.get(), Ok(42));
-/// ```
-pub struct Channel<T> {
-    q: Queue<T>,
-}
-
-impl<T> Clone for Channel<T> {
-    fn clone(&self) -> Self {
-        Channel { q: self.q.clone() }
-    }
-}
-
-impl<T> Default for Channel<T> {
-    fn default() -> Self {
-        Channel::new()
-    }
-}
-
-impl<T> fmt::Debug for Channel<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Channel").field(&self.q).finish()
-    }
-}
-
-impl<T> Channel<T> {
-    /// A new channel.
-    pub fn new() -> Channel<T> {
-        Channel {
-            q: Queue::with_maxsize(Some(0)),
-        }
-    }
-
-    /// Hands `item` to a getter, waiting for one.
-    ///
-    /// # Errors
-    /// [`ShutDownError`] (with the item) once [`Channel::shutdown`] was called.
-    ///
-    /// # Panics
-    /// With [`LoopExit`]'s message when no getter can ever come.
-    ///
-    /// # Cancel safety
-    /// As [`Queue::put`]: a killed putter's item was not delivered and goes down with it.
-    pub fn put(&self, item: T) -> Result<(), ShutDownError<T>> {
-        self.q.put(item)
-    }
-
-    /// As [`Channel::put`], waiting at most `timeout`.
-    ///
-    /// # Errors
-    /// [`PutTimeoutError`] with the item.
-    ///
-    /// # Cancel safety
-    /// As [`Channel::put`].
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
-        self.q.put_timeout(item, timeout)
-    }
-
-    /// Hands `item` to a getter that is already waiting.
-    ///
-    /// # Errors
-    /// [`TryPutError::Full`] (with the item) if none waits.
-    pub fn put_nowait(&self, item: T) -> Result<(), TryPutError<T>> {
-        self.q.put_nowait(item)
-    }
-
-    /// Takes an item from a putter, waiting for one.
-    ///
-    /// # Errors
-    /// [`ShutDown`] after [`Channel::shutdown`].
-    ///
-    /// # Panics
-    /// With [`LoopExit`]'s message when no putter can ever come.
-    ///
-    /// # Cancel safety
-    /// As [`Queue::get`]: an item handed to a getter that is then killed is passed on, not lost.
-    pub fn get(&self) -> Result<T, ShutDown> {
-        self.q.get()
-    }
-
-    /// As [`Channel::get`], waiting at most `timeout`.
-    ///
-    /// # Errors
-    /// [`GetTimeoutError`].
-    ///
-    /// # Cancel safety
-    /// As [`Channel::get`].
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
-        self.q.get_timeout(timeout)
-    }
-
-    /// Takes an item from a putter that is already waiting. Works from hub callbacks.
-    ///
-    /// # Errors
-    /// [`TryGetError::Empty`] if none waits.
-    pub fn get_nowait(&self) -> Result<T, TryGetError> {
-        self.q.get_nowait()
-    }
-
-    /// Always true, except for an item given back by a killed getter (see the module docs).
-    pub fn empty(&self) -> bool {
-        self.q.empty()
-    }
-
-    /// Whether a `put` would wait (no getter is waiting).
-    pub fn full(&self) -> bool {
-        self.q.full()
-    }
-
-    /// How many greenlets wait in `get`.
-    pub fn getter_count(&self) -> usize {
-        self.q.getter_count()
-    }
-
-    /// How many greenlets wait in `put`.
-    pub fn putter_count(&self) -> usize {
-        self.q.putter_count()
-    }
-
-    /// Shuts it down: waiting and later puts fail with their item, gets fail once no item is left.
-    pub fn shutdown(&self) {
-        self.q.shutdown();
-    }
-
-    /// Takes items until the channel is shut down.
-    ///
-    /// # Panics
-    /// As [`Channel::get`], from `next`.
-    pub fn iter(&self) -> Iter<'_, T, VecDeque<T>> {
-        self.q.iter()
     }
 }
