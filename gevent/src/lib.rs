@@ -103,7 +103,6 @@ pub mod threadpool;
 mod timeout;
 pub mod util;
 mod wait;
-mod watchdog;
 
 pub use crate::bridge::{block_on, spawn_future};
 pub use crate::greenlet::{

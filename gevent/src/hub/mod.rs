@@ -48,6 +48,8 @@ use std::time::{Duration, Instant};
 
 use greenlet::Value;
 
+pub(crate) mod watchdog;
+
 /// Raised (as a panic, or returned as an error by `_timeout` variants) when the main greenlet waits
 /// for something that nothing can ever complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +101,7 @@ pub struct Hub {
     /// The [`fork_generation`] that `poll` and `remote` belong to (see the module docs: fork).
     forks: Cell<u64>,
     /// What the blocking watchdog reads (see `watchdog`): a store per ready entry run.
-    watch: crate::watchdog::HubWatch,
+    watch: watchdog::HubWatch,
     /// Greenlets parked in `block_on` on a future whose waker is held elsewhere (maybe by another
     /// thread): while non-zero the hub does not declare [`LoopExit`] (see `bridge`).
     parked_futures: Cell<usize>,
@@ -239,7 +241,7 @@ impl Hub {
             turns_without_poll: Cell::new(0),
             idle: RefCell::new(VecDeque::new()),
             forks: Cell::new(forks),
-            watch: crate::watchdog::HubWatch::new(),
+            watch: watchdog::HubWatch::new(),
             parked_futures: Cell::new(0),
         }))
     }
