@@ -20,33 +20,7 @@ use std::time::{Duration, Instant};
 use greenlet::{GreenletExit, Value};
 
 use crate::hub::{drop_payload, get_hub, LoopExit, TimerId, Waiter};
-
-/// How a greenlet ended badly: the panic message (the payload itself stays in the greenlet).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    message: String,
-}
-
-impl Failure {
-    /// A failure with `message` (for results set by hand, e.g. `AsyncResult::set_exception`).
-    pub(crate) fn new(message: String) -> Failure {
-        Failure { message }
-    }
-
-    /// The panic message, or what the payload was (see [`describe_panic`]: `Timeout: 10ms`, a
-    /// type name, ...).
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Failure {}
+pub use crate::hub::{Failure, Waitable};
 
 /// Says what a panic payload is, as a greenlet's failure report and its [`Failure`] do:
 /// - a `&str` or `String` (what `panic!` makes): the message itself;
@@ -500,9 +474,7 @@ impl<T: 'static> Greenlet<T> {
                 raw.switch(());
             }
             Err(e) => {
-                let failure = Failure {
-                    message: format!("could not start: {e}"),
-                };
+                let failure = Failure::new(format!("could not start: {e}"));
                 eprintln!("<{}> failed with {failure}", self.name());
                 self.finish(Outcome::Panicked(failure));
             }
@@ -517,7 +489,7 @@ impl<T: 'static> Greenlet<T> {
         } else {
             let message = describe_panic(&*p);
             eprintln!("<{}> failed with {message}", self.name());
-            Outcome::Panicked(Failure { message })
+            Outcome::Panicked(Failure::new(message))
         };
         drop_payload(p);
         outcome
@@ -618,7 +590,7 @@ impl<T: 'static> Greenlet<T> {
             }
         }
         let _unjoin = Unjoin(&self.st, &w);
-        crate::wait::wait_with_deadline(&w, deadline)
+        crate::hub::wait_with_deadline(&w, deadline)
     }
 
     /// Waits for the result (gevent's `get()`), a clone of it: every handle can `get` it again.
@@ -952,9 +924,7 @@ impl<T: 'static> Greenlet<T> {
                 let outcome = if payload.is::<GreenletExit>() {
                     Outcome::Killed
                 } else {
-                    Outcome::Panicked(Failure {
-                        message: describe_panic(&*payload),
-                    })
+                    Outcome::Panicked(Failure::new(describe_panic(&*payload)))
                 };
                 drop_payload(payload);
                 self.finish(outcome);
@@ -1260,26 +1230,6 @@ impl<T: 'static> crate::util::Tracked for State<T> {
 
     fn kill_nowait(self: Rc<Self>) {
         Greenlet { st: self }.kill_nowait();
-    }
-}
-
-/// Something a greenlet can wait for: a [`Greenlet`], an event, a result.
-pub trait Waitable {
-    /// Whether waiting would return at once.
-    fn is_ready(&self) -> bool;
-    /// Registers `w` to be woken when it becomes ready.
-    fn subscribe(&self, w: &Rc<Waiter>);
-    /// Removes `w` (registered with `subscribe`), if still there.
-    fn unsubscribe(&self, w: &Rc<Waiter>);
-    /// How it failed, once ready, if it did (for `JoinAll::raise_error`): a greenlet's panic, an
-    /// `AsyncResult`'s exception. `None` by default.
-    fn failure(&self) -> Option<Failure> {
-        None
-    }
-    /// For greenlets, a number that orders their deaths on this thread (so that `JoinAll` can
-    /// tell which of several finished first); `None` by default.
-    fn finish_order(&self) -> Option<u64> {
-        None
     }
 }
 
