@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use greenlet::{GreenletExit, Value};
 
+use crate::hub::registry::{Registry, Snapshot};
 use crate::hub::{drop_payload, get_hub, LoopExit, TimerId, Waiter};
 pub use crate::hub::{Failure, Waitable};
 
@@ -280,7 +281,7 @@ pub(crate) fn set_current_context(ctx: Option<Rc<Context>>) {
 
 impl<T: 'static> Drop for State<T> {
     fn drop(&mut self) {
-        crate::util::unregister(self.registry_slot);
+        unregister(self.registry_slot);
     }
 }
 
@@ -376,7 +377,7 @@ impl<T: 'static> Greenlet<T> {
         // Registered for `util::format_run_info` (which also hands out the ident): a weak reference
         // in a slab, freed when the state is dropped; nothing on switches or waits.
         let st = Rc::new_cyclic(|weak: &std::rc::Weak<State<T>>| {
-            let (ident, registry_slot) = crate::util::register(weak.clone());
+            let (ident, registry_slot) = register(weak.clone());
             State {
                 ident,
                 name: RefCell::new(None),
@@ -1199,13 +1200,74 @@ pub fn current() -> Option<GreenletRef> {
     if tag == 0 {
         return None;
     }
-    crate::util::lookup(tag - 1).map(|st| GreenletRef { st })
+    lookup(tag - 1).map(|st| GreenletRef { st })
 }
 
-impl<T: 'static> crate::util::Tracked for State<T> {
-    fn snapshot(&self) -> crate::util::Snapshot {
-        use crate::util::Phase as P;
-        crate::util::Snapshot {
+// ---- the registry of this thread's greenlets (for run-info and `hubs`' shutdown) ----
+
+/// Implemented by the state of every gevent greenlet, whatever its result type: what the
+/// registry ([`crate::hub::registry`]) holds.
+pub(crate) trait Tracked: Erased {
+    fn snapshot(&self) -> Snapshot;
+    /// Whether it has not finished (pending or started).
+    fn is_alive(&self) -> bool;
+    /// A handle to wait for it (`hubs`' shutdown).
+    fn waitable(self: Rc<Self>) -> Box<dyn Waitable>;
+    /// Asks it to die without waiting (`Greenlet::kill_nowait`).
+    fn kill_nowait(self: Rc<Self>);
+}
+
+thread_local! {
+    static REGISTRY: RefCell<Registry<dyn Tracked>> = const { RefCell::new(Registry::new()) };
+}
+
+/// Registers a new gevent greenlet of this thread: its ident and registry slot.
+#[inline]
+fn register(g: std::rc::Weak<dyn Tracked>) -> (u64, u32) {
+    REGISTRY
+        .try_with(|r| r.borrow_mut().register(g))
+        // The thread is exiting: not listed, and an ident no other greenlet has.
+        .unwrap_or((u64::MAX, u32::MAX))
+}
+
+/// Forgets the greenlet in `slot` (when its state is dropped).
+#[inline]
+fn unregister(slot: u32) {
+    let _ = REGISTRY.try_with(|r| {
+        if let Ok(mut r) = r.try_borrow_mut() {
+            r.unregister(slot);
+        }
+    });
+}
+
+/// The greenlet registered in `slot`, if it is still alive (what [`current`] finds from the raw
+/// greenlet's tag).
+fn lookup(slot: u32) -> Option<Rc<dyn Erased>> {
+    REGISTRY
+        .try_with(|r| {
+            let g = r.try_borrow().ok()?.get(slot)?;
+            Some(g as Rc<dyn Erased>)
+        })
+        .ok()
+        .flatten()
+}
+
+/// This thread's gevent greenlets that are still referenced (for `util::format_run_info`).
+pub(crate) fn registered() -> Vec<Rc<dyn Tracked>> {
+    REGISTRY.try_with(|r| r.borrow().all()).unwrap_or_default()
+}
+
+/// This thread's gevent greenlets that have not finished (pending or started), oldest first.
+pub(crate) fn live_greenlets() -> Vec<Rc<dyn Tracked>> {
+    let mut live = registered();
+    live.retain(|g| g.is_alive());
+    live
+}
+
+impl<T: 'static> Tracked for State<T> {
+    fn snapshot(&self) -> Snapshot {
+        use crate::hub::registry::Phase as P;
+        Snapshot {
             ident: self.ident,
             name: match &*self.name.borrow() {
                 Some(n) => n.clone(),

@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 
 use greenlet::Value;
 
+pub(crate) mod registry;
 mod unwind;
 mod waiter;
 pub(crate) mod watchdog;

@@ -106,7 +106,7 @@ impl Waiter {
     /// [`Waiter::wait`] with this thread's hub at hand.
     #[inline(always)]
     pub(crate) fn wait_in(self: &Rc<Self>, hub: &Hub) -> Result<(), LoopExit> {
-        if crate::util::track_waits() {
+        if super::registry::track_waits() {
             return self.wait_recording_where(hub);
         }
         self.wait_here(hub)
@@ -118,7 +118,7 @@ impl Waiter {
     #[cold]
     #[inline(never)]
     fn wait_recording_where(self: &Rc<Self>, hub: &Hub) -> Result<(), LoopExit> {
-        let _site = crate::util::record_wait_site(&self.greenlet);
+        let _site = super::registry::record_wait_site(&self.greenlet);
         self.wait_here(hub)
     }
 
