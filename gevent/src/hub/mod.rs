@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 
 use greenlet::Value;
 
+pub(crate) mod reactor;
 pub(crate) mod registry;
 mod unwind;
 mod waiter;
@@ -102,7 +103,7 @@ pub struct Hub {
     timer_seq: Cell<u64>,
     poll: RefCell<mio::Poll>,
     events: RefCell<mio::Events>,
-    pub(crate) io: crate::io::Registry,
+    pub(crate) io: reactor::Registry,
     /// Replaced (never mutated in place) when the hub is rebuilt after a fork.
     remote: RefCell<Arc<Remote>>,
     /// Turns since the poller was last asked (to poll now and then even while busy).
@@ -247,7 +248,7 @@ impl Hub {
             timer_seq: Cell::new(0),
             poll: RefCell::new(poll),
             events: RefCell::new(mio::Events::with_capacity(1024)),
-            io: crate::io::Registry::default(),
+            io: reactor::Registry::default(),
             remote: RefCell::new(remote),
             turns_without_poll: Cell::new(0),
             idle: RefCell::new(VecDeque::new()),
