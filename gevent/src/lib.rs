@@ -81,11 +81,7 @@ pub mod greenlets {
 pub mod http;
 pub mod hub;
 pub mod hubs;
-/// Readiness of file descriptors (moving to `hub::reactor` for the one commit in between).
-pub mod io {
-    pub(crate) use crate::hub::reactor::is_forked;
-    pub use crate::hub::reactor::{wait_any, wait_read, wait_write, Interest, IoSource};
-}
+pub mod io;
 pub mod local;
 pub mod lock;
 pub mod logging;

@@ -103,7 +103,7 @@ pub struct Hub {
     timer_seq: Cell<u64>,
     poll: RefCell<mio::Poll>,
     events: RefCell<mio::Events>,
-    pub(crate) io: reactor::Registry,
+    pub(crate) reactor: reactor::Reactor,
     /// Replaced (never mutated in place) when the hub is rebuilt after a fork.
     remote: RefCell<Arc<Remote>>,
     /// Turns since the poller was last asked (to poll now and then even while busy).
@@ -248,7 +248,7 @@ impl Hub {
             timer_seq: Cell::new(0),
             poll: RefCell::new(poll),
             events: RefCell::new(mio::Events::with_capacity(1024)),
-            io: reactor::Registry::default(),
+            reactor: reactor::Reactor::default(),
             remote: RefCell::new(remote),
             turns_without_poll: Cell::new(0),
             idle: RefCell::new(VecDeque::new()),
@@ -389,7 +389,7 @@ impl Hub {
             let t = self.turns_without_poll.get();
             // While busy, ask the poller only every 16 turns when fds have waiters, every 64 when
             // not (a zero-timeout poll is a syscall; readiness must not starve either).
-            let every = if self.io.has_waiters() { 16 } else { 64 };
+            let every = if self.reactor.has_waiters() { 16 } else { 64 };
             if t < every {
                 self.turns_without_poll.set(t + 1);
                 return true;
@@ -397,7 +397,7 @@ impl Hub {
             Some(Duration::ZERO)
         } else if let Some((id, _)) = self.timers.borrow().first_key_value() {
             Some(id.0.saturating_duration_since(Instant::now()))
-        } else if self.io.has_waiters()
+        } else if self.reactor.has_waiters()
             || self.parked_futures.get() > 0
             || self.remote.borrow().pending.load(Ordering::SeqCst) > 0
         {
@@ -504,7 +504,7 @@ impl Hub {
             let rh = ev.is_read_closed() || ev.is_error();
             let wh = ev.is_write_closed() || ev.is_error();
             let (r, w) = (ev.is_readable() || rh, ev.is_writable() || wh);
-            self.io.dispatch(self, ev.token(), r, w, rh, wh);
+            self.reactor.dispatch(self, ev.token(), r, w, rh, wh);
         }
     }
 }
@@ -739,7 +739,7 @@ impl Hub {
             std::mem::forget(old);
         }
         self.forks.set(now);
-        self.io.after_fork(self);
+        self.reactor.after_fork(self);
         let hooks = REINIT_HOOKS.with(|h| h.borrow().clone());
         for f in hooks {
             f();

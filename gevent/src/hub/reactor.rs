@@ -1,40 +1,27 @@
-//! Readiness of file descriptors: each fd is registered with the hub's poller once (edge-triggered),
-//! and greenlets park on its read or write side until the poller reports it.
+//! The reactor: the hub's table of registered fds, with the greenlets and futures parked on each
+//! side, and the readiness the poller reported for it. [`crate::io`] is its public face
+//! (`IoSource`, `wait_read`, `wait_any`), and the ground rules are written there; this module is the
+//! only one that touches the table and its count of parked greenlets: `open`, `park`/`unpark`
+//! around a wait, `close`, and `release` of a slot.
 //!
-//! # Ground rules
-//! - Try the syscall first; park only on `WouldBlock` ([`wait_read`] / [`wait_write`], or [`IoSource::wait`]).
-//!   One exception, in the stream types of `gevent::net` and the subprocess pipes: after a short read
-//!   (write) the next one parks first, as tokio does, since the queue was drained (the buffer filled)
-//!   and edge-triggered epoll reports whatever comes next; a side reported closed is exempt.
-//! - One registration per fd for its whole life ([`IoSource`]); dropping it deregisters and wakes every
-//!   greenlet still parked on it, which then sees an error (closing a socket another greenlet waits on).
-//! - Edge-triggered: a readiness event that arrives while nobody waits is remembered (`ready_*` flags)
-//!   and consumed by the next wait, so no edge is lost.
-//! - [`IoSource::close`] does what dropping does (deregister, wake every waiter with an error) while
-//!   the value is still borrowed; the slot then stays `closed` until the value is dropped, so a
-//!   closed source never reports readiness again and its key is never reused under a live borrow.
-//! - [`wait_any`] parks one greenlet on several sources at once: the same [`Waiter`] sits in several
-//!   lists; the first wake wins (later wakes are no-ops) and the guard removes it from all of them.
-//! - After a `fork`, the child's hub has a poller of its own (see [`crate::os`]): each slot
-//!   remembers the poller generation it is registered with and is registered again, lazily, at
-//!   its next wait in the child; a registration of the parent's is never deregistered by the
-//!   child. A wait that was parked at the fork fails in the child (its copy of the greenlet does
-//!   not race the parent for the data).
-//! - Futures (the `futures_io` impls of `gevent::net`, see `bridge`) register a [`Waker`] per side
-//!   instead of a waiter ([`IoSource::poll_park`]), after their syscall said `WouldBlock`: one slot
-//!   per side, the last registration wins (as the traits ask); a readiness edge, `close` or drop
-//!   takes it and wakes it. Wakers are not counted as parked greenlets: the `block_on` that polls
-//!   the future keeps the hub from declaring `LoopExit` while its waker is held.
+//! Layers above install what they need as hooks instead of being called by name: `monkey` sets
+//! [`EVICT`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::hub::{get_hub, Hub, Waiter};
+use super::{wait_with_deadline, Hub, TimerGuard, Waiter};
+
+/// Called by [`Reactor::open`] when epoll says `EEXIST` for the fd (once set: `monkey` sets it,
+/// to drop a registration its hooks keep for an fd they waited on, so that a gevent type's takes
+/// its place); true when the caller may register again. Read only on that error.
+pub(crate) static EVICT: OnceLock<fn(RawFd) -> bool> = OnceLock::new();
 
 #[derive(Default)]
 struct Slot {
@@ -51,7 +38,7 @@ struct Slot {
     in_use: bool,
     /// The fd (to register it again in a forked child).
     fd: RawFd,
-    /// The hub's poller generation it is registered with ([`Hub::poller_gen`]).
+    /// The hub's poller generation it is registered with (`Hub::poller_gen`).
     gen: u64,
     /// A future waiting to read (see the ground rules): woken by the next read edge.
     read_waker: Option<Waker>,
@@ -82,16 +69,18 @@ fn wake_all(wakers: (Option<Waker>, Option<Waker>)) {
     }
 }
 
-/// The hub's table of registered fds.
+/// The hub's table of registered fds, and the greenlets and futures parked on them.
 #[derive(Default)]
-pub(crate) struct Registry {
+pub(crate) struct Reactor {
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<usize>>,
     /// Number of parked greenlets over all slots.
     waiters: Cell<usize>,
 }
 
-impl Registry {
+impl Reactor {
+    /// Whether some greenlet is parked on an fd (the hub does not declare `LoopExit` then).
+    #[inline]
     pub(crate) fn has_waiters(&self) -> bool {
         self.waiters.get() > 0
     }
@@ -166,64 +155,17 @@ impl Registry {
             w.wake_into(hub);
         }
     }
-}
 
-/// Which side of an fd to wait for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interest {
-    /// Readable (or closed, or in error).
-    Read,
-    /// Writable (or closed, or in error).
-    Write,
-}
-
-/// An fd registered with this thread's hub for as long as this value lives.
-///
-/// Not `Send`: it belongs to the hub of the thread that registered it (its key indexes that hub's
-/// table; on another thread it would name another fd's slot). So are the sockets and pipes built
-/// on it:
-/// ```compile_fail
-/// fn is_send<T: Send>() {}
-/// is_send::<gevent::io::IoSource>();
-/// ```
-/// ```compile_fail
-/// fn is_send<T: Send>() {}
-/// is_send::<gevent::net::TcpStream>();
-/// ```
-/// ```compile_fail
-/// fn is_send<T: Send>() {}
-/// is_send::<gevent::subprocess::ChildStdout>();
-/// ```
-pub struct IoSource {
-    /// # Invariant
-    /// An index into the table of the hub of the thread that made this value (which is why the
-    /// value stays on that thread: `_not_send`).
-    key: usize,
-    fd: RawFd,
-    /// Whether [`IoSource::close`] was called: the slot's `closed`, which nothing but this value
-    /// sets while it lives, kept here too so the socket fast path reads it without the hub.
-    closed: Cell<bool>,
-    _not_send: std::marker::PhantomData<*const ()>,
-}
-
-impl std::fmt::Debug for IoSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "IoSource(fd {})", self.fd)
-    }
-}
-
-impl IoSource {
-    /// Registers `fd` (which must stay open while this lives) for read and write readiness.
+    /// Registers `fd` (which must stay open until [`Reactor::unregister`]) for read and write
+    /// readiness with `hub`'s poller (`hub`: this thread's, which owns `self`); returns its key.
     ///
     /// # Errors
     /// What `epoll_ctl` returns (for example `EPERM` for a regular file, which is always ready).
-    pub fn new(fd: RawFd) -> io::Result<IoSource> {
-        let hub = get_hub();
+    pub(crate) fn open(&self, hub: &Hub, fd: RawFd) -> io::Result<usize> {
         let gen = hub.poller_gen();
-        let reg = &hub.io;
         let key = {
-            let mut slots = reg.slots.borrow_mut();
-            let key = match reg.free.borrow_mut().pop() {
+            let mut slots = self.slots.borrow_mut();
+            let key = match self.free.borrow_mut().pop() {
                 Some(k) => k,
                 None => {
                     slots.push(Slot::default());
@@ -245,156 +187,196 @@ impl IoSource {
                 mio::Interest::READABLE | mio::Interest::WRITABLE,
             )
         };
-        let r = register();
-        // A registration the monkey hooks keep for an fd they waited on gives way to a gevent type's.
-        #[cfg(feature = "monkey")]
-        let r = match r {
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && crate::monkey::evict(fd) => {
+        let r = match register() {
+            // A registration a layer above keeps for this fd may give way (see `EVICT`).
+            Err(e)
+                if e.raw_os_error() == Some(libc::EEXIST) && EVICT.get().is_some_and(|f| f(fd)) =>
+            {
                 register()
             }
             r => r,
         };
         if let Err(e) = r {
-            reg.slots.borrow_mut()[key].in_use = false;
-            reg.free.borrow_mut().push(key);
+            self.release(key);
             return Err(e);
         }
-        Ok(IoSource {
-            key,
-            fd,
-            closed: Cell::new(false),
-            _not_send: std::marker::PhantomData,
-        })
+        Ok(key)
     }
 
-    /// The fd.
-    pub fn fd(&self) -> RawFd {
-        self.fd
-    }
-
-    /// Whether [`IoSource::close`] was called.
+    /// Parks `w` on the `interest` side of `slot` (of key `key`'s table, borrowed by the caller).
     #[inline]
-    pub fn is_closed(&self) -> bool {
-        self.closed.get()
+    fn park(&self, slot: &mut Slot, interest: Interest, w: &Rc<Waiter>) {
+        match interest {
+            Interest::Read => slot.readers.push_back(w.clone()),
+            Interest::Write => slot.writers.push_back(w.clone()),
+        }
+        self.waiters.set(self.waiters.get() + 1);
     }
 
-    /// Deregisters the fd and wakes every greenlet parked on it, which then gets a `NotConnected`
-    /// error; every later [`IoSource::wait`] fails the same way. The fd itself stays open (its owner
-    /// closes it). Closing twice does nothing.
-    pub fn close(&self) {
-        let hub = get_hub();
-        let (woken, gen, wakers): (Vec<Rc<Waiter>>, u64, _) = {
-            let mut slots = hub.io.slots.borrow_mut();
-            let slot = &mut slots[self.key];
+    /// Removes `w` from the `interest` side of slot `key`, if it is still parked there (the wait
+    /// ended some other way than this side's readiness).
+    #[inline]
+    fn unpark(&self, key: usize, interest: Interest, w: &Rc<Waiter>) {
+        let mut slots = self.slots.borrow_mut();
+        let slot = &mut slots[key];
+        let list = match interest {
+            Interest::Read => &mut slot.readers,
+            Interest::Write => &mut slot.writers,
+        };
+        if let Some(i) = list.iter().position(|x| Rc::ptr_eq(x, w)) {
+            list.remove(i);
+            self.waiters.set(self.waiters.get() - 1);
+        }
+    }
+
+    /// Takes every greenlet parked on `slot` (both sides), to be woken with the table unborrowed.
+    fn unpark_all(&self, slot: &mut Slot) -> Vec<Rc<Waiter>> {
+        let woken: Vec<Rc<Waiter>> = slot
+            .readers
+            .drain(..)
+            .chain(slot.writers.drain(..))
+            .collect();
+        self.waiters.set(self.waiters.get() - woken.len());
+        woken
+    }
+
+    /// Frees slot `key` for reuse.
+    pub(crate) fn release(&self, key: usize) {
+        self.slots.borrow_mut()[key] = Slot::default();
+        self.free.borrow_mut().push(key);
+    }
+
+    /// Deregisters `fd` (slot `key`) and wakes every greenlet parked on it, whose wait then fails;
+    /// the slot stays `closed`, so every later wait fails the same way. Does nothing if it was
+    /// closed already.
+    pub(crate) fn close(&self, hub: &Hub, key: usize, fd: RawFd) {
+        let (woken, gen, wakers) = {
+            let mut slots = self.slots.borrow_mut();
+            let slot = &mut slots[key];
             if slot.closed {
                 return;
             }
             slot.closed = true;
-            self.closed.set(true);
             slot.ready_read = false;
             slot.ready_write = false;
             let wakers = slot.take_wakers(true, true);
-            let woken = slot
-                .readers
-                .drain(..)
-                .chain(slot.writers.drain(..))
-                .collect();
-            (woken, slot.gen, wakers)
+            (self.unpark_all(slot), slot.gen, wakers)
         };
         wake_all(wakers);
         if hub.registered_here(gen) {
             let _ = hub
                 .registry()
                 .registry()
-                .deregister(&mut mio::unix::SourceFd(&self.fd));
+                .deregister(&mut mio::unix::SourceFd(&fd));
         }
-        hub.io.waiters.set(hub.io.waiters.get() - woken.len());
         for w in &woken {
             w.wake();
         }
     }
 
-    /// Releases the slot without deregistering: the fd was closed behind the owner's back (its
-    /// registration went with it) and the number may name another file now. Wakes waiters as
-    /// [`IoSource::close`] does.
+    /// Closes slot `key` without deregistering (its fd was closed behind the owner's back, and the
+    /// number may name another file now), wakes its waiters as [`Reactor::close`] does, and
+    /// releases the slot once they have seen it.
     #[cfg(feature = "monkey")]
-    pub(crate) fn abandon(self) {
-        if let Some(hub) = crate::hub::try_hub() {
-            let (woken, wakers): (Vec<Rc<Waiter>>, _) = {
-                let mut slots = hub.io.slots.borrow_mut();
-                let slot = &mut slots[self.key];
-                slot.closed = true;
-                let wakers = slot.take_wakers(true, true);
-                (
-                    slot.readers
-                        .drain(..)
-                        .chain(slot.writers.drain(..))
-                        .collect(),
-                    wakers,
-                )
-            };
-            wake_all(wakers);
-            hub.io.waiters.set(hub.io.waiters.get() - woken.len());
+    pub(crate) fn abandon(&self, hub: &Rc<Hub>, key: usize) {
+        let (woken, wakers) = {
+            let mut slots = self.slots.borrow_mut();
+            let slot = &mut slots[key];
+            slot.closed = true;
+            let wakers = slot.take_wakers(true, true);
+            (self.unpark_all(slot), wakers)
+        };
+        wake_all(wakers);
+        for w in &woken {
+            w.wake();
+        }
+        let h = hub.clone();
+        hub.run_callback(move || h.reactor.release(key));
+    }
+
+    /// The owner of slot `key` (fd `fd`) is gone: deregisters the fd unless closed, wakes what is
+    /// parked on it, and releases the slot (at once when nobody was parked; otherwise once the
+    /// woken greenlets have seen it closed).
+    pub(crate) fn unregister(&self, hub: &Rc<Hub>, key: usize, fd: RawFd) {
+        let (was_closed, gen) = {
+            let slots = self.slots.borrow();
+            (slots[key].closed, slots[key].gen)
+        };
+        if !was_closed && hub.registered_here(gen) {
+            let _ = hub
+                .registry()
+                .registry()
+                .deregister(&mut mio::unix::SourceFd(&fd));
+        }
+        let (woken, wakers) = {
+            let mut slots = self.slots.borrow_mut();
+            let slot = &mut slots[key];
+            slot.closed = true;
+            let wakers = slot.take_wakers(true, true);
+            (self.unpark_all(slot), wakers)
+        };
+        wake_all(wakers);
+        if woken.is_empty() && !was_closed {
+            self.release(key);
+        } else {
             for w in &woken {
                 w.wake();
             }
-            let key = self.key;
+            // The slot stays `closed` until the woken greenlets (here or by `close`) have seen it.
             let h = hub.clone();
-            hub.run_callback(move || release(&h, key));
+            hub.run_callback(move || h.reactor.release(key));
         }
-        std::mem::forget(self);
     }
 
-    /// Whether the poller has reported `interest`'s side closed (or in error): from then on that
-    /// side stays ready, and a short transfer does not mean that the next one would block.
-    /// `hub` is this thread's.
-    pub(crate) fn hung_up_in(&self, hub: &Hub, interest: Interest) -> bool {
-        let slots = hub.io.slots.borrow();
-        let slot = &slots[self.key];
+    /// Whether the poller has reported `interest`'s side of slot `key` closed (or in error).
+    #[inline]
+    pub(crate) fn hung_up(&self, key: usize, interest: Interest) -> bool {
+        let slots = self.slots.borrow();
+        let slot = &slots[key];
         match interest {
             Interest::Read => slot.read_hup,
             Interest::Write => slot.write_hup,
         }
     }
 
-    /// Forgets a remembered readiness edge (call after the syscall said `WouldBlock`).
-    pub fn clear_ready(&self, interest: Interest) {
-        self.clear_ready_in(&get_hub(), interest);
-    }
-
-    /// [`IoSource::clear_ready`] with this thread's hub at hand.
+    /// Forgets a remembered readiness edge of slot `key`.
     #[inline]
-    pub(crate) fn clear_ready_in(&self, hub: &Hub, interest: Interest) {
-        let mut slots = hub.io.slots.borrow_mut();
-        let slot = &mut slots[self.key];
+    pub(crate) fn clear_ready(&self, key: usize, interest: Interest) {
+        let mut slots = self.slots.borrow_mut();
+        let slot = &mut slots[key];
         match interest {
             Interest::Read => slot.ready_read = false,
             Interest::Write => slot.ready_write = false,
         }
     }
 
-    /// For a future whose syscall on this fd just said `WouldBlock`: forgets the remembered
-    /// readiness edge of that side (as [`IoSource::clear_ready`]) and registers `cx`'s waker to be
-    /// woken by the next one (replacing the side's earlier registration), or by `close` / drop.
-    /// Returns `Pending`, or `Ready(Err)` when the source is closed.
-    ///
-    /// Sound for the same reason as the greenlets' path: the hub cannot dispatch readiness between
-    /// the caller's syscall and this call (it runs only when this thread's greenlet parks).
-    pub fn poll_park(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
-        let hub = get_hub();
+    /// Registers slot `key` with this process's poller first if it was registered with a forked
+    /// parent's; then the slot, borrowed.
+    fn fresh(&self, hub: &Hub, key: usize) -> io::Result<std::cell::RefMut<'_, Vec<Slot>>> {
         let gen = hub.poller_gen();
         let stale = {
-            let slot = &hub.io.slots.borrow()[self.key];
+            let slot = &self.slots.borrow()[key];
             slot.gen != gen && !slot.closed
         };
         if stale {
-            // Registered with a forked parent's poller: register with this process's first.
-            if let Err(e) = rearm(&hub, self.key, gen) {
-                return Poll::Ready(Err(e));
-            }
+            self.rearm(hub, key, gen)?;
         }
-        let mut slots = hub.io.slots.borrow_mut();
-        let slot = &mut slots[self.key];
+        Ok(self.slots.borrow_mut())
+    }
+
+    /// `IoSource::poll_park` of slot `key`: forgets the side's edge and registers `cx`'s waker.
+    pub(crate) fn poll_park(
+        &self,
+        hub: &Hub,
+        key: usize,
+        cx: &mut Context<'_>,
+        interest: Interest,
+    ) -> Poll<io::Result<()>> {
+        let mut slots = match self.fresh(hub, key) {
+            Ok(s) => s,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        let slot = &mut slots[key];
         if slot.closed {
             return Poll::Ready(Err(closed_error()));
         }
@@ -410,29 +392,20 @@ impl IoSource {
         Poll::Pending
     }
 
-    /// For a future about to make a syscall that the last short transfer says would block (see
-    /// `gevent::net`'s short-transfer hint): `Ready(Ok)` if an edge arrived since (consumed, as by
-    /// [`IoSource::wait`]) or the side was reported closed; otherwise registers `cx`'s waker as
-    /// [`IoSource::poll_park`] does and returns `Pending`, with no syscall.
+    /// `IoSource::poll_edge` of slot `key`: `Ready(Ok)` on a remembered edge or a hang-up,
+    /// otherwise registers `cx`'s waker.
     pub(crate) fn poll_edge(
         &self,
+        hub: &Hub,
+        key: usize,
         cx: &mut Context<'_>,
         interest: Interest,
     ) -> Poll<io::Result<()>> {
-        let hub = get_hub();
-        let gen = hub.poller_gen();
-        let stale = {
-            let slot = &hub.io.slots.borrow()[self.key];
-            slot.gen != gen && !slot.closed
+        let mut slots = match self.fresh(hub, key) {
+            Ok(s) => s,
+            Err(e) => return Poll::Ready(Err(e)),
         };
-        if stale {
-            // Registered with a forked parent's poller: register with this process's first.
-            if let Err(e) = rearm(&hub, self.key, gen) {
-                return Poll::Ready(Err(e));
-            }
-        }
-        let mut slots = hub.io.slots.borrow_mut();
-        let slot = &mut slots[self.key];
+        let slot = &mut slots[key];
         if slot.closed {
             return Poll::Ready(Err(closed_error()));
         }
@@ -450,53 +423,43 @@ impl IoSource {
         Poll::Pending
     }
 
-    /// Parks the current greenlet until the fd is ready for `interest` (or closed, or until `deadline`).
-    ///
-    /// Returns at once if readiness arrived since the last [`IoSource::clear_ready`].
-    ///
-    /// # Errors
-    /// `TimedOut` at the deadline; `NotConnected`-like `Other` error when the source is closed while
-    /// waiting; the [`LoopExit`](crate::LoopExit) message as `Other` when nothing can wake it.
+    /// `IoSource::wait` of slot `key`: parks the current greenlet until the side is ready (or
+    /// closed, or `deadline`). `hub` is this thread's.
     ///
     /// # Cancel safety
-    /// A kill or Timeout unwinds out of it and leaves no waiter behind.
-    pub fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
-        self.wait_in(&get_hub(), interest, deadline)
-    }
-
-    /// [`IoSource::wait`] with this thread's hub at hand.
-    pub(crate) fn wait_in(
+    /// A kill or Timeout unwinds out of it; the waiter is unparked and the timer disarmed.
+    pub(crate) fn wait(
         &self,
         hub: &Hub,
+        key: usize,
         interest: Interest,
         deadline: Option<Instant>,
     ) -> io::Result<()> {
         let gen = hub.poller_gen();
         let waiter = {
-            let mut slots = hub.io.slots.borrow_mut();
-            let slot = &mut slots[self.key];
+            let mut slots = self.slots.borrow_mut();
+            let slot = &mut slots[key];
             if slot.closed {
                 return Err(closed_error());
             }
             if slot.gen != gen {
                 drop(slots);
-                rearm(hub, self.key, gen)?;
-                slots = hub.io.slots.borrow_mut();
+                self.rearm(hub, key, gen)?;
+                slots = self.slots.borrow_mut();
             }
-            let slot = &mut slots[self.key];
-            let (ready, list) = match interest {
-                Interest::Read => (&mut slot.ready_read, &mut slot.readers),
-                Interest::Write => (&mut slot.ready_write, &mut slot.writers),
+            let slot = &mut slots[key];
+            let ready = match interest {
+                Interest::Read => &mut slot.ready_read,
+                Interest::Write => &mut slot.ready_write,
             };
             if *ready {
                 *ready = false;
                 return Ok(());
             }
             let w = Waiter::new();
-            list.push_back(w.clone());
+            self.park(slot, interest, &w);
             w
         };
-        hub.io.waiters.set(hub.io.waiters.get() + 1);
         let timer = deadline.map(|d| {
             let w = waiter.clone();
             hub.add_timer(d, move || {
@@ -504,32 +467,22 @@ impl IoSource {
             })
         });
         // Disarmed however the wait ends (a kill or Timeout unwinding out of it included).
-        let timer = crate::hub::TimerGuard::new(hub, timer);
-        // Remove this waiter from the slot whatever way the wait ends (woken, timeout, kill, LoopExit).
+        let timer = TimerGuard::new(hub, timer);
+        // Unparks this waiter whatever way the wait ends (woken, timeout, kill, LoopExit).
         struct Unpark<'a> {
-            hub: &'a Hub,
-            src: &'a IoSource,
+            reactor: &'a Reactor,
+            key: usize,
             waiter: &'a Rc<Waiter>,
             interest: Interest,
         }
         impl Drop for Unpark<'_> {
             fn drop(&mut self) {
-                let hub = self.hub;
-                let mut slots = hub.io.slots.borrow_mut();
-                let slot = &mut slots[self.src.key];
-                let list = match self.interest {
-                    Interest::Read => &mut slot.readers,
-                    Interest::Write => &mut slot.writers,
-                };
-                if let Some(i) = list.iter().position(|w| Rc::ptr_eq(w, self.waiter)) {
-                    list.remove(i);
-                    hub.io.waiters.set(hub.io.waiters.get() - 1);
-                }
+                self.reactor.unpark(self.key, self.interest, self.waiter);
             }
         }
         let unpark = Unpark {
-            hub,
-            src: self,
+            reactor: self,
+            key,
             waiter: &waiter,
             interest,
         };
@@ -540,8 +493,8 @@ impl IoSource {
         if hub.poller_gen() != gen {
             return Err(forked_error());
         }
-        let mut slots = hub.io.slots.borrow_mut();
-        let slot = &mut slots[self.key];
+        let mut slots = self.slots.borrow_mut();
+        let slot = &mut slots[key];
         if slot.closed {
             return Err(closed_error());
         }
@@ -559,23 +512,111 @@ impl IoSource {
             Ok(())
         }
     }
+
+    /// `io::wait_any` over `sources`, whose slot keys and interests `entry` gives: parks the
+    /// current greenlet on all of them until one is ready, or `deadline`; returns the indices of
+    /// the ready ones (their edges consumed; a closed one counts as ready).
+    ///
+    /// # Cancel safety
+    /// A kill or Timeout unwinds out of it and leaves no waiter behind.
+    pub(crate) fn wait_any<S>(
+        &self,
+        hub: &Hub,
+        sources: &[S],
+        entry: impl Fn(&S) -> (usize, Interest),
+        deadline: Option<Instant>,
+    ) -> io::Result<Vec<usize>> {
+        let take_ready = || -> Vec<usize> {
+            let mut slots = self.slots.borrow_mut();
+            let mut out = Vec::new();
+            for (i, s) in sources.iter().enumerate() {
+                let (key, interest) = entry(s);
+                let slot = &mut slots[key];
+                let ready = match interest {
+                    Interest::Read => &mut slot.ready_read,
+                    Interest::Write => &mut slot.ready_write,
+                };
+                if slot.closed || *ready {
+                    *ready = false;
+                    out.push(i);
+                }
+            }
+            out
+        };
+        loop {
+            let ready = take_ready();
+            if !ready.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(ready);
+            }
+            let gen = hub.poller_gen();
+            for s in sources {
+                let key = entry(s).0;
+                if self.slots.borrow()[key].gen != gen {
+                    self.rearm(hub, key, gen)?;
+                }
+            }
+            let waiter = Waiter::new();
+            {
+                let mut slots = self.slots.borrow_mut();
+                for s in sources {
+                    let (key, interest) = entry(s);
+                    self.park(&mut slots[key], interest, &waiter);
+                }
+            }
+            struct UnparkAll<'a, S, F: Fn(&S) -> (usize, Interest)> {
+                reactor: &'a Reactor,
+                sources: &'a [S],
+                entry: &'a F,
+                waiter: &'a Rc<Waiter>,
+            }
+            impl<S, F: Fn(&S) -> (usize, Interest)> Drop for UnparkAll<'_, S, F> {
+                fn drop(&mut self) {
+                    for s in self.sources {
+                        let (key, interest) = (self.entry)(s);
+                        self.reactor.unpark(key, interest, self.waiter);
+                    }
+                }
+            }
+            let unpark = UnparkAll {
+                reactor: self,
+                sources,
+                entry: &entry,
+                waiter: &waiter,
+            };
+            let r = wait_with_deadline(&waiter, deadline);
+            drop(unpark);
+            r.map_err(|e| io::Error::other(e.to_string()))?;
+            if hub.poller_gen() != gen {
+                return Err(forked_error());
+            }
+        }
+    }
+
+    /// Registers the fd of slot `key` with the poller of generation `gen` (this thread's hub's
+    /// current one: the slot was registered in an earlier process's, before a fork).
+    #[cold]
+    #[inline(never)]
+    fn rearm(&self, hub: &Hub, key: usize, gen: u64) -> io::Result<()> {
+        let fd = self.slots.borrow()[key].fd;
+        // An error (`EBADF`: the fd was closed behind its owner's back; `EEXIST`: another slot of
+        // the child registered the same fd) goes to the waiter, as `open`'s would.
+        hub.registry().registry().register(
+            &mut mio::unix::SourceFd(&fd),
+            mio::Token(key),
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        )?;
+        self.slots.borrow_mut()[key].gen = gen;
+        Ok(())
+    }
 }
 
-/// Registers the fd of slot `key` with the poller of generation `gen` (this thread's hub's current
-/// one: the slot was registered in an earlier process's, before a fork).
-#[cold]
-#[inline(never)]
-fn rearm(hub: &Hub, key: usize, gen: u64) -> io::Result<()> {
-    let fd = hub.io.slots.borrow()[key].fd;
-    // An error (`EBADF`: the fd was closed behind its owner's back; `EEXIST`: another slot of
-    // the child registered the same fd) goes to the waiter, as `IoSource::new`'s would.
-    hub.registry().registry().register(
-        &mut mio::unix::SourceFd(&fd),
-        mio::Token(key),
-        mio::Interest::READABLE | mio::Interest::WRITABLE,
-    )?;
-    hub.io.slots.borrow_mut()[key].gen = gen;
-    Ok(())
+/// Which side of an fd to wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// Readable (or closed, or in error).
+    Read,
+    /// Writable (or closed, or in error).
+    Write,
 }
 
 /// The error of a wait that was parked when the process forked, seen in the child.
@@ -607,187 +648,4 @@ fn closed_error() -> io::Error {
         io::ErrorKind::NotConnected,
         "the socket was closed while a greenlet was waiting on it",
     )
-}
-
-impl Drop for IoSource {
-    fn drop(&mut self) {
-        let Some(hub) = crate::hub::try_hub() else {
-            return;
-        };
-        let (was_closed, gen) = {
-            let slots = hub.io.slots.borrow();
-            (slots[self.key].closed, slots[self.key].gen)
-        };
-        if !was_closed && hub.registered_here(gen) {
-            let _ = hub
-                .registry()
-                .registry()
-                .deregister(&mut mio::unix::SourceFd(&self.fd));
-        }
-        let (woken, wakers): (Vec<Rc<Waiter>>, _) = {
-            let mut slots = hub.io.slots.borrow_mut();
-            let slot = &mut slots[self.key];
-            slot.closed = true;
-            let wakers = slot.take_wakers(true, true);
-            (
-                slot.readers
-                    .drain(..)
-                    .chain(slot.writers.drain(..))
-                    .collect(),
-                wakers,
-            )
-        };
-        wake_all(wakers);
-        hub.io.waiters.set(hub.io.waiters.get() - woken.len());
-        if woken.is_empty() && !was_closed {
-            self.release_slot(&hub);
-        } else {
-            for w in &woken {
-                w.wake();
-            }
-            // The slot stays `closed` until the woken greenlets (here or by `close`) have seen it.
-            let key = self.key;
-            let h = hub.clone();
-            hub.run_callback(move || release(&h, key));
-        }
-    }
-}
-
-impl IoSource {
-    fn release_slot(&self, hub: &crate::hub::Hub) {
-        release(hub, self.key);
-    }
-}
-
-fn release(hub: &crate::hub::Hub, key: usize) {
-    hub.io.slots.borrow_mut()[key] = Slot::default();
-    hub.io.free.borrow_mut().push(key);
-}
-
-/// Parks the current greenlet until `fd` is readable, or `timeout` passes (gevent's `wait_read`).
-///
-/// Registers `fd` for the duration of the call; for an fd waited on repeatedly, keep an [`IoSource`].
-///
-/// # Errors
-/// As [`IoSource::wait`], and registration errors.
-pub fn wait_read(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
-    wait_once(fd, Interest::Read, timeout)
-}
-
-/// Parks the current greenlet until `fd` is writable, or `timeout` passes (gevent's `wait_write`).
-///
-/// # Errors
-/// As [`wait_read`].
-pub fn wait_write(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
-    wait_once(fd, Interest::Write, timeout)
-}
-
-fn wait_once(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
-    let src = IoSource::new(fd)?;
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        src.wait(interest, deadline)?;
-        // A freshly registered fd reports its current state at once; confirm with poll(2).
-        let mut pfd = libc::pollfd {
-            fd,
-            events: match interest {
-                Interest::Read => libc::POLLIN,
-                Interest::Write => libc::POLLOUT,
-            },
-            revents: 0,
-        };
-        // SAFETY: `pfd` is a valid pollfd for the duration of the call; nfds = 1; timeout 0.
-        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-        if n != 0 {
-            return Ok(());
-        }
-    }
-}
-
-/// Parks the current greenlet until one of `sources` is ready for its interest, or `deadline`.
-/// Returns the indices of the sources found ready (possibly empty at the deadline). Readiness of a
-/// source that is reported is consumed (as by [`IoSource::wait`]).
-///
-/// # Errors
-/// The [`LoopExit`](crate::LoopExit) message as `Other` when nothing can wake it. A closed source
-/// counts as ready (its next operation reports the error).
-///
-/// # Cancel safety
-/// A kill or Timeout unwinds out of it and leaves no waiter behind.
-pub fn wait_any(
-    sources: &[(&IoSource, Interest)],
-    deadline: Option<Instant>,
-) -> io::Result<Vec<usize>> {
-    let hub = get_hub();
-    let take_ready = || -> Vec<usize> {
-        let mut slots = hub.io.slots.borrow_mut();
-        let mut out = Vec::new();
-        for (i, (src, interest)) in sources.iter().enumerate() {
-            let slot = &mut slots[src.key];
-            let ready = match interest {
-                Interest::Read => &mut slot.ready_read,
-                Interest::Write => &mut slot.ready_write,
-            };
-            if slot.closed || *ready {
-                *ready = false;
-                out.push(i);
-            }
-        }
-        out
-    };
-    loop {
-        let ready = take_ready();
-        if !ready.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(ready);
-        }
-        let gen = hub.poller_gen();
-        for (src, _) in sources {
-            if hub.io.slots.borrow()[src.key].gen != gen {
-                rearm(&hub, src.key, gen)?;
-            }
-        }
-        let waiter = Waiter::new();
-        {
-            let mut slots = hub.io.slots.borrow_mut();
-            for (src, interest) in sources {
-                let slot = &mut slots[src.key];
-                match interest {
-                    Interest::Read => slot.readers.push_back(waiter.clone()),
-                    Interest::Write => slot.writers.push_back(waiter.clone()),
-                }
-            }
-        }
-        hub.io.waiters.set(hub.io.waiters.get() + sources.len());
-        struct UnparkAll<'a> {
-            sources: &'a [(&'a IoSource, Interest)],
-            waiter: &'a Rc<Waiter>,
-        }
-        impl Drop for UnparkAll<'_> {
-            fn drop(&mut self) {
-                let hub = get_hub();
-                let mut slots = hub.io.slots.borrow_mut();
-                for (src, interest) in self.sources {
-                    let slot = &mut slots[src.key];
-                    let list = match interest {
-                        Interest::Read => &mut slot.readers,
-                        Interest::Write => &mut slot.writers,
-                    };
-                    if let Some(i) = list.iter().position(|w| Rc::ptr_eq(w, self.waiter)) {
-                        list.remove(i);
-                        hub.io.waiters.set(hub.io.waiters.get() - 1);
-                    }
-                }
-            }
-        }
-        let unpark = UnparkAll {
-            sources,
-            waiter: &waiter,
-        };
-        let r = crate::wait::wait_with_deadline(&waiter, deadline);
-        drop(unpark);
-        r.map_err(|e| io::Error::other(e.to_string()))?;
-        if hub.poller_gen() != gen {
-            return Err(forked_error());
-        }
-    }
 }

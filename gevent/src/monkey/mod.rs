@@ -192,7 +192,6 @@
 
 mod dns;
 mod fd;
-pub(crate) use fd::evict;
 mod futex;
 #[doc(hidden)]
 pub use futex::parked_count;
