@@ -13,14 +13,14 @@
 //! - [`IoSource::close`] does what dropping does (deregister, wake every waiter with an error) while
 //!   the value is still borrowed; the slot then stays `closed` until the value is dropped, so a
 //!   closed source never reports readiness again and its key is never reused under a live borrow.
-//! - [`wait_any`] parks one greenlet on several sources at once: the same [`Waiter`] sits in several
+//! - [`wait_any`] parks one greenlet on several sources at once: the same [`Waiter`](crate::Waiter) sits in several
 //!   lists; the first wake wins (later wakes are no-ops) and the guard removes it from all of them.
 //! - After a `fork`, the child's hub has a poller of its own (see [`crate::os`]): each slot
 //!   remembers the poller generation it is registered with and is registered again, lazily, at
 //!   its next wait in the child; a registration of the parent's is never deregistered by the
 //!   child. A wait that was parked at the fork fails in the child (its copy of the greenlet does
 //!   not race the parent for the data).
-//! - Futures (the `futures_io` impls of `gevent::net`, see `bridge`) register a [`Waker`] per side
+//! - Futures (the `futures_io` impls of `gevent::net`, see `bridge`) register a [`Waker`](std::task::Waker) per side
 //!   instead of a waiter ([`IoSource::poll_park`]), after their syscall said `WouldBlock`: one slot
 //!   per side, the last registration wins (as the traits ask); a readiness edge, `close` or drop
 //!   takes it and wakes it. Wakers are not counted as parked greenlets: the `block_on` that polls
@@ -78,6 +78,7 @@ impl IoSource {
     ///
     /// # Errors
     /// What `epoll_ctl` returns (for example `EPERM` for a regular file, which is always ready).
+    #[inline]
     pub fn new(fd: RawFd) -> io::Result<IoSource> {
         let hub = get_hub();
         let key = hub.reactor.open(&hub, fd)?;
@@ -103,6 +104,7 @@ impl IoSource {
     /// Deregisters the fd and wakes every greenlet parked on it, which then gets a `NotConnected`
     /// error; every later [`IoSource::wait`] fails the same way. The fd itself stays open (its owner
     /// closes it). Closing twice does nothing.
+    #[inline]
     pub fn close(&self) {
         let hub = get_hub();
         self.closed.set(true);
@@ -146,6 +148,7 @@ impl IoSource {
     ///
     /// Sound for the same reason as the greenlets' path: the hub cannot dispatch readiness between
     /// the caller's syscall and this call (it runs only when this thread's greenlet parks).
+    #[inline]
     pub fn poll_park(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
         let hub = get_hub();
         hub.reactor.poll_park(&hub, self.key, cx, interest)
@@ -155,6 +158,7 @@ impl IoSource {
     /// `gevent::net`'s short-transfer hint): `Ready(Ok)` if an edge arrived since (consumed, as by
     /// [`IoSource::wait`]) or the side was reported closed; otherwise registers `cx`'s waker as
     /// [`IoSource::poll_park`] does and returns `Pending`, with no syscall.
+    #[inline]
     pub(crate) fn poll_edge(
         &self,
         cx: &mut Context<'_>,
@@ -174,6 +178,7 @@ impl IoSource {
     ///
     /// # Cancel safety
     /// A kill or Timeout unwinds out of it and leaves no waiter behind.
+    #[inline]
     pub fn wait(&self, interest: Interest, deadline: Option<Instant>) -> io::Result<()> {
         self.wait_in(&get_hub(), interest, deadline)
     }
@@ -191,6 +196,7 @@ impl IoSource {
 }
 
 impl Drop for IoSource {
+    #[inline]
     fn drop(&mut self) {
         if let Some(hub) = try_hub() {
             hub.reactor.unregister(&hub, self.key, self.fd);
