@@ -3,6 +3,12 @@
 //! A greenlet that must wait registers what will wake it (a [`Waiter`] in an event's list, a timer, an
 //! fd's readiness) and switches to the hub; the hub switches back when that happens.
 //!
+//! The bottom layer of gevent (see the crate docs' layer map): it names nothing above it. This
+//! file is the loop, [`Hub`], [`HubHandle`] and fork; beside it, `waiter.rs` ([`Waiter`], the
+//! deadline wait, [`Waitable`]), `reactor.rs` (the fd table, `gevent::io`'s engine),
+//! `unwind.rs` (kills and timeouts thrown in and deferred), `registry.rs` (what run-info reads)
+//! and `watchdog.rs` (the blocking detector the loop feeds).
+//!
 //! # The loop
 //! Each turn: run the ready queue (only the entries present when the turn began, FIFO, so
 //! `sleep(ZERO)` yields to every other ready greenlet exactly once), expire due timers, then wait on the
