@@ -19,34 +19,9 @@ use std::time::{Duration, Instant};
 
 use greenlet::{GreenletExit, Value};
 
+use crate::hub::registry::{Registry, Snapshot};
 use crate::hub::{drop_payload, get_hub, LoopExit, TimerId, Waiter};
-
-/// How a greenlet ended badly: the panic message (the payload itself stays in the greenlet).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    message: String,
-}
-
-impl Failure {
-    /// A failure with `message` (for results set by hand, e.g. `AsyncResult::set_exception`).
-    pub(crate) fn new(message: String) -> Failure {
-        Failure { message }
-    }
-
-    /// The panic message, or what the payload was (see [`describe_panic`]: `Timeout: 10ms`, a
-    /// type name, ...).
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Failure {}
+pub use crate::hub::{Failure, Waitable};
 
 /// Says what a panic payload is, as a greenlet's failure report and its [`Failure`] do:
 /// - a `&str` or `String` (what `panic!` makes): the message itself;
@@ -306,7 +281,7 @@ pub(crate) fn set_current_context(ctx: Option<Rc<Context>>) {
 
 impl<T: 'static> Drop for State<T> {
     fn drop(&mut self) {
-        crate::util::unregister(self.registry_slot);
+        unregister(self.registry_slot);
     }
 }
 
@@ -402,7 +377,7 @@ impl<T: 'static> Greenlet<T> {
         // Registered for `util::format_run_info` (which also hands out the ident): a weak reference
         // in a slab, freed when the state is dropped; nothing on switches or waits.
         let st = Rc::new_cyclic(|weak: &std::rc::Weak<State<T>>| {
-            let (ident, registry_slot) = crate::util::register(weak.clone());
+            let (ident, registry_slot) = register(weak.clone());
             State {
                 ident,
                 name: RefCell::new(None),
@@ -500,9 +475,7 @@ impl<T: 'static> Greenlet<T> {
                 raw.switch(());
             }
             Err(e) => {
-                let failure = Failure {
-                    message: format!("could not start: {e}"),
-                };
+                let failure = Failure::new(format!("could not start: {e}"));
                 eprintln!("<{}> failed with {failure}", self.name());
                 self.finish(Outcome::Panicked(failure));
             }
@@ -517,7 +490,7 @@ impl<T: 'static> Greenlet<T> {
         } else {
             let message = describe_panic(&*p);
             eprintln!("<{}> failed with {message}", self.name());
-            Outcome::Panicked(Failure { message })
+            Outcome::Panicked(Failure::new(message))
         };
         drop_payload(p);
         outcome
@@ -618,7 +591,7 @@ impl<T: 'static> Greenlet<T> {
             }
         }
         let _unjoin = Unjoin(&self.st, &w);
-        crate::wait::wait_with_deadline(&w, deadline)
+        crate::hub::wait_with_deadline(&w, deadline)
     }
 
     /// Waits for the result (gevent's `get()`), a clone of it: every handle can `get` it again.
@@ -952,9 +925,7 @@ impl<T: 'static> Greenlet<T> {
                 let outcome = if payload.is::<GreenletExit>() {
                     Outcome::Killed
                 } else {
-                    Outcome::Panicked(Failure {
-                        message: describe_panic(&*payload),
-                    })
+                    Outcome::Panicked(Failure::new(describe_panic(&*payload)))
                 };
                 drop_payload(payload);
                 self.finish(outcome);
@@ -1229,13 +1200,74 @@ pub fn current() -> Option<GreenletRef> {
     if tag == 0 {
         return None;
     }
-    crate::util::lookup(tag - 1).map(|st| GreenletRef { st })
+    lookup(tag - 1).map(|st| GreenletRef { st })
 }
 
-impl<T: 'static> crate::util::Tracked for State<T> {
-    fn snapshot(&self) -> crate::util::Snapshot {
-        use crate::util::Phase as P;
-        crate::util::Snapshot {
+// ---- the registry of this thread's greenlets (for run-info and `hubs`' shutdown) ----
+
+/// Implemented by the state of every gevent greenlet, whatever its result type: what the
+/// registry ([`crate::hub::registry`]) holds.
+pub(crate) trait Tracked: Erased {
+    fn snapshot(&self) -> Snapshot;
+    /// Whether it has not finished (pending or started).
+    fn is_alive(&self) -> bool;
+    /// A handle to wait for it (`hubs`' shutdown).
+    fn waitable(self: Rc<Self>) -> Box<dyn Waitable>;
+    /// Asks it to die without waiting (`Greenlet::kill_nowait`).
+    fn kill_nowait(self: Rc<Self>);
+}
+
+thread_local! {
+    static REGISTRY: RefCell<Registry<dyn Tracked>> = const { RefCell::new(Registry::new()) };
+}
+
+/// Registers a new gevent greenlet of this thread: its ident and registry slot.
+#[inline]
+fn register(g: std::rc::Weak<dyn Tracked>) -> (u64, u32) {
+    REGISTRY
+        .try_with(|r| r.borrow_mut().register(g))
+        // The thread is exiting: not listed, and an ident no other greenlet has.
+        .unwrap_or((u64::MAX, u32::MAX))
+}
+
+/// Forgets the greenlet in `slot` (when its state is dropped).
+#[inline]
+fn unregister(slot: u32) {
+    let _ = REGISTRY.try_with(|r| {
+        if let Ok(mut r) = r.try_borrow_mut() {
+            r.unregister(slot);
+        }
+    });
+}
+
+/// The greenlet registered in `slot`, if it is still alive (what [`current`] finds from the raw
+/// greenlet's tag).
+fn lookup(slot: u32) -> Option<Rc<dyn Erased>> {
+    REGISTRY
+        .try_with(|r| {
+            let g = r.try_borrow().ok()?.get(slot)?;
+            Some(g as Rc<dyn Erased>)
+        })
+        .ok()
+        .flatten()
+}
+
+/// This thread's gevent greenlets that are still referenced (for `util::format_run_info`).
+pub(crate) fn registered() -> Vec<Rc<dyn Tracked>> {
+    REGISTRY.try_with(|r| r.borrow().all()).unwrap_or_default()
+}
+
+/// This thread's gevent greenlets that have not finished (pending or started), oldest first.
+pub(crate) fn live_greenlets() -> Vec<Rc<dyn Tracked>> {
+    let mut live = registered();
+    live.retain(|g| g.is_alive());
+    live
+}
+
+impl<T: 'static> Tracked for State<T> {
+    fn snapshot(&self) -> Snapshot {
+        use crate::hub::registry::Phase as P;
+        Snapshot {
             ident: self.ident,
             name: match &*self.name.borrow() {
                 Some(n) => n.clone(),
@@ -1260,26 +1292,6 @@ impl<T: 'static> crate::util::Tracked for State<T> {
 
     fn kill_nowait(self: Rc<Self>) {
         Greenlet { st: self }.kill_nowait();
-    }
-}
-
-/// Something a greenlet can wait for: a [`Greenlet`], an event, a result.
-pub trait Waitable {
-    /// Whether waiting would return at once.
-    fn is_ready(&self) -> bool;
-    /// Registers `w` to be woken when it becomes ready.
-    fn subscribe(&self, w: &Rc<Waiter>);
-    /// Removes `w` (registered with `subscribe`), if still there.
-    fn unsubscribe(&self, w: &Rc<Waiter>);
-    /// How it failed, once ready, if it did (for `JoinAll::raise_error`): a greenlet's panic, an
-    /// `AsyncResult`'s exception. `None` by default.
-    fn failure(&self) -> Option<Failure> {
-        None
-    }
-    /// For greenlets, a number that orders their deaths on this thread (so that `JoinAll` can
-    /// tell which of several finished first); `None` by default.
-    fn finish_order(&self) -> Option<u64> {
-        None
     }
 }
 

@@ -803,7 +803,7 @@ fn worker(
 fn finish_greenlets(grace: Duration) -> usize {
     let deadline = Instant::now() + grace;
     wait_live(deadline);
-    let left = crate::util::live_greenlets();
+    let left = crate::greenlet::live_greenlets();
     let alive = left.len();
     if alive == 0 {
         return 0;
@@ -817,7 +817,7 @@ fn finish_greenlets(grace: Duration) -> usize {
         }
         drop(live);
         wait_live(kill_deadline);
-        live = crate::util::live_greenlets();
+        live = crate::greenlet::live_greenlets();
         if live.is_empty() {
             break;
         }
@@ -828,7 +828,7 @@ fn finish_greenlets(grace: Duration) -> usize {
 /// Waits until this thread has no live gevent greenlet or `deadline` passes.
 fn wait_live(deadline: Instant) {
     loop {
-        let live = crate::util::live_greenlets();
+        let live = crate::greenlet::live_greenlets();
         let now = Instant::now();
         if live.is_empty() || now >= deadline {
             return;

@@ -44,6 +44,31 @@
 //! - `monkey` (cargo feature `monkey`): `patch_all()` makes std's and C libraries' blocking calls
 //!   cooperative.
 //!
+//! # Layers
+//! Each module names only modules of its own layer or of the layers below it (through `crate::`
+//! paths or the re-exports of this page); a layer above that needs to be called from below
+//! installs a hook instead (`monkey` sets the reactor's `EVICT` and the hub's `AFTER_POLL` and
+//! `AROUND_SLEEP`). Within a layer there is no import cycle either, except inside the `hub/`
+//! folder; the project's `modcycles.py --allow hub gevent/src` checks both.
+//! Bottom up:
+//! 1. The `greenlet` crate: switching and stacks.
+//! 2. [`hub`] (`hub/`): the loop and [`HubHandle`]; [`Waiter`] with the deadline wait,
+//!    [`Waitable`] and [`Failure`] (`hub/waiter.rs`); the reactor, which owns the table of
+//!    registered fds and the greenlets parked on them (`hub/reactor.rs`); kills and timeouts
+//!    thrown into greenlets and deferred (`hub/unwind.rs`); the greenlet registry and wait sites
+//!    that run-info reads (`hub/registry.rs`); the blocking watchdog the loop feeds
+//!    (`hub/watchdog.rs`). It names nothing above it.
+//! 3. Primitives: [`greenlets`] (`Greenlet`, and the registry's entries), the module-level waits
+//!    ([`joinall`], [`wait`], [`iwait`], [`sleep`]), [`Timeout`], [`context`], [`event`],
+//!    [`queue`], [`lock`], [`pool`], [`local`], [`sync`].
+//! 4. I/O and threads: [`io`] (the reactor's public face), [`net`], [`select`], [`server`],
+//!    [`subprocess`], [`signal`], [`threadpool`], [`os`] ([`fork`]), [`hubs`], [`logging`] (a
+//!    writer over the thread pool, which `http`'s access log uses).
+//! 5. `monkey` (installs its hooks into the layers below; nothing below names it), [`bridge`],
+//!    [`http`], `ssl`.
+//! 6. Diagnostics on top: [`util`] (formats what `hub/registry.rs` and the greenlets report) and
+//!    [`monitor`].
+//!
 //! # The blocking detector
 //! A greenlet that keeps its hub from turning (a long computation, a blocking call gevent does not
 //! hook, a std `Mutex` held across a switch) freezes every other greenlet of that thread. In debug
@@ -103,7 +128,6 @@ pub mod threadpool;
 mod timeout;
 pub mod util;
 mod wait;
-mod watchdog;
 
 pub use crate::bridge::{block_on, spawn_future};
 pub use crate::greenlet::{

@@ -67,8 +67,8 @@ impl std::fmt::Display for Report {
     }
 }
 
-pub use crate::watchdog::SIGNAL;
-use crate::watchdog::{capture, install_handler, CAPTURE};
+pub use crate::hub::watchdog::SIGNAL;
+use crate::hub::watchdog::{capture, install_handler, CAPTURE};
 
 /// What the tracer publishes for the watchdog.
 struct Shared {

@@ -25,149 +25,11 @@
 //! - Formatting only reads state; it never switches, so it can be called anywhere, also from a hub
 //!   callback or a `Drop`.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::rc::Weak;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-/// What a registered greenlet tells [`format_run_info`].
-pub(crate) struct Snapshot {
-    pub(crate) ident: u64,
-    pub(crate) name: String,
-    pub(crate) phase: Phase,
-    /// The raw greenlet while it runs (started, not dead).
-    pub(crate) raw: Option<greenlet::Greenlet>,
-}
-
-/// A registered greenlet's life stage, as its gevent object knows it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Phase {
-    Pending,
-    Started,
-    Dead,
-}
-
-/// Implemented by the state of every gevent greenlet, whatever its result type.
-pub(crate) trait Tracked: crate::greenlet::Erased {
-    fn snapshot(&self) -> Snapshot;
-    /// Whether it has not finished (pending or started).
-    fn is_alive(&self) -> bool;
-    /// A handle to wait for it (`hubs`' shutdown).
-    fn waitable(self: std::rc::Rc<Self>) -> Box<dyn crate::greenlet::Waitable>;
-    /// Asks it to die without waiting (`Greenlet::kill_nowait`).
-    fn kill_nowait(self: std::rc::Rc<Self>);
-}
-
-/// The greenlet registered in `slot`, if it is still alive (what `greenlets::current` finds
-/// from the raw greenlet's tag).
-pub(crate) fn lookup(slot: u32) -> Option<std::rc::Rc<dyn crate::greenlet::Erased>> {
-    REGISTRY
-        .try_with(|r| {
-            let r = r.try_borrow().ok()?;
-            let g = r.slots.get(slot as usize)?.as_ref()?.upgrade()?;
-            Some(g as std::rc::Rc<dyn crate::greenlet::Erased>)
-        })
-        .ok()
-        .flatten()
-}
-
-/// This thread's gevent greenlets: a slab of weak references, indexed by the slot each greenlet
-/// keeps, with a free list of slots; and the next greenlet ident.
-struct Registry {
-    slots: Vec<Option<Weak<dyn Tracked>>>,
-    free: Vec<u32>,
-    next_ident: u64,
-}
-
-thread_local! {
-    static REGISTRY: RefCell<Registry> = const {
-        RefCell::new(Registry { slots: Vec::new(), free: Vec::new(), next_ident: 1 })
-    };
-}
-
-/// Registers a new gevent greenlet of this thread; returns its ident (1, 2, ...: its
-/// `minimal_ident`) and the slot to give to [`unregister`]. Called once per greenlet, at creation.
-#[inline]
-pub(crate) fn register(g: Weak<dyn Tracked>) -> (u64, u32) {
-    REGISTRY
-        .try_with(|r| {
-            let mut r = r.borrow_mut();
-            let ident = r.next_ident;
-            r.next_ident += 1;
-            let slot = match r.free.pop() {
-                Some(i) => {
-                    r.slots[i as usize] = Some(g);
-                    i
-                }
-                None => {
-                    r.slots.push(Some(g));
-                    u32::try_from(r.slots.len() - 1).unwrap_or(u32::MAX)
-                }
-            };
-            (ident, slot)
-        })
-        // The thread is exiting: not listed, and an ident no other greenlet has.
-        .unwrap_or((u64::MAX, u32::MAX))
-}
-
-/// Forgets the greenlet in `slot` (from [`register`]). Called once, when its state is dropped, so
-/// its allocation is freed then: a weak reference left until a later prune would keep it allocated,
-/// which measurably slowed `spawn`+`join` (malloc could not reuse the memory of the last batch).
-#[inline]
-pub(crate) fn unregister(slot: u32) {
-    let _ = REGISTRY.try_with(|r| {
-        if let Ok(mut r) = r.try_borrow_mut() {
-            if let Some(s) = r.slots.get_mut(slot as usize) {
-                if s.take().is_some() {
-                    r.free.push(slot);
-                }
-            }
-        }
-    });
-}
-
-static TRACK_WAITS: AtomicBool = AtomicBool::new(false);
-
-/// Turns recording where greenlets wait on or off (all threads). Waits that began before it was
-/// turned on show no place. See the [module docs](self).
-pub fn set_track_waits(on: bool) {
-    TRACK_WAITS.store(on, Ordering::Relaxed);
-}
-
-/// Whether waits record where they were called from ([`set_track_waits`]).
-#[inline(always)]
-pub fn track_waits() -> bool {
-    TRACK_WAITS.load(Ordering::Relaxed)
-}
-
-thread_local! {
-    /// Where each waiting greenlet of this thread (by raw greenlet id) began its wait; only filled
-    /// while [`track_waits`] is on.
-    static WAIT_SITES: RefCell<HashMap<u64, backtrace::Backtrace>> = RefCell::new(HashMap::new());
-}
-
-/// The record of one wait's place; forgets it when the wait ends (returns or unwinds).
-pub(crate) struct WaitSite(u64);
-
-impl Drop for WaitSite {
-    fn drop(&mut self) {
-        let _ = WAIT_SITES.try_with(|s| s.borrow_mut().remove(&self.0));
-    }
-}
-
-/// Called by `Waiter::wait` (when [`track_waits`] is on) as the current greenlet `g` begins to
-/// wait: records where from, until the returned guard is dropped.
-#[cold]
-#[inline(never)]
-pub(crate) fn record_wait_site(g: &greenlet::Greenlet) -> Option<WaitSite> {
-    let bt = backtrace::Backtrace::new_unresolved();
-    let id = g.id();
-    WAIT_SITES
-        .try_with(|s| s.borrow_mut().insert(id, bt))
-        .ok()?;
-    Some(WaitSite(id))
-}
+use crate::greenlet::{registered, Tracked};
+pub use crate::hub::registry::{set_track_waits, track_waits};
+use crate::hub::registry::{with_wait_site, Phase, Snapshot};
 
 /// Crates whose frames are the machinery of a wait, not the place that waits.
 const INTERNAL: &[&str] = &[
@@ -226,10 +88,7 @@ fn short_path(file: &std::path::Path) -> String {
 
 /// Where the raw greenlet `id` waits, if recorded.
 fn wait_place(id: u64) -> Option<String> {
-    WAIT_SITES
-        .try_with(|s| s.borrow_mut().get_mut(&id).and_then(user_frame))
-        .ok()
-        .flatten()
+    with_wait_site(id, user_frame)
 }
 
 /// The state word of a started raw greenlet.
@@ -288,16 +147,7 @@ pub fn format_run_info() -> String {
     state_and_place(&mut out, &main);
     out.push('\n');
 
-    let live: Vec<_> = REGISTRY
-        .try_with(|r| {
-            r.borrow()
-                .slots
-                .iter()
-                .flatten()
-                .filter_map(Weak::upgrade)
-                .collect()
-        })
-        .unwrap_or_default();
+    let live: Vec<std::rc::Rc<dyn Tracked>> = registered();
     let mut snaps: Vec<Snapshot> = live.iter().map(|g| g.snapshot()).collect();
     drop(live); // outside the registry's borrow: the last handle may be dropped here
     snaps.sort_by_key(|s| s.ident);
@@ -312,22 +162,6 @@ pub fn format_run_info() -> String {
         out.push('\n');
     }
     out
-}
-
-/// This thread's gevent greenlets that have not finished (pending or started), oldest first.
-pub(crate) fn live_greenlets() -> Vec<std::rc::Rc<dyn Tracked>> {
-    let mut live: Vec<_> = REGISTRY
-        .try_with(|r| {
-            r.borrow()
-                .slots
-                .iter()
-                .flatten()
-                .filter_map(Weak::upgrade)
-                .collect()
-        })
-        .unwrap_or_default();
-    live.retain(|g: &std::rc::Rc<dyn Tracked>| g.is_alive());
-    live
 }
 
 /// Prints [`format_run_info`] to stderr (gevent's `print_run_info`).

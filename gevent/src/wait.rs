@@ -5,28 +5,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::{Failure, Greenlet, Waitable};
-use crate::hub::{get_hub, LoopExit, TimerGuard, Waiter};
-
-/// Waits on `w` until woken or `deadline`.
-///
-/// # Errors
-/// [`LoopExit`] when nothing can ever wake it.
-#[inline(always)]
-pub(crate) fn wait_with_deadline(
-    w: &Rc<Waiter>,
-    deadline: Option<Instant>,
-) -> Result<(), LoopExit> {
-    let hub = get_hub();
-    let timer = deadline.map(|d| {
-        let w2 = w.clone();
-        hub.add_timer(d, move || {
-            w2.wake();
-        })
-    });
-    // Disarmed however the wait ends, a kill or Timeout unwinding out of it included.
-    let _timer = TimerGuard::new(&hub, timer);
-    w.wait_in(&hub)
-}
+/// The deadline wait lives with [`Waiter`] in the hub; re-exported for the primitives that import it from here.
+pub(crate) use crate::hub::wait_with_deadline;
+use crate::hub::{get_hub, LoopExit, Waiter};
 
 /// Suspends the current greenlet for `d`, letting the others run (gevent's `sleep`).
 ///

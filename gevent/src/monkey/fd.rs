@@ -63,6 +63,8 @@ pub(super) fn link() {
         // SAFETY: registers a handler that only stores to an atomic (async-signal-safe).
         unsafe { libc::pthread_atfork(None, None, Some(child)) };
     });
+    let f: fn(c_int) -> bool = evict;
+    let _ = crate::hub::reactor::EVICT.set(f);
 }
 
 /// This process's pid, cached (reset in a `fork`ed child by the handler `link` registers), so the
@@ -192,7 +194,8 @@ fn lease(fd: c_int) -> io::Result<Lease> {
     Ok(Lease { fd, src })
 }
 
-/// Called by [`IoSource::new`] when epoll says `EEXIST`: drops this thread's idle kept registration
+/// The reactor's [`EVICT`](crate::hub::reactor::EVICT) hook, called by [`IoSource::new`] when
+/// epoll says `EEXIST`: drops this thread's idle kept registration
 /// of `fd`, if there is one (true: the caller may register again).
 pub(crate) fn evict(fd: c_int) -> bool {
     if !USED.get() {

@@ -227,7 +227,6 @@
 
 mod dns;
 mod fd;
-pub(crate) use fd::evict;
 mod futex;
 #[doc(hidden)]
 pub use futex::{blocking_waits, parked_count};

@@ -3,6 +3,12 @@
 //! A greenlet that must wait registers what will wake it (a [`Waiter`] in an event's list, a timer, an
 //! fd's readiness) and switches to the hub; the hub switches back when that happens.
 //!
+//! The bottom layer of gevent (see the crate docs' layer map): it names nothing above it. This
+//! file is the loop, [`Hub`], [`HubHandle`] and fork; beside it, `waiter.rs` ([`Waiter`], the
+//! deadline wait, [`Waitable`]), `reactor.rs` (the fd table, `gevent::io`'s engine),
+//! `unwind.rs` (kills and timeouts thrown in and deferred), `registry.rs` (what run-info reads)
+//! and `watchdog.rs` (the blocking detector the loop feeds).
+//!
 //! # The loop
 //! Each turn: run the ready queue (only the entries present when the turn began, FIFO, so
 //! `sleep(ZERO)` yields to every other ready greenlet exactly once), expire due timers, then wait on the
@@ -48,6 +54,20 @@ use std::time::{Duration, Instant};
 
 use greenlet::Value;
 
+pub(crate) mod reactor;
+pub(crate) mod registry;
+mod unwind;
+mod waiter;
+pub(crate) mod watchdog;
+
+#[cfg(feature = "monkey")]
+pub(crate) use unwind::defer_unwind;
+pub(crate) use unwind::{
+    done_unwinding, forget_deferred, take_deferred, throw_into, unwinding_cancel,
+};
+pub(crate) use waiter::{wait_with_deadline, yield_now};
+pub use waiter::{Failure, Waitable, Waiter};
+
 /// Raised (as a panic, or returned as an error by `_timeout` variants) when the main greenlet waits
 /// for something that nothing can ever complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +109,7 @@ pub struct Hub {
     timer_seq: Cell<u64>,
     poll: RefCell<mio::Poll>,
     events: RefCell<mio::Events>,
-    pub(crate) io: crate::io::Registry,
+    pub(crate) reactor: reactor::Reactor,
     /// Replaced (never mutated in place) when the hub is rebuilt after a fork.
     remote: RefCell<Arc<Remote>>,
     /// Turns since the poller was last asked (to poll now and then even while busy).
@@ -99,7 +119,7 @@ pub struct Hub {
     /// The [`fork_generation`] that `poll` and `remote` belong to (see the module docs: fork).
     forks: Cell<u64>,
     /// What the blocking watchdog reads (see `watchdog`): a store per ready entry run.
-    watch: crate::watchdog::HubWatch,
+    watch: watchdog::HubWatch,
     /// Greenlets parked in `block_on` on a future whose waker is held elsewhere (maybe by another
     /// thread): while non-zero the hub does not declare [`LoopExit`] (see `bridge`).
     parked_futures: Cell<usize>,
@@ -234,12 +254,12 @@ impl Hub {
             timer_seq: Cell::new(0),
             poll: RefCell::new(poll),
             events: RefCell::new(mio::Events::with_capacity(1024)),
-            io: crate::io::Registry::default(),
+            reactor: reactor::Reactor::default(),
             remote: RefCell::new(remote),
             turns_without_poll: Cell::new(0),
             idle: RefCell::new(VecDeque::new()),
             forks: Cell::new(forks),
-            watch: crate::watchdog::HubWatch::new(),
+            watch: watchdog::HubWatch::new(),
             parked_futures: Cell::new(0),
         }))
     }
@@ -375,7 +395,7 @@ impl Hub {
             let t = self.turns_without_poll.get();
             // While busy, ask the poller only every 16 turns when fds have waiters, every 64 when
             // not (a zero-timeout poll is a syscall; readiness must not starve either).
-            let every = if self.io.has_waiters() { 16 } else { 64 };
+            let every = if self.reactor.has_waiters() { 16 } else { 64 };
             if t < every {
                 self.turns_without_poll.set(t + 1);
                 return true;
@@ -383,7 +403,7 @@ impl Hub {
             Some(Duration::ZERO)
         } else if let Some((id, _)) = self.timers.borrow().first_key_value() {
             Some(id.0.saturating_duration_since(Instant::now()))
-        } else if self.io.has_waiters()
+        } else if self.reactor.has_waiters()
             || self.parked_futures.get() > 0
             || self.remote.borrow().pending.load(Ordering::SeqCst) > 0
         {
@@ -490,7 +510,7 @@ impl Hub {
             let rh = ev.is_read_closed() || ev.is_error();
             let wh = ev.is_write_closed() || ev.is_error();
             let (r, w) = (ev.is_readable() || rh, ev.is_writable() || wh);
-            self.io.dispatch(self, ev.token(), r, w, rh, wh);
+            self.reactor.dispatch(self, ev.token(), r, w, rh, wh);
         }
     }
 }
@@ -590,262 +610,6 @@ impl Drop for TimerGuard<'_> {
 pub(crate) enum Wakeup {
     /// Nothing will ever happen: the loop is empty.
     LoopExit,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum WaitState {
-    Waiting,
-    Woken,
-    Cancelled,
-}
-
-/// One wait of one greenlet: gevent's `Waiter`.
-///
-/// The waiting greenlet creates it, hands clones to whatever will wake it, and calls [`Waiter::wait`].
-/// [`Waiter::wake`] resumes it once, from the hub's ready queue; later wakes are no-ops.
-pub struct Waiter {
-    greenlet: greenlet::Greenlet,
-    state: Cell<WaitState>,
-}
-
-impl fmt::Debug for Waiter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Waiter({:?}, {:?})", self.greenlet, self.state.get())
-    }
-}
-
-impl Waiter {
-    /// A waiter for the current greenlet.
-    #[inline]
-    pub fn new() -> Rc<Waiter> {
-        Rc::new(Waiter {
-            greenlet: greenlet::getcurrent(),
-            state: Cell::new(WaitState::Waiting),
-        })
-    }
-
-    /// Wakes the waiting greenlet (on the hub's next turn). Returns false if it was already woken or
-    /// has stopped waiting (killed, timed out).
-    #[inline]
-    pub fn wake(self: &Rc<Self>) -> bool {
-        if self.state.get() != WaitState::Waiting {
-            return false;
-        }
-        self.state.set(WaitState::Woken);
-        get_hub().schedule_wake(self.clone());
-        true
-    }
-
-    /// [`Waiter::wake`], handing this reference itself to `hub` (this thread's), which is what the
-    /// hub's own dispatch has at hand: no reference count traffic, no thread-local lookup.
-    #[inline]
-    pub(crate) fn wake_into(self: Rc<Self>, hub: &Hub) -> bool {
-        if self.state.get() != WaitState::Waiting {
-            return false;
-        }
-        self.state.set(WaitState::Woken);
-        hub.schedule_wake(self);
-        true
-    }
-
-    /// Whether [`Waiter::wake`] was called.
-    pub fn is_woken(&self) -> bool {
-        self.state.get() == WaitState::Woken
-    }
-
-    /// Whether the greenlet still waits on it.
-    pub fn is_waiting(&self) -> bool {
-        self.state.get() == WaitState::Waiting
-    }
-
-    /// The greenlet that waits.
-    pub fn greenlet(&self) -> &greenlet::Greenlet {
-        &self.greenlet
-    }
-
-    /// Called by the hub: switch into the greenlet if this waiter was woken and nothing else resumed it.
-    #[inline(always)]
-    fn resume(self: Rc<Self>) {
-        if self.state.get() == WaitState::Woken && !self.greenlet.is_dead() {
-            // `()` is Woken: it needs no allocation (LoopExit is the rare, boxed case).
-            self.greenlet.switch(());
-        }
-    }
-
-    /// Switches to the hub until woken.
-    ///
-    /// # Errors
-    /// [`LoopExit`] when nothing can ever wake it (the waiter is then cancelled).
-    ///
-    /// # Cancel safety
-    /// A kill or a [`Timeout`](crate::Timeout) landing here unwinds out of this call; the waiter is
-    /// then cancelled, so a later `wake` does nothing. Callers that were handed something with the
-    /// wake (a lock, a queue slot) check [`Waiter::is_woken`] in their own guard and pass it on.
-    #[inline(always)]
-    pub fn wait(self: &Rc<Self>) -> Result<(), LoopExit> {
-        self.wait_in(&get_hub())
-    }
-
-    /// [`Waiter::wait`] with this thread's hub at hand.
-    #[inline(always)]
-    pub(crate) fn wait_in(self: &Rc<Self>, hub: &Hub) -> Result<(), LoopExit> {
-        if crate::util::track_waits() {
-            return self.wait_recording_where(hub);
-        }
-        self.wait_here(hub)
-    }
-
-    /// [`Waiter::wait`] while `util::set_track_waits` is on: records where the wait was called
-    /// from, for `util::format_run_info`, for as long as it lasts. Out of line, so that the usual
-    /// wait pays only the flag's load.
-    #[cold]
-    #[inline(never)]
-    fn wait_recording_where(self: &Rc<Self>, hub: &Hub) -> Result<(), LoopExit> {
-        let _site = crate::util::record_wait_site(&self.greenlet);
-        self.wait_here(hub)
-    }
-
-    /// [`Waiter::wait`] itself.
-    #[inline(always)]
-    fn wait_here(self: &Rc<Self>, hub: &Hub) -> Result<(), LoopExit> {
-        struct Cancel<'a>(&'a Waiter);
-        impl Drop for Cancel<'_> {
-            fn drop(&mut self) {
-                if self.0.state.get() == WaitState::Waiting {
-                    self.0.state.set(WaitState::Cancelled);
-                }
-            }
-        }
-        debug_assert!(
-            self.greenlet.is_current(),
-            "a Waiter is waited on by its own greenlet"
-        );
-        raise_deferred();
-        let guard = Cancel(self);
-        loop {
-            let v = hub.switch();
-            if v.is_none() && self.state.get() == WaitState::Woken {
-                std::mem::forget(guard);
-                return Ok(());
-            }
-            match v.downcast_ref::<Wakeup>() {
-                Some(Wakeup::LoopExit) => {
-                    drop(guard);
-                    return Err(LoopExit);
-                }
-                // A switch that was not meant for this wait (a stray raw switch): keep waiting.
-                _ => continue,
-            }
-        }
-    }
-}
-
-/// Lets every other ready greenlet run once, then returns (gevent's `sleep(0)`).
-///
-/// # Panics
-/// With [`LoopExit`]'s message only if the hub's loop is empty, which cannot happen here (this
-/// greenlet's own wake is queued).
-pub(crate) fn yield_now() {
-    let w = Waiter::new();
-    w.wake();
-    if let Err(e) = w.wait() {
-        panic!("{e}");
-    }
-}
-
-thread_local! {
-    /// Kills and timeouts that landed where they could not unwind (inside a C caller of a
-    /// `monkey` hook), per greenlet, to be raised at its next wait.
-    static DEFERRED: RefCell<Vec<(greenlet::Greenlet, Box<dyn std::any::Any + Send>)>> =
-        const { RefCell::new(Vec::new()) };
-}
-
-/// Keeps `payload` to be raised in the current greenlet at its next wait (see `monkey`).
-#[cfg_attr(not(feature = "monkey"), allow(dead_code))]
-pub(crate) fn defer_unwind(payload: Box<dyn std::any::Any + Send>) {
-    let g = greenlet::getcurrent();
-    DEFERRED.with(|d| d.borrow_mut().push((g, payload)));
-}
-
-/// Takes the payload deferred for the current greenlet, if any.
-pub(crate) fn take_deferred() -> Option<Box<dyn std::any::Any + Send>> {
-    DEFERRED.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_empty() {
-            return None;
-        }
-        let i = d.iter().position(|(g, _)| g.is_current())?;
-        Some(d.swap_remove(i).1)
-    })
-}
-
-/// At the start of a wait: a greenlet that waits while not unwinding has finished (or caught) any
-/// kill or timeout thrown into it earlier, so it can take the next one; a deferred one is raised now.
-#[inline]
-fn raise_deferred() {
-    if UNWINDING.with(|u| u.borrow().is_empty()) && DEFERRED.with(|d| d.borrow().is_empty()) {
-        return;
-    }
-    raise_deferred_slow();
-}
-
-#[cold]
-fn raise_deferred_slow() {
-    if std::thread::panicking() {
-        // Waiting inside a destructor run by an unwind: raising here would abort the process.
-        return;
-    }
-    let me = greenlet::getcurrent();
-    UNWINDING.with(|u| u.borrow_mut().retain(|id| *id != me.id()));
-    if let Some(p) = take_deferred() {
-        UNWINDING.with(|u| u.borrow_mut().push(me.id()));
-        std::panic::resume_unwind(p);
-    }
-}
-
-thread_local! {
-    /// Greenlets into which the hub threw a kill or timeout that they have not finished unwinding
-    /// (ids; they leave the list when they next wait normally, finish, or catch a timeout).
-    static UNWINDING: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Throws `payload` (a kill or a timeout) into `g` from the hub.
-///
-/// A greenlet still unwinding from an earlier one may be waiting inside a destructor that the
-/// unwind runs; a second panic there would abort the process, so the payload is kept and raised at
-/// its next normal wait instead (or dropped when it finishes).
-pub(crate) fn throw_into(g: &greenlet::Greenlet, payload: Box<dyn std::any::Any + Send>) {
-    if g.is_dead() {
-        return;
-    }
-    if UNWINDING.with(|u| u.borrow().contains(&g.id())) {
-        DEFERRED.with(|d| d.borrow_mut().push((g.clone(), payload)));
-        return;
-    }
-    UNWINDING.with(|u| u.borrow_mut().push(g.id()));
-    g.throw_payload(payload);
-}
-
-/// Drops deferred payloads that `stale` says no longer apply (a cancelled Timeout's).
-pub(crate) fn forget_deferred(stale: impl Fn(&(dyn std::any::Any + Send)) -> bool) {
-    DEFERRED.with(|d| d.borrow_mut().retain(|(_, p)| !stale(&**p)));
-}
-
-/// Whether the current greenlet is unwinding a kill or Timeout the hub threw into it (not a panic
-/// of its own): `sync`'s lock guards do not poison then.
-pub(crate) fn unwinding_cancel() -> bool {
-    UNWINDING
-        .try_with(|u| {
-            let u = u.borrow();
-            !u.is_empty() && u.contains(&greenlet::getcurrent().id())
-        })
-        .unwrap_or(false)
-}
-
-/// The current greenlet has caught (or finished with) what was thrown into it.
-pub(crate) fn done_unwinding() {
-    let me = greenlet::getcurrent();
-    UNWINDING.with(|u| u.borrow_mut().retain(|id| *id != me.id()));
 }
 
 // ---- fork (see the module docs) ----
@@ -981,7 +745,7 @@ impl Hub {
             std::mem::forget(old);
         }
         self.forks.set(now);
-        self.io.after_fork(self);
+        self.reactor.after_fork(self);
         let hooks = REINIT_HOOKS.with(|h| h.borrow().clone());
         for f in hooks {
             f();
