@@ -12,60 +12,17 @@
 //! Skips, loudly, only when `redis-server` is not installed.
 
 use std::cell::Cell;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    port: u16,
-}
+#[path = "support/redis.rs"]
+mod redis_server;
+use redis_server::{start_redis, Server};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_redis() -> Option<Server> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = match Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        // Blocked commands time out at the server's tick: 100 Hz makes `BLPOP 0.02` take ~20 ms.
-        .args(["--hz", "100"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "\n\n*** SKIPPED: redis-server cannot be started ({e}); \
-                 install it: apt-get install -y redis-server (.ci/run does) ***\n\n"
-            );
-            return None;
-        }
-    };
-    let server = Server { child, port };
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "redis-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(server)
-}
+/// Blocked commands time out at the server's tick: 100 Hz makes `BLPOP 0.02` take ~20 ms.
+const REDIS_ARGS: &[&str] = &["--hz", "100"];
 
 /// Runs a test body on a thread of its own (with its own hub) and fails, rather than hangs, if
 /// it does not end within 60 s (a wait that froze its hub).
@@ -117,7 +74,9 @@ fn r2d2_pool_of_two_serves_fifty_greenlets_while_the_hub_runs() {
 /// (the connection first: it is declared after the permit). 50 greenlets x 20 ms over 2
 /// connections is at least 500 ms, during which the ticker keeps ticking.
 fn r2d2_pool_of_two_serves_fifty_greenlets_while_the_hub_runs_body() {
-    let Some(server) = start_redis() else { return };
+    let Some(server) = start_redis(REDIS_ARGS) else {
+        return;
+    };
     gevent::monkey::patch_all();
     let reports = Arc::new(AtomicUsize::new(0));
     let r = reports.clone();
@@ -196,7 +155,9 @@ fn a_greenlet_waiting_inside_r2d2_blocks_its_thread_and_says_so() {
 /// to give the connection back: `b` gets r2d2's timeout error (300 ms), the wait is reported
 /// (`blocking_waits`, and on stderr), and `a` finishes after it.
 fn a_greenlet_waiting_inside_r2d2_blocks_its_thread_and_says_so_body() {
-    let Some(server) = start_redis() else { return };
+    let Some(server) = start_redis(REDIS_ARGS) else {
+        return;
+    };
     gevent::monkey::patch_all();
     let pool = pool(&server, 1, Duration::from_millis(300));
     let before = gevent::monkey::blocking_waits();
@@ -239,7 +200,9 @@ fn r2d2_get_on_a_thread_pool_serves_greenlets_while_the_hub_runs() {
 /// `Condvar`, the greenlet waits cooperatively for the worker); the greenlet uses the connection
 /// and drops it, which wakes a waiting worker. 20 greenlets, 2 connections, 4 workers.
 fn r2d2_get_on_a_thread_pool_serves_greenlets_while_the_hub_runs_body() {
-    let Some(server) = start_redis() else { return };
+    let Some(server) = start_redis(REDIS_ARGS) else {
+        return;
+    };
     gevent::monkey::patch_all();
     let pool = pool(&server, 2, Duration::from_secs(20));
     let workers = gevent::threadpool::ThreadPool::new(4);

@@ -5,59 +5,17 @@
 //!
 //! Skips, loudly, only when `redis-server` is not installed.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_redis() -> Option<Server> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = match Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "\n\n*** SKIPPED: redis-server cannot be started ({e}); \
-                 install it: apt-get install -y redis-server (.ci/run does) ***\n\n"
-            );
-            return None;
-        }
-    };
-    let server = Server { child, port };
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "redis-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(server)
-}
+#[path = "support/redis.rs"]
+mod redis_server;
+use redis_server::start_redis;
 
 #[test]
 fn hundred_redis_clients_in_greenlets_take_about_one_requests_time() {
-    let Some(server) = start_redis() else { return };
+    let Some(server) = start_redis(&[]) else {
+        return;
+    };
     gevent::monkey::patch_all();
     let url = format!("redis://127.0.0.1:{}/", server.port);
     let blpop = |url: String, key: String| {
