@@ -23,6 +23,18 @@ enum Block {
     Until(Option<Instant>),
 }
 
+impl Block {
+    /// The deadline to wait until (`None`: forever), or why not to wait at all: `Full` when
+    /// waiting is not allowed (the caller's "would block"), `Timeout` when the deadline has passed.
+    fn deadline(self) -> Result<Option<Instant>, Fail> {
+        match self {
+            Block::No => Err(Fail::Full),
+            Block::Until(Some(d)) if d <= Instant::now() => Err(Fail::Timeout),
+            Block::Until(d) => Ok(d),
+        }
+    }
+}
+
 /// Why an operation did not complete.
 enum Fail {
     Full,
@@ -276,10 +288,9 @@ impl<T, S: Store<T>> Queue<T, S> {
             c.deliver(item);
             return Ok(());
         }
-        let deadline = match block {
-            Block::No => return Err((Fail::Full, item)),
-            Block::Until(Some(d)) if d <= Instant::now() => return Err((Fail::Timeout, item)),
-            Block::Until(d) => d,
+        let deadline = match block.deadline() {
+            Ok(d) => d,
+            Err(f) => return Err((f, item)),
         };
         let w = Waiter::new();
         c.putters.push_back((w.clone(), item));
@@ -360,11 +371,7 @@ impl<T, S: Store<T>> Queue<T, S> {
             if c.shutdown {
                 return Err(Fail::ShutDown);
             }
-            let deadline = match block {
-                Block::No => return Err(Fail::Full),
-                Block::Until(Some(d)) if d <= Instant::now() => return Err(Fail::Timeout),
-                Block::Until(d) => d,
-            };
+            let deadline = block.deadline()?;
             let w = Waiter::new();
             c.getters.push_back(w.clone());
             drop(c);
@@ -456,11 +463,7 @@ impl<T, S: Store<T>> Queue<T, S> {
             if c.shutdown {
                 return Err(Fail::ShutDown);
             }
-            let deadline = match block {
-                Block::No => return Err(Fail::Full),
-                Block::Until(Some(d)) if d <= Instant::now() => return Err(Fail::Timeout),
-                Block::Until(d) => d,
-            };
+            let deadline = block.deadline()?;
             let w = Waiter::new();
             c.peekers.push(w.clone());
             drop(c);
