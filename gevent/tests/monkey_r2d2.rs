@@ -14,7 +14,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[path = "support/redis.rs"]
@@ -24,35 +24,18 @@ use redis_server::{start_redis, Server};
 /// Blocked commands time out at the server's tick: 100 Hz makes `BLPOP 0.02` take ~20 ms.
 const REDIS_ARGS: &[&str] = &["--hz", "100"];
 
-/// Runs a test body on a thread of its own (with its own hub) and fails, rather than hangs, if
-/// it does not end within 60 s (a wait that froze its hub).
+#[path = "support/bounded.rs"]
+mod bounded_support;
+
+/// A wait that froze the hub fails the test after this long instead of hanging it.
+const LIMIT: Duration = Duration::from_secs(60);
+
 fn bounded(body: fn()) {
-    let (tx, rx) = mpsc::channel();
-    let t = std::thread::spawn(move || {
-        let r = std::panic::catch_unwind(body);
-        let _ = tx.send(());
-        r
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(()) => {
-            if let Err(p) = t.join().unwrap() {
-                std::panic::resume_unwind(p);
-            }
-        }
-        Err(_) => panic!("the test froze: a wait blocked its hub"),
-    }
+    bounded_support::bounded(LIMIT, body)
 }
 
-/// A greenlet that ticks every 5 ms until `stop` is set; returns how many ticks it made.
 fn ticker(stop: Rc<Cell<bool>>) -> gevent::Greenlet<usize> {
-    gevent::spawn(move || {
-        let mut n = 0;
-        while !stop.get() && n < 4000 {
-            gevent::sleep(Duration::from_millis(5));
-            n += 1;
-        }
-        n
-    })
+    bounded_support::ticker(stop, 4000)
 }
 
 fn pool(server: &Server, size: u32, timeout: Duration) -> r2d2::Pool<redis::Client> {

@@ -11,35 +11,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Condvar, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-/// Runs a test body on a thread of its own (with its own hub) and fails, rather than hangs, if
-/// it does not end within 30 s (a wait that froze its hub).
+#[path = "support/bounded.rs"]
+mod bounded_support;
+
+/// A wait that froze the hub fails the test after this long instead of hanging it.
+const LIMIT: Duration = Duration::from_secs(30);
+
 fn bounded(body: fn()) {
-    let (tx, rx) = mpsc::channel();
-    let t = std::thread::spawn(move || {
-        let r = std::panic::catch_unwind(body);
-        let _ = tx.send(());
-        r
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(()) => {
-            if let Err(p) = t.join().unwrap() {
-                std::panic::resume_unwind(p);
-            }
-        }
-        Err(_) => panic!("the test froze: a wait blocked its hub"),
-    }
+    bounded_support::bounded(LIMIT, body)
 }
 
-/// A greenlet that ticks every 5 ms until `stop` is set; returns how many ticks it made.
 fn ticker(stop: Rc<Cell<bool>>) -> gevent::Greenlet<usize> {
-    gevent::spawn(move || {
-        let mut n = 0;
-        while !stop.get() && n < 2000 {
-            gevent::sleep(Duration::from_millis(5));
-            n += 1;
-        }
-        n
-    })
+    bounded_support::ticker(stop, 2000)
 }
 
 /// A monitor that counts its reports (a blocked hub is reported after 100 ms).
