@@ -93,6 +93,8 @@ enum Ready {
     Wake(Rc<Waiter>),
     /// Run a callback in the hub.
     Call(Callback),
+    /// Resume a greenlet that yields (`sleep(ZERO)`), if it still does: see [`Hub::schedule_yield`].
+    Yield(greenlet::Greenlet),
 }
 
 /// Identifies a timer, for [`Hub::cancel_timer`].
@@ -123,7 +125,13 @@ pub struct Hub {
     /// Greenlets parked in `block_on` on a future whose waker is held elsewhere (maybe by another
     /// thread): while non-zero the hub does not declare [`LoopExit`] (see `bridge`).
     parked_futures: Cell<usize>,
+    /// The id of the greenlet a [`Ready::Yield`] entry is resuming, from the hub's switch into it
+    /// until it takes it ([`Hub::take_yield_turn`]); [`NO_YIELD`] otherwise.
+    yield_turn: Cell<u64>,
 }
+
+/// [`Hub::yield_turn`] when no yield is being resumed (greenlet ids count up from 0).
+const NO_YIELD: u64 = u64::MAX;
 
 /// What other threads share with a hub.
 struct Remote {
@@ -261,6 +269,7 @@ impl Hub {
             forks: Cell::new(forks),
             watch: watchdog::HubWatch::new(),
             parked_futures: Cell::new(0),
+            yield_turn: Cell::new(NO_YIELD),
         }))
     }
 
@@ -296,6 +305,34 @@ impl Hub {
     /// Queues the resumption of `w`'s greenlet.
     fn schedule_wake(&self, w: Rc<Waiter>) {
         self.ready.borrow_mut().push_back(Ready::Wake(w));
+    }
+
+    /// Queues the resumption of `g`, the current greenlet, which is about to yield: the wait of
+    /// `sleep(ZERO)` without a [`Waiter`]. The entry carries no state of its own, so the yielding
+    /// greenlet keeps the two invariants a waiter would: it takes the turn only through
+    /// [`Hub::take_yield_turn`] (a stray switch into it is not the turn), and an unwind out of the
+    /// yield removes the entry ([`Hub::unqueue_yield`]) before anything else can run.
+    #[inline]
+    fn schedule_yield(&self, g: greenlet::Greenlet) {
+        self.ready.borrow_mut().push_back(Ready::Yield(g));
+    }
+
+    /// Whether the switch that just resumed the greenlet `id` was its yield's turn; consumes it.
+    #[inline]
+    fn take_yield_turn(&self, id: u64) -> bool {
+        if self.yield_turn.get() == id {
+            self.yield_turn.set(NO_YIELD);
+            return true;
+        }
+        false
+    }
+
+    /// Removes the queued yield of greenlet `id` (it unwinds out of its yield: a kill or timeout).
+    #[cold]
+    fn unqueue_yield(&self, id: u64) {
+        self.ready
+            .borrow_mut()
+            .retain(|e| !matches!(e, Ready::Yield(g) if g.id() == id));
     }
 
     /// Runs `f` in the hub at `deadline` (not before). Returns an id to cancel it.
@@ -369,8 +406,20 @@ impl Hub {
             let entry = self.ready.borrow_mut().pop_front();
             self.watch.tick();
             match entry {
-                Some(Ready::Wake(w)) => w.resume(),
+                Some(Ready::Wake(w)) => {
+                    w.resume();
+                    Waiter::recycle(w, &self.greenlet);
+                }
                 Some(Ready::Call(f)) => run_guarded(f),
+                Some(Ready::Yield(g)) => {
+                    if !g.is_dead() {
+                        self.yield_turn.set(g.id());
+                        g.switch(());
+                        // Not taken if it left without waiting for it (it died unstarted-ly, or
+                        // switched elsewhere): never let it mark a later yield.
+                        self.yield_turn.set(NO_YIELD);
+                    }
+                }
                 None => break,
             }
         }
@@ -449,9 +498,14 @@ impl Hub {
     }
 
     fn drain_remote(&self) {
-        if !self.remote.borrow().has_work.swap(false, Ordering::Acquire) {
+        // A load first: the swap is a locked instruction, paid on every turn otherwise.
+        let remote = self.remote.borrow();
+        if !remote.has_work.load(Ordering::Relaxed)
+            || !remote.has_work.swap(false, Ordering::Acquire)
+        {
             return;
         }
+        drop(remote);
         let batch = std::mem::take(
             &mut *self
                 .remote

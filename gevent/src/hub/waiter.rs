@@ -1,7 +1,7 @@
 //! One wait of one greenlet ([`Waiter`]), the deadline wait every blocking call builds on, and
 //! what can be waited for ([`Waitable`], [`Failure`]).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
 use std::time::Instant;
@@ -31,14 +31,64 @@ impl fmt::Debug for Waiter {
     }
 }
 
+/// How many finished waiters a thread keeps for reuse (see [`Waiter::recycle`]).
+const SPARE_MAX: usize = 32;
+
+thread_local! {
+    /// Finished waiters kept for reuse, so that a wait does not allocate: each is the only
+    /// reference to itself (no other strong or weak one) and holds its hub's greenlet, never
+    /// the greenlet that waited on it (a spare must not keep a greenlet alive).
+    static SPARE: RefCell<Vec<Rc<Waiter>>> = const { RefCell::new(Vec::new()) };
+}
+
 impl Waiter {
     /// A waiter for the current greenlet.
     #[inline]
     pub fn new() -> Rc<Waiter> {
+        let greenlet = greenlet::getcurrent();
+        let spare = SPARE
+            .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+            .ok()
+            .flatten();
+        match spare {
+            Some(mut w) => {
+                // `recycle` keeps only waiters it holds the sole reference to, and nothing has
+                // cloned this one since.
+                if let Some(inner) = Rc::get_mut(&mut w) {
+                    inner.greenlet = greenlet;
+                    inner.state.set(WaitState::Waiting);
+                    return w;
+                }
+                Self::fresh(greenlet)
+            }
+            None => Self::fresh(greenlet),
+        }
+    }
+
+    #[inline]
+    fn fresh(greenlet: greenlet::Greenlet) -> Rc<Waiter> {
         Rc::new(Waiter {
-            greenlet: greenlet::getcurrent(),
+            greenlet,
             state: Cell::new(WaitState::Waiting),
         })
+    }
+
+    /// Keeps `w` for a later [`Waiter::new`] when the caller holds its last reference: the hub
+    /// does after resuming the waiting greenlet, which has dropped its own by the time the hub
+    /// runs again. The waiting greenlet's handle is released here, as dropping `w` would.
+    #[inline]
+    pub(super) fn recycle(mut w: Rc<Waiter>, hub_greenlet: &greenlet::Greenlet) {
+        let Some(inner) = Rc::get_mut(&mut w) else {
+            return;
+        };
+        inner.greenlet = hub_greenlet.clone();
+        let _ = SPARE.try_with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                if s.len() < SPARE_MAX {
+                    s.push(w);
+                }
+            }
+        });
     }
 
     /// Wakes the waiting greenlet (on the hub's next turn). Returns false if it was already woken or
@@ -82,7 +132,7 @@ impl Waiter {
 
     /// Called by the hub: switch into the greenlet if this waiter was woken and nothing else resumed it.
     #[inline(always)]
-    pub(super) fn resume(self: Rc<Self>) {
+    pub(super) fn resume(self: &Rc<Self>) {
         if self.state.get() == WaitState::Woken && !self.greenlet.is_dead() {
             // `()` is Woken: it needs no allocation (LoopExit is the rare, boxed case).
             self.greenlet.switch(());
@@ -163,10 +213,39 @@ impl Waiter {
 /// With [`LoopExit`]'s message only if the hub's loop is empty, which cannot happen here (this
 /// greenlet's own wake is queued).
 pub(crate) fn yield_now() {
-    let w = Waiter::new();
-    w.wake();
-    if let Err(e) = w.wait() {
-        panic!("{e}");
+    let hub = get_hub();
+    if super::registry::track_waits() {
+        // Through a waiter, so that the wait's site is recorded like any other.
+        let w = Waiter::new();
+        w.clone().wake_into(&hub);
+        if let Err(e) = w.wait_in(&hub) {
+            panic!("{e}");
+        }
+        return;
+    }
+    raise_deferred();
+    let me = greenlet::getcurrent();
+    let id = me.id();
+    hub.schedule_yield(me);
+    /// Removes the queued yield when the wait unwinds (a kill or timeout thrown in).
+    struct Unqueue<'a>(&'a Hub, u64);
+    impl Drop for Unqueue<'_> {
+        fn drop(&mut self) {
+            self.0.unqueue_yield(self.1);
+        }
+    }
+    let guard = Unqueue(&hub, id);
+    loop {
+        let v = hub.switch();
+        if hub.take_yield_turn(id) {
+            std::mem::forget(guard);
+            return;
+        }
+        if let Some(Wakeup::LoopExit) = v.downcast_ref::<Wakeup>() {
+            drop(guard);
+            panic!("{LoopExit}");
+        }
+        // A switch that was not this yield's turn (a stray raw switch): keep waiting.
     }
 }
 
