@@ -252,6 +252,9 @@ impl fmt::Debug for Greenlet {
 }
 
 impl Drop for Greenlet {
+    /// Inline: nearly every drop is of one handle among several, which costs a compare here;
+    /// the rare last handle to a suspended greenlet goes out of line.
+    #[inline]
     fn drop(&mut self) {
         // The last handle to a suspended greenlet: unwind it so its destructors run (greenlet's
         // dealloc does the same: parent := current, then throw GreenletExit).
@@ -259,6 +262,15 @@ impl Drop for Greenlet {
         {
             return;
         }
+        self.unwind_dropped();
+    }
+}
+
+impl Greenlet {
+    /// [`Drop`] of the last handle to a suspended greenlet: throws `GreenletExit` into it.
+    #[cold]
+    #[inline(never)]
+    fn unwind_dropped(&mut self) {
         if current_ptr_if_any().is_null() {
             return; // the thread is being torn down: nothing to switch from; Inner::drop leaks it
         }
