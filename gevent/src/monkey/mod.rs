@@ -231,6 +231,7 @@ mod futex;
 #[doc(hidden)]
 pub use futex::{blocking_waits, parked_count};
 mod intr;
+mod lots;
 mod net;
 mod poll;
 mod rw;
@@ -337,6 +338,7 @@ pub fn patch_dns() {
 /// `JoinHandle::join` of an OS thread. See [the rule](self#locks-condvars-channels-and-joins).
 pub fn patch_thread() {
     futex::link();
+    lots::link();
     turn_on(Module::Thread);
 }
 
