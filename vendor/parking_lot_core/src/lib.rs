@@ -1,3 +1,5 @@
+// PATCHED: a fork of parking_lot_core 0.9.12 with per-greenlet wait state; see PATCHED.md.
+
 // Copyright 2016 Amanieu d'Antras
 //
 // Licensed under the Apache License, Version 2.0, <LICENSE-APACHE or
