@@ -167,7 +167,11 @@
 //! handed between two greenlets costs about 1.4 µs where tokio's `Mutex` between two tasks costs
 //! about 0.2 µs: most of it is std's own spin in `Mutex::lock_contended` (100 rounds of a `pause`
 //! instruction, about 1.1 µs on the machine measured) before its futex call, which a greenlet
-//! runs whenever it finds the lock held by another greenlet and which no hook reaches.
+//! runs whenever it finds the lock held by another greenlet and which no hook reaches. A
+//! parking_lot `Mutex` handed between two greenlets (with the patched parking_lot_core) costs
+//! about 0.7 µs: the fork lets a greenlet park after parking_lot's short spin instead of yielding
+//! its thread to the OS seven times (about 4.3 µs). A greenlet's first wait inside parking_lot
+//! allocates its `ThreadData`.
 //!
 //! # What cannot be made cooperative
 //! Raw system calls (`libc::syscall` of anything but `SYS_futex`, rustix, io_uring) and variadic

@@ -53,6 +53,13 @@ impl SpinWait {
         if self.counter <= 3 {
             cpu_relax(1 << self.counter);
         } else {
+            // PATCHED (PATCHED.md): a greenlet with a wait state of its own
+            // parks instead of yielding its thread to the OS: what it waits
+            // for is most often another greenlet of that thread, which cannot
+            // run until it parks.
+            if crate::parking_lot::in_greenlet() {
+                return false;
+            }
             thread_parker::thread_yield();
         }
         true
