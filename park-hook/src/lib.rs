@@ -5,9 +5,10 @@
 //! queue it sits in) in a `thread_local!`. Greenlets of one thread share it, so two of them cannot
 //! both wait inside parking_lot. The fork of parking_lot_core in this repository
 //! (`vendor/parking_lot_core`, see its `PATCHED.md`) asks [`current`] for a per-greenlet value
-//! before it falls back to the thread's own; gevent's `monkey::patch_thread()` installs the
-//! [`Provider`] that answers. Until one is installed, [`current`] returns `None` (one atomic
-//! load) and the library behaves as upstream.
+//! before it falls back to the thread's own, and [`in_greenlet`] before it yields its thread to
+//! the OS in a spin; gevent's `monkey::patch_thread()` installs the [`Provider`] that answers.
+//! Until one is installed, both answer "no" (one atomic load) and the library behaves as
+//! upstream.
 //!
 //! ```
 //! use greenlet_park_hook::{current, Key};
@@ -23,6 +24,7 @@
 //! static KEY: Key = Key { new, free };
 //! // No provider installed: the caller uses its thread's own state.
 //! assert!(current(&KEY).is_none());
+//! assert!(!greenlet_park_hook::in_greenlet());
 //! ```
 
 #![no_std]
@@ -46,43 +48,57 @@ pub struct Key {
     pub free: unsafe fn(NonNull<()>),
 }
 
-/// The scheduler's side: the calling greenlet's value for `key` (made with [`Key::new`] on its
-/// first request), or `None` when the caller should use its thread's own state (it is not in a
-/// greenlet the scheduler keeps values for, such as a hub; or that thread is exiting).
-///
-/// A provider must return the same pointer to the same greenlet for as long as it lives, never
-/// hand one greenlet's value to another, and free a value (with [`Key::free`]) only after its
-/// greenlet has finished running: never while that greenlet may still be inside a call that
-/// got it from [`current`]. It must not panic.
-pub type Provider = fn(&'static Key) -> Option<NonNull<()>>;
+/// The scheduler's side, installed with [`set_provider`].
+pub struct Provider {
+    /// The calling greenlet's value for `key` (made with [`Key::new`] on its first request), or
+    /// `None` when the caller should use its thread's own state (it is not in a greenlet the
+    /// scheduler keeps values for, such as a hub; or its thread is exiting).
+    ///
+    /// It must return the same pointer to the same greenlet for as long as it lives, never hand
+    /// one greenlet's value to another, and free a value (with [`Key::free`]) only after its
+    /// greenlet has finished running: never while that greenlet may still be inside a call that
+    /// got it from [`current`]. It must not panic.
+    pub current: fn(&'static Key) -> Option<NonNull<()>>,
+    /// Whether the caller runs in a greenlet that `current` gives values to, without making one.
+    /// It must not panic, allocate or take locks: a library may ask while it holds its own.
+    pub in_greenlet: fn() -> bool,
+}
 
-static PROVIDER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+static PROVIDER: AtomicPtr<Provider> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Installs the provider [`current`] asks (replacing any earlier one: a process has one greenlet
-/// scheduler). Values already handed out stay valid: each provider frees its own.
-pub fn set_provider(p: Provider) {
-    PROVIDER.store(p as *mut (), Ordering::Release);
+/// Installs the provider [`current`] and [`in_greenlet`] ask (replacing any earlier one: a
+/// process has one greenlet scheduler). Values already handed out stay valid: each provider frees
+/// its own.
+pub fn set_provider(p: &'static Provider) {
+    PROVIDER.store(p as *const Provider as *mut Provider, Ordering::Release);
+}
+
+/// The installed provider, if any: one atomic load.
+#[inline]
+fn provider() -> Option<&'static Provider> {
+    // SAFETY: the only non-null value ever stored is a `&'static Provider` (`set_provider`).
+    unsafe { PROVIDER.load(Ordering::Acquire).as_ref() }
 }
 
 /// Whether a provider is installed.
 pub fn is_installed() -> bool {
-    !PROVIDER.load(Ordering::Acquire).is_null()
+    provider().is_some()
 }
 
 /// The calling greenlet's value for `key`, from the installed [`Provider`]; `None` without one,
 /// or when the provider says the caller should use its thread's own state.
 ///
-/// The pointer stays valid while the calling greenlet runs (see [`Provider`]); a library that can
-/// unwind out of a call while its value is still linked somewhere must make [`Key::free`] leak
-/// it rather than free it.
+/// The pointer stays valid while the calling greenlet runs (see [`Provider::current`]); a
+/// library that can unwind out of a call while its value is still linked somewhere must make
+/// [`Key::free`] leak it rather than free it.
 #[inline]
 pub fn current(key: &'static Key) -> Option<NonNull<()>> {
-    let p = PROVIDER.load(Ordering::Acquire);
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: the only non-null value ever stored is a `Provider` (a fn pointer) cast by
-    // `set_provider`; fn pointers and data pointers have the same size on every supported target.
-    let f = unsafe { core::mem::transmute::<*mut (), Provider>(p) };
-    f(key)
+    provider().and_then(|p| (p.current)(key))
+}
+
+/// Whether the caller runs in a greenlet that [`current`] would give a value to (`false`
+/// without a provider). Makes nothing: safe to ask while holding locks.
+#[inline]
+pub fn in_greenlet() -> bool {
+    provider().is_some_and(|p| (p.in_greenlet)())
 }

@@ -59,13 +59,20 @@ thread_local! {
     static MAIN: RefCell<Values> = RefCell::new(Values::default());
 }
 
+static PROVIDER: greenlet_park_hook::Provider = greenlet_park_hook::Provider {
+    current: provide,
+    in_greenlet: crate::hub::may_park,
+};
+
 /// Installs [`provide`] (called by [`patch_thread`](super::patch_thread)).
 pub(super) fn link() {
-    greenlet_park_hook::set_provider(provide);
+    greenlet_park_hook::set_provider(&PROVIDER);
 }
 
-/// The [`greenlet_park_hook::Provider`]: the current greenlet's value for `key`, made on its first
-/// request; `None` on a hub, outside gevent, and while the thread's storage is being torn down.
+/// [`greenlet_park_hook::Provider::current`]: the current greenlet's value for `key`, made on its
+/// first request; `None` on a hub, outside gevent, and while the thread's storage is being torn
+/// down. (`Provider::in_greenlet` is [`may_park`](crate::hub::may_park): the greenlets this
+/// gives values to.)
 fn provide(key: &'static Key) -> Option<NonNull<()>> {
     if !crate::hub::may_park() {
         return None;

@@ -248,12 +248,6 @@ unsafe fn free_greenlet_data(p: ptr::NonNull<()>) {
     }
 }
 
-// PATCHED (PATCHED.md): whether the caller runs in a greenlet that has (or
-// now gets) a ThreadData of its own, for `SpinWait::spin`.
-pub(crate) fn in_greenlet() -> bool {
-    greenlet_park_hook::current(&GREENLET_THREAD_DATA).is_some()
-}
-
 #[inline]
 fn with_greenlet_data<T>(
     thread_data: ptr::NonNull<ThreadData>,

@@ -57,7 +57,7 @@ impl SpinWait {
             // parks instead of yielding its thread to the OS: what it waits
             // for is most often another greenlet of that thread, which cannot
             // run until it parks.
-            if crate::parking_lot::in_greenlet() {
+            if greenlet_park_hook::in_greenlet() {
                 return false;
             }
             thread_parker::thread_yield();
