@@ -803,6 +803,104 @@ fn kill_in_parking_lot_condvar_wait_takes_effect_once_notified_body() {
 }
 
 #[test]
+fn timeout_in_parking_lot_mutex_lock_is_raised_once_the_lock_is_taken() {
+    bounded(timeout_in_parking_lot_mutex_lock_is_raised_once_the_lock_is_taken_body);
+}
+
+/// parking_lot's `lock()` cannot end early (its untimed wait treats any return as an unpark): a
+/// gevent `Timeout` landing there is kept, the greenlet takes the lock when its holder lets go,
+/// and the timeout reaches the caller at `with_timeout`'s boundary.
+fn timeout_in_parking_lot_mutex_lock_is_raised_once_the_lock_is_taken_body() {
+    gevent::monkey::patch_all();
+    let lock = Arc::new(parking_lot::Mutex::new(0));
+    let l1 = lock.clone();
+    let a = gevent::spawn(move || {
+        let mut g = l1.lock();
+        gevent::sleep(Duration::from_millis(150));
+        *g += 1;
+    });
+    let l2 = lock.clone();
+    let b = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(10));
+        let t = Instant::now();
+        let r = gevent::with_timeout(Duration::from_millis(30), || {
+            *l2.lock() += 10;
+        });
+        (r.is_err(), t.elapsed())
+    });
+    a.get().unwrap();
+    let (timed_out, elapsed) = b.get_timeout(Duration::from_secs(5)).unwrap();
+    assert!(timed_out);
+    assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
+    assert_eq!(*lock.lock(), 11);
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn parking_lot_rwlock_writer_across_a_switch_parks_readers_and_writers() {
+    bounded(parking_lot_rwlock_writer_across_a_switch_parks_readers_and_writers_body);
+}
+
+/// A parking_lot `RwLock` write-locked across `gevent::sleep`: three readers and a second writer
+/// park (the hub keeps ticking), then all get in, the readers together.
+fn parking_lot_rwlock_writer_across_a_switch_parks_readers_and_writers_body() {
+    gevent::monkey::patch_all();
+    let (mon, reports) = monitor();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let rw = Arc::new(parking_lot::RwLock::new(0u32));
+    let w = rw.clone();
+    let writer = gevent::spawn(move || {
+        let mut g = w.write();
+        gevent::sleep(Duration::from_millis(100));
+        *g = 1;
+    });
+    let readers_in = Rc::new(Cell::new(0u32));
+    let most = Rc::new(Cell::new(0u32));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (r, inside, most) = (rw.clone(), readers_in.clone(), most.clone());
+            gevent::spawn(move || {
+                gevent::sleep(Duration::from_millis(10));
+                let g = r.read();
+                inside.set(inside.get() + 1);
+                most.set(most.get().max(inside.get()));
+                gevent::sleep(Duration::from_millis(20));
+                inside.set(inside.get() - 1);
+                *g
+            })
+        })
+        .collect();
+    let w2 = rw.clone();
+    let second = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(10));
+        *w2.write() += 10;
+    });
+    writer.get().unwrap();
+    for r in readers {
+        let seen = r.get_timeout(Duration::from_secs(5)).unwrap();
+        assert!(seen == 1 || seen == 11, "a reader saw {seen}");
+    }
+    second.get_timeout(Duration::from_secs(5)).unwrap();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    mon.stop();
+    assert_eq!(*rw.read(), 11);
+    assert!(
+        most.get() >= 2,
+        "readers shared the lock: at most {}",
+        most.get()
+    );
+    assert!(ticks >= 12, "the hub kept running: {ticks} ticks");
+    assert_eq!(
+        reports.load(Ordering::SeqCst),
+        0,
+        "the monitor saw a blocked hub"
+    );
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
 fn unpatched_parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so() {
     bounded(unpatched_parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so_body);
 }
