@@ -146,6 +146,7 @@ fn r2d2_pool_of_two_serves_fifty_greenlets_with_plain_get_body() {
     };
     gevent::monkey::patch_all();
     let blocked_before = gevent::monkey::blocking_waits();
+    let states = gevent::monkey::parking_lot_wait_states();
     let reports = Arc::new(AtomicUsize::new(0));
     let r = reports.clone();
     let monitor = gevent::monitor::start_with(Duration::from_millis(100), move |_| {
@@ -213,6 +214,11 @@ fn r2d2_pool_of_two_serves_fifty_greenlets_with_plain_get_body() {
         "a wait blocked the thread"
     );
     assert_eq!(gevent::monkey::parked_count(), 0);
+    assert_eq!(
+        gevent::monkey::parking_lot_wait_states(),
+        states,
+        "every greenlet freed its parking_lot wait state"
+    );
 }
 
 #[test]

@@ -656,6 +656,7 @@ fn parking_lot_mutex_contended_by_200_greenlets_switching_inside() {
 /// count is exact, no two held the lock at once, and everything finishes.
 fn parking_lot_mutex_contended_by_200_greenlets_switching_inside_body() {
     gevent::monkey::patch_all();
+    let states = gevent::monkey::parking_lot_wait_states();
     let (mon, reports) = monitor();
     let lock = Arc::new(parking_lot::Mutex::new(0u64));
     let inside = Rc::new(Cell::new(0u32));
@@ -680,6 +681,11 @@ fn parking_lot_mutex_contended_by_200_greenlets_switching_inside_body() {
         g.get_timeout(Duration::from_secs(20)).unwrap();
     }
     assert_eq!(*lock.lock(), 4000);
+    assert_eq!(
+        gevent::monkey::parking_lot_wait_states(),
+        states,
+        "every finished greenlet freed its parking_lot wait state"
+    );
     assert_eq!(most.get(), 1, "two greenlets held the lock at once");
     mon.stop();
     assert_eq!(
@@ -745,6 +751,7 @@ fn kill_in_parking_lot_condvar_wait_for_ends_the_greenlet() {
 /// the greenlet at its next gevent wait; its `MutexGuard` is released by the unwind.
 fn kill_in_parking_lot_condvar_wait_for_ends_the_greenlet_body() {
     gevent::monkey::patch_all();
+    let states = gevent::monkey::parking_lot_wait_states();
     let pair = Arc::new((parking_lot::Mutex::new(0u32), parking_lot::Condvar::new()));
     let p = pair.clone();
     let after = Rc::new(Cell::new(false));
@@ -758,6 +765,11 @@ fn kill_in_parking_lot_condvar_wait_for_ends_the_greenlet_body() {
     });
     gevent::sleep(Duration::from_millis(30));
     assert_eq!(gevent::monkey::parked_count(), 1, "parked in the condvar");
+    assert_eq!(
+        gevent::monkey::parking_lot_wait_states(),
+        states + 1,
+        "its own wait state"
+    );
     let t = Instant::now();
     assert!(g.kill_timeout(Duration::from_secs(2)));
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
@@ -765,6 +777,11 @@ fn kill_in_parking_lot_condvar_wait_for_ends_the_greenlet_body() {
     assert!(!after.get());
     assert_eq!(gevent::monkey::parked_count(), 0);
     assert!(pair.0.try_lock().is_some(), "the guard was released");
+    assert_eq!(
+        gevent::monkey::parking_lot_wait_states(),
+        states,
+        "the killed greenlet freed its wait state"
+    );
     later_users_of_the_pair_still_work(&pair);
 }
 
@@ -778,6 +795,7 @@ fn kill_in_parking_lot_condvar_wait_takes_effect_once_notified() {
 /// kill is raised at its next gevent wait once a `notify_one` woke it.
 fn kill_in_parking_lot_condvar_wait_takes_effect_once_notified_body() {
     gevent::monkey::patch_all();
+    let states = gevent::monkey::parking_lot_wait_states();
     let pair = Arc::new((parking_lot::Mutex::new(0u32), parking_lot::Condvar::new()));
     let p = pair.clone();
     let steps = Rc::new(std::cell::RefCell::new(Vec::new()));
@@ -798,6 +816,11 @@ fn kill_in_parking_lot_condvar_wait_takes_effect_once_notified_body() {
     assert!(pair.1.notify_one(), "the killed greenlet is still queued");
     assert_eq!(g.get(), Err(gevent::GetError::Killed));
     assert_eq!(*steps.borrow(), ["woken"]);
+    assert_eq!(
+        gevent::monkey::parking_lot_wait_states(),
+        states,
+        "the killed greenlet freed its wait state"
+    );
     assert_eq!(gevent::monkey::parked_count(), 0);
     later_users_of_the_pair_still_work(&pair);
 }

@@ -40,11 +40,15 @@ pub struct Key {
     /// (the provider holds none of its own while it runs), but must not ask [`current`] for the
     /// same key.
     pub new: fn() -> NonNull<()>,
-    /// Frees a value `new` made, once its greenlet has finished (or, for a thread's main
-    /// greenlet, when the thread exits).
+    /// Frees a value `new` made, once its greenlet has finished; or when its thread exits, for
+    /// greenlets that never finish (a thread's main greenlet, one left suspended). Such a
+    /// greenlet never runs again, but may have been suspended inside the library, with the value
+    /// still linked where other threads reach it: `free` must then leak it rather than free it
+    /// (the library knows whether it is in use).
     ///
     /// # Safety
-    /// Called once per value, with a pointer `new` returned, by the provider only.
+    /// Called once per value, with a pointer `new` returned, by the provider only, at one of
+    /// the times above.
     pub free: unsafe fn(NonNull<()>),
 }
 
@@ -55,9 +59,9 @@ pub struct Provider {
     /// scheduler keeps values for, such as a hub; or its thread is exiting).
     ///
     /// It must return the same pointer to the same greenlet for as long as it lives, never hand
-    /// one greenlet's value to another, and free a value (with [`Key::free`]) only after its
-    /// greenlet has finished running: never while that greenlet may still be inside a call that
-    /// got it from [`current`]. It must not panic.
+    /// one greenlet's value to another, and free a value (with [`Key::free`]) only when its
+    /// greenlet will never run again (see there): never while that greenlet may still resume
+    /// inside a call that got it from [`current`]. It must not panic.
     pub current: fn(&'static Key) -> Option<NonNull<()>>,
     /// Whether the caller runs in a greenlet that `current` gives values to, without making one.
     /// It must not panic, allocate or take locks: a library may ask while it holds its own.

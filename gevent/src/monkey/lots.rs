@@ -18,7 +18,7 @@
 //! Hubs, threads without a hub, and a thread's teardown get `None`: parking_lot uses the thread's
 //! own `ThreadData` there, as upstream.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 
@@ -27,13 +27,16 @@ use greenlet_park_hook::Key;
 use crate::local::Local;
 
 /// One greenlet's values, by key (parking_lot_core asks for one kind; a second fork would add
-/// another).
+/// another); `counted` in [`wait_states`] (all but the main greenlet's).
 #[derive(Default)]
-struct Values(Vec<(&'static Key, NonNull<()>)>);
+struct Values {
+    held: Vec<(&'static Key, NonNull<()>)>,
+    counted: bool,
+}
 
 impl Values {
     fn find(&self, key: &'static Key) -> Option<NonNull<()>> {
-        self.0
+        self.held
             .iter()
             .find(|(k, _)| std::ptr::eq(*k, key))
             .map(|&(_, p)| p)
@@ -42,11 +45,16 @@ impl Values {
 
 impl Drop for Values {
     fn drop(&mut self) {
-        for (k, p) in self.0.drain(..) {
-            // SAFETY: `p` was made by `k.new` and handed to this greenlet only, which has finished
-            // (a `Local` value is dropped at its greenlet's end, or when its thread exits, as the
-            // main greenlet's values are): nothing of it is inside parking_lot any more, and the
-            // value is freed once (drained).
+        if self.counted {
+            let _ = LIVE.try_with(|n| n.set(n.get().saturating_sub(self.held.len())));
+        }
+        for (k, p) in self.held.drain(..) {
+            // SAFETY: `p` was made by `k.new`, handed to this greenlet only, and is freed once
+            // (drained). Its greenlet has finished (a `Local` value is dropped at a spawned
+            // greenlet's end), or its thread is exiting (the main greenlet's values; those of a
+            // greenlet that never finished, made with the `greenlet` crate or still suspended
+            // when the hub went away): such a greenlet never runs again, and a value it may
+            // still have linked inside parking_lot is leaked by `free` (the `Key` contract).
             unsafe { (k.free)(p) };
         }
     }
@@ -57,6 +65,23 @@ thread_local! {
     static SPAWNED: Local<Values> = Local::new(Values::default);
     /// The values of this thread's main greenlet, freed when the thread exits.
     static MAIN: RefCell<Values> = RefCell::new(Values::default());
+    /// How many values this thread's greenlets other than the main one hold ([`wait_states`]).
+    static LIVE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many per-greenlet parking_lot wait states (`ThreadData`) the greenlets of this thread
+/// other than its main one hold: one per greenlet that has waited inside parking_lot and not
+/// finished yet. (The main greenlet's is freed when the thread exits.) Tests check that finished
+/// and killed greenlets free theirs.
+#[doc(hidden)]
+pub fn wait_states() -> usize {
+    LIVE.try_with(|n| n.get()).unwrap_or(0)
+}
+
+/// Counts a value made for `v`, a greenlet of this thread other than the main one.
+fn made(v: &mut Values) {
+    v.counted = true;
+    let _ = LIVE.try_with(|n| n.set(n.get() + 1));
 }
 
 static PROVIDER: greenlet_park_hook::Provider = greenlet_park_hook::Provider {
@@ -87,7 +112,7 @@ fn provide(key: &'static Key) -> Option<NonNull<()>> {
                 }
                 // Not borrowed while `new` runs: it may park (parking_lot's hash table lock).
                 let p = (key.new)();
-                m.borrow_mut().0.push((key, p));
+                m.borrow_mut().held.push((key, p));
                 p
             })
             .ok()
@@ -98,7 +123,10 @@ fn provide(key: &'static Key) -> Option<NonNull<()>> {
                         return p;
                     }
                     let p = (key.new)();
-                    l.with(|v| v.0.push((key, p)));
+                    l.with(|v| {
+                        v.held.push((key, p));
+                        made(v);
+                    });
                     p
                 })
                 .ok()

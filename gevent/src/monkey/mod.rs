@@ -247,6 +247,8 @@ mod futex;
 pub use futex::{blocking_waits, parked_count};
 mod intr;
 mod lots;
+#[doc(hidden)]
+pub use lots::wait_states as parking_lot_wait_states;
 mod net;
 mod poll;
 mod rw;

@@ -237,13 +237,14 @@ fn new_greenlet_data() -> ptr::NonNull<()> {
     ptr::NonNull::from(Box::leak(Box::new(ThreadData::new()))).cast()
 }
 
-// Safety: `p` came from `new_greenlet_data` and is freed once, after its
-// greenlet finished (the provider's contract).
+// Safety: `p` came from `new_greenlet_data` and is freed once, when its
+// greenlet will never run again (the provider's contract).
 unsafe fn free_greenlet_data(p: ptr::NonNull<()>) {
     let thread_data = Box::from_raw(p.cast::<ThreadData>().as_ptr());
     if thread_data.in_use.get() {
-        // Its greenlet unwound out of `park`: it may still be linked in a
-        // bucket's queue, where an unparker would write to it. Leak it.
+        // Its greenlet unwound out of `park`, or was left suspended in it when
+        // its thread exited: it may still be linked in a bucket's queue, where
+        // an unparker would write to it. Leak it.
         core::mem::forget(thread_data);
     }
 }
