@@ -924,6 +924,82 @@ fn parking_lot_rwlock_writer_across_a_switch_parks_readers_and_writers_body() {
 }
 
 #[test]
+fn parking_lot_shared_by_greenlets_of_two_hubs() {
+    bounded(parking_lot_shared_by_greenlets_of_two_hubs_body);
+}
+
+/// Two threads, each with its own hub and 20 greenlets, share one parking_lot `Mutex`, each
+/// greenlet yielding to its hub while holding it (so greenlets of both threads queue in
+/// parking_lot at once, and unparks cross threads through the hubs' handles); then a `Condvar`
+/// ping-pong between one greenlet on each hub. Counts exact, hubs never frozen, wait states freed.
+fn parking_lot_shared_by_greenlets_of_two_hubs_body() {
+    gevent::monkey::patch_all();
+    const ROUNDS: u32 = 200;
+    let state = Arc::new((parking_lot::Mutex::new(0u32), parking_lot::Condvar::new()));
+    let side = |me: u32, state: Arc<(parking_lot::Mutex<u32>, parking_lot::Condvar)>| {
+        move || {
+            let states = gevent::monkey::parking_lot_wait_states();
+            let stop = Rc::new(Cell::new(false));
+            let tick = ticker(stop.clone());
+            let t = Instant::now();
+            let gs: Vec<_> = (0..20)
+                .map(|_| {
+                    let s = state.clone();
+                    gevent::spawn(move || {
+                        for _ in 0..50 {
+                            let mut g = s.0.lock();
+                            let v = *g;
+                            gevent::sleep(Duration::ZERO);
+                            *g = v + 1;
+                            if *g == 2000 {
+                                s.1.notify_all(); // a player may wait for the last one
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for g in gs {
+                g.get_timeout(Duration::from_secs(20)).unwrap();
+            }
+            // Both sides are done with the counter (2000) before the ping-pong starts at it.
+            let s = state.clone();
+            let player = gevent::spawn(move || {
+                let (m, cv) = &*s;
+                let mut turn = m.lock();
+                while *turn < 2000 {
+                    cv.wait(&mut turn);
+                }
+                while *turn < 2000 + 2 * ROUNDS {
+                    if *turn % 2 == me {
+                        *turn += 1;
+                        cv.notify_all();
+                    } else {
+                        cv.wait(&mut turn);
+                    }
+                }
+                *turn
+            });
+            let r = player.get_timeout(Duration::from_secs(20)).unwrap();
+            let elapsed = t.elapsed();
+            stop.set(true);
+            let ticks = tick.get().unwrap();
+            assert!(
+                ticks as u128 * 5 * 3 >= elapsed.as_millis(),
+                "{ticks} ticks in {elapsed:?}: the hub stopped"
+            );
+            assert_eq!(gevent::monkey::parked_count(), 0);
+            assert_eq!(gevent::monkey::parking_lot_wait_states(), states);
+            r
+        }
+    };
+    let s = state.clone();
+    let other = std::thread::spawn(side(1, s));
+    let mine = side(0, state.clone())();
+    assert_eq!(mine, 2000 + 2 * ROUNDS);
+    assert_eq!(other.join().unwrap(), 2000 + 2 * ROUNDS);
+}
+
+#[test]
 fn unpatched_parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so() {
     bounded(unpatched_parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so_body);
 }
