@@ -2,12 +2,12 @@
 //! real `redis-server` (Debian's package; `.ci/run` installs it). Code nobody here wrote: `r2d2`
 //! and the synchronous `redis` crate, used as a new user would.
 //!
-//! r2d2 waits for a free connection on a parking_lot `Condvar`, whose waits cannot be made
-//! cooperative (parking_lot keeps its wait queues' links per OS thread: see the monkey docs,
-//! "What stays blocking"). What works is the recipe those docs give: greenlets take a permit of a
-//! gevent semaphore sized like the pool before `pool.get()`, so they wait cooperatively there and
-//! r2d2 always has a connection to hand out. A greenlet that does wait inside r2d2 blocks its
-//! thread, and says so on stderr.
+//! r2d2 waits for a free connection on a parking_lot `Condvar`. parking_lot keeps its wait state
+//! per OS thread; the workspace patches parking_lot_core (`vendor/parking_lot_core`, see the monkey
+//! docs, "parking_lot") so that each greenlet has its own, and a plain `pool.get()` parks the
+//! greenlet while the hub runs on. Also tested: the recipes that work without the patch (a gevent
+//! semaphore sized like the pool in front of `get`, or `get` on a thread pool), and a kill or
+//! timeout of a greenlet waiting inside r2d2.
 //!
 //! Skips, loudly, only when `redis-server` is not installed.
 
@@ -52,7 +52,8 @@ fn r2d2_pool_of_two_serves_fifty_greenlets_while_the_hub_runs() {
     bounded(r2d2_pool_of_two_serves_fifty_greenlets_while_the_hub_runs_body);
 }
 
-/// Each greenlet takes a permit, gets a connection, counts itself with `INCR`, holds the
+/// The recipe that works without the patched parking_lot_core: each greenlet takes a permit of a
+/// gevent semaphore sized like the pool, gets a connection, counts itself with `INCR`, holds the
 /// connection across a 20 ms server-side wait (`BLPOP` on an empty list), and gives both back
 /// (the connection first: it is declared after the permit). 50 greenlets x 20 ms over 2
 /// connections is at least 500 ms, during which the ticker keeps ticking.
@@ -129,21 +130,111 @@ fn r2d2_pool_of_two_serves_fifty_greenlets_while_the_hub_runs_body() {
 }
 
 #[test]
-fn a_greenlet_waiting_inside_r2d2_blocks_its_thread_and_says_so() {
-    bounded(a_greenlet_waiting_inside_r2d2_blocks_its_thread_and_says_so_body);
+fn r2d2_pool_of_two_serves_fifty_greenlets_with_plain_get() {
+    bounded(r2d2_pool_of_two_serves_fifty_greenlets_with_plain_get_body);
 }
 
-/// Without the gate: `a` holds the pool's only connection across a 50 ms sleep; `b` asks the pool
-/// for one and waits on r2d2's parking_lot `Condvar`, which blocks the thread, so `a` cannot run
-/// to give the connection back: `b` gets r2d2's timeout error (300 ms), the wait is reported
-/// (`blocking_waits`, and on stderr), and `a` finishes after it.
-fn a_greenlet_waiting_inside_r2d2_blocks_its_thread_and_says_so_body() {
+/// The bar, as a new user would write it: no gate, each greenlet calls `pool.get()`,
+/// counts itself with `INCR` and holds the connection across a 20 ms server-side wait (`BLPOP` on
+/// an empty list). The 48 greenlets that find no free connection wait on r2d2's parking_lot
+/// `Condvar`, each on its own wait state (the workspace's patched parking_lot_core), so they park
+/// and the hub runs on: all 50 are served, the ticker keeps ticking, the monitor reports nothing
+/// and no wait blocked the thread.
+fn r2d2_pool_of_two_serves_fifty_greenlets_with_plain_get_body() {
     let Some(server) = start_redis(REDIS_ARGS) else {
         return;
     };
     gevent::monkey::patch_all();
-    let pool = pool(&server, 1, Duration::from_millis(300));
-    let before = gevent::monkey::blocking_waits();
+    let blocked_before = gevent::monkey::blocking_waits();
+    let states = gevent::monkey::parking_lot_wait_states();
+    let reports = Arc::new(AtomicUsize::new(0));
+    let r = reports.clone();
+    let monitor = gevent::monitor::start_with(Duration::from_millis(100), move |_| {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    let pool = pool(&server, 2, Duration::from_secs(20));
+    let holding = Rc::new(Cell::new(0usize));
+    let most = Rc::new(Cell::new(0usize));
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let t = Instant::now();
+    let gs: Vec<_> = (0..50)
+        .map(|i| {
+            let (pool, holding, most) = (pool.clone(), holding.clone(), most.clone());
+            gevent::spawn(move || {
+                let mut con = pool.get().expect("a connection");
+                holding.set(holding.get() + 1);
+                most.set(most.get().max(holding.get()));
+                let n: u64 = redis::cmd("INCR").arg("served").query(&mut *con).unwrap();
+                let r: Option<(String, String)> = redis::cmd("BLPOP")
+                    .arg(format!("empty-{i}"))
+                    .arg(0.02)
+                    .query(&mut *con)
+                    .unwrap();
+                assert_eq!(r, None);
+                holding.set(holding.get() - 1);
+                n
+            })
+        })
+        .collect();
+    let mut served: Vec<u64> = gs.iter().map(|g| g.get().unwrap()).collect();
+    let elapsed = t.elapsed();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    monitor.stop();
+    eprintln!("r2d2, plain get: 50 greenlets over 2 connections in {elapsed:?}, {ticks} ticks");
+    served.sort_unstable();
+    assert_eq!(
+        served,
+        (1..=50).collect::<Vec<u64>>(),
+        "every greenlet served once"
+    );
+    let mut con = pool.get().unwrap();
+    let total: u64 = redis::cmd("GET").arg("served").query(&mut *con).unwrap();
+    assert_eq!(total, 50);
+    assert_eq!(most.get(), 2, "the two connections were in use at once");
+    assert_eq!(pool.state().connections, 2);
+    assert!(
+        elapsed >= Duration::from_millis(450),
+        "25 rounds of 20 ms took {elapsed:?}"
+    );
+    // 5 ms ticks over >= 450 ms: 90 if nothing ever held the hub; a frozen hub makes a handful.
+    assert!(
+        ticks >= 30,
+        "the hub kept running: {ticks} ticks in {elapsed:?}"
+    );
+    assert_eq!(
+        reports.load(Ordering::SeqCst),
+        0,
+        "the monitor saw a blocked hub"
+    );
+    assert_eq!(
+        gevent::monkey::blocking_waits(),
+        blocked_before,
+        "a wait blocked the thread"
+    );
+    assert_eq!(gevent::monkey::parked_count(), 0);
+    assert_eq!(
+        gevent::monkey::parking_lot_wait_states(),
+        states,
+        "every greenlet freed its parking_lot wait state"
+    );
+}
+
+#[test]
+fn a_greenlet_waiting_inside_r2d2_parks_until_the_connection_comes_back() {
+    bounded(a_greenlet_waiting_inside_r2d2_parks_until_the_connection_comes_back_body);
+}
+
+/// `a` holds the pool's only connection across a 50 ms sleep; `b` asks the pool for one and
+/// waits on r2d2's parking_lot `Condvar`: it parks, `a` runs, gives the connection back, and `b`
+/// gets it, well before r2d2's timeout.
+fn a_greenlet_waiting_inside_r2d2_parks_until_the_connection_comes_back_body() {
+    let Some(server) = start_redis(REDIS_ARGS) else {
+        return;
+    };
+    gevent::monkey::patch_all();
+    let pool = pool(&server, 1, Duration::from_secs(10));
     let order = Rc::new(std::cell::RefCell::new(Vec::new()));
     let (p, o) = (pool.clone(), order.clone());
     let a = gevent::spawn(move || {
@@ -159,19 +250,74 @@ fn a_greenlet_waiting_inside_r2d2_blocks_its_thread_and_says_so_body() {
     let (p, o) = (pool.clone(), order.clone());
     let b = gevent::spawn(move || {
         let t = Instant::now();
-        let r = p.get();
+        let mut con = p.get().expect("the connection, once a gave it back");
+        let v: String = redis::cmd("GET").arg("k").query(&mut *con).unwrap();
         o.borrow_mut().push("b");
+        (v, t.elapsed())
+    });
+    let (v, waited) = b.get().unwrap();
+    a.get().unwrap();
+    assert_eq!(v, "a", "b ran after a's SET");
+    assert_eq!(*order.borrow(), ["a", "b"]);
+    assert!(waited >= Duration::from_millis(40), "b waited {waited:?}");
+    assert!(waited < Duration::from_secs(5), "b waited {waited:?}");
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn kill_or_timeout_of_a_greenlet_waiting_inside_r2d2_leaves_the_pool_working() {
+    bounded(kill_or_timeout_of_a_greenlet_waiting_inside_r2d2_leaves_the_pool_working_body);
+}
+
+/// `a` holds the pool's only connection; `b`, waiting in `pool.get()` (r2d2's timeout 20 s), is
+/// killed, and `c`'s `pool.get()` runs under a 50 ms gevent timeout: both waits end at once
+/// (r2d2 sees a timed-out `Condvar` wait), `b` ends killed and `c` gets `Err`. Then `a` gives
+/// the connection back and `d` gets it: nothing of `b` or `c` was left in r2d2's queue.
+fn kill_or_timeout_of_a_greenlet_waiting_inside_r2d2_leaves_the_pool_working_body() {
+    let Some(server) = start_redis(REDIS_ARGS) else {
+        return;
+    };
+    gevent::monkey::patch_all();
+    let pool = pool(&server, 1, Duration::from_secs(20));
+    let a_go = gevent::event::Event::new();
+    let (p, go) = (pool.clone(), a_go.clone());
+    let a = gevent::spawn(move || {
+        let con = p.get().unwrap();
+        go.wait();
+        drop(con);
+    });
+    let p = pool.clone();
+    let b = gevent::spawn(move || {
+        let r = p.get();
+        r.is_ok()
+    });
+    let p = pool.clone();
+    let c = gevent::spawn(move || {
+        let t = Instant::now();
+        let r = gevent::with_timeout(Duration::from_millis(50), || p.get().is_ok());
         (r.is_err(), t.elapsed())
     });
-    let (failed, waited) = b.get().unwrap();
+    gevent::sleep(Duration::from_millis(20));
+    assert_eq!(gevent::monkey::parked_count(), 2, "b and c wait in r2d2");
+    let t = Instant::now();
+    assert!(b.kill_timeout(Duration::from_secs(2)), "the kill ended b");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(b.get(), Err(gevent::GetError::Killed));
+    let (timed_out, waited) = c.get_timeout(Duration::from_secs(5)).unwrap();
+    assert!(timed_out, "c's timeout reached it");
+    assert!(waited < Duration::from_secs(2), "c waited {waited:?}");
+    assert_eq!(gevent::monkey::parked_count(), 0);
+    let p = pool.clone();
+    let d = gevent::spawn(move || {
+        let mut con = p.get().expect("the connection a gives back");
+        let pong: String = redis::cmd("PING").query(&mut *con).unwrap();
+        pong
+    });
+    gevent::sleep(Duration::from_millis(10));
+    a_go.set();
     a.get().unwrap();
-    assert!(failed, "b got a connection: a ran while b waited in r2d2");
-    assert!(waited >= Duration::from_millis(290), "b waited {waited:?}");
-    assert_eq!(*order.borrow(), ["b", "a"], "b's wait blocked a's sleep");
-    assert!(
-        gevent::monkey::blocking_waits() > before,
-        "the blocking wait was not reported"
-    );
+    assert_eq!(d.get_timeout(Duration::from_secs(5)).unwrap(), "PONG");
+    assert_eq!(pool.state().connections, 1);
 }
 
 #[test]

@@ -424,10 +424,9 @@ fn parking_lot_mutex_shared_by_greenlets_and_threads_stays_consistent() {
     bounded(parking_lot_mutex_shared_by_greenlets_and_threads_stays_consistent_body);
 }
 
-/// parking_lot keeps its wait state per OS thread (in a `thread_local!`), so its waits block the
-/// thread rather than park the greenlet (two greenlets of one thread inside its `park` at once
-/// would corrupt its queues). Greenlets and OS threads hammering one parking_lot `Mutex` and
-/// `Condvar` under `patch_all` finish with a consistent count.
+/// Greenlets (each with its own parking_lot wait state, through the workspace's patched
+/// parking_lot_core) and OS threads hammering one parking_lot `Mutex` and `Condvar` under
+/// `patch_all` finish with a consistent count.
 fn parking_lot_mutex_shared_by_greenlets_and_threads_stays_consistent_body() {
     gevent::monkey::patch_all();
     let state = Arc::new((parking_lot::Mutex::new(0u64), parking_lot::Condvar::new()));
@@ -475,18 +474,545 @@ fn parking_lot_mutex_shared_by_greenlets_and_threads_stays_consistent_body() {
 }
 
 #[test]
-fn parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so() {
-    bounded(parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so_body);
+fn parking_lot_mutex_held_across_a_switch_parks_the_second_locker() {
+    bounded(parking_lot_mutex_held_across_a_switch_parks_the_second_locker_body);
 }
 
-/// A parking_lot `Mutex` held across `gevent::sleep` by one greenlet and locked by another of the
-/// same thread cannot park the second (see the monkey docs): its wait blocks the thread, so the
-/// first cannot run to unlock. With `try_lock_for` the wait ends at its timeout; the block is
-/// reported (`blocking_waits`, and on stderr) instead of passing silently.
-fn parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so_body() {
+/// With the workspace's patched parking_lot_core, each greenlet has its own parking_lot wait
+/// state: a parking_lot `Mutex` held across `gevent::sleep` by one greenlet and locked by another
+/// of the same thread parks the second, the hub keeps running, and the second gets the lock when
+/// the first lets go. Nothing blocks the thread (the monitor is quiet).
+fn parking_lot_mutex_held_across_a_switch_parks_the_second_locker_body() {
+    gevent::monkey::patch_all();
+    let (m, reports) = monitor();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let lock = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let l1 = lock.clone();
+    let a = gevent::spawn(move || {
+        let mut g = l1.lock();
+        g.push("a");
+        gevent::sleep(Duration::from_millis(200));
+        g.push("a done");
+    });
+    let l2 = lock.clone();
+    let b = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(20)); // let `a` take the lock
+        let t = Instant::now();
+        l2.lock().push("b");
+        t.elapsed()
+    });
+    a.get().unwrap();
+    let waited = b.get().unwrap();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    m.stop();
+    assert_eq!(*lock.lock(), ["a", "a done", "b"]);
+    assert!(waited >= Duration::from_millis(150), "b waited {waited:?}");
+    assert!(ticks >= 25, "the hub kept running: {ticks} ticks in 200 ms");
+    assert_eq!(
+        reports.load(Ordering::SeqCst),
+        0,
+        "the monitor saw a blocked hub"
+    );
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn parking_lot_condvar_between_greenlets_notify_one_and_all() {
+    bounded(parking_lot_condvar_between_greenlets_notify_one_and_all_body);
+}
+
+/// Three greenlets wait on one parking_lot `Condvar`: `notify_one` wakes exactly one, and
+/// `notify_all` the other two; the main greenlet, meanwhile, waits on a second `Condvar` for
+/// them (its own wait state, kept for the thread's lifetime).
+fn parking_lot_condvar_between_greenlets_notify_one_and_all_body() {
+    gevent::monkey::patch_all();
+    let (mon, reports) = monitor();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    // (generation, woken), the condvar the waiters wait on, the one the main greenlet waits on.
+    let state = Arc::new((
+        parking_lot::Mutex::new((0u32, 0u32)),
+        parking_lot::Condvar::new(),
+        parking_lot::Condvar::new(),
+    ));
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let s = state.clone();
+            gevent::spawn(move || {
+                let mut g = s.0.lock();
+                let seen = g.0;
+                while g.0 == seen {
+                    s.1.wait(&mut g);
+                }
+                g.1 += 1;
+                s.2.notify_all();
+            })
+        })
+        .collect();
+    gevent::sleep(Duration::from_millis(20)); // all three wait
+    let woken_by = |n: u32| {
+        let mut g = state.0.lock();
+        g.0 += 1;
+        if n == 1 {
+            assert!(state.1.notify_one(), "a waiter was parked");
+        } else {
+            assert_eq!(state.1.notify_all(), 2, "two waiters left");
+        }
+        while g.1 < n {
+            assert!(
+                !state.2.wait_for(&mut g, Duration::from_secs(5)).timed_out(),
+                "the woken greenlets did not report"
+            );
+        }
+        g.1
+    };
+    assert_eq!(woken_by(1), 1);
+    gevent::sleep(Duration::from_millis(20));
+    assert_eq!(state.0.lock().1, 1, "notify_one woke one greenlet only");
+    assert_eq!(woken_by(3), 3);
+    for w in waiters {
+        w.get_timeout(Duration::from_secs(5)).unwrap();
+    }
+    stop.set(true);
+    assert!(tick.get().unwrap() >= 5, "the hub kept running");
+    mon.stop();
+    assert_eq!(
+        reports.load(Ordering::SeqCst),
+        0,
+        "the monitor saw a blocked hub"
+    );
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn parking_lot_condvar_between_greenlets_and_an_os_thread_both_ways() {
+    bounded(parking_lot_condvar_between_greenlets_and_an_os_thread_both_ways_body);
+}
+
+/// An OS thread wakes two greenlets waiting on a parking_lot `Condvar` (`notify_all`), then
+/// waits on it itself until both answered; the hub kept ticking throughout.
+fn parking_lot_condvar_between_greenlets_and_an_os_thread_both_ways_body() {
+    gevent::monkey::patch_all();
+    let (mon, reports) = monitor();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let pair = Arc::new((parking_lot::Mutex::new(0u32), parking_lot::Condvar::new()));
+    let p = pair.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        let (m, cv) = &*p;
+        let mut g = m.lock();
+        *g = 1;
+        cv.notify_all();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while *g != 3 && !cv.wait_until(&mut g, deadline).timed_out() {}
+        *g
+    });
+    let gs: Vec<_> = (0..2)
+        .map(|_| {
+            let p = pair.clone();
+            gevent::spawn(move || {
+                let (m, cv) = &*p;
+                let mut g = m.lock();
+                while *g == 0 {
+                    cv.wait(&mut g);
+                }
+                *g += 1;
+                cv.notify_all();
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    for g in gs {
+        g.get_timeout(Duration::from_secs(5)).unwrap();
+    }
+    let waited = started.elapsed();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    assert_eq!(t.join().unwrap(), 3);
+    assert!(waited >= Duration::from_millis(90), "{waited:?}");
+    assert!(
+        ticks as u128 * 5 * 3 >= waited.as_millis(),
+        "{ticks} ticks in {waited:?}: the hub stopped"
+    );
+    mon.stop();
+    assert_eq!(
+        reports.load(Ordering::SeqCst),
+        0,
+        "the monitor saw a blocked hub"
+    );
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn parking_lot_mutex_contended_by_200_greenlets_switching_inside() {
+    bounded(parking_lot_mutex_contended_by_200_greenlets_switching_inside_body);
+}
+
+/// 200 greenlets each take a parking_lot `Mutex` 20 times and yield to the hub while holding it,
+/// so most of them are parked in parking_lot's queue at once, each with its own wait state: the
+/// count is exact, no two held the lock at once, and everything finishes.
+fn parking_lot_mutex_contended_by_200_greenlets_switching_inside_body() {
+    gevent::monkey::patch_all();
+    let states = gevent::monkey::parking_lot_wait_states();
+    let (mon, reports) = monitor();
+    let lock = Arc::new(parking_lot::Mutex::new(0u64));
+    let inside = Rc::new(Cell::new(0u32));
+    let most = Rc::new(Cell::new(0u32));
+    let gs: Vec<_> = (0..200)
+        .map(|_| {
+            let (lock, inside, most) = (lock.clone(), inside.clone(), most.clone());
+            gevent::spawn(move || {
+                for _ in 0..20 {
+                    let mut g = lock.lock();
+                    inside.set(inside.get() + 1);
+                    most.set(most.get().max(inside.get()));
+                    let v = *g;
+                    gevent::sleep(Duration::ZERO);
+                    *g = v + 1;
+                    inside.set(inside.get() - 1);
+                }
+            })
+        })
+        .collect();
+    for g in gs {
+        g.get_timeout(Duration::from_secs(20)).unwrap();
+    }
+    assert_eq!(*lock.lock(), 4000);
+    assert_eq!(
+        gevent::monkey::parking_lot_wait_states(),
+        states,
+        "every finished greenlet freed its parking_lot wait state"
+    );
+    assert_eq!(most.get(), 1, "two greenlets held the lock at once");
+    mon.stop();
+    assert_eq!(
+        reports.load(Ordering::SeqCst),
+        0,
+        "the monitor saw a blocked hub"
+    );
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn timeout_in_parking_lot_condvar_wait_for_ends_it_early() {
+    bounded(timeout_in_parking_lot_condvar_wait_for_ends_it_early_body);
+}
+
+/// A gevent `Timeout` landing in a parking_lot `Condvar::wait_for` ends that wait as a timeout
+/// (parking_lot takes the greenlet out of its queue, as for its own timeout) and reaches the
+/// caller at the boundary; the `Mutex` and `Condvar` keep working for the next greenlets.
+fn timeout_in_parking_lot_condvar_wait_for_ends_it_early_body() {
+    gevent::monkey::patch_all();
+    let pair = Arc::new((parking_lot::Mutex::new(0u32), parking_lot::Condvar::new()));
+    let p = pair.clone();
+    let g = gevent::spawn(move || {
+        let t = Instant::now();
+        let (m, cv) = &*p;
+        let r = gevent::with_timeout(Duration::from_millis(50), || {
+            let mut g = m.lock();
+            cv.wait_for(&mut g, Duration::from_secs(5)).timed_out()
+        });
+        (r.map_err(|e| e.duration()), t.elapsed())
+    });
+    let (r, elapsed) = g.get_timeout(Duration::from_secs(6)).unwrap();
+    assert_eq!(r, Err(Duration::from_millis(50)));
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert_eq!(gevent::monkey::parked_count(), 0);
+    later_users_of_the_pair_still_work(&pair);
+}
+
+/// A greenlet waits on `pair`'s condvar and another wakes it: what a kill or timeout left behind
+/// would break (a dead waiter still queued would take the `notify_one`).
+fn later_users_of_the_pair_still_work(pair: &Arc<(parking_lot::Mutex<u32>, parking_lot::Condvar)>) {
+    let p = pair.clone();
+    let waiter = gevent::spawn(move || {
+        let (m, cv) = &*p;
+        let mut g = m.lock();
+        while *g != 42 {
+            assert!(!cv.wait_for(&mut g, Duration::from_secs(5)).timed_out());
+        }
+    });
+    gevent::sleep(Duration::from_millis(10));
+    *pair.0.lock() = 42;
+    assert!(pair.1.notify_one(), "the new waiter is parked");
+    waiter.get_timeout(Duration::from_secs(6)).unwrap();
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn kill_in_parking_lot_condvar_wait_for_ends_the_greenlet() {
+    bounded(kill_in_parking_lot_condvar_wait_for_ends_the_greenlet_body);
+}
+
+/// A kill landing in a timed parking_lot `Condvar` wait ends the wait at once (as a timeout), and
+/// the greenlet at its next gevent wait; its `MutexGuard` is released by the unwind.
+fn kill_in_parking_lot_condvar_wait_for_ends_the_greenlet_body() {
+    gevent::monkey::patch_all();
+    let states = gevent::monkey::parking_lot_wait_states();
+    let pair = Arc::new((parking_lot::Mutex::new(0u32), parking_lot::Condvar::new()));
+    let p = pair.clone();
+    let after = Rc::new(Cell::new(false));
+    let a2 = after.clone();
+    let g = gevent::spawn(move || {
+        let (m, cv) = &*p;
+        let mut g = m.lock();
+        let _ = cv.wait_for(&mut g, Duration::from_secs(5)); // nobody notifies
+        gevent::sleep(Duration::from_secs(5)); // the kill is raised here, `g` still held
+        a2.set(true);
+    });
+    gevent::sleep(Duration::from_millis(30));
+    assert_eq!(gevent::monkey::parked_count(), 1, "parked in the condvar");
+    assert_eq!(
+        gevent::monkey::parking_lot_wait_states(),
+        states + 1,
+        "its own wait state"
+    );
+    let t = Instant::now();
+    assert!(g.kill_timeout(Duration::from_secs(2)));
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(g.get(), Err(gevent::GetError::Killed));
+    assert!(!after.get());
+    assert_eq!(gevent::monkey::parked_count(), 0);
+    assert!(pair.0.try_lock().is_some(), "the guard was released");
+    assert_eq!(
+        gevent::monkey::parking_lot_wait_states(),
+        states,
+        "the killed greenlet freed its wait state"
+    );
+    later_users_of_the_pair_still_work(&pair);
+}
+
+#[test]
+fn kill_in_parking_lot_condvar_wait_takes_effect_once_notified() {
+    bounded(kill_in_parking_lot_condvar_wait_takes_effect_once_notified_body);
+}
+
+/// An untimed parking_lot wait has no way out but an unpark (parking_lot would take a return for
+/// one): a kill landing there is kept, the greenlet waits on (parked, the hub running), and the
+/// kill is raised at its next gevent wait once a `notify_one` woke it.
+fn kill_in_parking_lot_condvar_wait_takes_effect_once_notified_body() {
+    gevent::monkey::patch_all();
+    let states = gevent::monkey::parking_lot_wait_states();
+    let pair = Arc::new((parking_lot::Mutex::new(0u32), parking_lot::Condvar::new()));
+    let p = pair.clone();
+    let steps = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let s2 = steps.clone();
+    let g = gevent::spawn(move || {
+        let (m, cv) = &*p;
+        let mut g = m.lock();
+        cv.wait(&mut g);
+        s2.borrow_mut().push("woken");
+        drop(g);
+        gevent::sleep(Duration::from_secs(5)); // the kill is raised here
+        s2.borrow_mut().push("after");
+    });
+    gevent::sleep(Duration::from_millis(30));
+    assert!(!g.kill_timeout(Duration::from_millis(50)), "still parked");
+    assert!(steps.borrow().is_empty());
+    assert_eq!(gevent::monkey::parked_count(), 1, "waiting on");
+    assert!(pair.1.notify_one(), "the killed greenlet is still queued");
+    assert_eq!(g.get(), Err(gevent::GetError::Killed));
+    assert_eq!(*steps.borrow(), ["woken"]);
+    assert_eq!(
+        gevent::monkey::parking_lot_wait_states(),
+        states,
+        "the killed greenlet freed its wait state"
+    );
+    assert_eq!(gevent::monkey::parked_count(), 0);
+    later_users_of_the_pair_still_work(&pair);
+}
+
+#[test]
+fn timeout_in_parking_lot_mutex_lock_is_raised_once_the_lock_is_taken() {
+    bounded(timeout_in_parking_lot_mutex_lock_is_raised_once_the_lock_is_taken_body);
+}
+
+/// parking_lot's `lock()` cannot end early (its untimed wait treats any return as an unpark): a
+/// gevent `Timeout` landing there is kept, the greenlet takes the lock when its holder lets go,
+/// and the timeout reaches the caller at `with_timeout`'s boundary.
+fn timeout_in_parking_lot_mutex_lock_is_raised_once_the_lock_is_taken_body() {
+    gevent::monkey::patch_all();
+    let lock = Arc::new(parking_lot::Mutex::new(0));
+    let l1 = lock.clone();
+    let a = gevent::spawn(move || {
+        let mut g = l1.lock();
+        gevent::sleep(Duration::from_millis(150));
+        *g += 1;
+    });
+    let l2 = lock.clone();
+    let b = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(10));
+        let t = Instant::now();
+        let r = gevent::with_timeout(Duration::from_millis(30), || {
+            *l2.lock() += 10;
+        });
+        (r.is_err(), t.elapsed())
+    });
+    a.get().unwrap();
+    let (timed_out, elapsed) = b.get_timeout(Duration::from_secs(5)).unwrap();
+    assert!(timed_out);
+    assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
+    assert_eq!(*lock.lock(), 11);
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn parking_lot_rwlock_writer_across_a_switch_parks_readers_and_writers() {
+    bounded(parking_lot_rwlock_writer_across_a_switch_parks_readers_and_writers_body);
+}
+
+/// A parking_lot `RwLock` write-locked across `gevent::sleep`: three readers and a second writer
+/// park (the hub keeps ticking), then all get in, the readers together.
+fn parking_lot_rwlock_writer_across_a_switch_parks_readers_and_writers_body() {
+    gevent::monkey::patch_all();
+    let (mon, reports) = monitor();
+    let stop = Rc::new(Cell::new(false));
+    let tick = ticker(stop.clone());
+    let rw = Arc::new(parking_lot::RwLock::new(0u32));
+    let w = rw.clone();
+    let writer = gevent::spawn(move || {
+        let mut g = w.write();
+        gevent::sleep(Duration::from_millis(100));
+        *g = 1;
+    });
+    let readers_in = Rc::new(Cell::new(0u32));
+    let most = Rc::new(Cell::new(0u32));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (r, inside, most) = (rw.clone(), readers_in.clone(), most.clone());
+            gevent::spawn(move || {
+                gevent::sleep(Duration::from_millis(10));
+                let g = r.read();
+                inside.set(inside.get() + 1);
+                most.set(most.get().max(inside.get()));
+                gevent::sleep(Duration::from_millis(20));
+                inside.set(inside.get() - 1);
+                *g
+            })
+        })
+        .collect();
+    let w2 = rw.clone();
+    let second = gevent::spawn(move || {
+        gevent::sleep(Duration::from_millis(10));
+        *w2.write() += 10;
+    });
+    writer.get().unwrap();
+    for r in readers {
+        let seen = r.get_timeout(Duration::from_secs(5)).unwrap();
+        assert!(seen == 1 || seen == 11, "a reader saw {seen}");
+    }
+    second.get_timeout(Duration::from_secs(5)).unwrap();
+    stop.set(true);
+    let ticks = tick.get().unwrap();
+    mon.stop();
+    assert_eq!(*rw.read(), 11);
+    assert!(
+        most.get() >= 2,
+        "readers shared the lock: at most {}",
+        most.get()
+    );
+    assert!(ticks >= 12, "the hub kept running: {ticks} ticks");
+    assert_eq!(
+        reports.load(Ordering::SeqCst),
+        0,
+        "the monitor saw a blocked hub"
+    );
+    assert_eq!(gevent::monkey::parked_count(), 0);
+}
+
+#[test]
+fn parking_lot_shared_by_greenlets_of_two_hubs() {
+    bounded(parking_lot_shared_by_greenlets_of_two_hubs_body);
+}
+
+/// Two threads, each with its own hub and 20 greenlets, share one parking_lot `Mutex`, each
+/// greenlet yielding to its hub while holding it (so greenlets of both threads queue in
+/// parking_lot at once, and unparks cross threads through the hubs' handles); then a `Condvar`
+/// ping-pong between one greenlet on each hub. Counts exact, hubs never frozen, wait states freed.
+fn parking_lot_shared_by_greenlets_of_two_hubs_body() {
+    gevent::monkey::patch_all();
+    const ROUNDS: u32 = 200;
+    let state = Arc::new((parking_lot::Mutex::new(0u32), parking_lot::Condvar::new()));
+    let side = |me: u32, state: Arc<(parking_lot::Mutex<u32>, parking_lot::Condvar)>| {
+        move || {
+            let states = gevent::monkey::parking_lot_wait_states();
+            let stop = Rc::new(Cell::new(false));
+            let tick = ticker(stop.clone());
+            let t = Instant::now();
+            let gs: Vec<_> = (0..20)
+                .map(|_| {
+                    let s = state.clone();
+                    gevent::spawn(move || {
+                        for _ in 0..50 {
+                            let mut g = s.0.lock();
+                            let v = *g;
+                            gevent::sleep(Duration::ZERO);
+                            *g = v + 1;
+                            if *g == 2000 {
+                                s.1.notify_all(); // a player may wait for the last one
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for g in gs {
+                g.get_timeout(Duration::from_secs(20)).unwrap();
+            }
+            // Both sides are done with the counter (2000) before the ping-pong starts at it.
+            let s = state.clone();
+            let player = gevent::spawn(move || {
+                let (m, cv) = &*s;
+                let mut turn = m.lock();
+                while *turn < 2000 {
+                    cv.wait(&mut turn);
+                }
+                while *turn < 2000 + 2 * ROUNDS {
+                    if *turn % 2 == me {
+                        *turn += 1;
+                        cv.notify_all();
+                    } else {
+                        cv.wait(&mut turn);
+                    }
+                }
+                *turn
+            });
+            let r = player.get_timeout(Duration::from_secs(20)).unwrap();
+            let elapsed = t.elapsed();
+            stop.set(true);
+            let ticks = tick.get().unwrap();
+            assert!(
+                ticks as u128 * 5 * 3 >= elapsed.as_millis(),
+                "{ticks} ticks in {elapsed:?}: the hub stopped"
+            );
+            assert_eq!(gevent::monkey::parked_count(), 0);
+            assert_eq!(gevent::monkey::parking_lot_wait_states(), states);
+            r
+        }
+    };
+    let s = state.clone();
+    let other = std::thread::spawn(side(1, s));
+    let mine = side(0, state.clone())();
+    assert_eq!(mine, 2000 + 2 * ROUNDS);
+    assert_eq!(other.join().unwrap(), 2000 + 2 * ROUNDS);
+}
+
+#[test]
+fn unpatched_parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so() {
+    bounded(unpatched_parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so_body);
+}
+
+/// parking_lot 0.13 (parking_lot_core 0.10, which the workspace does not patch) keeps its wait
+/// state per OS thread, as does 0.12 without the patch: a lock held across `gevent::sleep` by one
+/// greenlet and locked by another of the same thread cannot park the second (see the monkey
+/// docs): its wait blocks the thread, so the first cannot run to unlock. With `try_lock_for` the
+/// wait ends at its timeout; the block is reported (`blocking_waits`, and on stderr).
+fn unpatched_parking_lot_lock_held_across_a_switch_blocks_the_thread_and_says_so_body() {
     gevent::monkey::patch_all();
     let before = gevent::monkey::blocking_waits();
-    let lock = Arc::new(parking_lot::Mutex::new(0));
+    let lock = Arc::new(parking_lot_unpatched::Mutex::new(0));
     let l1 = lock.clone();
     let a = gevent::spawn(move || {
         let mut g = l1.lock();

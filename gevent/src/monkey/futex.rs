@@ -28,6 +28,10 @@
 //!   [`around_sleep`]); and words in thread-local storage (parking_lot's per-thread wait state),
 //!   whose waits block the thread ([`in_thread_tls`]) and are reported when that lasts
 //!   ([`blocking_wait`]).
+//! - parking_lot, built on this repository's patched parking_lot_core, waits on a per-greenlet
+//!   `ThreadData` ([`super::lots`]) whose word is on the heap: an ordinary word, parked on
+//!   cooperatively. The thread-local fallback above is for builds without the patch (and
+//!   parking_lot_core 0.10), and for hubs, which keep using their thread's own.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -525,10 +529,12 @@ unsafe fn blocking_wait(
                 "gevent: monkey: a greenlet has blocked its thread and hub for {BLOCKING_WARN:?} \
                  in a futex wait on per-thread state, which cannot be made cooperative: most \
                  likely parking_lot's Mutex, Condvar or RwLock (an r2d2 pool waiting for a free \
-                 connection is one). The thread's other greenlets wait until it returns: a \
-                 deadlock, if what it waits for is one of them. See the gevent::monkey docs, \
-                 \"What stays blocking\", for why and what to do instead (said once; the monitor \
-                 gives the backtrace)."
+                 connection is one) in a build that does not patch parking_lot_core with \
+                 gevent's fork (vendor/parking_lot_core), or parking_lot 0.13. The thread's \
+                 other greenlets wait until it returns: a deadlock, if what it waits for is one \
+                 of them. See the gevent::monkey docs, \"parking_lot\", for the [patch.crates-io] \
+                 entry that makes it cooperative and what to do otherwise (said once; the \
+                 monitor gives the backtrace)."
             );
         }
         r = wait_until(deadline);
@@ -562,7 +568,8 @@ thread_local! {
 /// it sits in) in a `thread_local!`. A second greenlet of the thread entering parking_lot's `park`
 /// while a first one is parked would link the same `ThreadData` into a second queue and corrupt
 /// both. Such waits therefore block the thread, as without the hook: only one greenlet at a time
-/// is ever inside them.
+/// is ever inside them. (With the patched parking_lot_core, greenlets wait on a `ThreadData` of
+/// their own, on the heap, and never come here: see [`super::lots`].)
 fn in_thread_tls(addr: usize) -> bool {
     TLS.try_with(|t| {
         let mut t = t.borrow_mut();

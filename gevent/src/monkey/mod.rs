@@ -93,37 +93,48 @@
 //! channels costs about what tokio's channel to a task does, `bench/src/bin/monkey_thread.rs`);
 //! with several greenlets of one thread receiving at once, a message can wait up to 50 ms longer.
 //!
+//! **parking_lot** (`Mutex`, `Condvar`, `RwLock`, and what uses them, such as **r2d2**'s pool
+//! waiting for a free connection) is cooperative too, *when the build patches parking_lot_core
+//! with the fork in this repository* (`vendor/parking_lot_core`; this workspace does). parking_lot
+//! keeps each OS thread's wait state (`ThreadData`: the futex word *and* the links of the wait
+//! queue it sits in) in a `thread_local!`, shared by every greenlet of the thread: two greenlets
+//! of one thread parked on it at once would link the same `ThreadData` twice and corrupt the
+//! queue. The fork asks [`patch_thread`]'s provider (crate `greenlet-park-hook`) for a
+//! `ThreadData` per greenlet instead, made on the greenlet's first wait inside parking_lot and
+//! freed when it finishes (the main greenlet's, and those of greenlets made directly with the
+//! `greenlet` crate, when their thread exits): a few dozen bytes, and one more entry in
+//! parking_lot's thread count, which sizes its hash table. Its futex word is an ordinary heap
+//! word, parked on as above. So a parking_lot lock held across a switch parks the
+//! second locker, and 50 greenlets calling `pool.get()` on an r2d2 pool of 2 connections all get
+//! served while the hub runs (tests/monkey_r2d2.rs). A kill or [`Timeout`](crate::Timeout)
+//! landing in a *timed* parking_lot wait (`try_lock_for`, `Condvar::wait_for`/`wait_until`,
+//! r2d2's `get`) ends it as a timeout at once (r2d2 returns its timeout error); in an untimed one
+//! (`lock`, `Condvar::wait`) the greenlet waits on until unparked, as for std's `Mutex::lock`
+//! below. What the fork changes is listed in `vendor/parking_lot_core/PATCHED.md`; the fast paths
+//! (an uncontended lock and unlock) never reach it.
+//!
+//! A project of its own gets this by adding to its root `Cargo.toml` (with the path, or `git`
+//! URL, of this repository):
+//! ```toml
+//! [patch.crates-io]
+//! parking_lot_core = { path = "../gevent-rs/vendor/parking_lot_core" }
+//! ```
+//! Without it (and for parking_lot 0.13, whose parking_lot_core 0.10 is not patched), a
+//! greenlet's parking_lot waits happen on its thread's wait state, which sits in thread-local
+//! storage; gevent recognises such words and lets those waits block the thread, as without the
+//! patch (correct, not cooperative). One that blocks a greenlet's thread for more than 100 ms
+//! is reported on stderr (once per process) and counted. A parking_lot lock held across a switch
+//! by one greenlet and locked by another of the same thread is then a deadlock (a `try_lock_for`
+//! or a timed `Condvar` wait ends at its timeout), and an exhausted r2d2 pool freezes its thread
+//! until r2d2's `connection_timeout`. The recipes for that case: gate an r2d2 pool with a
+//! [`Semaphore`](crate::lock::Semaphore) of its `max_size` permits, taken before `pool.get()` and
+//! released after the connection is dropped (so `get` always finds one), or run `pool.get()` on a
+//! [`ThreadPool`](crate::threadpool::ThreadPool) (its worker blocks, not the hub); for data
+//! shared across switches use std's `Mutex`/`Condvar` (cooperative here) or [`crate::sync`]'s.
+//!
 //! **What stays blocking** (the monitor reports a greenlet that blocks its hub):
-//! - a futex word in thread-local storage: per-thread wait state, shared by every greenlet of the
-//!   thread, which cannot be parked per greenlet. This is **parking_lot** (`Mutex`, `Condvar`,
-//!   `RwLock`, and what uses them, such as **r2d2**'s pool waiting for a free connection). Its
-//!   waits block the thread, as without the patch (correct, not cooperative), and one that
-//!   blocks a greenlet's thread for more than 100 ms is reported on stderr (once per process)
-//!   and counted. A parking_lot lock held across a switch by one greenlet and locked by another
-//!   of the same thread is a deadlock (a `try_lock_for` or a timed `Condvar` wait ends at its
-//!   timeout); an exhausted r2d2 pool freezes its thread until r2d2's `connection_timeout`.
-//!
-//!   *Why it cannot be made cooperative.* parking_lot_core's `park` takes the calling thread's
-//!   `ThreadData` (a `thread_local!`: the futex word *and* the links of the wait queue), links
-//!   it into the queue of the lock's hash bucket, and only then waits on the word. No system call
-//!   or interposable function comes between entering `park` and linking: the futex wait is the
-//!   first thing gevent sees, after the link is made. Were that wait to park the greenlet and
-//!   let the hub run, a second greenlet of the thread entering `park` would link the *same*
-//!   `ThreadData` a second time: it resets the node's `next` link (cutting off every thread
-//!   queued behind the first greenlet, which then sleep forever) or, in the same bucket, links
-//!   the node to itself (a cycle every later unpark of the bucket loops on, holding its lock).
-//!   Telling the two greenlets' waits apart at the futex word (waiters keyed by address and
-//!   greenlet) does not help: the corruption is in the queue, before the wait. Greenlet-local
-//!   `ThreadData` would need parking_lot's own cooperation (its `ThreadData` is private, its
-//!   `park` inlined into the caller), or a thread pointer per greenlet.
-//!
-//!   *What to do instead.* Keep the greenlets from waiting inside parking_lot: gate an r2d2 pool
-//!   with a [`Semaphore`](crate::lock::Semaphore) of its `max_size` permits, taken before
-//!   `pool.get()` and released after the connection is dropped (so `get` always finds one:
-//!   tests/monkey_r2d2.rs serves 50 greenlets from 2 connections this way, the hub running
-//!   throughout), or run `pool.get()` on a [`ThreadPool`](crate::threadpool::ThreadPool) (its
-//!   worker blocks, not the hub); for data shared across switches use std's `Mutex`/`Condvar`
-//!   (cooperative here) or [`crate::sync`]'s;
+//! - parking_lot's waits, in a build without the patched parking_lot_core, and parking_lot 0.13's
+//!   in any build (see above);
 //! - spin loops (a lock that spins without a futex wait), a raw `syscall` instruction (rustix's
 //!   `linux_raw` backend, inline assembly), io_uring, and glibc's own internal locks (`pthread_mutex`,
 //!   `pthread_cond`, `sem_wait`: glibc calls the kernel directly);
@@ -156,7 +167,11 @@
 //! handed between two greenlets costs about 1.4 µs where tokio's `Mutex` between two tasks costs
 //! about 0.2 µs: most of it is std's own spin in `Mutex::lock_contended` (100 rounds of a `pause`
 //! instruction, about 1.1 µs on the machine measured) before its futex call, which a greenlet
-//! runs whenever it finds the lock held by another greenlet and which no hook reaches.
+//! runs whenever it finds the lock held by another greenlet and which no hook reaches. A
+//! parking_lot `Mutex` handed between two greenlets (with the patched parking_lot_core) costs
+//! about 0.7 µs: the fork lets a greenlet park after parking_lot's short spin instead of yielding
+//! its thread to the OS seven times (about 4.3 µs). A greenlet's first wait inside parking_lot
+//! allocates its `ThreadData`.
 //!
 //! # What cannot be made cooperative
 //! Raw system calls (`libc::syscall` of anything but `SYS_futex`, rustix, io_uring) and variadic
@@ -231,6 +246,9 @@ mod futex;
 #[doc(hidden)]
 pub use futex::{blocking_waits, parked_count};
 mod intr;
+mod lots;
+#[doc(hidden)]
+pub use lots::wait_states as parking_lot_wait_states;
 mod net;
 mod poll;
 mod rw;
@@ -332,11 +350,14 @@ pub fn patch_dns() {
     turn_on(Module::Dns);
 }
 
-/// Makes std's (and parking_lot's) futex waits cooperative: `Mutex`, `Condvar`, `RwLock`,
-/// `Barrier`, `Once`/`OnceLock`, `thread::park`, `std::sync::mpsc` receives, and
-/// `JoinHandle::join` of an OS thread. See [the rule](self#locks-condvars-channels-and-joins).
+/// Makes std's futex waits cooperative: `Mutex`, `Condvar`, `RwLock`, `Barrier`,
+/// `Once`/`OnceLock`, `thread::park`, `std::sync::mpsc` receives, and `JoinHandle::join` of an OS
+/// thread; and parking_lot's, when the build patches parking_lot_core with this repository's fork
+/// (installs the per-greenlet wait state it asks for). See
+/// [the rule](self#locks-condvars-channels-and-joins).
 pub fn patch_thread() {
     futex::link();
+    lots::link();
     turn_on(Module::Thread);
 }
 
