@@ -26,6 +26,7 @@ enum Block {
 impl Block {
     /// The deadline to wait until (`None`: forever), or why not to wait at all: `Full` when
     /// waiting is not allowed (the caller's "would block"), `Timeout` when the deadline has passed.
+    #[inline]
     fn deadline(self) -> Result<Option<Instant>, Fail> {
         match self {
             Block::No => Err(Fail::Full),
@@ -305,7 +306,8 @@ impl<T, S: Store<T>> Queue<T, S> {
         let leave = Leave(self, &w);
         let r = wait_with_deadline(&w, deadline);
         let left = self.core.borrow_mut().unlist_putter(&w);
-        drop(leave);
+        // Unlisted already: the guard is for unwinds only.
+        std::mem::forget(leave);
         match (left, r) {
             // A getter took it (and counted it): woken putters have nothing left to do.
             (None, _) => Ok(()),
@@ -388,8 +390,17 @@ impl<T, S: Store<T>> Queue<T, S> {
             }
             let leave = Leave(self, &w);
             let r = wait_with_deadline(&w, deadline);
-            let mine = self.core.borrow_mut().take_delivered(&w);
-            drop(leave);
+            let mine = {
+                let mut c = self.core.borrow_mut();
+                let mine = c.take_delivered(&w);
+                if mine.is_none() {
+                    // Handed an item means taken off the list first (`deliver`, `give_back`).
+                    c.unlist_getter(&w);
+                }
+                mine
+            };
+            // What the guard does on an unwind, done: unlisted, and the item handed over is ours.
+            std::mem::forget(leave);
             if let Some(item) = mine {
                 return Ok(item);
             }
