@@ -13,8 +13,6 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[path = "support/redis.rs"]
@@ -26,6 +24,7 @@ const REDIS_ARGS: &[&str] = &["--hz", "100"];
 
 #[path = "support/bounded.rs"]
 mod bounded_support;
+use bounded_support::{kill_promptly, QuietMonitor, Ticker};
 
 /// A wait that froze the hub fails the test after this long instead of hanging it.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -34,8 +33,8 @@ fn bounded(body: fn()) {
     bounded_support::bounded(LIMIT, body)
 }
 
-fn ticker(stop: Rc<Cell<bool>>) -> gevent::Greenlet<usize> {
-    bounded_support::ticker(stop, 4000)
+fn ticker() -> Ticker {
+    Ticker::start(4000)
 }
 
 fn pool(server: &Server, size: u32, timeout: Duration) -> r2d2::Pool<redis::Client> {
@@ -93,17 +92,12 @@ fn fifty_greenlets_over_two_connections(gate: Gate) {
     gevent::monkey::patch_all();
     let blocked_before = gevent::monkey::blocking_waits();
     let states = gevent::monkey::parking_lot_wait_states();
-    let reports = Arc::new(AtomicUsize::new(0));
-    let r = reports.clone();
-    let monitor = gevent::monitor::start_with(Duration::from_millis(100), move |_| {
-        r.fetch_add(1, Ordering::SeqCst);
-    });
+    let monitor = QuietMonitor::start();
     let pool = pool(&server, 2, Duration::from_secs(20));
     let permits = gevent::lock::Semaphore::new(2);
     let holding = Rc::new(Cell::new(0usize));
     let most = Rc::new(Cell::new(0usize));
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
+    let tick = ticker();
     let t = Instant::now();
     let gs: Vec<_> = (0..50)
         .map(|i| {
@@ -128,8 +122,7 @@ fn fifty_greenlets_over_two_connections(gate: Gate) {
         .collect();
     let mut served: Vec<u64> = gs.iter().map(|g| g.get().unwrap()).collect();
     let elapsed = t.elapsed();
-    stop.set(true);
-    let ticks = tick.get().unwrap();
+    let ticks = tick.stop();
     monitor.stop();
     let how = match gate {
         Gate::Semaphore => "r2d2",
@@ -155,11 +148,6 @@ fn fifty_greenlets_over_two_connections(gate: Gate) {
     assert!(
         ticks >= 30,
         "the hub kept running: {ticks} ticks in {elapsed:?}"
-    );
-    assert_eq!(
-        reports.load(Ordering::SeqCst),
-        0,
-        "the monitor saw a blocked hub"
     );
     if gate == Gate::Plain {
         assert_eq!(
@@ -256,10 +244,7 @@ fn kill_or_timeout_of_a_greenlet_waiting_inside_r2d2_leaves_the_pool_working_bod
     });
     gevent::sleep(Duration::from_millis(20));
     assert_eq!(gevent::monkey::parked_count(), 2, "b and c wait in r2d2");
-    let t = Instant::now();
-    assert!(b.kill_timeout(Duration::from_secs(2)), "the kill ended b");
-    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
-    assert_eq!(b.get(), Err(gevent::GetError::Killed));
+    kill_promptly(&b);
     let (timed_out, waited) = c.get_timeout(Duration::from_secs(5)).unwrap();
     assert!(timed_out, "c's timeout reached it");
     assert!(waited < Duration::from_secs(2), "c waited {waited:?}");
@@ -292,8 +277,7 @@ fn r2d2_get_on_a_thread_pool_serves_greenlets_while_the_hub_runs_body() {
     gevent::monkey::patch_all();
     let pool = pool(&server, 2, Duration::from_secs(20));
     let workers = gevent::threadpool::ThreadPool::new(4);
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
+    let tick = ticker();
     let t = Instant::now();
     let gs: Vec<_> = (0..20)
         .map(|i| {
@@ -313,8 +297,7 @@ fn r2d2_get_on_a_thread_pool_serves_greenlets_while_the_hub_runs_body() {
         .collect();
     let mut served: Vec<u64> = gs.iter().map(|g| g.get().unwrap()).collect();
     let elapsed = t.elapsed();
-    stop.set(true);
-    let ticks = tick.get().unwrap();
+    let ticks = tick.stop();
     served.sort_unstable();
     assert_eq!(
         served,
