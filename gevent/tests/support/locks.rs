@@ -13,7 +13,7 @@ pub trait Locks: 'static {
     type Condvar: Send + Sync + 'static;
 
     fn mutex<T: Send + 'static>(v: T) -> Self::Mutex<T>;
-    /// Locks `m`, ignoring std's poisoning (a test that poisons fails on what it checks next).
+    /// Locks `m` (std's `lock().unwrap()`: a poisoned mutex fails the test).
     fn lock<T: Send + 'static>(m: &Self::Mutex<T>) -> Self::Guard<'_, T>;
     /// Whether `m` is free now (`try_lock` succeeds; a poisoned std mutex counts as not free).
     fn is_free<T: Send + 'static>(m: &Self::Mutex<T>) -> bool;
