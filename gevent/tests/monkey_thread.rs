@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 
 #[path = "support/bounded.rs"]
 mod bounded_support;
+use bounded_support::{kill_promptly, QuietMonitor, Ticker};
+#[path = "support/locks.rs"]
+mod locks;
+use locks::{Locks, ParkingLot, Std};
 
 /// A wait that froze the hub fails the test after this long instead of hanging it.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -21,18 +25,8 @@ fn bounded(body: fn()) {
     bounded_support::bounded(LIMIT, body)
 }
 
-fn ticker(stop: Rc<Cell<bool>>) -> gevent::Greenlet<usize> {
-    bounded_support::ticker(stop, 2000)
-}
-
-/// A monitor that counts its reports (a blocked hub is reported after 100 ms).
-fn monitor() -> (gevent::monitor::Monitor, Arc<AtomicUsize>) {
-    let reports = Arc::new(AtomicUsize::new(0));
-    let r = reports.clone();
-    let m = gevent::monitor::start_with(Duration::from_millis(100), move |_| {
-        r.fetch_add(1, Ordering::SeqCst);
-    });
-    (m, reports)
+fn ticker() -> Ticker {
+    Ticker::start(2000)
 }
 
 #[test]
@@ -41,14 +35,20 @@ fn std_mutex_held_across_a_switch_parks_the_second_locker() {
 }
 
 fn std_mutex_held_across_a_switch_parks_the_second_locker_body() {
+    mutex_held_across_a_switch_parks_the_second_locker::<Std>();
+}
+
+/// A `Mutex` held across `gevent::sleep` by one greenlet and locked by another of the same thread
+/// parks the second, the hub keeps running, and the second gets the lock when the first lets go.
+/// Nothing blocks the thread (the monitor is quiet).
+fn mutex_held_across_a_switch_parks_the_second_locker<L: Locks>() {
     gevent::monkey::patch_all();
-    let (m, reports) = monitor();
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
-    let lock = Arc::new(Mutex::new(Vec::new()));
+    let monitor = QuietMonitor::start();
+    let tick = ticker();
+    let lock = Arc::new(L::mutex(Vec::new()));
     let l1 = lock.clone();
     let a = gevent::spawn(move || {
-        let mut g = l1.lock().unwrap();
+        let mut g = L::lock(&l1);
         g.push("a");
         gevent::sleep(Duration::from_millis(200));
         g.push("a done");
@@ -57,23 +57,16 @@ fn std_mutex_held_across_a_switch_parks_the_second_locker_body() {
     let b = gevent::spawn(move || {
         gevent::sleep(Duration::from_millis(20)); // let `a` take the lock
         let t = Instant::now();
-        let mut g = l2.lock().unwrap();
-        g.push("b");
+        L::lock(&l2).push("b");
         t.elapsed()
     });
     a.get().unwrap();
     let waited = b.get().unwrap();
-    stop.set(true);
-    let ticks = tick.get().unwrap();
-    m.stop();
-    assert_eq!(*lock.lock().unwrap(), ["a", "a done", "b"]);
+    let ticks = tick.stop();
+    monitor.stop();
+    assert_eq!(*L::lock(&lock), ["a", "a done", "b"]);
     assert!(waited >= Duration::from_millis(150), "b waited {waited:?}");
     assert!(ticks >= 25, "the hub kept running: {ticks} ticks in 200 ms");
-    assert_eq!(
-        reports.load(Ordering::SeqCst),
-        0,
-        "the monitor saw a blocked hub"
-    );
     assert_eq!(gevent::monkey::parked_count(), 0);
 }
 
@@ -117,8 +110,7 @@ fn condvar_between_greenlet_and_os_thread_both_ways() {
 
 fn condvar_between_greenlet_and_os_thread_both_ways_body() {
     gevent::monkey::patch_all();
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
+    let tick = ticker();
     let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
     // An OS thread notifies a greenlet.
     let p = pair.clone();
@@ -143,8 +135,7 @@ fn condvar_between_greenlet_and_os_thread_both_ways_body() {
     let started = Instant::now();
     g.get_timeout(Duration::from_secs(5)).unwrap();
     let waited = started.elapsed();
-    stop.set(true);
-    let ticks = tick.get().unwrap();
+    let ticks = tick.stop();
     assert_eq!(t.join().unwrap(), 2);
     assert!(
         ticks as u128 * 5 * 3 >= waited.as_millis(),
@@ -159,8 +150,7 @@ fn mpsc_recv_from_os_thread_keeps_the_hub_running() {
 
 fn mpsc_recv_from_os_thread_keeps_the_hub_running_body() {
     gevent::monkey::patch_all();
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
+    let tick = ticker();
     let (tx, rx) = mpsc::channel();
     let t = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
@@ -168,8 +158,7 @@ fn mpsc_recv_from_os_thread_keeps_the_hub_running_body() {
     });
     let g = gevent::spawn(move || rx.recv().unwrap());
     assert_eq!(g.get_timeout(Duration::from_secs(5)).unwrap(), 42);
-    stop.set(true);
-    let ticks = tick.get().unwrap();
+    let ticks = tick.stop();
     t.join().unwrap();
     assert!(ticks >= 20, "{ticks} ticks in 200 ms: the hub stopped");
 }
@@ -254,8 +243,7 @@ fn thread_park_unpark_from_os_thread() {
 
 fn thread_park_unpark_from_os_thread_body() {
     gevent::monkey::patch_all();
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
+    let tick = ticker();
     let me = std::thread::current();
     let flag = Arc::new(AtomicBool::new(false));
     let f2 = flag.clone();
@@ -273,8 +261,7 @@ fn thread_park_unpark_from_os_thread_body() {
         f3.load(Ordering::SeqCst)
     });
     assert!(g.get_timeout(Duration::from_secs(6)).unwrap());
-    stop.set(true);
-    let ticks = tick.get().unwrap();
+    let ticks = tick.stop();
     t.join().unwrap();
     assert!(ticks >= 15, "{ticks} ticks in 150 ms: the hub stopped");
 }
@@ -286,8 +273,7 @@ fn join_of_an_os_thread_keeps_the_hub_running() {
 
 fn join_of_an_os_thread_keeps_the_hub_running_body() {
     gevent::monkey::patch_all();
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
+    let tick = ticker();
     let g = gevent::spawn(|| {
         let t = std::thread::spawn(|| {
             std::thread::sleep(Duration::from_millis(200));
@@ -296,8 +282,7 @@ fn join_of_an_os_thread_keeps_the_hub_running_body() {
         t.join().unwrap()
     });
     assert_eq!(g.get_timeout(Duration::from_secs(5)).unwrap(), "finished");
-    stop.set(true);
-    let ticks = tick.get().unwrap();
+    let ticks = tick.stop();
     assert!(ticks >= 20, "{ticks} ticks in 200 ms: the hub stopped");
 }
 
@@ -307,17 +292,20 @@ fn timeout_in_condvar_wait_reaches_the_caller_and_leaves_nothing_parked() {
 }
 
 fn timeout_in_condvar_wait_reaches_the_caller_and_leaves_nothing_parked_body() {
+    timeout_in_condvar_wait_for_reaches_the_caller::<Std>();
+}
+
+/// A gevent `Timeout` of 50 ms landing in a `Condvar` wait of 5 s ends it early and reaches the
+/// caller at `with_timeout`'s boundary; nothing is left parked. Returns the mutex and condvar.
+fn timeout_in_condvar_wait_for_reaches_the_caller<L: Locks>() -> Arc<(L::Mutex<u32>, L::Condvar)> {
     gevent::monkey::patch_all();
-    let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    let pair = Arc::new((L::mutex(0u32), L::condvar()));
     let p = pair.clone();
     let g = gevent::spawn(move || {
         let t = Instant::now();
         let (m, cv) = &*p;
         let r = gevent::with_timeout(Duration::from_millis(50), || {
-            let (_g, res) = cv
-                .wait_timeout(m.lock().unwrap(), Duration::from_secs(5))
-                .unwrap();
-            res.timed_out()
+            L::wait_for(cv, L::lock(m), Duration::from_secs(5)).1
         });
         (r.map_err(|e| e.duration()), t.elapsed())
     });
@@ -325,6 +313,7 @@ fn timeout_in_condvar_wait_reaches_the_caller_and_leaves_nothing_parked_body() {
     assert_eq!(r, Err(Duration::from_millis(50)));
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     assert_eq!(gevent::monkey::parked_count(), 0);
+    pair
 }
 
 #[test]
@@ -333,11 +322,18 @@ fn timeout_in_mutex_lock_is_raised_once_the_lock_is_taken() {
 }
 
 fn timeout_in_mutex_lock_is_raised_once_the_lock_is_taken_body() {
+    timeout_in_lock_is_raised_once_the_lock_is_taken::<Std>();
+}
+
+/// `lock()` has no error path (parking_lot's untimed wait, too, treats any return as an unpark): a
+/// gevent `Timeout` landing there is kept, the greenlet takes the lock when its holder lets go,
+/// and the timeout, which fired meanwhile, reaches the caller at `with_timeout`'s boundary.
+fn timeout_in_lock_is_raised_once_the_lock_is_taken<L: Locks>() {
     gevent::monkey::patch_all();
-    let lock = Arc::new(Mutex::new(0));
+    let lock = Arc::new(L::mutex(0i32));
     let l1 = lock.clone();
     let a = gevent::spawn(move || {
-        let mut g = l1.lock().unwrap();
+        let mut g = L::lock(&l1);
         gevent::sleep(Duration::from_millis(150));
         *g += 1;
     });
@@ -345,10 +341,8 @@ fn timeout_in_mutex_lock_is_raised_once_the_lock_is_taken_body() {
     let b = gevent::spawn(move || {
         gevent::sleep(Duration::from_millis(10));
         let t = Instant::now();
-        // `lock()` has no error path: it takes the lock when `a` lets go, and the timeout, which
-        // fired meanwhile, reaches the caller at the boundary.
         let r = gevent::with_timeout(Duration::from_millis(30), || {
-            *l2.lock().unwrap() += 10;
+            *L::lock(&l2) += 10;
         });
         (r.is_err(), t.elapsed())
     });
@@ -356,7 +350,7 @@ fn timeout_in_mutex_lock_is_raised_once_the_lock_is_taken_body() {
     let (timed_out, elapsed) = b.get_timeout(Duration::from_secs(5)).unwrap();
     assert!(timed_out);
     assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
-    assert_eq!(*lock.lock().unwrap(), 11);
+    assert_eq!(*L::lock(&lock), 11);
     assert_eq!(gevent::monkey::parked_count(), 0);
 }
 
@@ -366,28 +360,52 @@ fn kill_in_condvar_wait_ends_the_greenlet_and_leaves_nothing_parked() {
 }
 
 fn kill_in_condvar_wait_ends_the_greenlet_and_leaves_nothing_parked_body() {
+    // An untimed wait; the guard is dropped before the kill lands (an unwind would poison it).
+    kill_in_condvar_wait::<Std>(false, false, || {});
+}
+
+/// A greenlet waits on a `Condvar` nobody notifies (untimed, or for 5 s if `timed`), then sleeps,
+/// holding the guard or not (`hold_guard`). A kill landing in the wait ends the wait at once and
+/// the greenlet at its sleep: the kill takes under a second, nothing after the sleep runs,
+/// nothing is left parked, and the mutex is free again (released by the unwind if held).
+/// `while_parked` runs while the greenlet waits. Returns the mutex and condvar.
+fn kill_in_condvar_wait<L: Locks>(
+    timed: bool,
+    hold_guard: bool,
+    while_parked: impl FnOnce(),
+) -> Arc<(L::Mutex<u32>, L::Condvar)> {
     gevent::monkey::patch_all();
-    let pair = Arc::new((Mutex::new(false), Condvar::new()));
+    let pair = Arc::new((L::mutex(0u32), L::condvar()));
     let p = pair.clone();
     let after = Rc::new(Cell::new(false));
     let a2 = after.clone();
     let g = gevent::spawn(move || {
         let (m, cv) = &*p;
-        let g = cv.wait(m.lock().unwrap()).unwrap(); // nobody notifies
-        drop(g);
+        let g = L::lock(m);
+        // Nobody notifies.
+        let g = if timed {
+            L::wait_for(cv, g, Duration::from_secs(5)).0
+        } else {
+            L::wait(cv, g)
+        };
+        let held = if hold_guard {
+            Some(g)
+        } else {
+            drop(g);
+            None
+        };
         gevent::sleep(Duration::from_secs(5)); // the kill is raised here
+        drop(held);
         a2.set(true);
     });
     gevent::sleep(Duration::from_millis(30));
     assert_eq!(gevent::monkey::parked_count(), 1, "parked in the condvar");
-    let t = Instant::now();
-    assert!(g.kill_timeout(Duration::from_secs(2)));
-    assert!(t.elapsed() < Duration::from_secs(1));
-    assert_eq!(g.get(), Err(gevent::GetError::Killed));
+    while_parked();
+    kill_promptly(&g);
     assert!(!after.get());
     assert_eq!(gevent::monkey::parked_count(), 0);
-    // The lock was released by the killed greenlet's unwind.
-    assert!(pair.0.try_lock().is_ok());
+    assert!(L::is_free(&pair.0), "the guard was released");
+    pair
 }
 
 #[test]
@@ -479,43 +497,9 @@ fn parking_lot_mutex_held_across_a_switch_parks_the_second_locker() {
 }
 
 /// With the workspace's patched parking_lot_core, each greenlet has its own parking_lot wait
-/// state: a parking_lot `Mutex` held across `gevent::sleep` by one greenlet and locked by another
-/// of the same thread parks the second, the hub keeps running, and the second gets the lock when
-/// the first lets go. Nothing blocks the thread (the monitor is quiet).
+/// state, so a parking_lot `Mutex` behaves as std's here.
 fn parking_lot_mutex_held_across_a_switch_parks_the_second_locker_body() {
-    gevent::monkey::patch_all();
-    let (m, reports) = monitor();
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
-    let lock = Arc::new(parking_lot::Mutex::new(Vec::new()));
-    let l1 = lock.clone();
-    let a = gevent::spawn(move || {
-        let mut g = l1.lock();
-        g.push("a");
-        gevent::sleep(Duration::from_millis(200));
-        g.push("a done");
-    });
-    let l2 = lock.clone();
-    let b = gevent::spawn(move || {
-        gevent::sleep(Duration::from_millis(20)); // let `a` take the lock
-        let t = Instant::now();
-        l2.lock().push("b");
-        t.elapsed()
-    });
-    a.get().unwrap();
-    let waited = b.get().unwrap();
-    stop.set(true);
-    let ticks = tick.get().unwrap();
-    m.stop();
-    assert_eq!(*lock.lock(), ["a", "a done", "b"]);
-    assert!(waited >= Duration::from_millis(150), "b waited {waited:?}");
-    assert!(ticks >= 25, "the hub kept running: {ticks} ticks in 200 ms");
-    assert_eq!(
-        reports.load(Ordering::SeqCst),
-        0,
-        "the monitor saw a blocked hub"
-    );
-    assert_eq!(gevent::monkey::parked_count(), 0);
+    mutex_held_across_a_switch_parks_the_second_locker::<ParkingLot>();
 }
 
 #[test]
@@ -528,9 +512,8 @@ fn parking_lot_condvar_between_greenlets_notify_one_and_all() {
 /// them (its own wait state, kept for the thread's lifetime).
 fn parking_lot_condvar_between_greenlets_notify_one_and_all_body() {
     gevent::monkey::patch_all();
-    let (mon, reports) = monitor();
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
+    let monitor = QuietMonitor::start();
+    let tick = ticker();
     // (generation, woken), the condvar the waiters wait on, the one the main greenlet waits on.
     let state = Arc::new((
         parking_lot::Mutex::new((0u32, 0u32)),
@@ -575,14 +558,8 @@ fn parking_lot_condvar_between_greenlets_notify_one_and_all_body() {
     for w in waiters {
         w.get_timeout(Duration::from_secs(5)).unwrap();
     }
-    stop.set(true);
-    assert!(tick.get().unwrap() >= 5, "the hub kept running");
-    mon.stop();
-    assert_eq!(
-        reports.load(Ordering::SeqCst),
-        0,
-        "the monitor saw a blocked hub"
-    );
+    assert!(tick.stop() >= 5, "the hub kept running");
+    monitor.stop();
     assert_eq!(gevent::monkey::parked_count(), 0);
 }
 
@@ -595,9 +572,8 @@ fn parking_lot_condvar_between_greenlets_and_an_os_thread_both_ways() {
 /// waits on it itself until both answered; the hub kept ticking throughout.
 fn parking_lot_condvar_between_greenlets_and_an_os_thread_both_ways_body() {
     gevent::monkey::patch_all();
-    let (mon, reports) = monitor();
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
+    let monitor = QuietMonitor::start();
+    let tick = ticker();
     let pair = Arc::new((parking_lot::Mutex::new(0u32), parking_lot::Condvar::new()));
     let p = pair.clone();
     let t = std::thread::spawn(move || {
@@ -629,20 +605,14 @@ fn parking_lot_condvar_between_greenlets_and_an_os_thread_both_ways_body() {
         g.get_timeout(Duration::from_secs(5)).unwrap();
     }
     let waited = started.elapsed();
-    stop.set(true);
-    let ticks = tick.get().unwrap();
+    let ticks = tick.stop();
     assert_eq!(t.join().unwrap(), 3);
     assert!(waited >= Duration::from_millis(90), "{waited:?}");
     assert!(
         ticks as u128 * 5 * 3 >= waited.as_millis(),
         "{ticks} ticks in {waited:?}: the hub stopped"
     );
-    mon.stop();
-    assert_eq!(
-        reports.load(Ordering::SeqCst),
-        0,
-        "the monitor saw a blocked hub"
-    );
+    monitor.stop();
     assert_eq!(gevent::monkey::parked_count(), 0);
 }
 
@@ -657,7 +627,7 @@ fn parking_lot_mutex_contended_by_200_greenlets_switching_inside() {
 fn parking_lot_mutex_contended_by_200_greenlets_switching_inside_body() {
     gevent::monkey::patch_all();
     let states = gevent::monkey::parking_lot_wait_states();
-    let (mon, reports) = monitor();
+    let monitor = QuietMonitor::start();
     let lock = Arc::new(parking_lot::Mutex::new(0u64));
     let inside = Rc::new(Cell::new(0u32));
     let most = Rc::new(Cell::new(0u32));
@@ -687,12 +657,7 @@ fn parking_lot_mutex_contended_by_200_greenlets_switching_inside_body() {
         "every finished greenlet freed its parking_lot wait state"
     );
     assert_eq!(most.get(), 1, "two greenlets held the lock at once");
-    mon.stop();
-    assert_eq!(
-        reports.load(Ordering::SeqCst),
-        0,
-        "the monitor saw a blocked hub"
-    );
+    monitor.stop();
     assert_eq!(gevent::monkey::parked_count(), 0);
 }
 
@@ -705,22 +670,7 @@ fn timeout_in_parking_lot_condvar_wait_for_ends_it_early() {
 /// (parking_lot takes the greenlet out of its queue, as for its own timeout) and reaches the
 /// caller at the boundary; the `Mutex` and `Condvar` keep working for the next greenlets.
 fn timeout_in_parking_lot_condvar_wait_for_ends_it_early_body() {
-    gevent::monkey::patch_all();
-    let pair = Arc::new((parking_lot::Mutex::new(0u32), parking_lot::Condvar::new()));
-    let p = pair.clone();
-    let g = gevent::spawn(move || {
-        let t = Instant::now();
-        let (m, cv) = &*p;
-        let r = gevent::with_timeout(Duration::from_millis(50), || {
-            let mut g = m.lock();
-            cv.wait_for(&mut g, Duration::from_secs(5)).timed_out()
-        });
-        (r.map_err(|e| e.duration()), t.elapsed())
-    });
-    let (r, elapsed) = g.get_timeout(Duration::from_secs(6)).unwrap();
-    assert_eq!(r, Err(Duration::from_millis(50)));
-    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
-    assert_eq!(gevent::monkey::parked_count(), 0);
+    let pair = timeout_in_condvar_wait_for_reaches_the_caller::<ParkingLot>();
     later_users_of_the_pair_still_work(&pair);
 }
 
@@ -748,35 +698,18 @@ fn kill_in_parking_lot_condvar_wait_for_ends_the_greenlet() {
 }
 
 /// A kill landing in a timed parking_lot `Condvar` wait ends the wait at once (as a timeout), and
-/// the greenlet at its next gevent wait; its `MutexGuard` is released by the unwind.
+/// the greenlet at its next gevent wait; its `MutexGuard` is released by the unwind. The greenlet
+/// had a wait state of its own, and freed it.
 fn kill_in_parking_lot_condvar_wait_for_ends_the_greenlet_body() {
     gevent::monkey::patch_all();
     let states = gevent::monkey::parking_lot_wait_states();
-    let pair = Arc::new((parking_lot::Mutex::new(0u32), parking_lot::Condvar::new()));
-    let p = pair.clone();
-    let after = Rc::new(Cell::new(false));
-    let a2 = after.clone();
-    let g = gevent::spawn(move || {
-        let (m, cv) = &*p;
-        let mut g = m.lock();
-        let _ = cv.wait_for(&mut g, Duration::from_secs(5)); // nobody notifies
-        gevent::sleep(Duration::from_secs(5)); // the kill is raised here, `g` still held
-        a2.set(true);
+    let pair = kill_in_condvar_wait::<ParkingLot>(true, true, || {
+        assert_eq!(
+            gevent::monkey::parking_lot_wait_states(),
+            states + 1,
+            "its own wait state"
+        );
     });
-    gevent::sleep(Duration::from_millis(30));
-    assert_eq!(gevent::monkey::parked_count(), 1, "parked in the condvar");
-    assert_eq!(
-        gevent::monkey::parking_lot_wait_states(),
-        states + 1,
-        "its own wait state"
-    );
-    let t = Instant::now();
-    assert!(g.kill_timeout(Duration::from_secs(2)));
-    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
-    assert_eq!(g.get(), Err(gevent::GetError::Killed));
-    assert!(!after.get());
-    assert_eq!(gevent::monkey::parked_count(), 0);
-    assert!(pair.0.try_lock().is_some(), "the guard was released");
     assert_eq!(
         gevent::monkey::parking_lot_wait_states(),
         states,
@@ -830,33 +763,8 @@ fn timeout_in_parking_lot_mutex_lock_is_raised_once_the_lock_is_taken() {
     bounded(timeout_in_parking_lot_mutex_lock_is_raised_once_the_lock_is_taken_body);
 }
 
-/// parking_lot's `lock()` cannot end early (its untimed wait treats any return as an unpark): a
-/// gevent `Timeout` landing there is kept, the greenlet takes the lock when its holder lets go,
-/// and the timeout reaches the caller at `with_timeout`'s boundary.
 fn timeout_in_parking_lot_mutex_lock_is_raised_once_the_lock_is_taken_body() {
-    gevent::monkey::patch_all();
-    let lock = Arc::new(parking_lot::Mutex::new(0));
-    let l1 = lock.clone();
-    let a = gevent::spawn(move || {
-        let mut g = l1.lock();
-        gevent::sleep(Duration::from_millis(150));
-        *g += 1;
-    });
-    let l2 = lock.clone();
-    let b = gevent::spawn(move || {
-        gevent::sleep(Duration::from_millis(10));
-        let t = Instant::now();
-        let r = gevent::with_timeout(Duration::from_millis(30), || {
-            *l2.lock() += 10;
-        });
-        (r.is_err(), t.elapsed())
-    });
-    a.get().unwrap();
-    let (timed_out, elapsed) = b.get_timeout(Duration::from_secs(5)).unwrap();
-    assert!(timed_out);
-    assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
-    assert_eq!(*lock.lock(), 11);
-    assert_eq!(gevent::monkey::parked_count(), 0);
+    timeout_in_lock_is_raised_once_the_lock_is_taken::<ParkingLot>();
 }
 
 #[test]
@@ -868,9 +776,8 @@ fn parking_lot_rwlock_writer_across_a_switch_parks_readers_and_writers() {
 /// park (the hub keeps ticking), then all get in, the readers together.
 fn parking_lot_rwlock_writer_across_a_switch_parks_readers_and_writers_body() {
     gevent::monkey::patch_all();
-    let (mon, reports) = monitor();
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
+    let monitor = QuietMonitor::start();
+    let tick = ticker();
     let rw = Arc::new(parking_lot::RwLock::new(0u32));
     let w = rw.clone();
     let writer = gevent::spawn(move || {
@@ -905,9 +812,8 @@ fn parking_lot_rwlock_writer_across_a_switch_parks_readers_and_writers_body() {
         assert!(seen == 1 || seen == 11, "a reader saw {seen}");
     }
     second.get_timeout(Duration::from_secs(5)).unwrap();
-    stop.set(true);
-    let ticks = tick.get().unwrap();
-    mon.stop();
+    let ticks = tick.stop();
+    monitor.stop();
     assert_eq!(*rw.read(), 11);
     assert!(
         most.get() >= 2,
@@ -915,11 +821,6 @@ fn parking_lot_rwlock_writer_across_a_switch_parks_readers_and_writers_body() {
         most.get()
     );
     assert!(ticks >= 12, "the hub kept running: {ticks} ticks");
-    assert_eq!(
-        reports.load(Ordering::SeqCst),
-        0,
-        "the monitor saw a blocked hub"
-    );
     assert_eq!(gevent::monkey::parked_count(), 0);
 }
 
@@ -939,8 +840,7 @@ fn parking_lot_shared_by_greenlets_of_two_hubs_body() {
     let side = |me: u32, state: Arc<(parking_lot::Mutex<u32>, parking_lot::Condvar)>| {
         move || {
             let states = gevent::monkey::parking_lot_wait_states();
-            let stop = Rc::new(Cell::new(false));
-            let tick = ticker(stop.clone());
+            let tick = ticker();
             let t = Instant::now();
             let gs: Vec<_> = (0..20)
                 .map(|_| {
@@ -963,26 +863,11 @@ fn parking_lot_shared_by_greenlets_of_two_hubs_body() {
             }
             // Both sides are done with the counter (2000) before the ping-pong starts at it.
             let s = state.clone();
-            let player = gevent::spawn(move || {
-                let (m, cv) = &*s;
-                let mut turn = m.lock();
-                while *turn < 2000 {
-                    cv.wait(&mut turn);
-                }
-                while *turn < 2000 + 2 * ROUNDS {
-                    if *turn % 2 == me {
-                        *turn += 1;
-                        cv.notify_all();
-                    } else {
-                        cv.wait(&mut turn);
-                    }
-                }
-                *turn
-            });
+            let player =
+                gevent::spawn(move || take_turns::<ParkingLot>(&s, me, 2000, 2000 + 2 * ROUNDS));
             let r = player.get_timeout(Duration::from_secs(20)).unwrap();
             let elapsed = t.elapsed();
-            stop.set(true);
-            let ticks = tick.get().unwrap();
+            let ticks = tick.stop();
             assert!(
                 ticks as u128 * 5 * 3 >= elapsed.as_millis(),
                 "{ticks} ticks in {elapsed:?}: the hub stopped"
@@ -1045,8 +930,7 @@ fn mpsc_recv_in_many_greenlets_of_one_thread() {
 /// thread, not the greenlet): each still gets its own message, and the hub keeps running.
 fn mpsc_recv_in_many_greenlets_of_one_thread_body() {
     gevent::monkey::patch_all();
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
+    let tick = ticker();
     let t0 = Instant::now();
     let mut threads = Vec::new();
     let gs: Vec<_> = (0..10u64)
@@ -1070,8 +954,7 @@ fn mpsc_recv_in_many_greenlets_of_one_thread_body() {
         );
     }
     let waited = t0.elapsed();
-    stop.set(true);
-    let ticks = tick.get().unwrap();
+    let ticks = tick.stop();
     for t in threads {
         t.join().unwrap();
     }
@@ -1096,24 +979,10 @@ fn condvar_ping_pong_between_greenlets_of_two_hubs_body() {
     let state = Arc::new((Mutex::new(0u32), Condvar::new()));
     let player = |me: u32, state: Arc<(Mutex<u32>, Condvar)>| {
         move || {
-            let stop = Rc::new(Cell::new(false));
-            let tick = ticker(stop.clone());
-            let g = gevent::spawn(move || {
-                let (m, cv) = &*state;
-                let mut turn = m.lock().unwrap();
-                while *turn < 2 * ROUNDS {
-                    if *turn % 2 == me {
-                        *turn += 1;
-                        cv.notify_all();
-                    } else {
-                        turn = cv.wait(turn).unwrap();
-                    }
-                }
-                *turn
-            });
+            let tick = ticker();
+            let g = gevent::spawn(move || take_turns::<Std>(&state, me, 0, 2 * ROUNDS));
             let r = g.get_timeout(Duration::from_secs(20)).unwrap();
-            stop.set(true);
-            tick.get().unwrap();
+            tick.stop();
             assert_eq!(gevent::monkey::parked_count(), 0);
             r
         }
@@ -1122,6 +991,26 @@ fn condvar_ping_pong_between_greenlets_of_two_hubs_body() {
     let mine = player(0, state.clone())();
     assert_eq!(mine, 2 * ROUNDS);
     assert_eq!(other.join().unwrap(), 2 * ROUNDS);
+}
+
+/// One player of a ping-pong through `state` (a counter and a condvar): waits until the counter
+/// reaches `from`, then increments it when it is `me`'s turn (its parity) and waits otherwise,
+/// until it reaches `to`; returns the count it ended at.
+fn take_turns<L: Locks>(state: &(L::Mutex<u32>, L::Condvar), me: u32, from: u32, to: u32) -> u32 {
+    let (m, cv) = state;
+    let mut turn = L::lock(m);
+    while *turn < from {
+        turn = L::wait(cv, turn);
+    }
+    while *turn < to {
+        if *turn % 2 == me {
+            *turn += 1;
+            L::notify_all(cv);
+        } else {
+            turn = L::wait(cv, turn);
+        }
+    }
+    *turn
 }
 
 #[test]
@@ -1134,8 +1023,7 @@ fn std_timeouts_expire_cooperatively() {
 /// time, at once, while the hub keeps running.
 fn std_timeouts_expire_cooperatively_body() {
     gevent::monkey::patch_all();
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
+    let tick = ticker();
     let t0 = Instant::now();
     let cv = gevent::spawn(|| {
         let (m, cv) = (Mutex::new(()), Condvar::new());
@@ -1151,8 +1039,7 @@ fn std_timeouts_expire_cooperatively_body() {
     });
     let (cv_timed_out, cv_at) = cv.get_timeout(Duration::from_secs(5)).unwrap();
     let (rx_timed_out, rx_at) = rx.get_timeout(Duration::from_secs(5)).unwrap();
-    stop.set(true);
-    let ticks = tick.get().unwrap();
+    let ticks = tick.stop();
     assert!(cv_timed_out && rx_timed_out);
     for at in [cv_at, rx_at] {
         let d = at - t0;
@@ -1296,8 +1183,7 @@ fn futex_wait_notices_a_change_that_came_without_a_wake() {
 fn futex_wait_notices_a_change_that_came_without_a_wake_body() {
     use std::sync::atomic::AtomicU32;
     gevent::monkey::patch_all();
-    let stop = Rc::new(Cell::new(false));
-    let tick = ticker(stop.clone());
+    let tick = ticker();
     let words: Vec<Arc<AtomicU32>> = (0..2).map(|_| Arc::new(AtomicU32::new(0))).collect();
     let gs: Vec<_> = words
         .iter()
@@ -1323,8 +1209,7 @@ fn futex_wait_notices_a_change_that_came_without_a_wake_body() {
         .into_iter()
         .map(|g| g.get_timeout(Duration::from_secs(10)).unwrap())
         .collect();
-    stop.set(true);
-    let ticks = tick.get().unwrap();
+    let ticks = tick.stop();
     setter.join().unwrap();
     assert!(waited[0] < Duration::from_secs(2), "{waited:?}");
     assert!(waited[1] >= Duration::from_millis(290), "{waited:?}");
