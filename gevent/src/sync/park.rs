@@ -190,6 +190,9 @@ impl<V> Parker<V> {
                 if s != WAITING {
                     return s;
                 }
+                if let Some(s) = self.spin() {
+                    return s;
+                }
                 match deadline {
                     None => std::thread::park(),
                     Some(d) => {
@@ -202,6 +205,30 @@ impl<V> Parker<V> {
                 }
             },
         }
+    }
+}
+
+/// How an OS thread waits on its node before it parks: rounds of 1, 2, .. 256 pause instructions
+/// (crossbeam's `Backoff` without its yields, which on a busy machine hand the core away for a
+/// whole time slice), a few microseconds in all. An answer from a greenlet of a hub that is running
+/// (or spinning for it, see the hub's `REMOTE_SPIN`) comes within that and costs no sleep and
+/// wake-up of this thread.
+const SPIN_ROUNDS: u32 = 9;
+
+impl<V> Parker<V> {
+    /// An OS thread's short wait before it parks: the node's state once it left `WAITING`, or
+    /// `None` after [`SPIN_ROUNDS`].
+    fn spin(&self) -> Option<u8> {
+        for round in 0..SPIN_ROUNDS {
+            for _ in 0..1u32 << round {
+                std::hint::spin_loop();
+            }
+            let s = self.node.state();
+            if s != WAITING {
+                return Some(s);
+            }
+        }
+        None
     }
 }
 
