@@ -64,7 +64,6 @@ use crate::arch;
 use crate::error::GreenletExit;
 use crate::sanitizer;
 use crate::stack::{Stack, StackBounds, StackConfig, StackError};
-use crate::trace;
 use crate::value::Value;
 
 /// A panic payload, as `catch_unwind` hands it out.
@@ -222,6 +221,25 @@ impl SlowBits {
     /// `DISCARDED` to drop.
     const OTHER: usize = 4;
     const ALL: usize = 7;
+}
+
+/// What the tracing layer (`trace.rs`, above this one) does at a switch; `settrace` installs it
+/// before it sets [`TRACING`], so that this file calls up only through these pointers.
+pub(crate) struct TraceHooks {
+    /// Records the greenlet a traced switch starts from.
+    pub(crate) set_origin: fn(Greenlet),
+    /// Takes what `set_origin` recorded, on the target's side.
+    pub(crate) take_origin: fn() -> Option<Greenlet>,
+    /// Reports a switch from the origin to the current greenlet (`true`: a throw).
+    pub(crate) fire: fn(Greenlet, bool),
+}
+
+/// The tracing layer's hooks, once any thread installed a tracer (the same functions for all).
+static TRACE_HOOKS: std::sync::OnceLock<TraceHooks> = std::sync::OnceLock::new();
+
+/// Installs the tracing layer's hooks (idempotent: the first call's stay).
+pub(crate) fn install_trace_hooks(hooks: TraceHooks) {
+    let _ = TRACE_HOOKS.set(hooks);
 }
 
 /// Bits of `SLOW`: what the switcher side must look at.
@@ -579,12 +597,13 @@ unsafe fn receive_slow(arg: usize, w0: usize, w1: usize) -> Msg {
         unsafe { release_stack(prev) };
     }
     if arg & SlowBits::OTHER != 0 {
-        let origin = trace::take_origin();
+        let hooks = TRACE_HOOKS.get();
+        let origin = hooks.and_then(|h| (h.take_origin)());
         drop(DISCARDED.with(|d| d.take()));
         // May unwind a greenlet whose last handle this was (a switch to it and back).
         drop(RELEASE.with(|r| r.take()));
-        if let Some(origin) = origin {
-            trace::fire(origin, matches!(msg, Msg::Throw(_)));
+        if let (Some(origin), Some(h)) = (origin, hooks) {
+            (h.fire)(origin, matches!(msg, Msg::Throw(_)));
         }
     }
     msg
@@ -679,7 +698,9 @@ fn switch_slow(target: &Rc<Inner>, mut msg: Msg) -> Value {
     }
     if Rc::as_ptr(&target.0) == cur_ptr {
         if SLOW.with(Cell::get) & TRACING != 0 {
-            trace::fire(getcurrent(), matches!(msg, Msg::Throw(_)));
+            if let Some(h) = TRACE_HOOKS.get() {
+                (h.fire)(getcurrent(), matches!(msg, Msg::Throw(_)));
+            }
         }
         return deliver(msg);
     }
@@ -802,7 +823,10 @@ fn leave_slow(cur: &Inner) -> usize {
     let slow = SLOW.with(Cell::get);
     if slow & TRACING != 0 {
         // SAFETY: `cur` is the current greenlet, alive.
-        trace::set_origin(unsafe { Greenlet::from_raw_clone(cur) });
+        let g = unsafe { Greenlet::from_raw_clone(cur) };
+        if let Some(h) = TRACE_HOOKS.get() {
+            (h.set_origin)(g);
+        }
     }
     if slow & KEEPING != 0 {
         // KEEP held us (a finished greenlet switched to us); whoever we switch to drops that handle

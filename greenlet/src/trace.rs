@@ -6,7 +6,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use crate::switch::{getcurrent, set_slow, Greenlet, TRACING};
+use crate::switch::{getcurrent, install_trace_hooks, set_slow, Greenlet, TraceHooks, TRACING};
 
 /// One switch, as seen by a tracer.
 #[derive(Debug, Clone)]
@@ -57,6 +57,11 @@ thread_local! {
 /// assert_eq!(*seen.borrow(), vec![true, true]); // main -> g, g (finished) -> main
 /// ```
 pub fn settrace(tracer: Option<Tracer>) -> Option<Tracer> {
+    install_trace_hooks(TraceHooks {
+        set_origin,
+        take_origin,
+        fire,
+    });
     set_slow(TRACING, tracer.is_some());
     GENERATION.with(|g| g.set(g.get() + 1));
     TRACER.with(|t| std::mem::replace(&mut *t.borrow_mut(), tracer))
