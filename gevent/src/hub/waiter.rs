@@ -1,7 +1,7 @@
 //! One wait of one greenlet ([`Waiter`]), the deadline wait every blocking call builds on, and
 //! what can be waited for ([`Waitable`], [`Failure`]).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
 use std::time::Instant;
@@ -31,14 +31,12 @@ impl fmt::Debug for Waiter {
     }
 }
 
-/// How many finished waiters a thread keeps for reuse (see [`Waiter::recycle`]).
-const SPARE_MAX: usize = 32;
-
 thread_local! {
-    /// Finished waiters kept for reuse, so that a wait does not allocate: each is the only
-    /// reference to itself (no other strong or weak one) and holds its hub's greenlet, never
-    /// the greenlet that waited on it (a spare must not keep a greenlet alive).
-    static SPARE: RefCell<Vec<Rc<Waiter>>> = const { RefCell::new(Vec::new()) };
+    /// A finished waiter kept for reuse, so that a wait does not allocate: the only reference to
+    /// itself (no other strong or weak one), holding its hub's greenlet, never the greenlet that
+    /// waited on it (a spare must not keep a greenlet alive). One is enough for a wait after
+    /// each wake, the steady state of hand-offs; a burst of wakes frees the others as before.
+    static SPARE: Cell<Option<Rc<Waiter>>> = const { Cell::new(None) };
 }
 
 impl Waiter {
@@ -46,11 +44,7 @@ impl Waiter {
     #[inline]
     pub fn new() -> Rc<Waiter> {
         let greenlet = greenlet::getcurrent();
-        let spare = SPARE
-            .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
-            .ok()
-            .flatten();
-        match spare {
+        match SPARE.try_with(Cell::take).ok().flatten() {
             Some(mut w) => {
                 // `recycle` keeps only waiters it holds the sole reference to, and nothing has
                 // cloned this one since.
@@ -82,13 +76,9 @@ impl Waiter {
             return;
         };
         inner.greenlet = hub_greenlet.clone();
-        let _ = SPARE.try_with(|s| {
-            if let Ok(mut s) = s.try_borrow_mut() {
-                if s.len() < SPARE_MAX {
-                    s.push(w);
-                }
-            }
-        });
+        // A spare already there is freed (outside the thread-local access).
+        let old = SPARE.try_with(|s| s.replace(Some(w)));
+        drop(old);
     }
 
     /// Wakes the waiting greenlet (on the hub's next turn). Returns false if it was already woken or
