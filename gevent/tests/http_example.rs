@@ -6,65 +6,45 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "support/example.rs"]
+mod example;
+use example::{collect, Example};
 
 #[path = "ssl_common/mod.rs"]
 mod ssl_common;
 use ssl_common::Pki;
 
 struct Server {
-    child: Child,
+    ex: Example,
     port: u16,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    stderr: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(example_binary())
-            .args(["--port", "0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start http_server");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        let port = first
-            .trim()
-            .strip_prefix("listening on 127.0.0.1:")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .parse()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let se = stderr.clone();
-        let mut err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = err.read(&mut buf) {
-                se.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let args: Vec<&str> = ["--port", "0"].iter().chain(extra).copied().collect();
+        let mut ex = example::start("http_server", &args, Stdio::piped());
+        // Nothing here reads what the server prints after its first line.
+        drop(ex.child.stdout.take());
+        let (stderr, _) = collect(ex.child.stderr.take().unwrap());
         Server {
-            child,
-            port,
+            port: ex.port,
+            ex,
             stderr,
         }
     }
 
+    /// What the server wrote to stderr so far.
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
     fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.ex.child.id()))
             .map(|d| d.count())
             .unwrap_or(0)
     }
@@ -80,8 +60,8 @@ impl Server {
 
     /// The server's CPU time so far (user + system).
     fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.ex.child.id()))
+            .unwrap_or_default();
         let fields: Vec<&str> = stat
             .rsplit(')')
             .next()
@@ -96,20 +76,6 @@ impl Server {
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
-}
-
-fn example_binary() -> std::path::PathBuf {
-    let st = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "gevent", "--example", "http_server"])
-        .status()
-        .expect("cargo build");
-    assert!(st.success(), "building the http_server example");
-    let mut exe = std::env::current_exe().expect("current exe");
-    exe.pop();
-    exe.pop();
-    exe.push("examples");
-    exe.push("http_server");
-    exe
 }
 
 #[derive(Debug)]
@@ -410,11 +376,7 @@ fn refusals_answer_and_close() {
     );
     let r = c.response();
     assert_eq!((r.status, &r.body[..]), (200, &b"hello"[..]));
-    assert!(
-        srv.stderr.lock().unwrap().is_empty(),
-        "{}",
-        srv.stderr.lock().unwrap()
-    );
+    assert!(srv.stderr().is_empty(), "{}", srv.stderr());
 }
 
 #[test]
@@ -514,7 +476,7 @@ fn keep_alive_pipelining_head_and_continue() {
     c.send(format!("GET / HTTP/1.1\r\n{H}Connection: close\r\n\r\n").as_bytes());
     assert_eq!(c.response().status, 200);
     drop(c);
-    let err = srv.stderr.lock().unwrap().clone();
+    let err = srv.stderr();
     assert!(
         err.contains("> http handler panicked: the /panic route panics"),
         "{err}"
@@ -797,7 +759,7 @@ fn python_websocket_client() {
 
 #[test]
 fn command_line_errors_are_clear() {
-    let out = Command::new(example_binary())
+    let out = Command::new(example::example_binary("http_server"))
         .args(["--port", "0", "--tls", "/nonexistent/cert.pem", "key.pem"])
         .output()
         .unwrap();
@@ -807,22 +769,24 @@ fn command_line_errors_are_clear() {
         err.contains("--tls") && err.contains("/nonexistent/cert.pem"),
         "{err}"
     );
-    let out = Command::new(example_binary())
+    let out = Command::new(example::example_binary("http_server"))
         .args(["--port", "0", "--tls", "cert.pem"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tls needs a value"));
-    let out = Command::new(example_binary())
+    let out = Command::new(example::example_binary("http_server"))
         .args(["--port", "0", "--workers", "0"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad --workers"));
-    let out = Command::new(example_binary()).output().unwrap();
+    let out = Command::new(example::example_binary("http_server"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--port is required"));
-    let out = Command::new(example_binary())
+    let out = Command::new(example::example_binary("http_server"))
         .args(["--port", "0", "--header-timeout-ms", "soon"])
         .output()
         .unwrap();
@@ -902,7 +866,7 @@ fn tls_curl_keep_alive_upload_and_a_plaintext_client() {
     assert!(!out.status.success());
     assert_eq!(curl(&[&https("/")]).stdout, b"Hello, World!");
     srv.assert_fds_back_to(base);
-    let log = srv.stderr.lock().unwrap().clone();
+    let log = srv.stderr();
     assert!(log.contains("not speaking TLS"), "{log}");
 }
 
