@@ -7,52 +7,16 @@
 //!
 //! Every child ends with `_exit` and is reaped with a bounded wait; every wait is bounded.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::ToSocketAddrs;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// The forked child's whole life: runs `f` and ends the process with its code (99 if it panics).
-fn child_main(f: impl FnOnce() -> i32) -> ! {
-    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(99);
-    // SAFETY: _exit(2) ends the process at once; nothing of the parent's (harness, atexit) runs.
-    unsafe { libc::_exit(code) }
-}
-
-/// Reaps `pid` within `limit` (cooperatively); kills it and fails if it does not exit.
-fn reap(pid: libc::pid_t, limit: Duration) -> i32 {
-    match gevent::os::waitpid(pid, Some(limit)).expect("waitpid") {
-        Some(status) => status
-            .code()
-            .unwrap_or_else(|| panic!("the child was killed: {status}")),
-        None => {
-            // SAFETY: SIGKILL to our own child, then reaping it (it dies at once).
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
-            panic!("the child did not exit within {limit:?}");
-        }
-    }
-}
-
-type Got = Rc<RefCell<Option<(io::Result<Vec<u8>>, Instant)>>>;
-
-/// A greenlet parked in a plain (hooked) blocking read of `a`.
-fn park_reader(a: UnixStream) -> (gevent::Greenlet<()>, Got) {
-    let got: Got = Rc::new(RefCell::new(None));
-    let g2 = got.clone();
-    let reader = gevent::spawn(move || {
-        let mut buf = [0u8; 16];
-        let r = (&a).read(&mut buf).map(|n| buf[..n].to_vec());
-        *g2.borrow_mut() = Some((r, Instant::now()));
-    });
-    gevent::sleep(Duration::ZERO); // the reader runs until it parks in its read
-    assert!(got.borrow().is_none(), "the reader is parked");
-    (reader, got)
-}
+#[path = "support/fork.rs"]
+mod fork;
+use fork::{child_main, park_reader, reap};
 
 #[test]
 fn raw_fork_under_patch_all_parent_keeps_its_events() {
@@ -122,29 +86,7 @@ fn raw_fork_under_patch_all_parent_keeps_its_events() {
         })
     });
     let pid = forker.get().unwrap();
-    let mut r = [0u8; 1];
-    if let Err(e) = (&ready_r).read_exact(&mut r) {
-        let code = reap(pid, Duration::from_secs(15));
-        panic!("the child did not report that its hub runs ({e}); it exited with {code}");
-    }
-    let sent = Instant::now();
-    (&b).write_all(b"hello").unwrap();
-    let woke = reader.join_timeout(Duration::from_secs(3));
-    let latency = sent.elapsed();
-    let _ = (&bye_w).write_all(b"bye"); // the child may be gone already (a failure): reap it anyway
-    let code = reap(pid, Duration::from_secs(15));
-    assert!(
-        woke,
-        "the parent's reader never woke: the child took its event"
-    );
-    let (r, at) = got.borrow_mut().take().unwrap();
-    assert_eq!(r.unwrap(), b"hello");
-    let latency = latency.min(at.duration_since(sent));
-    assert!(
-        latency < Duration::from_millis(500),
-        "the parent's reader woke {latency:?} after the data arrived"
-    );
-    assert_eq!(code, 0, "the child's check failed (code {code})");
+    fork::parent_keeps_its_events(pid, &ready_r, &b, &bye_w, &reader, &got);
 }
 
 #[test]
