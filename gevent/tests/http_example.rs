@@ -199,7 +199,8 @@ impl Client {
 
 /// Sends `req` on a new connection: the server answers `status` with `Connection: close`, then
 /// closes.
-fn refused(port: u16, req: &[u8], status: u16) {
+fn refused(port: u16, req: impl AsRef<[u8]>, status: u16) {
+    let req = req.as_ref();
     let mut c = Client::new(port);
     c.send(req);
     let r = c.response();
@@ -216,34 +217,18 @@ fn refusals_answer_and_close() {
     let srv = Server::start(&[]);
     let p = srv.port;
     // Framing conflicts: request smuggling vectors.
-    refused(
-        p,
-        format!("POST /echo HTTP/1.1\r\n{H}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n{H}\r\n").as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!(
-            "POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"
-        )
-        .as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!("POST /echo HTTP/1.1\r\n{H}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
-            .as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!("POST /echo HTTP/1.1\r\n{H}Content-Length: 5, 6\r\n\r\nhello!").as_bytes(),
-        400,
-    );
+    for req in [
+        format!("POST /echo HTTP/1.1\r\n{H}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n{H}\r\n"),
+        format!("POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"),
+        format!("POST /echo HTTP/1.1\r\n{H}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
+        format!("POST /echo HTTP/1.1\r\n{H}Content-Length: 5, 6\r\n\r\nhello!"),
+    ] {
+        refused(p, req, 400);
+    }
     for cl in ["+5", "-5", "0x5", "5.0", "", "99999999999999999999"] {
         refused(
             p,
-            format!("POST /echo HTTP/1.1\r\n{H}Content-Length: {cl}\r\n\r\nhello").as_bytes(),
+            format!("POST /echo HTTP/1.1\r\n{H}Content-Length: {cl}\r\n\r\nhello"),
             400,
         );
     }
@@ -256,14 +241,13 @@ fn refusals_answer_and_close() {
     ] {
         refused(
             p,
-            format!("POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: {te}\r\n\r\n0\r\n\r\n")
-                .as_bytes(),
+            format!("POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: {te}\r\n\r\n0\r\n\r\n"),
             400,
         );
     }
     refused(
         p,
-        b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         400,
     );
     // Invalid chunk sizes and chunk framing.
@@ -280,70 +264,37 @@ fn refusals_answer_and_close() {
     ] {
         refused(
             p,
-            format!("POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n{body}")
-                .as_bytes(),
+            format!("POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n{body}"),
             400,
         );
     }
-    // Obsolete line folding, bare CR, whitespace in or after header names.
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}X-A: one\r\n two\r\n\r\n").as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}X-A: one\r\n\ttwo\r\n\r\n").as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}X-A: one\rtwo\r\n\r\n").as_bytes(),
-        400,
-    );
-    refused(p, format!("GET /\r HTTP/1.1\r\n{H}\r\n").as_bytes(), 400);
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}Bad Name: x\r\n\r\n").as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}X-A : x\r\n\r\n").as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n X-A: x\r\n{H}\r\n").as_bytes(),
-        400,
-    );
-    // Host: required once in HTTP/1.1.
-    refused(p, b"GET / HTTP/1.1\r\n\r\n", 400);
-    refused(p, format!("GET / HTTP/1.1\r\n{H}{H}\r\n").as_bytes(), 400);
-    // Garbage and unknown versions.
-    refused(p, b"HELLO\r\n\r\n", 400);
-    refused(p, format!("GET / HTTP/2.0\r\n{H}\r\n").as_bytes(), 400);
+    for req in [
+        // Obsolete line folding, bare CR, whitespace in or after header names.
+        format!("GET / HTTP/1.1\r\n{H}X-A: one\r\n two\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\n{H}X-A: one\r\n\ttwo\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\n{H}X-A: one\rtwo\r\n\r\n"),
+        format!("GET /\r HTTP/1.1\r\n{H}\r\n"),
+        format!("GET / HTTP/1.1\r\n{H}Bad Name: x\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\n{H}X-A : x\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\n X-A: x\r\n{H}\r\n"),
+        // Host: required once in HTTP/1.1.
+        "GET / HTTP/1.1\r\n\r\n".to_owned(),
+        format!("GET / HTTP/1.1\r\n{H}{H}\r\n"),
+        // Garbage and unknown versions.
+        "HELLO\r\n\r\n".to_owned(),
+        format!("GET / HTTP/2.0\r\n{H}\r\n"),
+    ] {
+        refused(p, req, 400);
+    }
     // Sizes: request line over 8 KiB (414), header section over 64 KiB or 100 headers (431),
     // body over 16 MiB (413, before it is sent).
     let long = "a".repeat(9000);
-    refused(
-        p,
-        format!("GET /{long} HTTP/1.1\r\n{H}\r\n").as_bytes(),
-        414,
-    );
+    refused(p, format!("GET /{long} HTTP/1.1\r\n{H}\r\n"), 414);
     let big = "b".repeat(1000);
     let many: String = (0..70).map(|i| format!("X-{i}: {big}\r\n")).collect();
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}{many}\r\n").as_bytes(),
-        431,
-    );
+    refused(p, format!("GET / HTTP/1.1\r\n{H}{many}\r\n"), 431);
     let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}{many}\r\n").as_bytes(),
-        431,
-    );
+    refused(p, format!("GET / HTTP/1.1\r\n{H}{many}\r\n"), 431);
     let many: String = (0..99).map(|i| format!("X-{i}: v\r\n")).collect();
     let mut c = Client::new(p);
     c.send(format!("GET / HTTP/1.1\r\n{H}{many}\r\n").as_bytes());
