@@ -4,7 +4,7 @@
 //! `Expect: 100-continue`, HEAD, the header timeout against a slowloris client, 1,000 concurrent
 //! sleeping requests, and the server's descriptor count afterwards.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 #[path = "support/example.rs"]
 mod example;
 use example::{collect, Example};
+
+#[path = "support/http_client.rs"]
+mod http_client;
+use http_client::Client;
 
 #[path = "ssl_common/mod.rs"]
 mod ssl_common;
@@ -78,109 +82,11 @@ impl Server {
     }
 }
 
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn closes(&self) -> bool {
-        self.header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-    }
-}
-
-/// A raw HTTP/1.1 client with a strict response reader.
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Client {
-    fn new(port: u16) -> Client {
+impl Client<TcpStream> {
+    fn new(port: u16) -> Client<TcpStream> {
         let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        Client {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        }
-    }
-
-    fn send(&mut self, b: &[u8]) {
-        self.w.write_all(b).unwrap();
-    }
-
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.r.read_line(&mut l).unwrap();
-        assert!(l.ends_with("\r\n"), "line without CRLF: {l:?}");
-        l.truncate(l.len() - 2);
-        l
-    }
-
-    /// One response to a request with method `method`.
-    fn response_to(&mut self, method: &str) -> Resp {
-        let status_line = self.line();
-        let status: u16 = status_line
-            .strip_prefix("HTTP/1.1 ")
-            .and_then(|s| s.get(..3))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        let mut headers = Vec::new();
-        loop {
-            let l = self.line();
-            if l.is_empty() {
-                break;
-            }
-            let (n, v) = l.split_once(':').expect("header line");
-            headers.push((n.to_owned(), v.trim().to_owned()));
-        }
-        let mut resp = Resp {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        if method == "HEAD" || status == 100 || status == 101 || status == 204 || status == 304 {
-            return resp;
-        }
-        if let Some(n) = resp.header("content-length") {
-            let mut body = vec![0; n.parse().unwrap()];
-            self.r.read_exact(&mut body).unwrap();
-            resp.body = body;
-        } else if resp.header("transfer-encoding") == Some("chunked") {
-            loop {
-                let size = usize::from_str_radix(&self.line(), 16).unwrap();
-                if size == 0 {
-                    while !self.line().is_empty() {}
-                    break;
-                }
-                let mut chunk = vec![0; size];
-                self.r.read_exact(&mut chunk).unwrap();
-                resp.body.extend_from_slice(&chunk);
-                assert_eq!(self.line(), "");
-            }
-        } else {
-            self.r.read_to_end(&mut resp.body).unwrap();
-        }
-        resp
-    }
-
-    fn response(&mut self) -> Resp {
-        self.response_to("GET")
-    }
-
-    /// Whether the server closed the connection (EOF within the read timeout).
-    fn closed(&mut self) -> bool {
-        let mut b = [0u8; 1];
-        matches!(self.r.read(&mut b), Ok(0) | Err(_))
+        Client::from_halves(s.try_clone().unwrap(), s)
     }
 
     /// Whether the connection is still open: nothing arrives within 200 ms.
@@ -485,7 +391,7 @@ fn a_thousand_concurrent_sleeps() {
     let port = srv.port;
     let t = Instant::now();
     // One thread: open all 1,000 connections and send every request, then read every response.
-    let mut clients: Vec<Client> = (0..1000)
+    let mut clients: Vec<Client<TcpStream>> = (0..1000)
         .map(|_| {
             let mut c = Client::new(port);
             c.send(b"GET /sleep?ms=200 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
