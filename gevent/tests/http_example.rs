@@ -412,7 +412,7 @@ fn a_thousand_concurrent_sleeps() {
 
 #[test]
 fn websocket_round_trip_with_tungstenite() {
-    use gevent::http::websocket::tungstenite::{self, Message};
+    use gevent::http::websocket::tungstenite;
     let srv = Server::start(&[]);
     srv.assert_fds_back_to(srv.fds());
     let base = srv.fds();
@@ -423,21 +423,7 @@ fn websocket_round_trip_with_tungstenite() {
     let (mut ws, resp) =
         tungstenite::client::client(format!("ws://127.0.0.1:{}/ws", srv.port), stream).unwrap();
     assert_eq!(resp.status(), 101);
-    for msg in ["hello", "gevent über alles", ""] {
-        ws.send(Message::text(msg)).unwrap();
-        match ws.read().unwrap() {
-            Message::Text(t) => assert_eq!(t.as_str(), msg.to_uppercase()),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    ws.close(None).unwrap();
-    loop {
-        match ws.read() {
-            Ok(_) => {}
-            Err(tungstenite::Error::ConnectionClosed) => break,
-            Err(e) => panic!("closing: {e}"),
-        }
-    }
+    ws_upper_echo_then_close(&mut ws, &["hello", "gevent über alles", ""]);
     // Not a handshake: 400.
     let mut c = Client::new(srv.port);
     c.send(b"GET /ws HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -837,7 +823,7 @@ fn tls_openssl_s_client() {
 
 #[test]
 fn tls_websocket_wss_with_tungstenite() {
-    use gevent::http::websocket::tungstenite::{self, Message};
+    use gevent::http::websocket::tungstenite;
     let pki = Pki::new(&[]);
     let srv = Server::start(&tls_args(&pki));
     let tcp = gevent::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
@@ -846,21 +832,7 @@ fn tls_websocket_wss_with_tungstenite() {
     let (mut ws, resp) =
         tungstenite::client::client(format!("wss://localhost:{}/ws", srv.port), tls).unwrap();
     assert_eq!(resp.status(), 101);
-    for msg in ["hello over tls", "wss"] {
-        ws.send(Message::text(msg)).unwrap();
-        match ws.read().unwrap() {
-            Message::Text(t) => assert_eq!(t.as_str(), msg.to_uppercase()),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    ws.close(None).unwrap();
-    loop {
-        match ws.read() {
-            Ok(_) => {}
-            Err(tungstenite::Error::ConnectionClosed) => break,
-            Err(e) => panic!("closing: {e}"),
-        }
-    }
+    ws_upper_echo_then_close(&mut ws, &["hello over tls", "wss"]);
 }
 
 #[test]
@@ -895,4 +867,25 @@ fn two_workers_serve_every_route() {
         assert_eq!(c.join().unwrap(), 200);
     }
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+/// Sends each of `msgs` as a text message on `ws` and expects it back upper-cased, then closes
+/// the WebSocket and reads until the server has closed it too.
+fn ws_upper_echo_then_close<S: Read + Write>(ws: &mut tungstenite::WebSocket<S>, msgs: &[&str]) {
+    use gevent::http::websocket::tungstenite::{self, Message};
+    for msg in msgs {
+        ws.send(Message::text(*msg)).unwrap();
+        match ws.read().unwrap() {
+            Message::Text(t) => assert_eq!(t.as_str(), msg.to_uppercase()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    ws.close(None).unwrap();
+    loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("closing: {e}"),
+        }
+    }
 }
