@@ -54,18 +54,8 @@ fn parent_keeps_its_events_scenario(fork: fn() -> libc::pid_t) {
             // A socket of its own, made after the fork, served by a greenlet: an echo.
             let (c1, c2) = UnixStream::pair().unwrap();
             c2.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let echo = gevent::spawn(move || {
-                let mut buf = [0u8; 16];
-                let n = (&c1).read(&mut buf).unwrap();
-                (&c1).write_all(&buf[..n]).unwrap();
-            });
-            (&c2).write_all(b"ping").unwrap();
-            let mut buf = [0u8; 4];
-            if (&c2).read_exact(&mut buf).is_err() || &buf != b"ping" {
-                return 2;
-            }
-            if !echo.join_timeout(Duration::from_secs(5)) {
-                return 3;
+            if let Err(code) = fork::echo_works(c1, &c2) {
+                return code;
             }
             // Sleeps cooperatively (its hub polls meanwhile) while a greenlet waits for the
             // parent's bye on an fd inherited from it (registered again in the child's poller).

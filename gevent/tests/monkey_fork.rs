@@ -43,18 +43,8 @@ fn raw_fork_under_patch_all_parent_keeps_its_events() {
             // std sockets of its own, served by a greenlet: an echo.
             let (c1, c2) = UnixStream::pair().unwrap();
             c2.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let echo = gevent::spawn(move || {
-                let mut buf = [0u8; 16];
-                let n = (&c1).read(&mut buf).unwrap();
-                (&c1).write_all(&buf[..n]).unwrap();
-            });
-            (&c2).write_all(b"ping").unwrap();
-            let mut buf = [0u8; 4];
-            if (&c2).read_exact(&mut buf).is_err() || &buf != b"ping" {
-                return 2;
-            }
-            if !echo.join_timeout(Duration::from_secs(5)) {
-                return 3;
+            if let Err(code) = fork::echo_works(c1, &c2) {
+                return code;
             }
             // Name lookups run on the child's own thread pool.
             match ("localhost", 80).to_socket_addrs() {

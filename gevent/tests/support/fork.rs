@@ -33,6 +33,29 @@ pub fn reap(pid: libc::pid_t, limit: Duration) -> i32 {
     }
 }
 
+/// In a child: a greenlet echoes one read of `c1`; `ping` sent on `c2` (a read timeout set on it)
+/// must come back, and the greenlet end. `Err` with the child's exit code if not: 2 when the echo
+/// did not come back, 3 when the greenlet did not end within 5 s.
+pub fn echo_works<S: 'static>(c1: S, c2: &S) -> Result<(), i32>
+where
+    for<'a> &'a S: Read + Write,
+{
+    let echo = gevent::spawn(move || {
+        let mut buf = [0u8; 16];
+        let n = (&c1).read(&mut buf).unwrap();
+        (&c1).write_all(&buf[..n]).unwrap();
+    });
+    { c2 }.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    if { c2 }.read_exact(&mut buf).is_err() || &buf != b"ping" {
+        return Err(2);
+    }
+    if !echo.join_timeout(Duration::from_secs(5)) {
+        return Err(3);
+    }
+    Ok(())
+}
+
 /// What a parked reader read (or the error) and when.
 pub type Got = Rc<RefCell<Option<(io::Result<Vec<u8>>, Instant)>>>;
 
