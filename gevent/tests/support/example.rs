@@ -17,10 +17,17 @@ pub const FIRST_LINE_BOUND: Duration = Duration::from_secs(20);
 
 /// Builds the example `name` of the gevent crate (if it is not up to date) and returns its path.
 pub fn example_binary(name: &str) -> PathBuf {
-    let st = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "gevent", "--example", name])
-        .status()
-        .expect("cargo build");
+    example_binary_with(name, &[])
+}
+
+/// [`example_binary`] for an example that needs the crate `features`.
+pub fn example_binary_with(name: &str, features: &[&str]) -> PathBuf {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "-q", "-p", "gevent", "--example", name]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    let st = cmd.status().expect("cargo build");
     assert!(st.success(), "building the {name} example");
     let mut exe = std::env::current_exe().expect("current exe");
     exe.pop();
@@ -50,7 +57,12 @@ impl Drop for Example {
 /// stdout (byte by byte, so no later line is consumed; failing the test if it does not come within
 /// [`FIRST_LINE_BOUND`]) and parses the port from it.
 pub fn start(name: &str, args: &[&str], stderr: Stdio) -> Example {
-    let mut child = Command::new(example_binary(name))
+    start_with(name, &[], args, stderr)
+}
+
+/// [`start`] for an example that needs the crate `features`.
+pub fn start_with(name: &str, features: &[&str], args: &[&str], stderr: Stdio) -> Example {
+    let mut child = Command::new(example_binary_with(name, features))
         .args(args)
         .stdout(Stdio::piped())
         .stderr(stderr)
