@@ -59,20 +59,7 @@ fn parent_keeps_its_events_scenario(fork: fn() -> libc::pid_t) {
             }
             // Sleeps cooperatively (its hub polls meanwhile) while a greenlet waits for the
             // parent's bye on an fd inherited from it (registered again in the child's poller).
-            let bye = Rc::new(Cell::new(false));
-            let bye2 = bye.clone();
-            let waiter = gevent::spawn(move || {
-                let mut b = [0u8; 3];
-                if (&bye_r).read_exact(&mut b).is_ok() && &b == b"bye" {
-                    bye2.set(true);
-                }
-            });
-            (&ready_w).write_all(b"r").unwrap();
-            let t = Instant::now();
-            while !bye.get() && t.elapsed() < Duration::from_secs(10) {
-                gevent::sleep(Duration::from_millis(5));
-            }
-            if !bye.get() || !waiter.join_timeout(Duration::from_secs(1)) {
+            if !fork::bye_arrives_while_sleeping(bye_r, &ready_w, gevent::sleep) {
                 return 4;
             }
             // The child's copy of the parent's reader was woken with an error and read nothing.

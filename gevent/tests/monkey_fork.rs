@@ -7,7 +7,6 @@
 //!
 //! Every child ends with `_exit` and is reaped with a bounded wait; every wait is bounded.
 
-use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::ToSocketAddrs;
 use std::os::unix::net::UnixStream;
@@ -51,20 +50,8 @@ fn raw_fork_under_patch_all_parent_keeps_its_events() {
                 Ok(a) if a.len() > 0 => {}
                 _ => return 4,
             }
-            let bye = Rc::new(Cell::new(false));
-            let bye2 = bye.clone();
-            let waiter = gevent::spawn(move || {
-                let mut b = [0u8; 3];
-                if (&bye_r).read_exact(&mut b).is_ok() && &b == b"bye" {
-                    bye2.set(true);
-                }
-            });
-            (&ready_w).write_all(b"r").unwrap();
-            let t = Instant::now();
-            while !bye.get() && t.elapsed() < Duration::from_secs(10) {
-                std::thread::sleep(Duration::from_millis(5)); // cooperative: the waiter runs
-            }
-            if !bye.get() || !waiter.join_timeout(Duration::from_secs(1)) {
+            // std::thread::sleep is cooperative here: the waiter runs.
+            if !fork::bye_arrives_while_sleeping(bye_r, &ready_w, std::thread::sleep) {
                 return 5;
             }
             match got_in_child.borrow().as_ref() {

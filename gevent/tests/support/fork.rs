@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -54,6 +54,30 @@ where
         return Err(3);
     }
     Ok(())
+}
+
+/// In a child: a greenlet waits for the parent's `bye` on `bye_r` (an fd inherited from it, with a
+/// read timeout) while the child tells the parent on `ready_w` that its hub runs and then sleeps in
+/// 5 ms steps with `sleep` (at most 10 s; the sleep must let the waiter run). Whether the bye came
+/// and the waiter ended.
+pub fn bye_arrives_while_sleeping<S: 'static>(bye_r: S, ready_w: &S, sleep: fn(Duration)) -> bool
+where
+    for<'a> &'a S: Read + Write,
+{
+    let bye = Rc::new(Cell::new(false));
+    let bye2 = bye.clone();
+    let waiter = gevent::spawn(move || {
+        let mut b = [0u8; 3];
+        if (&bye_r).read_exact(&mut b).is_ok() && &b == b"bye" {
+            bye2.set(true);
+        }
+    });
+    { ready_w }.write_all(b"r").unwrap();
+    let t = Instant::now();
+    while !bye.get() && t.elapsed() < Duration::from_secs(10) {
+        sleep(Duration::from_millis(5));
+    }
+    bye.get() && waiter.join_timeout(Duration::from_secs(1))
 }
 
 /// What a parked reader read (or the error) and when.
