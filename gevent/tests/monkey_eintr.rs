@@ -50,6 +50,18 @@ fn parked_read(mut a: UnixStream) -> gevent::Greenlet<ReadResult> {
     g
 }
 
+/// The read `g` is parked in is still waiting after a few hub turns, and returns `data` once `b`
+/// sends it.
+fn still_waiting_until_data_comes(
+    g: &gevent::Greenlet<ReadResult>,
+    b: &mut UnixStream,
+    data: &[u8],
+) {
+    assert!(!g.join_timeout(Duration::from_millis(50)));
+    b.write_all(data).unwrap();
+    assert_eq!(g.get_timeout(Duration::from_secs(5)), Ok(Ok(data.to_vec())));
+}
+
 #[test]
 fn read_is_interrupted_by_a_handler_without_sa_restart() {
     gevent::monkey::patch_all();
@@ -76,12 +88,7 @@ fn read_keeps_waiting_through_a_sa_restart_handler() {
     signal_me(sig);
     assert_eq!(HITS[sig as usize].load(Ordering::SeqCst), 1);
     // Restarted, as the kernel restarts it: still waiting after a few hub turns.
-    assert!(!g.join_timeout(Duration::from_millis(50)));
-    b.write_all(b"hi").unwrap();
-    assert_eq!(
-        g.get_timeout(Duration::from_secs(5)),
-        Ok(Ok(b"hi".to_vec()))
-    );
+    still_waiting_until_data_comes(&g, &mut b, b"hi");
 }
 
 #[test]
@@ -262,12 +269,7 @@ fn a_signal_on_another_thread_does_not_interrupt_this_ones_calls() {
     let before = HITS[sig as usize].load(Ordering::SeqCst);
     std::thread::spawn(move || signal_me(sig)).join().unwrap();
     assert_eq!(HITS[sig as usize].load(Ordering::SeqCst), before + 1);
-    assert!(!g.join_timeout(Duration::from_millis(50)));
-    b.write_all(b"ok").unwrap();
-    assert_eq!(
-        g.get_timeout(Duration::from_secs(5)),
-        Ok(Ok(b"ok".to_vec()))
-    );
+    still_waiting_until_data_comes(&g, &mut b, b"ok");
 }
 
 #[test]
