@@ -27,14 +27,16 @@ use std::net::SocketAddr;
 use gevent::net::{TcpListener, TcpStream};
 use gevent::server::StreamServer;
 
+/// `[ADDR] [--workers N]`, shared with `upper_server`. The defaults here: `127.0.0.1:8801`, and a
+/// worker per available CPU.
+#[path = "support/cli.rs"]
+mod cli;
+
 fn main() {
-    let (addr, workers) = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("prefork_server: {e}\nusage: prefork_server [ADDR] [--workers N]");
-            std::process::exit(2);
-        }
-    };
+    let (addr, workers) = cli::addr_and_workers_or_exit("prefork_server");
+    let addr = addr.unwrap_or_else(|| "127.0.0.1:8801".to_owned());
+    let workers =
+        workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let listener = match std::net::TcpListener::bind(addr.as_str()) {
         Ok(l) => l,
         Err(e) => {
@@ -122,29 +124,4 @@ fn talk(mut conn: TcpStream, peer: SocketAddr) {
             }
         }
     }
-}
-
-/// The address (default `127.0.0.1:8801`) and the worker count (default: the available
-/// parallelism) from the command line.
-fn parse_args(args: impl Iterator<Item = String>) -> Result<(String, usize), String> {
-    let mut addr = None;
-    let mut workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut args = args.peekable();
-    while let Some(a) = args.next() {
-        let n = if a == "--workers" {
-            args.next().ok_or("--workers needs a number")?
-        } else if let Some(n) = a.strip_prefix("--workers=") {
-            n.to_owned()
-        } else if addr.is_none() && !a.starts_with('-') {
-            addr = Some(a);
-            continue;
-        } else {
-            return Err(format!("unexpected argument {a:?}"));
-        };
-        workers = match n.parse::<usize>() {
-            Ok(w @ 1..) => w,
-            _ => return Err(format!("--workers takes a number of at least 1, not {n:?}")),
-        };
-    }
-    Ok((addr.unwrap_or_else(|| "127.0.0.1:8801".to_owned()), workers))
 }

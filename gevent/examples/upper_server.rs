@@ -59,20 +59,19 @@ use gevent::logging::LogWriter;
 use gevent::net::{TcpListener, TcpStream};
 use gevent::server::StreamServer;
 
+/// `[ADDR] [--workers N]`, shared with `prefork_server`.
+#[path = "support/cli.rs"]
+mod cli;
+
 /// The seed's address.
 const DEFAULT_ADDR: &str = "127.0.0.1:8800";
 
 fn main() {
-    let (addr, workers) = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("upper_server: {e}\nusage: upper_server [ADDR] [--workers N]");
-            std::process::exit(2);
-        }
-    };
+    let (addr, workers) = cli::addr_and_workers_or_exit("upper_server");
     let addr = addr
         .or_else(|| std::env::var("UPPER_SERVER_ADDR").ok())
         .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+    let workers = workers.unwrap_or(1);
     // Before anything else takes a descriptor: a stream that cannot be written to (closed at
     // start) is logged to nowhere, and the server still serves.
     let log = Log {
@@ -107,30 +106,6 @@ fn main() {
             }
         }
     }
-}
-
-/// The address (if given) and the worker count from the command line.
-fn parse_args(args: impl Iterator<Item = String>) -> Result<(Option<String>, usize), String> {
-    let mut addr = None;
-    let mut workers = 1;
-    let mut args = args.peekable();
-    while let Some(a) = args.next() {
-        let n = if a == "--workers" {
-            args.next().ok_or("--workers needs a number")?
-        } else if let Some(n) = a.strip_prefix("--workers=") {
-            n.to_owned()
-        } else if addr.is_none() && !a.starts_with('-') {
-            addr = Some(a);
-            continue;
-        } else {
-            return Err(format!("unexpected argument {a:?}"));
-        };
-        workers = match n.parse::<usize>() {
-            Ok(w @ 1..) => w,
-            _ => return Err(format!("--workers takes a number of at least 1, not {n:?}")),
-        };
-    }
-    Ok((addr, workers))
 }
 
 /// The same server on `workers` hubs, one thread each: every hub accepts on its own socket and

@@ -5,28 +5,14 @@
 #[path = "support/pg.rs"]
 mod pg;
 
+#[path = "support/example.rs"]
+mod example;
+
 use std::process::Command;
 
 #[test]
 fn async_bridge_example_runs() {
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "gevent",
-            "--features",
-            "hyper,tokio",
-            "--example",
-            "async_bridge",
-        ])
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
-    let mut exe = std::env::current_exe().unwrap();
-    exe.pop();
-    exe.pop();
-    exe.push("examples/async_bridge");
+    let exe = example::example_binary_with("async_bridge", &["hyper", "tokio"]);
 
     let server = pg::PgServer::start();
     let mut cmd = Command::new(&exe);

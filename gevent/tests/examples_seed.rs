@@ -4,17 +4,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "support/example.rs"]
+mod example;
+
 fn run_example(name: &str) -> (String, Duration) {
-    let st = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "gevent", "--example", name])
-        .status()
-        .expect("cargo build");
-    assert!(st.success(), "building example {name}");
-    let mut exe = std::env::current_exe().expect("current exe");
-    exe.pop();
-    exe.pop();
-    exe.push("examples");
-    exe.push(name);
+    let exe = example::example_binary(name);
     let t = Instant::now();
     let out = Command::new(&exe).output().expect("run example");
     let elapsed = t.elapsed();

@@ -8,36 +8,16 @@
 //! Every child ends with `_exit` (never returns into the test harness) and is reaped with a
 //! bounded wait; every wait in parent and child is bounded.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+#[path = "support/fork.rs"]
+mod fork;
+use fork::{child_main, park_reader, reap};
+
 use gevent::net::UnixStream;
-
-/// The forked child's whole life: runs `f` and ends the process with its code (99 if it panics).
-fn child_main(f: impl FnOnce() -> i32) -> ! {
-    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(99);
-    // SAFETY: _exit(2) ends the process at once; nothing of the parent's (harness, atexit) runs.
-    unsafe { libc::_exit(code) }
-}
-
-/// Reaps `pid` within `limit` (cooperatively); kills it and fails if it does not exit.
-fn reap(pid: libc::pid_t, limit: Duration) -> i32 {
-    match gevent::os::waitpid(pid, Some(limit)).expect("waitpid") {
-        Some(status) => status
-            .code()
-            .unwrap_or_else(|| panic!("the child was killed: {status}")),
-        None => {
-            // SAFETY: SIGKILL to our own child, then reaping it (it dies at once).
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
-            panic!("the child did not exit within {limit:?}");
-        }
-    }
-}
 
 fn gevent_fork() -> libc::pid_t {
     gevent::fork().expect("fork")
@@ -50,27 +30,10 @@ fn libc_fork() -> libc::pid_t {
     pid
 }
 
-type Got = Rc<RefCell<Option<(io::Result<Vec<u8>>, Instant)>>>;
-
-/// A greenlet parked in a read of `a`; what it read (or the error) and when, in `got`.
-fn park_reader(a: UnixStream) -> (gevent::Greenlet<()>, Got) {
-    let got: Got = Rc::new(RefCell::new(None));
-    let g2 = got.clone();
-    let reader = gevent::spawn(move || {
-        let mut buf = [0u8; 16];
-        let r = (&a).read(&mut buf).map(|n| buf[..n].to_vec());
-        *g2.borrow_mut() = Some((r, Instant::now()));
-    });
-    // sleep(0) runs every ready greenlet once: the reader is parked in its read afterwards.
-    gevent::sleep(Duration::ZERO);
-    assert!(got.borrow().is_none(), "the reader is parked");
-    (reader, got)
-}
-
 /// The scenario of the issue: the parent's reader is parked, another greenlet forks, the child
 /// sleeps cooperatively and serves a socket of its own until the parent says bye; meanwhile the
 /// parent's data arrives and its reader must wake at once.
-fn parent_keeps_its_events(fork: fn() -> libc::pid_t) {
+fn parent_keeps_its_events_scenario(fork: fn() -> libc::pid_t) {
     let (a, b) = UnixStream::pair().unwrap();
     let (ready_r, ready_w) = UnixStream::pair().unwrap(); // child -> parent: "my hub runs"
     let (bye_r, bye_w) = UnixStream::pair().unwrap(); // parent -> child: "exit now"
@@ -91,35 +54,12 @@ fn parent_keeps_its_events(fork: fn() -> libc::pid_t) {
             // A socket of its own, made after the fork, served by a greenlet: an echo.
             let (c1, c2) = UnixStream::pair().unwrap();
             c2.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let echo = gevent::spawn(move || {
-                let mut buf = [0u8; 16];
-                let n = (&c1).read(&mut buf).unwrap();
-                (&c1).write_all(&buf[..n]).unwrap();
-            });
-            (&c2).write_all(b"ping").unwrap();
-            let mut buf = [0u8; 4];
-            if (&c2).read_exact(&mut buf).is_err() || &buf != b"ping" {
-                return 2;
-            }
-            if !echo.join_timeout(Duration::from_secs(5)) {
-                return 3;
+            if let Err(code) = fork::echo_works(c1, &c2) {
+                return code;
             }
             // Sleeps cooperatively (its hub polls meanwhile) while a greenlet waits for the
             // parent's bye on an fd inherited from it (registered again in the child's poller).
-            let bye = Rc::new(Cell::new(false));
-            let bye2 = bye.clone();
-            let waiter = gevent::spawn(move || {
-                let mut b = [0u8; 3];
-                if (&bye_r).read_exact(&mut b).is_ok() && &b == b"bye" {
-                    bye2.set(true);
-                }
-            });
-            (&ready_w).write_all(b"r").unwrap();
-            let t = Instant::now();
-            while !bye.get() && t.elapsed() < Duration::from_secs(10) {
-                gevent::sleep(Duration::from_millis(5));
-            }
-            if !bye.get() || !waiter.join_timeout(Duration::from_secs(1)) {
+            if !fork::bye_arrives_while_sleeping(bye_r, &ready_w, gevent::sleep) {
                 return 4;
             }
             // The child's copy of the parent's reader was woken with an error and read nothing.
@@ -133,40 +73,17 @@ fn parent_keeps_its_events(fork: fn() -> libc::pid_t) {
     });
     let pid = forker.get().unwrap();
     assert!(pid > 0);
-    let mut r = [0u8; 1];
-    if let Err(e) = (&ready_r).read_exact(&mut r) {
-        let code = reap(pid, Duration::from_secs(15));
-        panic!("the child did not report that its hub runs ({e}); it exited with {code}");
-    }
-    // The child's hub is running now (it sleeps and polls until the bye): the data arrives.
-    let sent = Instant::now();
-    (&b).write_all(b"hello").unwrap();
-    let woke = reader.join_timeout(Duration::from_secs(3));
-    let latency = sent.elapsed();
-    let _ = (&bye_w).write_all(b"bye"); // the child may be gone already (a failure): reap it anyway
-    let code = reap(pid, Duration::from_secs(15));
-    assert!(
-        woke,
-        "the parent's reader never woke: the child took its event"
-    );
-    let (r, at) = got.borrow_mut().take().unwrap();
-    assert_eq!(r.unwrap(), b"hello");
-    let latency = latency.min(at.duration_since(sent));
-    assert!(
-        latency < Duration::from_millis(500),
-        "the parent's reader woke {latency:?} after the data arrived"
-    );
-    assert_eq!(code, 0, "the child's check failed (code {code})");
+    fork::parent_keeps_its_events(pid, &ready_r, &b, &bye_w, &reader, &got);
 }
 
 #[test]
 fn gevent_fork_parent_keeps_its_events_child_serves_its_own() {
-    parent_keeps_its_events(gevent_fork);
+    parent_keeps_its_events_scenario(gevent_fork);
 }
 
 #[test]
 fn raw_libc_fork_parent_keeps_its_events_child_serves_its_own() {
-    parent_keeps_its_events(libc_fork);
+    parent_keeps_its_events_scenario(libc_fork);
 }
 
 #[test]

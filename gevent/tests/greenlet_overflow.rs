@@ -81,11 +81,12 @@ fn assert_overflow_report(out: &Output, want: &str) {
     );
 }
 
-#[test]
-fn overflow_names_the_gevent_greenlet() {
-    const NAME: &str = "overflow_names_the_gevent_greenlet";
-    if is_child(NAME) {
-        let _neighbours = dense_with_parked_neighbours();
+/// An overflow in a greenlet spawned with `gevent::spawn` is reported with the greenlet's gevent
+/// name, `Greenlet-<minimal ident>`; the test `name` runs it in a child process, on the dense
+/// layout with parked neighbours if `dense`, else on the default guarded stack.
+fn overflow_names_the_gevent_greenlet_scenario(name: &str, dense: bool) {
+    if is_child(name) {
+        let _neighbours = dense.then(dense_with_parked_neighbours);
         let g = gevent::spawn(|| {
             recurse_forever(0);
         });
@@ -94,12 +95,17 @@ fn overflow_names_the_gevent_greenlet() {
         println!("survived");
         return;
     }
-    let out = run_child(NAME);
+    let out = run_child(name);
     let ident = String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("ident=").map(str::to_string))
         .unwrap_or_else(|| panic!("{}", describe(&out)));
     assert_overflow_report(&out, &format!("Greenlet-{ident}"));
+}
+
+#[test]
+fn overflow_names_the_gevent_greenlet() {
+    overflow_names_the_gevent_greenlet_scenario("overflow_names_the_gevent_greenlet", true);
 }
 
 #[test]
@@ -146,22 +152,10 @@ fn overflow_names_the_name_set_while_running() {
 /// A guarded stack (the default) reports the gevent name too.
 #[test]
 fn guarded_overflow_names_the_gevent_greenlet() {
-    const NAME: &str = "guarded_overflow_names_the_gevent_greenlet";
-    if is_child(NAME) {
-        let g = gevent::spawn(|| {
-            recurse_forever(0);
-        });
-        println!("\nident={}", g.minimal_ident());
-        g.join();
-        println!("survived");
-        return;
-    }
-    let out = run_child(NAME);
-    let ident = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("ident=").map(str::to_string))
-        .unwrap_or_else(|| panic!("{}", describe(&out)));
-    assert_overflow_report(&out, &format!("Greenlet-{ident}"));
+    overflow_names_the_gevent_greenlet_scenario(
+        "guarded_overflow_names_the_gevent_greenlet",
+        false,
+    );
 }
 
 /// Issue 10.8: past `vm.max_map_count`, every spawn fails with the clear error, but only the first

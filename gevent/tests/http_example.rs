@@ -4,67 +4,51 @@
 //! `Expect: 100-continue`, HEAD, the header timeout against a slowloris client, 1,000 concurrent
 //! sleeping requests, and the server's descriptor count afterwards.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "support/example.rs"]
+mod example;
+use example::{collect, Example};
+
+#[path = "support/http_client.rs"]
+mod http_client;
+use http_client::Client;
 
 #[path = "ssl_common/mod.rs"]
 mod ssl_common;
 use ssl_common::Pki;
 
 struct Server {
-    child: Child,
+    ex: Example,
     port: u16,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    stderr: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(example_binary())
-            .args(["--port", "0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start http_server");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut first = String::new();
-        out.read_line(&mut first).unwrap();
-        let port = first
-            .trim()
-            .strip_prefix("listening on 127.0.0.1:")
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .parse()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let se = stderr.clone();
-        let mut err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = err.read(&mut buf) {
-                se.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let args: Vec<&str> = ["--port", "0"].iter().chain(extra).copied().collect();
+        let mut ex = example::start("http_server", &args, Stdio::piped());
+        // Nothing here reads what the server prints after its first line.
+        drop(ex.child.stdout.take());
+        let (stderr, _) = collect(ex.child.stderr.take().unwrap());
         Server {
-            child,
-            port,
+            port: ex.port,
+            ex,
             stderr,
         }
     }
 
+    /// What the server wrote to stderr so far.
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
     fn fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.ex.child.id()))
             .map(|d| d.count())
             .unwrap_or(0)
     }
@@ -80,8 +64,8 @@ impl Server {
 
     /// The server's CPU time so far (user + system).
     fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.ex.child.id()))
+            .unwrap_or_default();
         let fields: Vec<&str> = stat
             .rsplit(')')
             .next()
@@ -98,123 +82,11 @@ impl Server {
     }
 }
 
-fn example_binary() -> std::path::PathBuf {
-    let st = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "gevent", "--example", "http_server"])
-        .status()
-        .expect("cargo build");
-    assert!(st.success(), "building the http_server example");
-    let mut exe = std::env::current_exe().expect("current exe");
-    exe.pop();
-    exe.pop();
-    exe.push("examples");
-    exe.push("http_server");
-    exe
-}
-
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn closes(&self) -> bool {
-        self.header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-    }
-}
-
-/// A raw HTTP/1.1 client with a strict response reader.
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Client {
-    fn new(port: u16) -> Client {
+impl Client<TcpStream> {
+    fn new(port: u16) -> Client<TcpStream> {
         let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        Client {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        }
-    }
-
-    fn send(&mut self, b: &[u8]) {
-        self.w.write_all(b).unwrap();
-    }
-
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.r.read_line(&mut l).unwrap();
-        assert!(l.ends_with("\r\n"), "line without CRLF: {l:?}");
-        l.truncate(l.len() - 2);
-        l
-    }
-
-    /// One response to a request with method `method`.
-    fn response_to(&mut self, method: &str) -> Resp {
-        let status_line = self.line();
-        let status: u16 = status_line
-            .strip_prefix("HTTP/1.1 ")
-            .and_then(|s| s.get(..3))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-        let mut headers = Vec::new();
-        loop {
-            let l = self.line();
-            if l.is_empty() {
-                break;
-            }
-            let (n, v) = l.split_once(':').expect("header line");
-            headers.push((n.to_owned(), v.trim().to_owned()));
-        }
-        let mut resp = Resp {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        if method == "HEAD" || status == 100 || status == 101 || status == 204 || status == 304 {
-            return resp;
-        }
-        if let Some(n) = resp.header("content-length") {
-            let mut body = vec![0; n.parse().unwrap()];
-            self.r.read_exact(&mut body).unwrap();
-            resp.body = body;
-        } else if resp.header("transfer-encoding") == Some("chunked") {
-            loop {
-                let size = usize::from_str_radix(&self.line(), 16).unwrap();
-                if size == 0 {
-                    while !self.line().is_empty() {}
-                    break;
-                }
-                let mut chunk = vec![0; size];
-                self.r.read_exact(&mut chunk).unwrap();
-                resp.body.extend_from_slice(&chunk);
-                assert_eq!(self.line(), "");
-            }
-        } else {
-            self.r.read_to_end(&mut resp.body).unwrap();
-        }
-        resp
-    }
-
-    fn response(&mut self) -> Resp {
-        self.response_to("GET")
-    }
-
-    /// Whether the server closed the connection (EOF within the read timeout).
-    fn closed(&mut self) -> bool {
-        let mut b = [0u8; 1];
-        matches!(self.r.read(&mut b), Ok(0) | Err(_))
+        Client::from_halves(s.try_clone().unwrap(), s)
     }
 
     /// Whether the connection is still open: nothing arrives within 200 ms.
@@ -233,7 +105,8 @@ impl Client {
 
 /// Sends `req` on a new connection: the server answers `status` with `Connection: close`, then
 /// closes.
-fn refused(port: u16, req: &[u8], status: u16) {
+fn refused(port: u16, req: impl AsRef<[u8]>, status: u16) {
+    let req = req.as_ref();
     let mut c = Client::new(port);
     c.send(req);
     let r = c.response();
@@ -250,34 +123,18 @@ fn refusals_answer_and_close() {
     let srv = Server::start(&[]);
     let p = srv.port;
     // Framing conflicts: request smuggling vectors.
-    refused(
-        p,
-        format!("POST /echo HTTP/1.1\r\n{H}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n{H}\r\n").as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!(
-            "POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"
-        )
-        .as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!("POST /echo HTTP/1.1\r\n{H}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
-            .as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!("POST /echo HTTP/1.1\r\n{H}Content-Length: 5, 6\r\n\r\nhello!").as_bytes(),
-        400,
-    );
+    for req in [
+        format!("POST /echo HTTP/1.1\r\n{H}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n{H}\r\n"),
+        format!("POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"),
+        format!("POST /echo HTTP/1.1\r\n{H}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"),
+        format!("POST /echo HTTP/1.1\r\n{H}Content-Length: 5, 6\r\n\r\nhello!"),
+    ] {
+        refused(p, req, 400);
+    }
     for cl in ["+5", "-5", "0x5", "5.0", "", "99999999999999999999"] {
         refused(
             p,
-            format!("POST /echo HTTP/1.1\r\n{H}Content-Length: {cl}\r\n\r\nhello").as_bytes(),
+            format!("POST /echo HTTP/1.1\r\n{H}Content-Length: {cl}\r\n\r\nhello"),
             400,
         );
     }
@@ -290,14 +147,13 @@ fn refusals_answer_and_close() {
     ] {
         refused(
             p,
-            format!("POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: {te}\r\n\r\n0\r\n\r\n")
-                .as_bytes(),
+            format!("POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: {te}\r\n\r\n0\r\n\r\n"),
             400,
         );
     }
     refused(
         p,
-        b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         400,
     );
     // Invalid chunk sizes and chunk framing.
@@ -314,70 +170,37 @@ fn refusals_answer_and_close() {
     ] {
         refused(
             p,
-            format!("POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n{body}")
-                .as_bytes(),
+            format!("POST /echo HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n{body}"),
             400,
         );
     }
-    // Obsolete line folding, bare CR, whitespace in or after header names.
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}X-A: one\r\n two\r\n\r\n").as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}X-A: one\r\n\ttwo\r\n\r\n").as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}X-A: one\rtwo\r\n\r\n").as_bytes(),
-        400,
-    );
-    refused(p, format!("GET /\r HTTP/1.1\r\n{H}\r\n").as_bytes(), 400);
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}Bad Name: x\r\n\r\n").as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}X-A : x\r\n\r\n").as_bytes(),
-        400,
-    );
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n X-A: x\r\n{H}\r\n").as_bytes(),
-        400,
-    );
-    // Host: required once in HTTP/1.1.
-    refused(p, b"GET / HTTP/1.1\r\n\r\n", 400);
-    refused(p, format!("GET / HTTP/1.1\r\n{H}{H}\r\n").as_bytes(), 400);
-    // Garbage and unknown versions.
-    refused(p, b"HELLO\r\n\r\n", 400);
-    refused(p, format!("GET / HTTP/2.0\r\n{H}\r\n").as_bytes(), 400);
+    for req in [
+        // Obsolete line folding, bare CR, whitespace in or after header names.
+        format!("GET / HTTP/1.1\r\n{H}X-A: one\r\n two\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\n{H}X-A: one\r\n\ttwo\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\n{H}X-A: one\rtwo\r\n\r\n"),
+        format!("GET /\r HTTP/1.1\r\n{H}\r\n"),
+        format!("GET / HTTP/1.1\r\n{H}Bad Name: x\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\n{H}X-A : x\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\n X-A: x\r\n{H}\r\n"),
+        // Host: required once in HTTP/1.1.
+        "GET / HTTP/1.1\r\n\r\n".to_owned(),
+        format!("GET / HTTP/1.1\r\n{H}{H}\r\n"),
+        // Garbage and unknown versions.
+        "HELLO\r\n\r\n".to_owned(),
+        format!("GET / HTTP/2.0\r\n{H}\r\n"),
+    ] {
+        refused(p, req, 400);
+    }
     // Sizes: request line over 8 KiB (414), header section over 64 KiB or 100 headers (431),
     // body over 16 MiB (413, before it is sent).
     let long = "a".repeat(9000);
-    refused(
-        p,
-        format!("GET /{long} HTTP/1.1\r\n{H}\r\n").as_bytes(),
-        414,
-    );
+    refused(p, format!("GET /{long} HTTP/1.1\r\n{H}\r\n"), 414);
     let big = "b".repeat(1000);
     let many: String = (0..70).map(|i| format!("X-{i}: {big}\r\n")).collect();
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}{many}\r\n").as_bytes(),
-        431,
-    );
+    refused(p, format!("GET / HTTP/1.1\r\n{H}{many}\r\n"), 431);
     let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
-    refused(
-        p,
-        format!("GET / HTTP/1.1\r\n{H}{many}\r\n").as_bytes(),
-        431,
-    );
+    refused(p, format!("GET / HTTP/1.1\r\n{H}{many}\r\n"), 431);
     let many: String = (0..99).map(|i| format!("X-{i}: v\r\n")).collect();
     let mut c = Client::new(p);
     c.send(format!("GET / HTTP/1.1\r\n{H}{many}\r\n").as_bytes());
@@ -410,11 +233,7 @@ fn refusals_answer_and_close() {
     );
     let r = c.response();
     assert_eq!((r.status, &r.body[..]), (200, &b"hello"[..]));
-    assert!(
-        srv.stderr.lock().unwrap().is_empty(),
-        "{}",
-        srv.stderr.lock().unwrap()
-    );
+    assert!(srv.stderr().is_empty(), "{}", srv.stderr());
 }
 
 #[test]
@@ -514,7 +333,7 @@ fn keep_alive_pipelining_head_and_continue() {
     c.send(format!("GET / HTTP/1.1\r\n{H}Connection: close\r\n\r\n").as_bytes());
     assert_eq!(c.response().status, 200);
     drop(c);
-    let err = srv.stderr.lock().unwrap().clone();
+    let err = srv.stderr();
     assert!(
         err.contains("> http handler panicked: the /panic route panics"),
         "{err}"
@@ -572,7 +391,7 @@ fn a_thousand_concurrent_sleeps() {
     let port = srv.port;
     let t = Instant::now();
     // One thread: open all 1,000 connections and send every request, then read every response.
-    let mut clients: Vec<Client> = (0..1000)
+    let mut clients: Vec<Client<TcpStream>> = (0..1000)
         .map(|_| {
             let mut c = Client::new(port);
             c.send(b"GET /sleep?ms=200 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
@@ -593,7 +412,7 @@ fn a_thousand_concurrent_sleeps() {
 
 #[test]
 fn websocket_round_trip_with_tungstenite() {
-    use gevent::http::websocket::tungstenite::{self, Message};
+    use gevent::http::websocket::tungstenite;
     let srv = Server::start(&[]);
     srv.assert_fds_back_to(srv.fds());
     let base = srv.fds();
@@ -604,21 +423,7 @@ fn websocket_round_trip_with_tungstenite() {
     let (mut ws, resp) =
         tungstenite::client::client(format!("ws://127.0.0.1:{}/ws", srv.port), stream).unwrap();
     assert_eq!(resp.status(), 101);
-    for msg in ["hello", "gevent über alles", ""] {
-        ws.send(Message::text(msg)).unwrap();
-        match ws.read().unwrap() {
-            Message::Text(t) => assert_eq!(t.as_str(), msg.to_uppercase()),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    ws.close(None).unwrap();
-    loop {
-        match ws.read() {
-            Ok(_) => {}
-            Err(tungstenite::Error::ConnectionClosed) => break,
-            Err(e) => panic!("closing: {e}"),
-        }
-    }
+    ws_upper_echo_then_close(&mut ws, &["hello", "gevent über alles", ""]);
     // Not a handshake: 400.
     let mut c = Client::new(srv.port);
     c.send(b"GET /ws HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -797,7 +602,7 @@ fn python_websocket_client() {
 
 #[test]
 fn command_line_errors_are_clear() {
-    let out = Command::new(example_binary())
+    let out = Command::new(example::example_binary("http_server"))
         .args(["--port", "0", "--tls", "/nonexistent/cert.pem", "key.pem"])
         .output()
         .unwrap();
@@ -807,22 +612,24 @@ fn command_line_errors_are_clear() {
         err.contains("--tls") && err.contains("/nonexistent/cert.pem"),
         "{err}"
     );
-    let out = Command::new(example_binary())
+    let out = Command::new(example::example_binary("http_server"))
         .args(["--port", "0", "--tls", "cert.pem"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tls needs a value"));
-    let out = Command::new(example_binary())
+    let out = Command::new(example::example_binary("http_server"))
         .args(["--port", "0", "--workers", "0"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad --workers"));
-    let out = Command::new(example_binary()).output().unwrap();
+    let out = Command::new(example::example_binary("http_server"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--port is required"));
-    let out = Command::new(example_binary())
+    let out = Command::new(example::example_binary("http_server"))
         .args(["--port", "0", "--header-timeout-ms", "soon"])
         .output()
         .unwrap();
@@ -902,7 +709,7 @@ fn tls_curl_keep_alive_upload_and_a_plaintext_client() {
     assert!(!out.status.success());
     assert_eq!(curl(&[&https("/")]).stdout, b"Hello, World!");
     srv.assert_fds_back_to(base);
-    let log = srv.stderr.lock().unwrap().clone();
+    let log = srv.stderr();
     assert!(log.contains("not speaking TLS"), "{log}");
 }
 
@@ -1016,7 +823,7 @@ fn tls_openssl_s_client() {
 
 #[test]
 fn tls_websocket_wss_with_tungstenite() {
-    use gevent::http::websocket::tungstenite::{self, Message};
+    use gevent::http::websocket::tungstenite;
     let pki = Pki::new(&[]);
     let srv = Server::start(&tls_args(&pki));
     let tcp = gevent::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
@@ -1025,21 +832,7 @@ fn tls_websocket_wss_with_tungstenite() {
     let (mut ws, resp) =
         tungstenite::client::client(format!("wss://localhost:{}/ws", srv.port), tls).unwrap();
     assert_eq!(resp.status(), 101);
-    for msg in ["hello over tls", "wss"] {
-        ws.send(Message::text(msg)).unwrap();
-        match ws.read().unwrap() {
-            Message::Text(t) => assert_eq!(t.as_str(), msg.to_uppercase()),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    ws.close(None).unwrap();
-    loop {
-        match ws.read() {
-            Ok(_) => {}
-            Err(tungstenite::Error::ConnectionClosed) => break,
-            Err(e) => panic!("closing: {e}"),
-        }
-    }
+    ws_upper_echo_then_close(&mut ws, &["hello over tls", "wss"]);
 }
 
 #[test]
@@ -1074,4 +867,25 @@ fn two_workers_serve_every_route() {
         assert_eq!(c.join().unwrap(), 200);
     }
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+/// Sends each of `msgs` as a text message on `ws` and expects it back upper-cased, then closes
+/// the WebSocket and reads until the server has closed it too.
+fn ws_upper_echo_then_close<S: Read + Write>(ws: &mut tungstenite::WebSocket<S>, msgs: &[&str]) {
+    use gevent::http::websocket::tungstenite::{self, Message};
+    for msg in msgs {
+        ws.send(Message::text(*msg)).unwrap();
+        match ws.read().unwrap() {
+            Message::Text(t) => assert_eq!(t.as_str(), msg.to_uppercase()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    ws.close(None).unwrap();
+    loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("closing: {e}"),
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! that panics mid-stream, and a connection taken over after `101 Switching Protocols`.
 //! The clients are gevent sockets in the test's main greenlet.
 
-use std::io::{BufRead, BufReader, Cursor, Read, Write};
+use std::io::{Cursor, Read, Write};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,97 +13,15 @@ use gevent::http::{
 };
 use gevent::net::TcpStream;
 
-#[derive(Debug, Default)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    trailers: Vec<(String, String)>,
-}
+#[path = "support/http_client.rs"]
+mod http_client;
+use http_client::Client;
 
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-struct Client {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
-}
-
-impl Client {
-    fn new(addr: SocketAddr) -> Client {
+impl Client<TcpStream> {
+    fn new(addr: SocketAddr) -> Client<TcpStream> {
         let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        Client {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        }
-    }
-    fn send(&mut self, b: &[u8]) {
-        self.w.write_all(b).unwrap();
-    }
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.r.read_line(&mut l).unwrap();
-        assert!(l.ends_with("\r\n"), "{l:?}");
-        l.truncate(l.len() - 2);
-        l
-    }
-    fn fields(&mut self) -> Vec<(String, String)> {
-        let mut v = Vec::new();
-        loop {
-            let l = self.line();
-            if l.is_empty() {
-                return v;
-            }
-            let (n, val) = l.split_once(':').unwrap();
-            v.push((n.to_owned(), val.trim().to_owned()));
-        }
-    }
-    fn response(&mut self, head: bool) -> Resp {
-        let sl = self.line();
-        let mut r = Resp {
-            status: sl[9..12].parse().unwrap(),
-            ..Resp::default()
-        };
-        r.headers = self.fields();
-        if head || r.status == 100 || r.status == 101 {
-            return r;
-        }
-        if let Some(n) = r.header("content-length") {
-            r.body = vec![0; n.parse().unwrap()];
-            self.r.read_exact(&mut r.body).unwrap();
-        } else if r.header("transfer-encoding").is_some() {
-            loop {
-                let n = usize::from_str_radix(&self.line(), 16).unwrap();
-                if n == 0 {
-                    r.trailers = self.fields();
-                    break;
-                }
-                let mut c = vec![0; n];
-                self.r.read_exact(&mut c).unwrap();
-                r.body.extend_from_slice(&c);
-                assert_eq!(self.line(), "");
-            }
-        } else {
-            self.r.read_to_end(&mut r.body).unwrap();
-        }
-        r
-    }
-    fn get(&mut self, path: &str) -> Resp {
-        self.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
-        self.response(false)
-    }
-    /// Reads to EOF: what came before it.
-    fn rest(&mut self) -> Vec<u8> {
-        let mut v = Vec::new();
-        let _ = self.r.read_to_end(&mut v);
-        v
+        Client::from_halves(s.try_clone().unwrap(), s)
     }
 }
 
@@ -213,7 +131,7 @@ fn graceful_stop_closes_idle_finishes_in_flight_then_kills() {
         "{:?}",
         t.elapsed()
     );
-    let r = busy.response(false);
+    let r = busy.response();
     assert_eq!((r.status, &r.body[..]), (200, &b"ok"[..]));
     assert_eq!(r.header("connection"), Some("close"));
     assert!(busy.rest().is_empty());
@@ -285,9 +203,9 @@ fn access_log_in_combined_format() {
     c.send(
         b"GET /?q=1 HTTP/1.1\r\nHost: t\r\nReferer: http://ref/\r\nUser-Agent: agent \"1\"\r\n\r\n",
     );
-    assert_eq!(c.response(false).status, 200);
+    assert_eq!(c.response().status, 200);
     c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
-    assert_eq!(c.response(false).body, b"abc");
+    assert_eq!(c.response().body, b"abc");
     let t = Instant::now();
     let text = loop {
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
@@ -315,7 +233,7 @@ fn trailers_in_and_out() {
     let server = start(Config::default());
     let mut c = Client::new(server.local_addr());
     c.send(b"POST /trailers HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\nX-Check: yes\r\n\r\n");
-    let r = c.response(false);
+    let r = c.response();
     assert_eq!(r.body, b"body / yes");
     assert_eq!(r.trailers, vec![("x-len".to_owned(), "4".to_owned())]);
     server.stop(Duration::from_secs(1));
@@ -332,16 +250,16 @@ fn configured_limits_and_timeouts() {
     let addr = server.local_addr();
     let mut c = Client::new(addr);
     c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n");
-    assert_eq!(c.response(false).status, 413);
+    assert_eq!(c.response().status, 413);
     assert!(c.rest().is_empty());
     let mut c = Client::new(addr);
     c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\nworld!\r\n0\r\n\r\n");
-    assert_eq!(c.response(false).status, 413);
+    assert_eq!(c.response().status, 413);
     // The body stalls: 408 after the body timeout.
     let mut c = Client::new(addr);
     c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
     let t = Instant::now();
-    let r = c.response(false);
+    let r = c.response();
     assert_eq!((r.status, r.header("connection")), (408, Some("close")));
     assert!(
         t.elapsed() >= Duration::from_millis(90),
@@ -363,7 +281,7 @@ fn configured_limits_and_timeouts() {
     c.send(
         b"POST /ignore HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
     );
-    let r = c.response(false);
+    let r = c.response();
     assert_eq!((r.status, r.header("connection")), (200, Some("close")));
     // An unread body over the drain limit closes the connection after the response.
     let server2 = start(Config {
@@ -372,7 +290,7 @@ fn configured_limits_and_timeouts() {
     });
     let mut c = Client::new(server2.local_addr());
     c.send(b"POST /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\n12345678");
-    let r = c.response(false);
+    let r = c.response();
     assert_eq!((r.status, r.header("connection")), (200, Some("close")));
     assert!(c.rest().is_empty());
     server.stop(Duration::from_secs(1));
@@ -394,7 +312,7 @@ fn reader_and_streamed_bodies() {
         (Some("chunked"), &b"from a reader"[..])
     );
     c.send(b"HEAD /reader HTTP/1.1\r\nHost: t\r\n\r\n");
-    let r = c.response(true);
+    let r = c.response_to("HEAD");
     assert_eq!(r.status, 200);
     assert_eq!(c.get("/").body, b"hello", "HEAD sent no body");
     // A reader shorter than its declared length, before anything was sent: 500.
@@ -415,7 +333,7 @@ fn upgrade_takes_over_the_connection() {
     let mut c = Client::new(server.local_addr());
     // The first bytes of the new protocol come in the same write as the request.
     c.send(b"GET /raw HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: reverse\r\n\r\nhello");
-    let r = c.response(false);
+    let r = c.response();
     assert_eq!((r.status, r.header("upgrade")), (101, Some("reverse")));
     let mut got = [0u8; 5];
     c.r.read_exact(&mut got).unwrap();

@@ -34,19 +34,41 @@ fn signal_me(sig: libc::c_int) {
     assert_eq!(unsafe { libc::pthread_kill(libc::pthread_self(), sig) }, 0);
 }
 
+/// What a read of up to 8 bytes gave: the bytes, or the error's kind and errno.
+type ReadResult = Result<Vec<u8>, (ErrorKind, Option<i32>)>;
+
+/// Spawns a greenlet that reads up to 8 bytes from `a` (through the patched `read`), and lets it
+/// start and park in that read.
+fn parked_read(mut a: UnixStream) -> gevent::Greenlet<ReadResult> {
+    let g = gevent::spawn(move || {
+        let mut buf = [0u8; 8];
+        a.read(&mut buf)
+            .map(|n| buf[..n].to_vec())
+            .map_err(|e| (e.kind(), e.raw_os_error()))
+    });
+    gevent::sleep(Duration::ZERO);
+    g
+}
+
+/// The read `g` is parked in is still waiting after a few hub turns, and returns `data` once `b`
+/// sends it.
+fn still_waiting_until_data_comes(
+    g: &gevent::Greenlet<ReadResult>,
+    b: &mut UnixStream,
+    data: &[u8],
+) {
+    assert!(!g.join_timeout(Duration::from_millis(50)));
+    b.write_all(data).unwrap();
+    assert_eq!(g.get_timeout(Duration::from_secs(5)), Ok(Ok(data.to_vec())));
+}
+
 #[test]
 fn read_is_interrupted_by_a_handler_without_sa_restart() {
     gevent::monkey::patch_all();
     let sig = libc::SIGUSR1;
     install(sig, 0);
-    let (mut a, _b) = UnixStream::pair().unwrap();
-    let g = gevent::spawn(move || {
-        let mut buf = [0u8; 8];
-        a.read(&mut buf)
-            .map_err(|e| (e.kind(), e.raw_os_error()))
-            .map(|_| ())
-    });
-    gevent::sleep(Duration::ZERO); // it starts and parks in read
+    let (a, _b) = UnixStream::pair().unwrap();
+    let g = parked_read(a);
     assert!(!g.ready());
     signal_me(sig);
     assert_eq!(HITS[sig as usize].load(Ordering::SeqCst), 1);
@@ -61,23 +83,12 @@ fn read_keeps_waiting_through_a_sa_restart_handler() {
     gevent::monkey::patch_all();
     let sig = libc::SIGUSR2;
     install(sig, libc::SA_RESTART);
-    let (mut a, mut b) = UnixStream::pair().unwrap();
-    let g = gevent::spawn(move || {
-        let mut buf = [0u8; 8];
-        a.read(&mut buf)
-            .map(|n| buf[..n].to_vec())
-            .map_err(|e| e.kind())
-    });
-    gevent::sleep(Duration::ZERO);
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let g = parked_read(a);
     signal_me(sig);
     assert_eq!(HITS[sig as usize].load(Ordering::SeqCst), 1);
     // Restarted, as the kernel restarts it: still waiting after a few hub turns.
-    assert!(!g.join_timeout(Duration::from_millis(50)));
-    b.write_all(b"hi").unwrap();
-    assert_eq!(
-        g.get_timeout(Duration::from_secs(5)),
-        Ok(Ok(b"hi".to_vec()))
-    );
+    still_waiting_until_data_comes(&g, &mut b, b"hi");
 }
 
 #[test]
@@ -253,23 +264,12 @@ fn a_signal_on_another_thread_does_not_interrupt_this_ones_calls() {
     gevent::monkey::patch_all();
     let sig = libc::SIGRTMIN() + 7;
     install(sig, 0);
-    let (mut a, mut b) = UnixStream::pair().unwrap();
-    let g = gevent::spawn(move || {
-        let mut buf = [0u8; 8];
-        a.read(&mut buf)
-            .map(|n| buf[..n].to_vec())
-            .map_err(|e| e.kind())
-    });
-    gevent::sleep(Duration::ZERO);
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let g = parked_read(a);
     let before = HITS[sig as usize].load(Ordering::SeqCst);
     std::thread::spawn(move || signal_me(sig)).join().unwrap();
     assert_eq!(HITS[sig as usize].load(Ordering::SeqCst), before + 1);
-    assert!(!g.join_timeout(Duration::from_millis(50)));
-    b.write_all(b"ok").unwrap();
-    assert_eq!(
-        g.get_timeout(Duration::from_secs(5)),
-        Ok(Ok(b"ok".to_vec()))
-    );
+    still_waiting_until_data_comes(&g, &mut b, b"ok");
 }
 
 #[test]
@@ -277,13 +277,9 @@ fn a_signal_sent_from_another_thread_wakes_the_sleeping_hub() {
     gevent::monkey::patch_all();
     let sig = libc::SIGRTMIN() + 8;
     install(sig, 0);
-    let (mut a, _b) = UnixStream::pair().unwrap();
-    let g = gevent::spawn(move || {
-        let mut buf = [0u8; 8];
-        a.read(&mut buf).map(|_| ()).map_err(|e| e.kind())
-    });
-    gevent::sleep(Duration::ZERO); // it parks in read
-                                   // SAFETY: pthread_self has no preconditions.
+    let (a, _b) = UnixStream::pair().unwrap();
+    let g = parked_read(a);
+    // SAFETY: pthread_self has no preconditions.
     let me = unsafe { libc::pthread_self() } as usize;
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let sender = std::thread::spawn(move || {
@@ -295,5 +291,5 @@ fn a_signal_sent_from_another_thread_wakes_the_sleeping_hub() {
     // The hub sleeps in epoll_wait (or is about to) when the signal lands.
     let r = g.get_timeout(Duration::from_secs(5));
     assert_eq!(sender.join().unwrap(), 0);
-    assert_eq!(r, Ok(Err(ErrorKind::Interrupted)));
+    assert_eq!(r, Ok(Err((ErrorKind::Interrupted, Some(libc::EINTR)))));
 }

@@ -3,46 +3,25 @@
 //! open together and each talks twice, after all of them talked once: a server that blocked in one
 //! client's `read` would never reach the others (the clients' 10 s read timeout would fail the test).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
+#[path = "support/example.rs"]
+mod example;
+
 #[test]
 fn std_echo_server_serves_many_clients_concurrently_from_one_thread() {
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "gevent",
-            "--features",
-            "monkey",
-            "--example",
-            "monkey_std_echo",
-        ])
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
-    let mut exe = std::env::current_exe().unwrap();
-    exe.pop();
-    exe.pop();
-    exe.push("examples/monkey_std_echo");
-    let mut server = Command::new(&exe)
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run the example");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let mut server = example::start_with(
+        "monkey_std_echo",
+        &["monkey"],
+        &["127.0.0.1:0"],
+        Stdio::inherit(),
+    );
+    drop(server.child.stdout.take()); // nothing more is read from it
+    let addr = format!("127.0.0.1:{}", server.port);
 
     const CLIENTS: usize = 100;
     let barrier = Arc::new(Barrier::new(CLIENTS));
@@ -69,14 +48,13 @@ fn std_echo_server_serves_many_clients_concurrently_from_one_thread() {
     let results: Vec<_> = clients.into_iter().map(|c| c.join()).collect();
     // The server's threads, but for gevent's blocking watchdog (on in debug builds), which
     // serves nothing.
-    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", server.id()))
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", server.child.id()))
         .unwrap()
         .map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).unwrap())
         .map(|comm| comm.trim().to_string())
         .filter(|comm| comm != "gevent-watchdog")
         .collect();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server); // killed
     assert!(results.iter().all(|r| r.is_ok()));
     assert_eq!(
         threads.len(),

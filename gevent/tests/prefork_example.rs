@@ -4,35 +4,24 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BOUND: Duration = Duration::from_secs(20);
+#[path = "support/example.rs"]
+mod example;
 
-fn example_binary() -> std::path::PathBuf {
-    let st = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "gevent", "--example", "prefork_server"])
-        .status()
-        .expect("cargo build");
-    assert!(st.success(), "building the prefork_server example");
-    let mut exe = std::env::current_exe().expect("current exe");
-    exe.pop();
-    exe.pop();
-    exe.push("examples");
-    exe.push("prefork_server");
-    exe
-}
+const BOUND: Duration = Duration::from_secs(20);
 
 #[test]
 fn two_worker_processes_serve_one_socket_and_end_with_their_parent() {
-    let mut parent = Command::new(example_binary())
-        .args(["127.0.0.1:0", "--workers", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prefork_server");
-    let out = BufReader::new(parent.stdout.take().unwrap());
+    let mut parent = example::start(
+        "prefork_server",
+        &["127.0.0.1:0", "--workers", "2"],
+        Stdio::null(),
+    );
+    let port = parent.port;
+    let out = BufReader::new(parent.child.stdout.take().unwrap());
     // Every line of every process (they share the pipe); `None` at EOF, when all have exited.
     let (tx, rx) = mpsc::channel::<Option<String>>();
     std::thread::spawn(move || {
@@ -43,12 +32,6 @@ fn two_worker_processes_serve_one_socket_and_end_with_their_parent() {
         let _ = tx.send(None);
     });
     let next = || rx.recv_timeout(BOUND).expect("a line within the bound");
-    let first = next().expect("the first line");
-    let port: u16 = first
-        .strip_prefix("listening on 127.0.0.1:")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .parse()
-        .unwrap();
     let mut workers = BTreeSet::new();
     let mut pids = Vec::new();
     for _ in 0..2 {
@@ -64,7 +47,7 @@ fn two_worker_processes_serve_one_socket_and_end_with_their_parent() {
     }
     assert_eq!(workers, BTreeSet::from(["0".to_owned(), "1".to_owned()]));
     assert_ne!(pids[0], pids[1]);
-    assert!(!pids.contains(&parent.id()));
+    assert!(!pids.contains(&parent.child.id()));
 
     // Connections in flight at once, so that both processes have work to take.
     let started = Instant::now();
@@ -87,8 +70,8 @@ fn two_worker_processes_serve_one_socket_and_end_with_their_parent() {
 
     // Killing the parent ends the workers (PR_SET_PDEATHSIG): the shared stdout reaches EOF once
     // the last process holding it is gone.
-    parent.kill().unwrap();
-    parent.wait().unwrap();
+    parent.child.kill().unwrap();
+    parent.child.wait().unwrap();
     loop {
         match rx.recv_timeout(BOUND) {
             Ok(Some(_)) => continue,

@@ -2,77 +2,35 @@
 //! `socket` module drives 500 concurrent connections and checks every byte; misbehaving clients
 //! (disconnect mid-message, send nothing, half-close) do not disturb it.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "support/example.rs"]
+mod example;
+use example::{collect, collect_lines, Example};
+
 struct Server {
-    child: Child,
+    ex: Example,
     port: u16,
     stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Server {
+    /// What the server wrote to stderr so far.
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 }
 
-fn example_binary() -> std::path::PathBuf {
-    let st = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "gevent", "--example", "upper_server"])
-        .status()
-        .expect("cargo build");
-    assert!(st.success(), "building the upper_server example");
-    let mut exe = std::env::current_exe().expect("current exe");
-    exe.pop();
-    exe.pop();
-    exe.push("examples");
-    exe.push("upper_server");
-    exe
-}
-
 fn start_server() -> Server {
-    let mut child = Command::new(example_binary())
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start upper_server");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let port = first
-        .trim()
-        .strip_prefix("listening on 127.0.0.1:")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .parse()
-        .unwrap();
-    let stdout = Arc::new(Mutex::new(Vec::new()));
-    let so = stdout.clone();
-    std::thread::spawn(move || {
-        for line in out.lines() {
-            let Ok(line) = line else { break };
-            so.lock().unwrap().push(line);
-        }
-    });
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let se = stderr.clone();
-    let mut err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = err.read(&mut buf) {
-            se.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
+    let mut ex = example::start("upper_server", &["127.0.0.1:0"], Stdio::piped());
+    let stdout = collect_lines(ex.child.stdout.take().unwrap());
+    let (stderr, _) = collect(ex.child.stderr.take().unwrap());
     Server {
-        child,
-        port,
+        port: ex.port,
+        ex,
         stdout,
         stderr,
     }
@@ -166,11 +124,7 @@ fn five_hundred_concurrent_python_clients_every_byte_checked() {
             "client {i} not printed"
         );
     }
-    assert!(
-        srv.stderr.lock().unwrap().is_empty(),
-        "{}",
-        srv.stderr.lock().unwrap()
-    );
+    assert!(srv.stderr().is_empty(), "{}", srv.stderr());
 }
 
 const MISBEHAVING: &str = r#"
@@ -219,10 +173,10 @@ fn misbehaving_clients_do_not_disturb_the_server() {
         "{printed:?}"
     );
     // The reset connection was logged (or ended quietly if the reset came after the last write).
-    let err = srv.stderr.lock().unwrap().clone();
+    let err = srv.stderr();
     assert!(
         err.is_empty() || err.contains("reset") || err.contains("Broken pipe"),
         "{err}"
     );
-    assert!(srv.child.id() > 0);
+    assert!(srv.ex.child.id() > 0);
 }

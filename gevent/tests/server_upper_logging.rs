@@ -3,61 +3,23 @@
 //! and each chunk is still printed exactly as Python's `print(bytes)` prints it (checked against
 //! python3 for all 256 byte values and the quoting cases). Every wait is bounded.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{ChildStderr, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn example_binary() -> std::path::PathBuf {
-    let st = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "gevent", "--example", "upper_server"])
-        .status()
-        .expect("cargo build");
-    assert!(st.success(), "building the upper_server example");
-    let mut exe = std::env::current_exe().expect("current exe");
-    exe.pop();
-    exe.pop();
-    exe.push("examples");
-    exe.push("upper_server");
-    exe
-}
-
-/// The server process; killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+#[path = "support/example.rs"]
+mod example;
+use example::{collect, collect_lines, Example};
 
 /// Starts the server with stdout and stderr piped; returns it, its port and its stdout with the
-/// first line (`listening on ...`) read, nothing more (byte by byte, so no later line is consumed).
-fn start() -> (Server, u16, ChildStdout, ChildStderr) {
-    let mut child = Command::new(example_binary())
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start upper_server");
-    let mut out = child.stdout.take().unwrap();
-    let err = child.stderr.take().unwrap();
-    let mut first = Vec::new();
-    let mut b = [0u8; 1];
-    while b[0] != b'\n' {
-        assert_eq!(out.read(&mut b).unwrap(), 1, "stdout ended: {first:?}");
-        first.push(b[0]);
-    }
-    let first = String::from_utf8(first).unwrap();
-    let port = first
-        .trim()
-        .strip_prefix("listening on 127.0.0.1:")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .parse()
-        .unwrap();
-    (Server(child), port, out, err)
+/// first line (`listening on ...`) read, nothing more.
+fn start() -> (Example, u16, ChildStdout, ChildStderr) {
+    let mut ex = example::start("upper_server", &["127.0.0.1:0"], Stdio::piped());
+    let out = ex.child.stdout.take().unwrap();
+    let err = ex.child.stderr.take().unwrap();
+    let port = ex.port;
+    (ex, port, out, err)
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -74,21 +36,6 @@ fn roundtrip(c: &mut TcpStream, msg: &[u8]) {
     c.read_exact(&mut got)
         .unwrap_or_else(|e| panic!("no answer from the server: {e}"));
     assert_eq!(got, msg.to_ascii_uppercase());
-}
-
-/// Collects everything `r` gives until EOF, on a thread.
-fn collect(
-    mut r: impl Read + Send + 'static,
-) -> (Arc<Mutex<Vec<u8>>>, std::thread::JoinHandle<()>) {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let b = buf.clone();
-    let t = std::thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        while let Ok(n @ 1..) = r.read(&mut chunk) {
-            b.lock().unwrap().extend_from_slice(&chunk[..n]);
-        }
-    });
-    (buf, t)
 }
 
 #[test]
@@ -209,14 +156,7 @@ fn chunks_are_printed_as_python_prints_bytes_for_every_byte_value() {
     };
     assert_eq!(want.len(), inputs.len());
     let (_server, port, stdout, _stderr) = start();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let l2 = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            l2.lock().unwrap().push(line);
-        }
-    });
+    let lines = collect_lines(stdout);
     let mut c = connect(port);
     // One chunk each: the answer comes back before the next is sent.
     for i in &inputs {

@@ -5,35 +5,14 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[path = "support/example.rs"]
+mod example;
+
 const BOUND: Duration = Duration::from_secs(20);
-
-fn example_binary() -> std::path::PathBuf {
-    let st = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "gevent", "--example", "upper_server"])
-        .status()
-        .expect("cargo build");
-    assert!(st.success(), "building the upper_server example");
-    let mut exe = std::env::current_exe().expect("current exe");
-    exe.pop();
-    exe.pop();
-    exe.push("examples");
-    exe.push("upper_server");
-    exe
-}
-
-/// The server process; killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The names of the process's threads.
 fn thread_names(pid: u32) -> BTreeSet<String> {
@@ -50,14 +29,13 @@ fn thread_names(pid: u32) -> BTreeSet<String> {
 
 #[test]
 fn two_workers_serve_and_print_every_chunk() {
-    let mut child = Command::new(example_binary())
-        .args(["127.0.0.1:0", "--workers", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start upper_server");
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let server = Server(child);
+    let mut server = example::start(
+        "upper_server",
+        &["127.0.0.1:0", "--workers", "2"],
+        Stdio::null(),
+    );
+    let port = server.port;
+    let out = BufReader::new(server.child.stdout.take().unwrap());
     let (tx, rx) = mpsc::channel::<String>();
     std::thread::spawn(move || {
         for line in out.lines() {
@@ -67,13 +45,7 @@ fn two_workers_serve_and_print_every_chunk() {
             }
         }
     });
-    let first = rx.recv_timeout(BOUND).expect("the first line");
-    let port: u16 = first
-        .strip_prefix("listening on 127.0.0.1:")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .parse()
-        .unwrap();
-    let names = thread_names(server.0.id());
+    let names = thread_names(server.child.id());
     assert!(
         names.contains("gevent-hub-0") && names.contains("gevent-hub-1"),
         "{names:?}"
@@ -105,7 +77,7 @@ fn two_workers_serve_and_print_every_chunk() {
 #[test]
 fn bad_worker_counts_are_refused() {
     for bad in [&["--workers", "0"][..], &["--workers", "x"], &["--workers"]] {
-        let out = Command::new(example_binary())
+        let out = Command::new(example::example_binary("upper_server"))
             .args(["127.0.0.1:0"])
             .args(bad)
             .stdin(Stdio::null())

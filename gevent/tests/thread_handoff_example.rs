@@ -3,18 +3,12 @@
 
 use std::process::Command;
 
+#[path = "support/example.rs"]
+mod example;
+
 #[test]
 fn thread_handoff_example_runs() {
-    let st = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "gevent", "--example", "thread_handoff"])
-        .status()
-        .expect("cargo build");
-    assert!(st.success(), "building the thread_handoff example");
-    let mut exe = std::env::current_exe().expect("current exe");
-    exe.pop();
-    exe.pop();
-    exe.push("examples");
-    exe.push("thread_handoff");
+    let exe = example::example_binary("thread_handoff");
     let out = Command::new(exe).output().expect("run thread_handoff");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

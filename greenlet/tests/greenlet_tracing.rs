@@ -47,8 +47,18 @@ fn traced(f: impl FnOnce()) -> Vec<(&'static str, String, String)> {
     out
 }
 
-fn ev(kind: &'static str, origin: &str, target: &str) -> (&'static str, String, String) {
-    (kind, origin.to_string(), target.to_string())
+/// The events `spec` lists, one a line: `switch origin -> target` or `throw origin -> target`,
+/// optionally followed by a `# comment`.
+fn events(spec: &str) -> Vec<(&'static str, String, String)> {
+    spec.lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            ["switch", origin, "->", target] => ("switch", origin.into(), target.into()),
+            ["throw", origin, "->", target] => ("throw", origin.into(), target.into()),
+            _ => panic!("bad event line {l:?}"),
+        })
+        .collect()
 }
 
 fn named(name: &str, run: impl FnOnce(Value) -> Value + 'static) -> Greenlet {
@@ -62,6 +72,17 @@ fn parent_switch<V: 'static>(v: V) -> Value {
     parent.switch(v)
 }
 
+/// A greenlet named `name`, started: it switched back to its parent at once and waits there to
+/// return nothing when resumed.
+fn suspended(name: &str) -> Greenlet {
+    let g = named(name, |_| {
+        parent_switch(());
+        Value::none()
+    });
+    g.switch(());
+    g
+}
+
 #[test]
 fn switch_and_throw_events() {
     let actions = traced(|| {
@@ -72,12 +93,14 @@ fn switch_and_throw_events() {
     });
     assert_eq!(
         actions,
-        [
-            ev("switch", "main", "g1"),
-            ev("switch", "g1", "main"),
-            ev("switch", "main", "g2"),
-            ev("throw", "g2", "main"),
-        ]
+        events(
+            "
+            switch main -> g1
+            switch g1 -> main
+            switch main -> g2
+            throw g2 -> main
+            "
+        )
     );
 }
 
@@ -102,7 +125,7 @@ fn panicking_tracer_is_uninstalled() {
     assert!(g.is_dead());
     // The tracer was uninstalled (gettrace() is None) and saw only the first switch.
     assert!(settrace(None).is_none());
-    assert_eq!(*actions.borrow(), [ev("switch", "main", "g")]);
+    assert_eq!(*actions.borrow(), events("switch main -> g"));
 }
 
 #[test]
@@ -124,16 +147,23 @@ fn settrace_returns_the_previous_tracer() {
     named("untraced", |v| v).switch(());
     assert_eq!(
         *first.borrow(),
-        [
-            ev("switch", "main", "g"),
-            ev("switch", "g", "main"),
-            ev("switch", "main", "k"),
-            ev("switch", "k", "main"),
-        ]
+        events(
+            "
+            switch main -> g
+            switch g -> main
+            switch main -> k
+            switch k -> main
+            "
+        )
     );
     assert_eq!(
         *second.borrow(),
-        [ev("switch", "main", "h"), ev("switch", "h", "main")]
+        events(
+            "
+            switch main -> h
+            switch h -> main
+            "
+        )
     );
 }
 
@@ -141,37 +171,31 @@ fn settrace_returns_the_previous_tracer() {
 fn throw_events() {
     let actions = traced(|| {
         // Into a suspended greenlet that lets GreenletExit end it: the exit comes back as a value.
-        let g = named("g", |_| {
-            parent_switch(());
-            Value::none()
-        });
-        g.switch(());
+        let g = suspended("g");
         g.throw();
         // Into an unstarted greenlet.
         let u = named("u", |v| v);
         u.throw();
         // A custom payload the greenlet does not catch: it dies and the payload goes on to main.
-        let c = named("c", |_| {
-            parent_switch(());
-            Value::none()
-        });
-        c.switch(());
+        let c = suspended("c");
         assert!(catch_unwind(AssertUnwindSafe(|| c.throw_with("boom"))).is_err());
     });
     assert_eq!(
         actions,
-        [
-            ev("switch", "main", "g"),
-            ev("switch", "g", "main"),
-            ev("throw", "main", "g"),
-            ev("switch", "g", "main"),
-            ev("throw", "main", "u"),
-            ev("switch", "u", "main"),
-            ev("switch", "main", "c"),
-            ev("switch", "c", "main"),
-            ev("throw", "main", "c"),
-            ev("throw", "c", "main"),
-        ]
+        events(
+            "
+            switch main -> g
+            switch g -> main
+            throw main -> g
+            switch g -> main
+            throw main -> u
+            switch u -> main
+            switch main -> c
+            switch c -> main
+            throw main -> c
+            throw c -> main
+            "
+        )
     );
 }
 
@@ -185,12 +209,14 @@ fn switch_to_self_and_to_dead_are_traced() {
     });
     assert_eq!(
         actions,
-        [
-            ev("switch", "main", "main"),
-            ev("switch", "main", "d"),
-            ev("switch", "d", "main"),
-            ev("switch", "main", "main"),
-        ]
+        events(
+            "
+            switch main -> main
+            switch main -> d
+            switch d -> main
+            switch main -> main
+            "
+        )
     );
 }
 
@@ -210,13 +236,15 @@ fn finished_greenlet_reports_to_its_parent() {
     });
     assert_eq!(
         actions,
-        [
-            ev("switch", "main", "p"),
-            ev("switch", "p", "c"),
-            ev("switch", "c", "main"),
-            ev("switch", "main", "p"),
-            ev("switch", "p", "main"),
-        ]
+        events(
+            "
+            switch main -> p
+            switch p -> c
+            switch c -> main
+            switch main -> p
+            switch p -> main
+            "
+        )
     );
 }
 
@@ -248,41 +276,41 @@ fn ring_switches_are_one_event_each() {
     });
     assert_eq!(
         actions,
-        [
-            ev("switch", "main", "a"),
-            ev("switch", "a", "b"),
-            ev("switch", "b", "c"),
-            ev("switch", "c", "a"),
-            ev("switch", "a", "b"),
-            ev("switch", "b", "c"),
-            ev("switch", "c", "a"),
-            ev("switch", "a", "main"), // a finished: to its parent
-            ev("throw", "main", "b"),
-            ev("switch", "b", "main"),
-            ev("throw", "main", "c"),
-            ev("switch", "c", "main"),
-        ]
+        events(
+            "
+            switch main -> a
+            switch a -> b
+            switch b -> c
+            switch c -> a
+            switch a -> b
+            switch b -> c
+            switch c -> a
+            switch a -> main  # a finished: to its parent
+            throw main -> b
+            switch b -> main
+            throw main -> c
+            switch c -> main
+            "
+        )
     );
 }
 
 #[test]
 fn killed_on_drop_is_traced_as_throw() {
     let actions = traced(|| {
-        let g = named("g", |_| {
-            parent_switch(());
-            Value::none()
-        });
-        g.switch(());
+        let g = suspended("g");
         drop(g);
     });
     assert_eq!(
         actions,
-        [
-            ev("switch", "main", "g"),
-            ev("switch", "g", "main"),
-            ev("throw", "main", "g"),
-            ev("switch", "g", "main"),
-        ]
+        events(
+            "
+            switch main -> g
+            switch g -> main
+            throw main -> g
+            switch g -> main
+            "
+        )
     );
 }
 
@@ -299,7 +327,12 @@ fn tracing_is_per_thread() {
     });
     assert_eq!(
         actions,
-        [ev("switch", "main", "here"), ev("switch", "here", "main")]
+        events(
+            "
+            switch main -> here
+            switch here -> main
+            "
+        )
     );
 }
 

@@ -4,6 +4,7 @@
 mod stack_util;
 
 use std::hint::black_box;
+use std::process::Output;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -30,6 +31,17 @@ fn recurse_to(depth: u64) -> u64 {
     black_box(recurse_to(buf[5] - 1)).wrapping_add(buf[9])
 }
 
+/// The child in `out` aborted (SIGABRT) after reporting `stack overflow in greenlet <name>`.
+fn assert_overflow_abort(out: &Output, name: &str) {
+    assert_eq!(signal_of(out), Some(libc::SIGABRT), "{}", describe(out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("stack overflow in greenlet {name}\n")),
+        "{}",
+        describe(out)
+    );
+}
+
 #[test]
 fn guarded_overflow_is_reported_and_aborts() {
     const NAME: &str = "guarded_overflow_is_reported_and_aborts";
@@ -43,14 +55,8 @@ fn guarded_overflow_is_reported_and_aborts() {
         unreachable!("the overflow must abort");
     }
     let out = run_child(NAME);
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{}", describe(&out));
-    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "{}", describe(&out));
-    assert!(
-        stderr.contains("stack overflow in greenlet deep-guarded\n"),
-        "{}",
-        describe(&out)
-    );
+    assert_overflow_abort(&out, "deep-guarded");
 }
 
 #[test]
@@ -71,13 +77,7 @@ fn guarded_overflow_of_unnamed_greenlet_names_it_by_id() {
         .find_map(|l| l.split("id=").nth(1))
         .map(str::trim)
         .unwrap_or_else(|| panic!("{}", describe(&out)));
-    let want = format!("stack overflow in greenlet greenlet-{id}\n");
-    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "{}", describe(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&want),
-        "{}",
-        describe(&out)
-    );
+    assert_overflow_abort(&out, &format!("greenlet-{id}"));
 }
 
 #[test]
@@ -123,12 +123,7 @@ fn dense_overflow_is_detected_at_next_switch() {
         describe(&out)
     );
     assert!(!out.status.success(), "{}", describe(&out));
-    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "{}", describe(&out));
-    assert!(
-        stderr.contains("stack overflow in greenlet dense-victim\n"),
-        "{}",
-        describe(&out)
-    );
+    assert_overflow_abort(&out, "dense-victim");
 }
 
 #[test]
@@ -285,22 +280,16 @@ fn overflow_above_parked_neighbours(trimmed: bool) -> ! {
     std::process::exit(0);
 }
 
-/// Issue 10.4: unbounded recursion on a dense stack with parked neighbours is reported by name and
-/// aborts; with a guard page per dense stack (Linux 6.13+) it stops before touching the neighbour.
-#[test]
-fn dense_unbounded_recursion_stops_at_its_guard_page() {
-    const NAME: &str = "dense_unbounded_recursion_stops_at_its_guard_page";
-    if is_child(NAME) {
-        overflow_above_parked_neighbours(false);
+/// The test `name`: in a child, unbounded recursion on a dense stack above parked neighbours (the
+/// arena's pages given back to the kernel first if `trimmed`) is reported by name and aborts; with
+/// a guard page per dense stack (Linux 6.13+) it stops before touching the neighbour.
+fn overflow_stops_at_the_guard_page(name: &str, trimmed: bool) {
+    if is_child(name) {
+        overflow_above_parked_neighbours(trimmed);
     }
-    let out = run_child(NAME);
+    let out = run_child(name);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "{}", describe(&out));
-    assert!(
-        stderr.contains("stack overflow in greenlet runaway\n"),
-        "{}",
-        describe(&out)
-    );
+    assert_overflow_abort(&out, "runaway");
     if stderr.contains("dense guard pages: false") {
         eprintln!("skip the neighbour check: this kernel has no light guard pages (Linux < 6.13)");
         return;
@@ -311,6 +300,13 @@ fn dense_unbounded_recursion_stops_at_its_guard_page() {
         describe(&out)
     );
     assert!(stderr.contains("neighbour intact\n"), "{}", describe(&out));
+}
+
+/// Issue 10.4: unbounded recursion on a dense stack with parked neighbours is reported by name and
+/// aborts; with a guard page per dense stack (Linux 6.13+) it stops before touching the neighbour.
+#[test]
+fn dense_unbounded_recursion_stops_at_its_guard_page() {
+    overflow_stops_at_the_guard_page("dense_unbounded_recursion_stops_at_its_guard_page", false);
 }
 
 /// Issue 10.4, on kernels without light guard pages (forced here): the overflow runs through the
@@ -329,12 +325,7 @@ fn dense_unbounded_recursion_without_guard_pages_is_reported() {
         "{}",
         describe(&out)
     );
-    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "{}", describe(&out));
-    assert!(
-        stderr.contains("stack overflow in greenlet runaway\n"),
-        "{}",
-        describe(&out)
-    );
+    assert_overflow_abort(&out, "runaway");
     assert!(!stderr.contains("unnoticed"), "{}", describe(&out));
 }
 
@@ -361,33 +352,12 @@ fn overflow_report_uses_the_name_set_while_running() {
         unreachable!("the overflow must abort");
     }
     let out = run_child(NAME);
-    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "{}", describe(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("stack overflow in greenlet renamed-task\n"),
-        "{}",
-        describe(&out)
-    );
+    assert_overflow_abort(&out, "renamed-task");
 }
 
 /// The guard pages of dense slots survive the arena's pages being given back to the kernel (and the
 /// slots being reused afterwards).
 #[test]
 fn dense_guard_pages_survive_trimming() {
-    const NAME: &str = "dense_guard_pages_survive_trimming";
-    if is_child(NAME) {
-        overflow_above_parked_neighbours(true);
-    }
-    let out = run_child(NAME);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(signal_of(&out), Some(libc::SIGABRT), "{}", describe(&out));
-    assert!(
-        stderr.contains("stack overflow in greenlet runaway\n"),
-        "{}",
-        describe(&out)
-    );
-    if stderr.contains("dense guard pages: false") {
-        eprintln!("skip the neighbour check: this kernel has no light guard pages (Linux < 6.13)");
-        return;
-    }
-    assert!(stderr.contains("neighbour intact\n"), "{}", describe(&out));
+    overflow_stops_at_the_guard_page("dense_guard_pages_survive_trimming", true);
 }
