@@ -565,59 +565,8 @@ macro_rules! impl_std_conversions {
 /// `Read` and `Write` for `$t` and `&$t` (so one greenlet can read while another writes).
 macro_rules! impl_stream_io {
     ($t:ty) => {
-        impl std::io::Read for &$t {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.sock.read_buf(buf)
-            }
-
-            fn read_vectored(
-                &mut self,
-                bufs: &mut [std::io::IoSliceMut<'_>],
-            ) -> std::io::Result<usize> {
-                self.sock.read_bufs(bufs)
-            }
-        }
-
-        impl std::io::Write for &$t {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.sock.write_buf(buf)
-            }
-
-            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                self.sock.write_bufs(bufs)
-            }
-
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-
-        impl std::io::Read for $t {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.sock.read_buf(buf)
-            }
-
-            fn read_vectored(
-                &mut self,
-                bufs: &mut [std::io::IoSliceMut<'_>],
-            ) -> std::io::Result<usize> {
-                self.sock.read_bufs(bufs)
-            }
-        }
-
-        impl std::io::Write for $t {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.sock.write_buf(buf)
-            }
-
-            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                self.sock.write_bufs(bufs)
-            }
-
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
+        $crate::net::socket::impl_stream_io!(@std $t);
+        $crate::net::socket::impl_stream_io!(@std &$t);
 
         $crate::net::socket::impl_async_io!($t);
         $crate::net::socket::impl_async_io!(&$t);
@@ -632,52 +581,43 @@ macro_rules! impl_stream_io {
                 // SAFETY: `poll_read_uninit` only hands the bytes to read(2), which writes into
                 // them and never de-initialises any.
                 let unfilled = unsafe { buf.as_mut() };
-                match self.sock.poll_read_uninit(cx, unfilled) {
-                    std::task::Poll::Ready(Ok(n)) => {
-                        // SAFETY: read(2) initialised the first `n` bytes of the cursor.
-                        unsafe { buf.advance(n) };
-                        std::task::Poll::Ready(Ok(()))
-                    }
-                    std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
-                    std::task::Poll::Pending => std::task::Poll::Pending,
-                }
+                let n = std::task::ready!(self.sock.poll_read_uninit(cx, unfilled))?;
+                // SAFETY: read(2) initialised the first `n` bytes of the cursor.
+                unsafe { buf.advance(n) };
+                std::task::Poll::Ready(Ok(()))
             }
         }
 
         #[cfg(feature = "hyper")]
         impl ::hyper::rt::Write for $t {
-            fn poll_write(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                futures_io::AsyncWrite::poll_write(self, cx, buf)
+            $crate::net::socket::impl_async_io!(@write_via_futures_io);
+        }
+    };
+    (@std $u:ty) => {
+        impl std::io::Read for $u {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.sock.read_buf(buf)
             }
 
-            fn poll_write_vectored(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                bufs: &[std::io::IoSlice<'_>],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                futures_io::AsyncWrite::poll_write_vectored(self, cx, bufs)
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.sock.read_bufs(bufs)
+            }
+        }
+
+        impl std::io::Write for $u {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.sock.write_buf(buf)
             }
 
-            fn is_write_vectored(&self) -> bool {
-                true
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.sock.write_bufs(bufs)
             }
 
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                futures_io::AsyncWrite::poll_flush(self, cx)
-            }
-
-            fn poll_shutdown(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                futures_io::AsyncWrite::poll_close(self, cx)
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
             }
         }
     };
@@ -769,54 +709,54 @@ macro_rules! impl_async_io {
                 // SAFETY: `poll_read_uninit` only hands the bytes to read(2), which writes `n`
                 // of them and never de-initialises any; exactly those `n` are then marked filled.
                 let unfilled = unsafe { buf.unfilled_mut() };
-                match self.sock.poll_read_uninit(cx, unfilled) {
-                    std::task::Poll::Ready(Ok(n)) => {
-                        // SAFETY: read(2) initialised the first `n` unfilled bytes.
-                        unsafe { buf.assume_init(n) };
-                        buf.advance(n);
-                        std::task::Poll::Ready(Ok(()))
-                    }
-                    std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
-                    std::task::Poll::Pending => std::task::Poll::Pending,
-                }
+                let n = std::task::ready!(self.sock.poll_read_uninit(cx, unfilled))?;
+                // SAFETY: read(2) initialised the first `n` unfilled bytes.
+                unsafe { buf.assume_init(n) };
+                buf.advance(n);
+                std::task::Poll::Ready(Ok(()))
             }
         }
 
         #[cfg(feature = "tokio")]
         impl tokio::io::AsyncWrite for $t {
-            fn poll_write(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                futures_io::AsyncWrite::poll_write(self, cx, buf)
-            }
+            $crate::net::socket::impl_async_io!(@write_via_futures_io);
+        }
+    };
+    // The methods of hyper's `Write` and tokio's `AsyncWrite`, which are futures_io's under the
+    // names those traits use (`poll_shutdown` is `poll_close`).
+    (@write_via_futures_io) => {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            futures_io::AsyncWrite::poll_write(self, cx, buf)
+        }
 
-            fn poll_write_vectored(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                bufs: &[std::io::IoSlice<'_>],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                futures_io::AsyncWrite::poll_write_vectored(self, cx, bufs)
-            }
+        fn poll_write_vectored(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            futures_io::AsyncWrite::poll_write_vectored(self, cx, bufs)
+        }
 
-            fn is_write_vectored(&self) -> bool {
-                true
-            }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
 
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                futures_io::AsyncWrite::poll_flush(self, cx)
-            }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            futures_io::AsyncWrite::poll_flush(self, cx)
+        }
 
-            fn poll_shutdown(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                futures_io::AsyncWrite::poll_close(self, cx)
-            }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            futures_io::AsyncWrite::poll_close(self, cx)
         }
     };
 }
