@@ -761,6 +761,95 @@ macro_rules! impl_async_io {
     };
 }
 
+/// The methods every listener `$t` (accepting `$stream`s, bound to an `$addr`) has beside its
+/// own `accept`.
+macro_rules! impl_listener_common {
+    ($t:ty, $stream:ty, $addr:ty) => {
+        impl $t {
+            #[doc = concat!("An endless iterator over [`", stringify!($t), "::accept`]'s connections (as std's")]
+            /// `incoming`): each `next()` waits like `accept`, and yields its error instead of
+            /// ending (after `close`, every item is `NotConnected`).
+            ///
+            /// # Cancel safety
+            #[doc = concat!("As [`", stringify!($t), "::accept`].")]
+            pub fn incoming(&self) -> impl Iterator<Item = std::io::Result<$stream>> + '_ {
+                std::iter::repeat_with(move || self.accept().map(|(s, _)| s))
+            }
+
+            /// The address it listens on.
+            ///
+            /// # Errors
+            /// As `getsockname(2)`.
+            pub fn local_addr(&self) -> std::io::Result<$addr> {
+                self.sock.open()?.local_addr()
+            }
+
+            /// Stops listening for greenlets: a greenlet waiting in `accept` gets `NotConnected`,
+            /// as does every later `accept`. The fd is closed when the value is dropped.
+            pub fn close(&self) {
+                self.sock.close();
+            }
+
+            #[doc = concat!("Whether [`", stringify!($t), "::close`] was called.")]
+            pub fn is_closed(&self) -> bool {
+                self.sock.is_closed()
+            }
+        }
+    };
+}
+
+/// `local_addr` and `peer_addr` of a connected or connectable socket `$t` with addresses `$addr`.
+macro_rules! impl_addrs {
+    ($t:ty, $addr:ty) => {
+        impl $t {
+            /// The local (bound) address.
+            ///
+            /// # Errors
+            /// As `getsockname(2)`.
+            pub fn local_addr(&self) -> std::io::Result<$addr> {
+                self.sock.open()?.local_addr()
+            }
+
+            /// The connected peer's address.
+            ///
+            /// # Errors
+            /// `NotConnected` if not connected; as `getpeername(2)`.
+            pub fn peer_addr(&self) -> std::io::Result<$addr> {
+                self.sock.open()?.peer_addr()
+            }
+        }
+    };
+}
+
+/// The methods every datagram socket `$t` (with addresses `$addr`) has beside its own sends and
+/// receives.
+macro_rules! impl_datagram_common {
+    ($t:ty, $addr:ty) => {
+        $crate::net::socket::impl_addrs!($t, $addr);
+
+        impl $t {
+            /// Wakes waiting greenlets with `NotConnected`; later calls fail the same way. The fd
+            /// is closed on drop.
+            pub fn close(&self) {
+                self.sock.close();
+            }
+
+            #[doc = concat!("Whether [`", stringify!($t), "::close`] was called.")]
+            pub fn is_closed(&self) -> bool {
+                self.sock.is_closed()
+            }
+
+            /// The pending socket error (`SO_ERROR`), if any.
+            ///
+            /// # Errors
+            /// As `getsockopt(2)`.
+            pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
+                self.sock.open()?.take_error()
+            }
+        }
+    };
+}
+
 /// The hub-kept read/write timeouts, as methods of `$t`.
 macro_rules! impl_timeouts {
     ($t:ty) => {
@@ -804,23 +893,9 @@ macro_rules! impl_timeouts {
 /// What every connected stream has: its addresses, `shutdown`, and `close` / `is_closed`.
 macro_rules! impl_stream_common {
     ($t:ty, $addr:ty) => {
+        $crate::net::socket::impl_addrs!($t, $addr);
+
         impl $t {
-            /// The local address.
-            ///
-            /// # Errors
-            /// As `getsockname(2)`.
-            pub fn local_addr(&self) -> std::io::Result<$addr> {
-                self.sock.open()?.local_addr()
-            }
-
-            /// The peer's address.
-            ///
-            /// # Errors
-            /// As `getpeername(2)`.
-            pub fn peer_addr(&self) -> std::io::Result<$addr> {
-                self.sock.open()?.peer_addr()
-            }
-
             /// Shuts down the read side, write side or both (`shutdown(2)`); the peer sees EOF
             /// after `Write`.
             ///
@@ -917,6 +992,6 @@ macro_rules! impl_mode_and_clone {
 }
 
 pub(crate) use {
-    impl_async_io, impl_fd, impl_mode_and_clone, impl_std_conversions, impl_stream_common,
-    impl_stream_io, impl_timeouts,
+    impl_addrs, impl_async_io, impl_datagram_common, impl_fd, impl_listener_common,
+    impl_mode_and_clone, impl_std_conversions, impl_stream_common, impl_stream_io, impl_timeouts,
 };
