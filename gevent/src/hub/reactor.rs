@@ -372,24 +372,7 @@ impl Reactor {
         cx: &mut Context<'_>,
         interest: Interest,
     ) -> Poll<io::Result<()>> {
-        let mut slots = match self.fresh(hub, key) {
-            Ok(s) => s,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
-        let slot = &mut slots[key];
-        if slot.closed {
-            return Poll::Ready(Err(closed_error()));
-        }
-        let (ready, waker) = match interest {
-            Interest::Read => (&mut slot.ready_read, &mut slot.read_waker),
-            Interest::Write => (&mut slot.ready_write, &mut slot.write_waker),
-        };
-        *ready = false;
-        match waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => *waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        self.poll_slot(hub, key, cx, interest, false)
     }
 
     /// `IoSource::poll_edge` of slot `key`: `Ready(Ok)` on a remembered edge or a hang-up,
@@ -400,6 +383,21 @@ impl Reactor {
         key: usize,
         cx: &mut Context<'_>,
         interest: Interest,
+    ) -> Poll<io::Result<()>> {
+        self.poll_slot(hub, key, cx, interest, true)
+    }
+
+    /// [`Reactor::poll_edge`] (`edge`: a remembered edge or a hang-up is `Ready(Ok)`, the edge
+    /// taken) or [`Reactor::poll_park`] (not `edge`: the edge is forgotten, the waker registered
+    /// regardless). `edge` is a constant at both call sites, so each inlines to its own code.
+    #[inline(always)]
+    fn poll_slot(
+        &self,
+        hub: &Hub,
+        key: usize,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        edge: bool,
     ) -> Poll<io::Result<()>> {
         let mut slots = match self.fresh(hub, key) {
             Ok(s) => s,
@@ -413,7 +411,9 @@ impl Reactor {
             Interest::Read => (&mut slot.ready_read, slot.read_hup, &mut slot.read_waker),
             Interest::Write => (&mut slot.ready_write, slot.write_hup, &mut slot.write_waker),
         };
-        if hup || std::mem::take(ready) {
+        if !edge {
+            *ready = false;
+        } else if hup || std::mem::take(ready) {
             return Poll::Ready(Ok(()));
         }
         match waker {
