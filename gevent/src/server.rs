@@ -390,7 +390,8 @@ impl<S: Source> Server<S> {
     }
 }
 
-fn is_current<T>(g: &Greenlet<T>) -> bool {
+/// Whether `g` is the greenlet running now (a handler stopping its own server).
+pub(crate) fn is_current<T>(g: &Greenlet<T>) -> bool {
     g.raw().is_some_and(|r| r.is_current())
 }
 
