@@ -240,6 +240,20 @@ impl Reactor {
         woken
     }
 
+    /// Marks slot `key` closed and wakes its async wakers; returns the greenlets parked on it, to
+    /// be woken by the caller (with the table unborrowed).
+    fn shut(&self, key: usize) -> Vec<Rc<Waiter>> {
+        let (woken, wakers) = {
+            let mut slots = self.slots.borrow_mut();
+            let slot = &mut slots[key];
+            slot.closed = true;
+            let wakers = slot.take_wakers(true, true);
+            (self.unpark_all(slot), wakers)
+        };
+        wake_all(wakers);
+        woken
+    }
+
     /// Frees slot `key` for reuse.
     pub(crate) fn release(&self, key: usize) {
         self.slots.borrow_mut()[key] = Slot::default();
@@ -279,14 +293,7 @@ impl Reactor {
     /// releases the slot once they have seen it.
     #[cfg(feature = "monkey")]
     pub(crate) fn abandon(&self, hub: &Rc<Hub>, key: usize) {
-        let (woken, wakers) = {
-            let mut slots = self.slots.borrow_mut();
-            let slot = &mut slots[key];
-            slot.closed = true;
-            let wakers = slot.take_wakers(true, true);
-            (self.unpark_all(slot), wakers)
-        };
-        wake_all(wakers);
+        let woken = self.shut(key);
         for w in &woken {
             w.wake();
         }
@@ -308,14 +315,7 @@ impl Reactor {
                 .registry()
                 .deregister(&mut mio::unix::SourceFd(&fd));
         }
-        let (woken, wakers) = {
-            let mut slots = self.slots.borrow_mut();
-            let slot = &mut slots[key];
-            slot.closed = true;
-            let wakers = slot.take_wakers(true, true);
-            (self.unpark_all(slot), wakers)
-        };
-        wake_all(wakers);
+        let woken = self.shut(key);
         if woken.is_empty() && !was_closed {
             self.release(key);
         } else {
