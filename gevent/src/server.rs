@@ -82,7 +82,7 @@ const BACKOFF_START: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Whether an accept error means the process or system ran out of a resource (back off and retry).
-fn is_resource_exhaustion(e: &io::Error) -> bool {
+pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
@@ -90,7 +90,7 @@ fn is_resource_exhaustion(e: &io::Error) -> bool {
 }
 
 /// Whether an accept error concerns only one connection that went away (skip it at once).
-fn is_per_connection(e: &io::Error) -> bool {
+pub(crate) fn is_per_connection(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionAborted
@@ -390,7 +390,8 @@ impl<S: Source> Server<S> {
     }
 }
 
-fn is_current<T>(g: &Greenlet<T>) -> bool {
+/// Whether `g` is the greenlet running now (a handler stopping its own server).
+pub(crate) fn is_current<T>(g: &Greenlet<T>) -> bool {
     g.raw().is_some_and(|r| r.is_current())
 }
 

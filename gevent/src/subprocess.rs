@@ -158,23 +158,17 @@ impl Command {
 
     /// The child's stdin ([`Stdio::piped`] gives a cooperative [`ChildStdin`]).
     pub fn stdin<T: Into<Stdio>>(&mut self, cfg: T) -> &mut Command {
-        self.inner.stdin(cfg);
-        self.set[0] = true;
-        self
+        self.force_stdio(0, cfg.into())
     }
 
     /// The child's stdout ([`Stdio::piped`] gives a cooperative [`ChildStdout`]).
     pub fn stdout<T: Into<Stdio>>(&mut self, cfg: T) -> &mut Command {
-        self.inner.stdout(cfg);
-        self.set[1] = true;
-        self
+        self.force_stdio(1, cfg.into())
     }
 
     /// The child's stderr ([`Stdio::piped`] gives a cooperative [`ChildStderr`]).
     pub fn stderr<T: Into<Stdio>>(&mut self, cfg: T) -> &mut Command {
-        self.inner.stderr(cfg);
-        self.set[2] = true;
-        self
+        self.force_stdio(2, cfg.into())
     }
 
     /// The std command, for settings not mirrored here (`std::os::unix::process::CommandExt`, ...).
@@ -204,21 +198,8 @@ impl Command {
     /// # Cancel safety
     /// As [`Child::wait_with_output`]: a kill or Timeout leaves the child running.
     pub fn output(&mut self) -> io::Result<Output> {
-        let defaults = [Stdio::null, Stdio::piped, Stdio::piped];
-        let forced = self.set;
-        for (i, make) in defaults.into_iter().enumerate() {
-            if !forced[i] {
-                self.set_stdio(i, make());
-            }
-        }
-        let child = self.inner.spawn();
-        // Back to what `spawn` does when nothing was set.
-        for (i, was_set) in forced.into_iter().enumerate() {
-            if !was_set {
-                self.set_stdio(i, Stdio::inherit());
-            }
-        }
-        Child::from_std(child?)?.wait_with_output()
+        self.spawn_with([Stdio::null, Stdio::piped, Stdio::piped])?
+            .wait_with_output()
     }
 
     /// Spawns with `defaults` for the stdio not set here (restored afterwards, as `output` does).
@@ -230,6 +211,7 @@ impl Command {
             }
         }
         let child = self.inner.spawn();
+        // Back to what `spawn` does when nothing was set.
         for (i, was_set) in forced.into_iter().enumerate() {
             if !was_set {
                 self.set_stdio(i, Stdio::inherit());
@@ -392,6 +374,13 @@ impl Command {
             stdout: text("stdout", out.stdout)?,
             stderr: text("stderr", out.stderr)?,
         })
+    }
+
+    /// Sets stdio `i` (0 stdin, 1 stdout, 2 stderr) as the caller asked: kept by `output`/`run`.
+    fn force_stdio(&mut self, i: usize, cfg: Stdio) -> &mut Command {
+        self.set_stdio(i, cfg);
+        self.set[i] = true;
+        self
     }
 
     fn set_stdio(&mut self, i: usize, cfg: Stdio) {

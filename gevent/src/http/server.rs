@@ -15,6 +15,7 @@ use super::types::{Config, ConnCtx, Handler, Phase, Transport};
 use super::{Body, Request, Response, ResponseBody};
 use crate::greenlet::Greenlet;
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
+use crate::server::{is_current, is_per_connection, is_resource_exhaustion};
 #[cfg(feature = "ssl")]
 use crate::ssl::TlsAcceptor;
 #[cfg(all(doc, feature = "ssl"))]
@@ -438,24 +439,4 @@ pub fn serve_connection(
         peer,
     };
     conn::serve(io, &ctx);
-}
-
-fn is_current(g: &Greenlet<()>) -> bool {
-    g.raw().is_some_and(|r| r.is_current())
-}
-
-fn is_resource_exhaustion(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
-}
-
-fn is_per_connection(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    ) || matches!(e.raw_os_error(), Some(libc::EPROTO | libc::EPERM))
 }

@@ -240,6 +240,20 @@ impl Reactor {
         woken
     }
 
+    /// Marks slot `key` closed and wakes its async wakers; returns the greenlets parked on it, to
+    /// be woken by the caller (with the table unborrowed).
+    fn shut(&self, key: usize) -> Vec<Rc<Waiter>> {
+        let (woken, wakers) = {
+            let mut slots = self.slots.borrow_mut();
+            let slot = &mut slots[key];
+            slot.closed = true;
+            let wakers = slot.take_wakers(true, true);
+            (self.unpark_all(slot), wakers)
+        };
+        wake_all(wakers);
+        woken
+    }
+
     /// Frees slot `key` for reuse.
     pub(crate) fn release(&self, key: usize) {
         self.slots.borrow_mut()[key] = Slot::default();
@@ -279,14 +293,7 @@ impl Reactor {
     /// releases the slot once they have seen it.
     #[cfg(feature = "monkey")]
     pub(crate) fn abandon(&self, hub: &Rc<Hub>, key: usize) {
-        let (woken, wakers) = {
-            let mut slots = self.slots.borrow_mut();
-            let slot = &mut slots[key];
-            slot.closed = true;
-            let wakers = slot.take_wakers(true, true);
-            (self.unpark_all(slot), wakers)
-        };
-        wake_all(wakers);
+        let woken = self.shut(key);
         for w in &woken {
             w.wake();
         }
@@ -308,14 +315,7 @@ impl Reactor {
                 .registry()
                 .deregister(&mut mio::unix::SourceFd(&fd));
         }
-        let (woken, wakers) = {
-            let mut slots = self.slots.borrow_mut();
-            let slot = &mut slots[key];
-            slot.closed = true;
-            let wakers = slot.take_wakers(true, true);
-            (self.unpark_all(slot), wakers)
-        };
-        wake_all(wakers);
+        let woken = self.shut(key);
         if woken.is_empty() && !was_closed {
             self.release(key);
         } else {
@@ -372,24 +372,7 @@ impl Reactor {
         cx: &mut Context<'_>,
         interest: Interest,
     ) -> Poll<io::Result<()>> {
-        let mut slots = match self.fresh(hub, key) {
-            Ok(s) => s,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
-        let slot = &mut slots[key];
-        if slot.closed {
-            return Poll::Ready(Err(closed_error()));
-        }
-        let (ready, waker) = match interest {
-            Interest::Read => (&mut slot.ready_read, &mut slot.read_waker),
-            Interest::Write => (&mut slot.ready_write, &mut slot.write_waker),
-        };
-        *ready = false;
-        match waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => *waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        self.poll_slot(hub, key, cx, interest, false)
     }
 
     /// `IoSource::poll_edge` of slot `key`: `Ready(Ok)` on a remembered edge or a hang-up,
@@ -400,6 +383,21 @@ impl Reactor {
         key: usize,
         cx: &mut Context<'_>,
         interest: Interest,
+    ) -> Poll<io::Result<()>> {
+        self.poll_slot(hub, key, cx, interest, true)
+    }
+
+    /// [`Reactor::poll_edge`] (`edge`: a remembered edge or a hang-up is `Ready(Ok)`, the edge
+    /// taken) or [`Reactor::poll_park`] (not `edge`: the edge is forgotten, the waker registered
+    /// regardless). `edge` is a constant at both call sites, so each inlines to its own code.
+    #[inline(always)]
+    fn poll_slot(
+        &self,
+        hub: &Hub,
+        key: usize,
+        cx: &mut Context<'_>,
+        interest: Interest,
+        edge: bool,
     ) -> Poll<io::Result<()>> {
         let mut slots = match self.fresh(hub, key) {
             Ok(s) => s,
@@ -413,7 +411,9 @@ impl Reactor {
             Interest::Read => (&mut slot.ready_read, slot.read_hup, &mut slot.read_waker),
             Interest::Write => (&mut slot.ready_write, slot.write_hup, &mut slot.write_waker),
         };
-        if hup || std::mem::take(ready) {
+        if !edge {
+            *ready = false;
+        } else if hup || std::mem::take(ready) {
             return Poll::Ready(Ok(()));
         }
         match waker {

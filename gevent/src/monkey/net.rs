@@ -62,19 +62,7 @@ pub(super) fn sock_timeout(fd: c_int, opt: c_int) -> Option<Duration> {
         tv_sec: 0,
         tv_usec: 0,
     };
-    let mut len = std::mem::size_of::<libc::timeval>() as socklen_t;
-    // SAFETY: `tv` and `len` are valid out-pointers of the right size.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_getsockopt,
-            fd,
-            libc::SOL_SOCKET,
-            opt,
-            &mut tv as *mut libc::timeval,
-            &mut len as *mut socklen_t,
-        )
-    };
-    if r != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0) {
+    if !sol_socket_opt(fd, opt, &mut tv) || (tv.tv_sec == 0 && tv.tv_usec == 0) {
         return None;
     }
     Some(Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
@@ -83,19 +71,26 @@ pub(super) fn sock_timeout(fd: c_int, opt: c_int) -> Option<Duration> {
 /// Whether `fd` is a `SOCK_STREAM` socket (`SO_TYPE`; errno untouched on success).
 fn is_stream(fd: c_int) -> bool {
     let mut ty: c_int = 0;
-    let mut len = std::mem::size_of::<c_int>() as socklen_t;
-    // SAFETY: `ty` and `len` are valid out-pointers; `len` is `ty`'s size.
+    sol_socket_opt(fd, libc::SO_TYPE, &mut ty) && ty == libc::SOCK_STREAM
+}
+
+/// Reads the `SOL_SOCKET` option `opt` of `fd` into `out` (a plain C value of the option's type:
+/// `c_int`, `timeval`), straight to the kernel; whether that succeeded (errno untouched if so).
+fn sol_socket_opt<T: Copy>(fd: c_int, opt: c_int, out: &mut T) -> bool {
+    let mut len = std::mem::size_of::<T>() as socklen_t;
+    // SAFETY: `out` and `len` are valid out-pointers; `len` is `out`'s size, so the kernel writes
+    // inside it; `T` is a plain C value (any bytes the kernel writes are valid for it).
     let r = unsafe {
         libc::syscall(
             libc::SYS_getsockopt,
             fd,
             libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            &mut ty as *mut c_int,
+            opt,
+            out as *mut T,
             &mut len as *mut socklen_t,
         )
     };
-    r == 0 && ty == libc::SOCK_STREAM
+    r == 0
 }
 
 /// Whether `fd` has `events` pending now (a zero-timeout `ppoll`, straight to the kernel).
@@ -166,23 +161,8 @@ pub(super) fn recv_loop(
             set_errno(saved);
             return (done + r as usize) as ssize_t;
         }
-        let e = errno();
-        if !would_block(e) || !is_blocking(fd) {
-            if done > 0 {
-                set_errno(saved);
-                return done as ssize_t;
-            }
-            set_errno(e);
-            return -1;
-        }
-        let d = *deadline
-            .get_or_insert_with(|| sock_timeout(fd, libc::SO_RCVTIMEO).map(|t| Instant::now() + t));
-        if let Err(f) = wait_fd(fd, Interest::Read, d, sock_intr(d)) {
-            if done > 0 {
-                set_errno(saved);
-                return done as ssize_t;
-            }
-            return fail(f);
+        if let Some(end) = park_or_end(fd, Interest::Read, &mut deadline, done, saved) {
+            return end;
         }
     }
 }
@@ -223,25 +203,44 @@ pub(super) fn send_loop(
             }
             continue; // a partial send: the next try tells whether to park
         }
-        let e = errno();
-        if !would_block(e) || !is_blocking(fd) {
-            if done > 0 {
-                set_errno(saved);
-                return done as ssize_t;
-            }
-            set_errno(e);
-            return -1;
-        }
-        let d = *deadline
-            .get_or_insert_with(|| sock_timeout(fd, libc::SO_SNDTIMEO).map(|t| Instant::now() + t));
-        if let Err(f) = wait_fd(fd, Interest::Write, d, sock_intr(d)) {
-            if done > 0 {
-                set_errno(saved);
-                return done as ssize_t;
-            }
-            return fail(f);
+        if let Some(end) = park_or_end(fd, Interest::Write, &mut deadline, done, saved) {
+            return end;
         }
     }
+}
+
+/// After a receive or send on `fd` failed (errno set) with `done` bytes already moved: parks until
+/// `fd` is ready for `interest` and returns `None` (try again), or returns what the call returns
+/// instead: `done` with errno restored to `saved` if some data moved, else -1 with the error (not a
+/// would-block, a non-blocking socket, the socket's `SO_RCVTIMEO`/`SO_SNDTIMEO` timeout, a signal
+/// or a kill). `deadline` is that timeout's, read from the socket at the first park.
+fn park_or_end(
+    fd: c_int,
+    interest: Interest,
+    deadline: &mut Option<Option<Instant>>,
+    done: usize,
+    saved: c_int,
+) -> Option<ssize_t> {
+    let e = errno();
+    let r = if !would_block(e) || !is_blocking(fd) {
+        set_errno(e);
+        -1
+    } else {
+        let opt = match interest {
+            Interest::Read => libc::SO_RCVTIMEO,
+            Interest::Write => libc::SO_SNDTIMEO,
+        };
+        let d = *deadline.get_or_insert_with(|| sock_timeout(fd, opt).map(|t| Instant::now() + t));
+        match wait_fd(fd, interest, d, sock_intr(d)) {
+            Ok(()) => return None,
+            Err(f) => fail(f),
+        }
+    };
+    if done > 0 {
+        set_errno(saved);
+        return Some(done as ssize_t);
+    }
+    Some(r)
 }
 
 /// The iovecs of `iov` after skipping `skip` bytes.
@@ -267,6 +266,38 @@ pub(super) fn iov_len(iov: &[iovec]) -> usize {
     iov.iter().map(|v| v.iov_len).sum()
 }
 
+/// System call `nr` (`recvfrom` or `sendto`) on `fd` with the caller's buffer `buf` of `len`
+/// bytes from `off` on, `flags`, and the address arguments `addr`/`addrlen` (0 for none).
+///
+/// # Safety
+/// `buf` is valid for `len` bytes (of writes for `recvfrom`, reads for `sendto`), `off <= len`;
+/// `addr`/`addrlen` are 0 or valid as `nr` requires.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn buf_call(
+    nr: libc::c_long,
+    fd: c_int,
+    buf: *const u8,
+    off: usize,
+    len: usize,
+    flags: c_int,
+    addr: usize,
+    addrlen: usize,
+) -> ssize_t {
+    // SAFETY: the caller's contract; `off <= len` keeps the pointer inside the buffer.
+    unsafe {
+        super::sys6(
+            nr,
+            fd as usize,
+            buf.add(off) as usize,
+            len - off,
+            flags as usize,
+            addr,
+            addrlen,
+        )
+    }
+}
+
 /// Interposed `recv(2)`.
 ///
 /// # Safety
@@ -275,17 +306,7 @@ pub(super) fn iov_len(iov: &[iovec]) -> usize {
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
     recv_like(fd, flags, len, |off, flags| {
         // SAFETY: the caller's buffer from `off < len` on (off is 0 unless MSG_WAITALL advanced it).
-        unsafe {
-            super::sys6(
-                libc::SYS_recvfrom,
-                fd as usize,
-                buf.cast::<u8>().add(off) as usize,
-                len - off,
-                flags as usize,
-                0,
-                0,
-            )
-        }
+        unsafe { buf_call(libc::SYS_recvfrom, fd, buf.cast(), off, len, flags, 0, 0) }
     })
 }
 
@@ -305,12 +326,13 @@ pub unsafe extern "C" fn recvfrom(
     recv_like(fd, flags, len, |off, flags| {
         // SAFETY: the caller's arguments (the buffer from `off < len` on).
         unsafe {
-            super::sys6(
+            buf_call(
                 libc::SYS_recvfrom,
-                fd as usize,
-                buf.cast::<u8>().add(off) as usize,
-                len - off,
-                flags as usize,
+                fd,
+                buf.cast(),
+                off,
+                len,
+                flags,
                 addr as usize,
                 addrlen as usize,
             )
@@ -340,17 +362,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
     send_like(fd, flags, len, |off, flags| {
         // SAFETY: the caller's buffer from `off <= len` on.
-        unsafe {
-            super::sys6(
-                libc::SYS_sendto,
-                fd as usize,
-                buf.cast::<u8>().add(off) as usize,
-                len - off,
-                flags as usize,
-                0,
-                0,
-            )
-        }
+        unsafe { buf_call(libc::SYS_sendto, fd, buf.cast(), off, len, flags, 0, 0) }
     })
 }
 
@@ -370,12 +382,13 @@ pub unsafe extern "C" fn sendto(
     send_like(fd, flags, len, |off, flags| {
         // SAFETY: the caller's arguments (the buffer from `off <= len` on).
         unsafe {
-            super::sys6(
+            buf_call(
                 libc::SYS_sendto,
-                fd as usize,
-                buf.cast::<u8>().add(off) as usize,
-                len - off,
-                flags as usize,
+                fd,
+                buf.cast(),
+                off,
+                len,
+                flags,
                 addr as usize,
                 addrlen as usize,
             )
@@ -485,18 +498,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
         match wait_fd(fd, Interest::Write, deadline, sock_intr(deadline)) {
             Ok(()) => {
                 let mut err: c_int = 0;
-                let mut elen = std::mem::size_of::<c_int>() as socklen_t;
-                // SAFETY: `err`/`elen` are valid out-pointers of the right size.
-                unsafe {
-                    libc::syscall(
-                        libc::SYS_getsockopt,
-                        fd,
-                        libc::SOL_SOCKET,
-                        libc::SO_ERROR,
-                        &mut err as *mut c_int,
-                        &mut elen as *mut socklen_t,
-                    )
-                };
+                sol_socket_opt(fd, libc::SO_ERROR, &mut err);
                 if err == 0 {
                     (0, saved)
                 } else {

@@ -565,59 +565,8 @@ macro_rules! impl_std_conversions {
 /// `Read` and `Write` for `$t` and `&$t` (so one greenlet can read while another writes).
 macro_rules! impl_stream_io {
     ($t:ty) => {
-        impl std::io::Read for &$t {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.sock.read_buf(buf)
-            }
-
-            fn read_vectored(
-                &mut self,
-                bufs: &mut [std::io::IoSliceMut<'_>],
-            ) -> std::io::Result<usize> {
-                self.sock.read_bufs(bufs)
-            }
-        }
-
-        impl std::io::Write for &$t {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.sock.write_buf(buf)
-            }
-
-            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                self.sock.write_bufs(bufs)
-            }
-
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-
-        impl std::io::Read for $t {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                self.sock.read_buf(buf)
-            }
-
-            fn read_vectored(
-                &mut self,
-                bufs: &mut [std::io::IoSliceMut<'_>],
-            ) -> std::io::Result<usize> {
-                self.sock.read_bufs(bufs)
-            }
-        }
-
-        impl std::io::Write for $t {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.sock.write_buf(buf)
-            }
-
-            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
-                self.sock.write_bufs(bufs)
-            }
-
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
+        $crate::net::socket::impl_stream_io!(@std $t);
+        $crate::net::socket::impl_stream_io!(@std &$t);
 
         $crate::net::socket::impl_async_io!($t);
         $crate::net::socket::impl_async_io!(&$t);
@@ -632,52 +581,43 @@ macro_rules! impl_stream_io {
                 // SAFETY: `poll_read_uninit` only hands the bytes to read(2), which writes into
                 // them and never de-initialises any.
                 let unfilled = unsafe { buf.as_mut() };
-                match self.sock.poll_read_uninit(cx, unfilled) {
-                    std::task::Poll::Ready(Ok(n)) => {
-                        // SAFETY: read(2) initialised the first `n` bytes of the cursor.
-                        unsafe { buf.advance(n) };
-                        std::task::Poll::Ready(Ok(()))
-                    }
-                    std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
-                    std::task::Poll::Pending => std::task::Poll::Pending,
-                }
+                let n = std::task::ready!(self.sock.poll_read_uninit(cx, unfilled))?;
+                // SAFETY: read(2) initialised the first `n` bytes of the cursor.
+                unsafe { buf.advance(n) };
+                std::task::Poll::Ready(Ok(()))
             }
         }
 
         #[cfg(feature = "hyper")]
         impl ::hyper::rt::Write for $t {
-            fn poll_write(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                futures_io::AsyncWrite::poll_write(self, cx, buf)
+            $crate::net::socket::impl_async_io!(@write_via_futures_io);
+        }
+    };
+    (@std $u:ty) => {
+        impl std::io::Read for $u {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.sock.read_buf(buf)
             }
 
-            fn poll_write_vectored(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                bufs: &[std::io::IoSlice<'_>],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                futures_io::AsyncWrite::poll_write_vectored(self, cx, bufs)
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.sock.read_bufs(bufs)
+            }
+        }
+
+        impl std::io::Write for $u {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.sock.write_buf(buf)
             }
 
-            fn is_write_vectored(&self) -> bool {
-                true
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.sock.write_bufs(bufs)
             }
 
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                futures_io::AsyncWrite::poll_flush(self, cx)
-            }
-
-            fn poll_shutdown(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                futures_io::AsyncWrite::poll_close(self, cx)
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
             }
         }
     };
@@ -769,53 +709,142 @@ macro_rules! impl_async_io {
                 // SAFETY: `poll_read_uninit` only hands the bytes to read(2), which writes `n`
                 // of them and never de-initialises any; exactly those `n` are then marked filled.
                 let unfilled = unsafe { buf.unfilled_mut() };
-                match self.sock.poll_read_uninit(cx, unfilled) {
-                    std::task::Poll::Ready(Ok(n)) => {
-                        // SAFETY: read(2) initialised the first `n` unfilled bytes.
-                        unsafe { buf.assume_init(n) };
-                        buf.advance(n);
-                        std::task::Poll::Ready(Ok(()))
-                    }
-                    std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
-                    std::task::Poll::Pending => std::task::Poll::Pending,
-                }
+                let n = std::task::ready!(self.sock.poll_read_uninit(cx, unfilled))?;
+                // SAFETY: read(2) initialised the first `n` unfilled bytes.
+                unsafe { buf.assume_init(n) };
+                buf.advance(n);
+                std::task::Poll::Ready(Ok(()))
             }
         }
 
         #[cfg(feature = "tokio")]
         impl tokio::io::AsyncWrite for $t {
-            fn poll_write(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                futures_io::AsyncWrite::poll_write(self, cx, buf)
+            $crate::net::socket::impl_async_io!(@write_via_futures_io);
+        }
+    };
+    // The methods of hyper's `Write` and tokio's `AsyncWrite`, which are futures_io's under the
+    // names those traits use (`poll_shutdown` is `poll_close`).
+    (@write_via_futures_io) => {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            futures_io::AsyncWrite::poll_write(self, cx, buf)
+        }
+
+        fn poll_write_vectored(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            futures_io::AsyncWrite::poll_write_vectored(self, cx, bufs)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            futures_io::AsyncWrite::poll_flush(self, cx)
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            futures_io::AsyncWrite::poll_close(self, cx)
+        }
+    };
+}
+
+/// The methods every listener `$t` (accepting `$stream`s, bound to an `$addr`) has beside its
+/// own `accept`.
+macro_rules! impl_listener_common {
+    ($t:ty, $stream:ty, $addr:ty) => {
+        impl $t {
+            #[doc = concat!("An endless iterator over [`", stringify!($t), "::accept`]'s connections (as std's")]
+            /// `incoming`): each `next()` waits like `accept`, and yields its error instead of
+            /// ending (after `close`, every item is `NotConnected`).
+            ///
+            /// # Cancel safety
+            #[doc = concat!("As [`", stringify!($t), "::accept`].")]
+            pub fn incoming(&self) -> impl Iterator<Item = std::io::Result<$stream>> + '_ {
+                std::iter::repeat_with(move || self.accept().map(|(s, _)| s))
             }
 
-            fn poll_write_vectored(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                bufs: &[std::io::IoSlice<'_>],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                futures_io::AsyncWrite::poll_write_vectored(self, cx, bufs)
+            /// The address it listens on.
+            ///
+            /// # Errors
+            /// As `getsockname(2)`.
+            pub fn local_addr(&self) -> std::io::Result<$addr> {
+                self.sock.open()?.local_addr()
             }
 
-            fn is_write_vectored(&self) -> bool {
-                true
+            /// Stops listening for greenlets: a greenlet waiting in `accept` gets `NotConnected`,
+            /// as does every later `accept`. The fd is closed when the value is dropped.
+            pub fn close(&self) {
+                self.sock.close();
             }
 
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                futures_io::AsyncWrite::poll_flush(self, cx)
+            #[doc = concat!("Whether [`", stringify!($t), "::close`] was called.")]
+            pub fn is_closed(&self) -> bool {
+                self.sock.is_closed()
+            }
+        }
+    };
+}
+
+/// `local_addr` and `peer_addr` of a connected or connectable socket `$t` with addresses `$addr`.
+macro_rules! impl_addrs {
+    ($t:ty, $addr:ty) => {
+        impl $t {
+            /// The local (bound) address.
+            ///
+            /// # Errors
+            /// As `getsockname(2)`.
+            pub fn local_addr(&self) -> std::io::Result<$addr> {
+                self.sock.open()?.local_addr()
             }
 
-            fn poll_shutdown(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                futures_io::AsyncWrite::poll_close(self, cx)
+            /// The connected peer's address.
+            ///
+            /// # Errors
+            /// `NotConnected` if not connected; as `getpeername(2)`.
+            pub fn peer_addr(&self) -> std::io::Result<$addr> {
+                self.sock.open()?.peer_addr()
+            }
+        }
+    };
+}
+
+/// The methods every datagram socket `$t` (with addresses `$addr`) has beside its own sends and
+/// receives.
+macro_rules! impl_datagram_common {
+    ($t:ty, $addr:ty) => {
+        $crate::net::socket::impl_addrs!($t, $addr);
+
+        impl $t {
+            /// Wakes waiting greenlets with `NotConnected`; later calls fail the same way. The fd
+            /// is closed on drop.
+            pub fn close(&self) {
+                self.sock.close();
+            }
+
+            #[doc = concat!("Whether [`", stringify!($t), "::close`] was called.")]
+            pub fn is_closed(&self) -> bool {
+                self.sock.is_closed()
+            }
+
+            /// The pending socket error (`SO_ERROR`), if any.
+            ///
+            /// # Errors
+            /// As `getsockopt(2)`.
+            pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
+                self.sock.open()?.take_error()
             }
         }
     };
@@ -864,23 +893,9 @@ macro_rules! impl_timeouts {
 /// What every connected stream has: its addresses, `shutdown`, and `close` / `is_closed`.
 macro_rules! impl_stream_common {
     ($t:ty, $addr:ty) => {
+        $crate::net::socket::impl_addrs!($t, $addr);
+
         impl $t {
-            /// The local address.
-            ///
-            /// # Errors
-            /// As `getsockname(2)`.
-            pub fn local_addr(&self) -> std::io::Result<$addr> {
-                self.sock.open()?.local_addr()
-            }
-
-            /// The peer's address.
-            ///
-            /// # Errors
-            /// As `getpeername(2)`.
-            pub fn peer_addr(&self) -> std::io::Result<$addr> {
-                self.sock.open()?.peer_addr()
-            }
-
             /// Shuts down the read side, write side or both (`shutdown(2)`); the peer sees EOF
             /// after `Write`.
             ///
@@ -977,6 +992,6 @@ macro_rules! impl_mode_and_clone {
 }
 
 pub(crate) use {
-    impl_async_io, impl_fd, impl_mode_and_clone, impl_std_conversions, impl_stream_common,
-    impl_stream_io, impl_timeouts,
+    impl_addrs, impl_async_io, impl_datagram_common, impl_fd, impl_listener_common,
+    impl_mode_and_clone, impl_std_conversions, impl_stream_common, impl_stream_io, impl_timeouts,
 };

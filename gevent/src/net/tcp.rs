@@ -7,8 +7,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::socket::{
-    impl_fd, impl_mode_and_clone, impl_std_conversions, impl_stream_common, impl_stream_io,
-    impl_timeouts, Socket,
+    impl_fd, impl_listener_common, impl_mode_and_clone, impl_std_conversions, impl_stream_common,
+    impl_stream_io, impl_timeouts, Socket,
 };
 use super::{each_addr, ToSocketAddrs};
 use crate::io::Interest;
@@ -152,30 +152,6 @@ impl TcpListener {
         Ok((TcpStream::from_mio(s)?, a))
     }
 
-    /// An endless iterator over [`TcpListener::accept`]'s connections (as std's `incoming`).
-    pub fn incoming(&self) -> impl Iterator<Item = io::Result<TcpStream>> + '_ {
-        std::iter::repeat_with(move || self.accept().map(|(s, _)| s))
-    }
-
-    /// The address it listens on.
-    ///
-    /// # Errors
-    /// As `getsockname(2)`.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.open()?.local_addr()
-    }
-
-    /// Stops listening for greenlets: a greenlet waiting in `accept` gets `NotConnected`, as does every
-    /// later `accept`. The fd is closed when the value is dropped.
-    pub fn close(&self) {
-        self.sock.close();
-    }
-
-    /// Whether [`TcpListener::close`] was called.
-    pub fn is_closed(&self) -> bool {
-        self.sock.is_closed()
-    }
-
     /// The pending socket error (`SO_ERROR`), if any.
     ///
     /// # Errors
@@ -201,6 +177,7 @@ impl TcpListener {
     }
 }
 
+impl_listener_common!(TcpListener, TcpStream, SocketAddr);
 impl_fd!(TcpListener);
 impl_mode_and_clone!(TcpListener, |fd| {
     mio::net::TcpListener::from_std(std::net::TcpListener::from(fd))

@@ -4,7 +4,9 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::socket::{impl_fd, impl_mode_and_clone, impl_std_conversions, impl_timeouts, Socket};
+use super::socket::{
+    impl_datagram_common, impl_fd, impl_mode_and_clone, impl_std_conversions, impl_timeouts, Socket,
+};
 use super::{each_addr, ToSocketAddrs};
 
 /// A UDP socket (`std::net::UdpSocket`'s shape); receiving parks the calling greenlet.
@@ -192,22 +194,6 @@ impl UdpSocket {
             .poll_op(cx, crate::io::Interest::Write, |s| s.send(buf))
     }
 
-    /// The local address.
-    ///
-    /// # Errors
-    /// As `getsockname(2)`.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.open()?.local_addr()
-    }
-
-    /// The connected peer's address.
-    ///
-    /// # Errors
-    /// `NotConnected` if not connected.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.open()?.peer_addr()
-    }
-
     /// Sets `SO_BROADCAST`.
     ///
     /// # Errors
@@ -324,27 +310,9 @@ impl UdpSocket {
     pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
         self.sock.open()?.multicast_ttl_v4()
     }
-
-    /// Wakes waiting greenlets with `NotConnected`; later calls fail the same way. The fd is closed
-    /// on drop.
-    pub fn close(&self) {
-        self.sock.close();
-    }
-
-    /// Whether [`UdpSocket::close`] was called.
-    pub fn is_closed(&self) -> bool {
-        self.sock.is_closed()
-    }
-
-    /// The pending socket error, if any.
-    ///
-    /// # Errors
-    /// As `getsockopt(2)`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.open()?.take_error()
-    }
 }
 
+impl_datagram_common!(UdpSocket, SocketAddr);
 impl_timeouts!(UdpSocket);
 impl_fd!(UdpSocket);
 impl_mode_and_clone!(UdpSocket, std::net::UdpSocket::from);

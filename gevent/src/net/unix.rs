@@ -7,8 +7,8 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 
 use super::socket::{
-    impl_fd, impl_mode_and_clone, impl_std_conversions, impl_stream_common, impl_stream_io,
-    impl_timeouts, Socket,
+    impl_datagram_common, impl_fd, impl_listener_common, impl_mode_and_clone, impl_std_conversions,
+    impl_stream_common, impl_stream_io, impl_timeouts, Socket,
 };
 
 /// A Unix-domain stream listener (`std::os::unix::net::UnixListener`'s shape).
@@ -95,36 +95,9 @@ impl UnixListener {
         let (s, a) = self.sock.read(|l| l.accept())?;
         Ok((UnixStream::from_std(s)?, a))
     }
-
-    /// An endless iterator over [`UnixListener::accept`]'s connections (as std's `incoming`):
-    /// each `next()` waits like `accept`, and yields its error instead of ending (after `close`,
-    /// every item is `NotConnected`).
-    ///
-    /// # Cancel safety
-    /// As [`UnixListener::accept`].
-    pub fn incoming(&self) -> impl Iterator<Item = io::Result<UnixStream>> + '_ {
-        std::iter::repeat_with(move || self.accept().map(|(s, _)| s))
-    }
-
-    /// The bound address.
-    ///
-    /// # Errors
-    /// As `getsockname(2)`.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.open()?.local_addr()
-    }
-
-    /// Wakes a greenlet waiting in `accept` with `NotConnected`; later calls fail the same way.
-    pub fn close(&self) {
-        self.sock.close();
-    }
-
-    /// Whether [`UnixListener::close`] was called.
-    pub fn is_closed(&self) -> bool {
-        self.sock.is_closed()
-    }
 }
 
+impl_listener_common!(UnixListener, UnixStream, SocketAddr);
 impl_fd!(UnixListener);
 impl_mode_and_clone!(UnixListener, std::os::unix::net::UnixListener::from);
 impl_std_conversions!(UnixListener, std::os::unix::net::UnixListener);
@@ -322,43 +295,9 @@ impl UnixDatagram {
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.read(|s| s.recv(buf))
     }
-
-    /// The bound address.
-    ///
-    /// # Errors
-    /// As `getsockname(2)`.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.open()?.local_addr()
-    }
-
-    /// The connected peer's address.
-    ///
-    /// # Errors
-    /// `NotConnected` if not connected.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.open()?.peer_addr()
-    }
-
-    /// Wakes waiting greenlets with `NotConnected`; later calls fail the same way. The fd is closed
-    /// on drop.
-    pub fn close(&self) {
-        self.sock.close();
-    }
-
-    /// Whether [`UnixDatagram::close`] was called.
-    pub fn is_closed(&self) -> bool {
-        self.sock.is_closed()
-    }
-
-    /// The pending socket error, if any.
-    ///
-    /// # Errors
-    /// As `getsockopt(2)`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.open()?.take_error()
-    }
 }
 
+impl_datagram_common!(UnixDatagram, SocketAddr);
 impl_timeouts!(UnixDatagram);
 impl_fd!(UnixDatagram);
 impl_mode_and_clone!(UnixDatagram, std::os::unix::net::UnixDatagram::from);

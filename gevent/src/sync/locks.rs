@@ -18,6 +18,34 @@ fn poisons(was_panicking: bool) -> bool {
     !was_panicking && std::thread::panicking() && !crate::hub::unwinding_cancel()
 }
 
+/// `v` as a [`LockResult`]: an `Err` carrying it if the lock is `poisoned`.
+fn poisoned_if<V>(poisoned: bool, v: V) -> LockResult<V> {
+    if poisoned {
+        Err(PoisonError::new(v))
+    } else {
+        Ok(v)
+    }
+}
+
+/// Parks `p`, already in a lock's queue, until the lock is handed to it or `deadline` passes;
+/// returns whether it got the lock. `leave` takes a node out of the queue (false: it was not there,
+/// the lock was handed to it); `pass_on` releases a lock handed over as a kill or Timeout landed.
+fn park_queued(
+    p: &Parker,
+    deadline: Option<Instant>,
+    leave: impl Fn(&Arc<Node>) -> bool,
+    pass_on: impl Fn(),
+) -> bool {
+    let guard = OnUnwind(Some(|| {
+        if !leave(&p.node) {
+            pass_on();
+        }
+    }));
+    let s = p.park(deadline);
+    guard.disarm();
+    s != WAITING || !leave(&p.node)
+}
+
 const LOCKED: u8 = 1;
 /// Set while the queue is not empty (changed only under the queue's lock; implies `LOCKED`).
 const QUEUED: u8 = 2;
@@ -105,12 +133,7 @@ impl<T> Mutex<T> {
     /// [`PoisonError`] (with the data) if it is poisoned.
     pub fn into_inner(self) -> LockResult<T> {
         let poisoned = self.poison.load(Ordering::Relaxed);
-        let v = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(v))
-        } else {
-            Ok(v)
-        }
+        poisoned_if(poisoned, self.data.into_inner())
     }
 }
 
@@ -186,12 +209,7 @@ impl<T: ?Sized> Mutex<T> {
     /// [`PoisonError`] (with the reference) if it is poisoned.
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
         let poisoned = self.is_poisoned();
-        let v = self.data.get_mut();
-        if poisoned {
-            Err(PoisonError::new(v))
-        } else {
-            Ok(v)
-        }
+        poisoned_if(poisoned, self.data.get_mut())
     }
 
     fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
@@ -200,11 +218,7 @@ impl<T: ?Sized> Mutex<T> {
             panicking: std::thread::panicking(),
             _data: PhantomData,
         };
-        if self.is_poisoned() {
-            Err(PoisonError::new(g))
-        } else {
-            Ok(g)
-        }
+        poisoned_if(self.is_poisoned(), g)
     }
 
     /// Queues the caller; returns whether it got the lock (false: `deadline` passed).
@@ -248,14 +262,8 @@ impl<T: ?Sized> Mutex<T> {
         let p = Parker::new();
         q.push_back(p.node.clone());
         drop(q);
-        let guard = OnUnwind(Some(|| {
-            if !self.leave_queue(&p.node) {
-                self.unlock(); // handed to us as we were cancelled: pass it on
-            }
-        }));
-        let s = p.park(deadline);
-        guard.disarm();
-        s != WAITING || !self.leave_queue(&p.node)
+        // Handed to us as we were cancelled: pass it on.
+        park_queued(&p, deadline, |n| self.leave_queue(n), || self.unlock())
     }
 
     /// Removes `node` from the queue; false if it was not there (the lock was handed to it).
@@ -602,12 +610,7 @@ impl<T> RwLock<T> {
     /// [`PoisonError`] (with the data) if it is poisoned.
     pub fn into_inner(self) -> LockResult<T> {
         let poisoned = self.poison.load(Ordering::Relaxed);
-        let v = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(v))
-        } else {
-            Ok(v)
-        }
+        poisoned_if(poisoned, self.data.into_inner())
     }
 }
 
@@ -701,11 +704,7 @@ impl<T: ?Sized> RwLock<T> {
             lock: self,
             _data: PhantomData,
         };
-        if self.is_poisoned() {
-            Err(PoisonError::new(g))
-        } else {
-            Ok(g)
-        }
+        poisoned_if(self.is_poisoned(), g)
     }
 
     fn write_guard(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
@@ -714,11 +713,7 @@ impl<T: ?Sized> RwLock<T> {
             panicking: std::thread::panicking(),
             _data: PhantomData,
         };
-        if self.is_poisoned() {
-            Err(PoisonError::new(g))
-        } else {
-            Ok(g)
-        }
+        poisoned_if(self.is_poisoned(), g)
     }
 
     /// `wait`: `None` try only; `Some(deadline)`. Returns whether it got the lock.
@@ -740,14 +735,12 @@ impl<T: ?Sized> RwLock<T> {
         let p = Parker::new();
         st.queue.push_back((p.node.clone(), write));
         drop(st);
-        let guard = OnUnwind(Some(|| {
-            if !self.leave_queue(&p.node) {
-                self.release(write); // handed to us as we were cancelled
-            }
-        }));
-        let s = p.park(deadline);
-        guard.disarm();
-        s != WAITING || !self.leave_queue(&p.node)
+        park_queued(
+            &p,
+            deadline,
+            |n| self.leave_queue(n),
+            || self.release(write),
+        )
     }
 
     /// Removes `node` from the queue (admitting those behind it if they now can); false if it was
