@@ -82,7 +82,7 @@ mod value;
 pub use crate::error::{Error, GreenletExit};
 pub use crate::greenlet::{getcurrent, Builder, Greenlet};
 pub use crate::stack::{StackConfig, StackError};
-pub use crate::trace::{settrace, Event, Tracer};
+pub use crate::trace::{is_tracing, settrace, Event, Tracer};
 pub use crate::value::Value;
 
 /// The message of a panic payload (`&str` or `String`), or a placeholder naming its kind.

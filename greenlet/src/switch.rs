@@ -282,6 +282,12 @@ pub(crate) fn current_ptr_if_any() -> *const Inner {
     CURRENT.try_with(Cell::get).unwrap_or(ptr::null())
 }
 
+/// This thread's `SLOW` flags.
+#[inline]
+pub(crate) fn slow_bits() -> u8 {
+    SLOW.with(Cell::get)
+}
+
 /// Sets or clears `bit` of this thread's `SLOW` flags.
 pub(crate) fn set_slow(bit: u8, on: bool) {
     SLOW.with(|s| s.set(if on { s.get() | bit } else { s.get() & !bit }));

@@ -67,6 +67,15 @@ pub fn settrace(tracer: Option<Tracer>) -> Option<Tracer> {
     TRACER.with(|t| std::mem::replace(&mut *t.borrow_mut(), tracer))
 }
 
+/// Whether a tracer is installed on this thread (and not running: while it runs it is
+/// uninstalled). A scheduler that may skip a switch it would otherwise make (a direct hand-off
+/// between two greenlets instead of one through its loop) asks this first, so that a tracer sees
+/// the switches it expects.
+#[inline]
+pub fn is_tracing() -> bool {
+    crate::switch::slow_bits() & TRACING != 0
+}
+
 /// Records `g` as the origin of the switch that is starting (only while a tracer is installed;
 /// ignored while the thread is being torn down).
 pub(crate) fn set_origin(g: Greenlet) {

@@ -180,7 +180,7 @@ impl Waiter {
         raise_deferred();
         let guard = Cancel(self);
         loop {
-            let v = hub.switch();
+            let v = hub.switch_waiting();
             if v.is_none() && self.state.get() == WaitState::Woken {
                 std::mem::forget(guard);
                 return Ok(());
