@@ -208,3 +208,42 @@ fn a_tracer_sees_every_switch_through_the_hub() {
         );
     }
 }
+
+/// A hub whose greenlet waits on a socket that stays silent sleeps in its poller: the yield it
+/// makes before sleeping while fds have waiters (see `gevent::hub`, `yield_for_io`) happens once
+/// per sleep and backs off when it finds nothing, it never turns into a spin.
+#[test]
+fn a_hub_waiting_on_a_silent_socket_does_not_spin() {
+    fn thread_cpu() -> std::time::Duration {
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `ru` is a valid rusage to fill.
+        assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) }, 0);
+        let tv = |t: libc::timeval| {
+            std::time::Duration::from_secs(t.tv_sec as u64)
+                + std::time::Duration::from_micros(t.tv_usec as u64)
+        };
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let client =
+        std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    let server = gevent::net::TcpStream::from_std(server).expect("adopt");
+    let reader = gevent::spawn(move || {
+        let mut buf = [0u8; 8];
+        std::io::Read::read(&mut &server, &mut buf).expect("read")
+    });
+    // Wake the hub now and then meanwhile (a timer), so that it goes back to sleep many times.
+    let cpu0 = thread_cpu();
+    let start = std::time::Instant::now();
+    for _ in 0..100 {
+        gevent::sleep(std::time::Duration::from_millis(3));
+    }
+    let (wall, cpu) = (start.elapsed(), thread_cpu() - cpu0);
+    drop(client); // the reader sees the end of the stream
+    assert_eq!(reader.get(), Ok(0));
+    assert!(
+        cpu < wall / 4,
+        "the hub's thread used {cpu:?} of CPU in {wall:?} while waiting"
+    );
+}
