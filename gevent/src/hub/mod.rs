@@ -34,6 +34,14 @@
 //! a Channel ping-pong took 593 instructions and 49-52 ns per hand-off through the hub, 528 and
 //! 42-43 ns directly (callgrind, and the same process timed, in one session).
 //!
+//! # Before sleeping
+//! A hub about to sleep in its poller while greenlets wait on fds first gives up its core once
+//! (`sched_yield`) and polls again without waiting: under load the next readiness is usually
+//! microseconds away (the peer, often on the same core, answering what the turn just wrote), and
+//! finding it there costs two cheap system calls instead of a sleep and a wake-up through the
+//! scheduler. It backs off when that does not pay (most polls find nothing, or the yield loses the
+//! core to a CPU-bound thread for long). See `Hub::yield_for_io` for the numbers.
+//!
 //! # Other threads
 //! A callback from another thread ([`HubHandle::run_callback`]) goes into the hub's remote
 //! queue; the caller writes the hub's eventfd only when the hub sleeps in its poller (or is about
@@ -656,9 +664,11 @@ impl Hub {
     /// and a wake-up through the scheduler. Returns whether it found (and dispatched) events.
     ///
     /// Measured on the HTTP server, 2 hubs and `wrk -c50` sharing 2 cores: the poll after the
-    /// yield finds events 97% of the time; context switches per request 0.15 -> 0.005, requests
-    /// per second 113k -> 138k (medians of 5 alternating rounds; hyper on tokio multi_thread,
-    /// same rounds: 123k).
+    /// yield finds events 88-97% of the time; voluntary context switches per request 0.15-0.27
+    /// -> 0.01-0.03, requests per second 94k -> 123k (medians of 4 alternating rounds; hyper on
+    /// tokio multi_thread, same rounds: 103k). With a CPU-bound loop running beside them: 72k and
+    /// 71k (tokio 60k). Pinned alone on its core, and with one connection, it changes nothing
+    /// measurable (it backs off).
     ///
     /// Adaptive, for when it does not pay, judged over windows of [`YIELD_WINDOW`] yields: a
     /// window in which more than half the polls found nothing (an idle or lightly loaded hub), or
