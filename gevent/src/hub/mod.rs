@@ -634,9 +634,7 @@ impl Hub {
         if remote.pending.load(Ordering::Relaxed) == 0 || !several_cores() {
             return false;
         }
-        let skip = self.spin_skip.get();
-        if skip > 0 {
-            self.spin_skip.set(skip - 1);
+        if skipped(&self.spin_skip) {
             return false;
         }
         let start = Instant::now();
@@ -679,12 +677,7 @@ impl Hub {
     /// rhythm changes and the next yields miss too (measured: backing off after every miss
     /// gave back the whole gain).
     fn yield_for_io(&self) -> bool {
-        if !self.reactor.has_waiters() {
-            return false;
-        }
-        let skip = self.yield_skip.get();
-        if skip > 0 {
-            self.yield_skip.set(skip - 1);
+        if !self.reactor.has_waiters() || skipped(&self.yield_skip) {
             return false;
         }
         let start = Instant::now();
@@ -806,6 +799,17 @@ impl Hub {
             self.reactor.dispatch(self, ev.token(), r, w, rh, wh);
         }
     }
+}
+
+/// Counts down an adaptive back-off (`Hub::spin_for_remote`, `Hub::yield_for_io`): whether this
+/// attempt is one of those to skip.
+#[inline]
+fn skipped(skip: &Cell<u32>) -> bool {
+    let n = skip.get();
+    if n > 0 {
+        skip.set(n - 1);
+    }
+    n > 0
 }
 
 /// The hub is about to sleep for `timeout` (`None`: until I/O or another thread wakes it): give
