@@ -247,3 +247,61 @@ fn a_hub_waiting_on_a_silent_socket_does_not_spin() {
         "the hub's thread used {cpu:?} of CPU in {wall:?} while waiting"
     );
 }
+
+/// A greenlet killed while it is suspended in a hand-off (it switched straight to the greenlet it
+/// had woken, and holds that one's wake; its own wake is queued) unwinds cleanly: the channels
+/// keep no trace of it, its queued wake is skipped, and the ping-pong goes on with another
+/// greenlet. Modelled on gevent's
+/// `src/gevent/tests/test__greenlet.py` `TestBasic.test_kill_*` applied to a hand-off.
+#[test]
+fn a_greenlet_killed_after_its_hand_off_unwinds_cleanly() {
+    let (to_b, to_a) = (Channel::<u32>::new(), Channel::<u32>::new());
+    let serve = |from_a: Channel<u32>, back: Channel<u32>| {
+        move || {
+            while let Ok(v) = from_a.get() {
+                back.put(v + 1).expect("pong");
+            }
+        }
+    };
+    let b = gevent::spawn(serve(to_b.clone(), to_a.clone()));
+    for i in 0..10 {
+        to_b.put(i).expect("ping");
+        assert_eq!(to_a.get(), Ok(i + 1));
+        // `b` switched straight to us from its `put` of the answer, with our wake in its frame;
+        // our `get` took the answer, so `b`'s own wake is queued now.
+    }
+    assert!(!b.is_dead());
+    b.kill();
+    assert!(b.is_dead());
+    assert_eq!(
+        (to_b.getter_count(), to_a.putter_count()),
+        (0, 0),
+        "the killed greenlet left the channels"
+    );
+    let c = gevent::spawn(serve(to_b.clone(), to_a.clone()));
+    for i in 0..10 {
+        to_b.put(i).expect("ping");
+        assert_eq!(to_a.get(), Ok(i + 1));
+    }
+    to_b.shutdown();
+    c.join();
+    assert!(c.is_dead());
+}
+
+/// A greenlet handed the turn directly that then finishes goes back to the hub (its parent), which
+/// goes on with its queue: the greenlet that handed off is resumed when its own wake comes.
+#[test]
+fn a_greenlet_that_finishes_after_a_hand_off_returns_to_the_hub() {
+    let (to_b, done) = (Channel::<u32>::new(), gevent::event::Event::new());
+    let from_main = to_b.clone();
+    let b = gevent::spawn(move || from_main.get().expect("item") * 2);
+    let d = done.clone();
+    let waker = gevent::spawn(move || d.set());
+    gevent::sleep(std::time::Duration::ZERO); // b waits in `get`; waker has run
+    to_b.put(21).expect("put"); // b is woken; our wait below hands off to it
+    let got = b.get();
+    assert_eq!(got, Ok(42));
+    assert!(b.is_dead());
+    done.wait();
+    waker.join();
+}
