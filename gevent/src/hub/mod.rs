@@ -469,13 +469,24 @@ impl Hub {
         self.switch()
     }
 
+    /// How many turns (and direct hand-offs) a busy hub lets pass between two zero-timeout polls:
+    /// 16 when fds have waiters, 64 when not (such a poll is a syscall; readiness must not starve
+    /// either).
+    #[inline]
+    fn turns_between_polls(&self) -> u32 {
+        if self.reactor.has_waiters() {
+            16
+        } else {
+            64
+        }
+    }
+
     /// The wake at the front of the ready queue, taken out of it, if the current greenlet may
     /// switch to its greenlet directly (the conditions of the module docs' hand-off).
     #[inline]
     fn take_hand_off(&self) -> Option<Rc<Waiter>> {
         let t = self.turns_without_poll.get();
-        let every = if self.reactor.has_waiters() { 16 } else { 64 };
-        if t >= every
+        if t >= self.turns_between_polls()
             || !self.timers.borrow().is_empty()
             || self.greenlet.is_current()
             || greenlet::is_tracing()
@@ -554,10 +565,7 @@ impl Hub {
         let busy = !self.ready.borrow().is_empty();
         let timeout = if busy {
             let t = self.turns_without_poll.get();
-            // While busy, ask the poller only every 16 turns when fds have waiters, every 64 when
-            // not (a zero-timeout poll is a syscall; readiness must not starve either).
-            let every = if self.reactor.has_waiters() { 16 } else { 64 };
-            if t < every {
+            if t < self.turns_between_polls() {
                 self.turns_without_poll.set(t + 1);
                 return true;
             }
