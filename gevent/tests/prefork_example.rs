@@ -2,10 +2,9 @@
 //! socket, serve every connection, and end with their parent. Every wait is bounded.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 #[path = "support/example.rs"]
@@ -21,16 +20,8 @@ fn two_worker_processes_serve_one_socket_and_end_with_their_parent() {
         Stdio::null(),
     );
     let port = parent.port;
-    let out = BufReader::new(parent.child.stdout.take().unwrap());
     // Every line of every process (they share the pipe); `None` at EOF, when all have exited.
-    let (tx, rx) = mpsc::channel::<Option<String>>();
-    std::thread::spawn(move || {
-        for line in out.lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(Some(line));
-        }
-        let _ = tx.send(None);
-    });
+    let rx = parent.stdout_lines();
     let next = || rx.recv_timeout(BOUND).expect("a line within the bound");
     let mut workers = BTreeSet::new();
     let mut pids = Vec::new();

@@ -3,10 +3,9 @@
 //! `--workers` values are refused. Every wait is bounded.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 #[path = "support/example.rs"]
@@ -35,16 +34,7 @@ fn two_workers_serve_and_print_every_chunk() {
         Stdio::null(),
     );
     let port = server.port;
-    let out = BufReader::new(server.child.stdout.take().unwrap());
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in out.lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = server.stdout_lines();
     let names = thread_names(server.child.id());
     assert!(
         names.contains("gevent-hub-0") && names.contains("gevent-hub-1"),
@@ -68,7 +58,9 @@ fn two_workers_serve_and_print_every_chunk() {
     while printed.len() < want.len() {
         let line = rx
             .recv_timeout(BOUND)
-            .unwrap_or_else(|_| panic!("only {} lines printed", printed.len()));
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("only {} lines printed", printed.len()));
         assert!(printed.insert(line.clone()), "printed twice: {line}");
     }
     assert_eq!(printed, want);

@@ -53,6 +53,28 @@ impl Drop for Example {
     }
 }
 
+impl Example {
+    /// The rest of its stdout, line by line, forwarded by a thread: `Some(line)` per line, then
+    /// `None` at EOF (when every process writing to the pipe has exited).
+    ///
+    /// # Panics
+    /// If stdout was taken already.
+    pub fn stdout_lines(&mut self) -> mpsc::Receiver<Option<String>> {
+        let out = BufReader::new(self.child.stdout.take().expect("stdout is piped"));
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines() {
+                let Ok(line) = line else { break };
+                if tx.send(Some(line)).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(None);
+        });
+        rx
+    }
+}
+
 /// Starts example `name` with `args`, stdout piped and stderr as given; reads the first line of
 /// stdout (byte by byte, so no later line is consumed; failing the test if it does not come within
 /// [`FIRST_LINE_BOUND`]) and parses the port from it.
