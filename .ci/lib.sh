@@ -3,6 +3,21 @@
 
 step() { printf '\n== %s\n' "$*"; }
 
+# Disk: CI builds every target once, so incremental caches are dead weight (2.9 GB of a clean run),
+# and failures are read by file and line, so debug builds carry line tables only (full debug info
+# made the debug target 13 GB: ~60 MB per test binary). A clean run once died of a full disk in its
+# sanitizer step. Set here so every step, run alone or by .ci/run, builds with the same profile
+# (a mismatch would rebuild everything when a test runs cargo itself).
+export CARGO_INCREMENTAL=0
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
+
+# disk_report: free space on the target's filesystem and the target's size, for the log.
+disk_report() {
+    local t=${CARGO_TARGET_DIR:-target}
+    printf 'disk: %s free; %s in %s\n' "$(df -h --output=avail . | tail -1 | tr -d ' ')" \
+        "$( (du -sh "$t" 2>/dev/null || echo '0 -') | cut -f1)" "$t"
+}
+
 # Seconds since the run started, for the timing summary at the end.
 ci_t0=${ci_t0:-$(date +%s)}
 export ci_t0

@@ -54,11 +54,14 @@ fn user_frame(bt: &mut backtrace::Backtrace) -> Option<String> {
         for sym in frame.symbols() {
             let Some(name) = sym.name() else { continue };
             let name = format!("{name:#}");
-            let krate = name
-                .trim_start_matches('<')
-                .split("::")
-                .next()
-                .unwrap_or("");
+            // The crate: from the file when it is some crate's `src/` (builds with line tables only
+            // name inlined frames by their bare function name), else from the symbol's path.
+            let krate = sym.filename().and_then(crate_of_file).unwrap_or_else(|| {
+                name.trim_start_matches('<')
+                    .split("::")
+                    .next()
+                    .unwrap_or("")
+            });
             if krate == "gevent" && !api_done {
                 if let Some(file) = sym.filename() {
                     let line = sym.lineno().unwrap_or(0);
@@ -76,6 +79,25 @@ fn user_frame(bt: &mut backtrace::Backtrace) -> Option<String> {
         }
     }
     api
+}
+
+/// The crate whose source `file` is, when it lies in a `<crate>/src/` folder: a workspace member
+/// (`gevent/src/hub/waiter.rs`), a registry download (`gevent-0.1.0/src/...`: the version is
+/// dropped) or the standard library (`library/std/src/...`). `None` for anything else (tests,
+/// examples, build output).
+fn crate_of_file(file: &std::path::Path) -> Option<&str> {
+    let parts: Vec<&str> = file.iter().filter_map(|c| c.to_str()).collect();
+    let src = parts.iter().rposition(|c| *c == "src")?;
+    let dir = *parts.get(src.checked_sub(1)?)?;
+    // `name-1.2.3` -> `name`: cut at the last `-` followed by a version (a digit, and a dot).
+    Some(match dir.rfind('-') {
+        Some(i)
+            if dir[i + 1..].starts_with(|c: char| c.is_ascii_digit()) && dir[i..].contains('.') =>
+        {
+            &dir[..i]
+        }
+        _ => dir,
+    })
 }
 
 /// `file` relative to the current directory when it is under it.
@@ -167,4 +189,32 @@ pub fn format_run_info() -> String {
 /// Prints [`format_run_info`] to stderr (gevent's `print_run_info`).
 pub fn print_run_info() {
     eprint!("{}", format_run_info());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crate_of_file;
+    use std::path::Path;
+
+    #[test]
+    fn a_file_names_its_crate_by_the_folder_above_src() {
+        fn krate(p: &str) -> Option<&str> {
+            crate_of_file(Path::new(p))
+        }
+        assert_eq!(krate("/w/main/gevent/src/hub/waiter.rs"), Some("gevent"));
+        assert_eq!(
+            krate("/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/gevent-0.1.0/src/hub/waiter.rs"),
+            Some("gevent")
+        );
+        assert_eq!(
+            krate("/rustc/59807616/library/std/src/thread/mod.rs"),
+            Some("std")
+        );
+        assert_eq!(krate("/home/u/app-2/src/main.rs"), Some("app-2"));
+        assert_eq!(
+            krate("/home/u/gevent-demo/src/main.rs"),
+            Some("gevent-demo")
+        );
+        assert_eq!(krate("gevent/tests/util_run_info.rs"), None);
+    }
 }
