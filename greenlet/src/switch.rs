@@ -40,6 +40,10 @@
 //! # What makes a switch cheap
 //! - The message travels in registers, never through memory; the flag bits put everything uncommon
 //!   (tracing, throws, finished greenlets, `KEEP`) behind one test on each side.
+//! - The switcher's side reads one thread-local word: `CURRENT` with the `SLOW` bits and `CHECK` in
+//!   its low bits, so "a current greenlet exists, nothing to do on the way out, no canary to check"
+//!   is one test; the target's "started, no canary" is one byte compared with 0 ([`StateCell`]).
+//!   Dense stacks (with a canary) and tracing take the checked path.
 //! - The switch path is inlined into `Greenlet::switch`. After a stack switch, every `ret` on the new
 //!   stack is mispredicted (the return-stack buffer holds the other stack's addresses), so each
 //!   out-of-line frame between the user's `switch` call and the machine switch costs ~15 cycles.
@@ -92,6 +96,41 @@ pub(crate) enum State {
     Dead = 2,
 }
 
+/// A greenlet's [`State`] and whether its stack has a canary to check, in one byte: the fast switch
+/// tests "started, and nothing to check when it switches away" with one compare with 0.
+pub(crate) struct StateCell(Cell<u8>);
+
+impl StateCell {
+    /// The flag bit: the greenlet's stack is dense, with a canary (fixed for its life).
+    const CANARY: u8 = 4;
+
+    fn new(state: State, canary: bool) -> StateCell {
+        StateCell(Cell::new(
+            state as u8 | if canary { Self::CANARY } else { 0 },
+        ))
+    }
+
+    #[inline(always)]
+    pub(crate) fn get(&self) -> State {
+        match self.0.get() & 3 {
+            0 => State::Started,
+            1 => State::Unstarted,
+            _ => State::Dead,
+        }
+    }
+
+    #[inline(always)]
+    fn set(&self, state: State) {
+        self.0.set(self.0.get() & Self::CANARY | state as u8);
+    }
+
+    /// Started, and a guarded stack (or the main greenlet's): a target for the fast switch.
+    #[inline(always)]
+    fn is_plain_started(&self) -> bool {
+        self.0.get() == 0
+    }
+}
+
 /// The shared state of one greenlet.
 ///
 /// `repr(C)` with what a switch reads first: a switch to a greenlet that has not run for a while
@@ -115,7 +154,7 @@ pub(crate) struct Inner {
     /// The address of a dense stack's canary word (checked when the greenlet switches away), 0 for
     /// guarded stacks and the main greenlet; see [`StackBounds`].
     canary: usize,
-    pub(crate) state: Cell<State>,
+    pub(crate) state: StateCell,
     pub(crate) is_main: bool,
     /// A number the scheduler attaches ([`Greenlet::set_tag`]); it fits in padding.
     pub(crate) tag: Cell<u32>,
@@ -197,11 +236,11 @@ impl Drop for MainSlot {
         let Some(main) = self.0.get_mut().take() else {
             return;
         };
-        if CURRENT.with(Cell::get) == Rc::as_ptr(&main.0) {
+        if current_ptr_raw() == Rc::as_ptr(&main.0) {
             // Registered when the main greenlet was made, so destroyed after every thread-local
             // first used later (whose greenlets could still be unwound from here); greenlets dropped
             // later find no current greenlet and leak what they cannot unwind.
-            CURRENT.with(|c| c.set(ptr::null()));
+            CURRENT.with(|c| c.set(c.get() & SLOW_BITS | CHECK));
         }
         drop(main);
     }
@@ -246,15 +285,26 @@ pub(crate) fn install_trace_hooks(hooks: TraceHooks) {
 pub(crate) const TRACING: u8 = 1;
 /// `KEEP` holds a handle to the current greenlet.
 const KEEPING: u8 = 2;
+/// The `SLOW` bits, in `CURRENT`'s word.
+const SLOW_BITS: usize = (TRACING | KEEPING) as usize;
+/// In `CURRENT`'s word: there is no current greenlet (null pointer), or the current one has a
+/// canary to check when it switches away.
+const CHECK: usize = 4;
+/// Every flag bit of `CURRENT`'s word; a switch with all of them clear takes the fast path.
+const FLAGS: usize = SLOW_BITS | CHECK;
 
 thread_local! {
-    /// The running greenlet of this thread; null until the main greenlet is created.
+    /// `CURRENT` and `SLOW` in one word: the running greenlet of this thread (null until the main
+    /// greenlet is created), with `SLOW`'s bits (`TRACING | KEEPING`) and `CHECK` in its low bits
+    /// (an `Inner` is 8-aligned). The fast switch reads this one word and tests all the flags with
+    /// one test: no slow work, a current greenlet exists, and it has no canary. Measured with
+    /// callgrind: 97 -> 79 instructions per round trip (with the state byte's canary flag and the
+    /// fast path laid out first), 5.4 -> 4.7 ns.
     ///
     /// # Invariant
-    /// When not null, points to a live greenlet (see the module docs for who keeps it alive).
-    static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
-    /// `TRACING | KEEPING`: when not 0, a switch away takes the slow path on the switcher side.
-    static SLOW: Cell<u8> = const { Cell::new(0) };
+    /// The pointer, when not null, points to a live greenlet (see the module docs for who keeps it
+    /// alive); `CHECK` is set exactly when it is null or that greenlet has a canary.
+    static CURRENT: Cell<usize> = const { Cell::new(CHECK) };
     // The next three have no destructor (`ManuallyDrop`), so they are usable until the thread's very
     // end (a finishing greenlet must never fail to reach them); they are empty whenever the thread
     // is not between two halves of a switch, except `KEEP` while a kept greenlet runs.
@@ -279,24 +329,40 @@ thread_local! {
 /// The current greenlet, or null when there is none yet or the thread is being torn down (for code
 /// that must not create the main greenlet: destructors, signal handlers).
 pub(crate) fn current_ptr_if_any() -> *const Inner {
-    CURRENT.try_with(Cell::get).unwrap_or(ptr::null())
+    CURRENT
+        .try_with(|c| (c.get() & !FLAGS) as *const Inner)
+        .unwrap_or(ptr::null())
+}
+
+/// `CURRENT`'s pointer (null when there is no current greenlet).
+#[inline(always)]
+fn current_ptr_raw() -> *const Inner {
+    (CURRENT.with(Cell::get) & !FLAGS) as *const Inner
+}
+
+/// Makes `t` the current greenlet, keeping the `SLOW` bits and setting `CHECK` as `t` needs.
+#[inline(always)]
+fn set_current(t: &Inner) {
+    let check = if t.canary != 0 { CHECK } else { 0 };
+    CURRENT.with(|c| c.set(t as *const Inner as usize | c.get() & SLOW_BITS | check));
 }
 
 /// This thread's `SLOW` flags.
 #[inline]
 pub(crate) fn slow_bits() -> u8 {
-    SLOW.with(Cell::get)
+    (CURRENT.with(Cell::get) & SLOW_BITS) as u8
 }
 
 /// Sets or clears `bit` of this thread's `SLOW` flags.
 pub(crate) fn set_slow(bit: u8, on: bool) {
-    SLOW.with(|s| s.set(if on { s.get() | bit } else { s.get() & !bit }));
+    let bit = bit as usize;
+    CURRENT.with(|c| c.set(if on { c.get() | bit } else { c.get() & !bit }));
 }
 
 /// The current greenlet's state, creating the main greenlet on first use.
 #[inline]
 pub(crate) fn current_ptr() -> *const Inner {
-    let p = CURRENT.with(Cell::get);
+    let p = current_ptr_raw();
     if p.is_null() {
         init_main()
     } else {
@@ -313,7 +379,7 @@ fn init_main() -> *const Inner {
     let slot = Rc::get_mut(&mut rc).expect("a fresh Rc is unique");
     let inner = slot.write(Inner {
         id: 0,
-        state: Cell::new(State::Started),
+        state: StateCell::new(State::Started, false),
         is_main: true,
         tag: Cell::new(0),
         parent: RefCell::new(None),
@@ -331,7 +397,8 @@ fn init_main() -> *const Inner {
     let main = Greenlet(unsafe { rc.assume_init() });
     let p = Rc::as_ptr(&main.0);
     MAIN.with(|m| *m.0.borrow_mut() = Some(main));
-    CURRENT.with(|c| c.set(p));
+    // SAFETY: `p` is the main greenlet just stored in MAIN, alive.
+    set_current(unsafe { &*p });
     p
 }
 
@@ -411,7 +478,7 @@ pub(crate) fn new_greenlet(
     let slot = Rc::get_mut(&mut rc).expect("a fresh Rc is unique");
     slot.write(Inner {
         id: next_id(),
-        state: Cell::new(State::Unstarted),
+        state: StateCell::new(State::Unstarted, bounds.canary_addr() != 0),
         is_main: false,
         tag: Cell::new(0),
         parent: RefCell::new(Some(parent)),
@@ -536,7 +603,7 @@ unsafe fn finish(me: &Inner, mut msg: Msg) -> arch::Exit {
     let tp = Rc::as_ptr(&target.0);
     let (w0, w1, msg_bits) = into_words(msg);
     bits |= msg_bits | SlowBits::DEAD;
-    if SLOW.with(Cell::get) != 0 {
+    if slow_bits() != 0 {
         // Before the target takes KEEP: if we were kept, that handle goes to RELEASE.
         bits |= leave_slow(me);
     }
@@ -548,7 +615,8 @@ unsafe fn finish(me: &Inner, mut msg: Msg) -> arch::Exit {
         KEEP.with(|k| k.set(Some(target)));
         set_slow(KEEPING, true);
     }
-    CURRENT.with(|c| c.set(tp));
+    // SAFETY: the target is kept alive by KEEP or MAIN (just above).
+    set_current(unsafe { &*tp });
     // `to` is the target's saved context (it is suspended or unstarted: not current, not dead), kept
     // alive by KEEP or MAIN. The target gives our stack back when it sees `DEAD`.
     arch::Exit {
@@ -647,16 +715,31 @@ fn died_of(payload: Payload) -> Msg {
 /// it.
 #[inline(always)]
 pub(crate) fn switch_value(target: &Rc<Inner>, v: Value) -> Value {
-    let cur_ptr = current_ptr();
     let tp = Rc::as_ptr(target);
     // SAFETY: the caller's handle keeps `target` alive for this whole call.
     let t = unsafe { &*tp };
+    let word = CURRENT.with(Cell::get);
+    // Three tests, each a compare and a branch (written as `&&`, the last two became a `setne`).
+    if word & FLAGS == 0 && t.state.is_plain_started() {
+        if tp as usize == word {
+            unlikely();
+        } else {
+            let (w0, w1) = v.into_raw();
+            // SAFETY: no flag in `CURRENT`: it points at the current greenlet (not null: `CHECK` is
+            // clear), alive (its invariant), which has no canary and nothing to do on the way out. `t`
+            // is alive (borrowed by our caller for as long as we are suspended), started, not dead, not
+            // current, and has no canary either.
+            return unsafe { switch_words::<false, true>(&*(word as *const Inner), t, w0, w1, 0) };
+        }
+    }
+    unlikely();
+    let cur_ptr = current_ptr();
     let state = t.state.get();
     if state == State::Started && tp != cur_ptr {
         let (w0, w1) = v.into_raw();
         // SAFETY: the current greenlet is alive (CURRENT's invariant); `t` is alive (borrowed by our
         // caller for as long as we are suspended), started, not dead and not current.
-        return unsafe { switch_words::<false>(&*cur_ptr, t, w0, w1, 0) };
+        return unsafe { switch_words::<false, false>(&*cur_ptr, t, w0, w1, 0) };
     }
     if state == State::Unstarted {
         // SAFETY: as above; `t` has not started, so it is not current (a greenlet is marked started
@@ -665,6 +748,12 @@ pub(crate) fn switch_value(target: &Rc<Inner>, v: Value) -> Value {
     }
     switch_slow(target, Msg::Value(v))
 }
+
+/// Marks the path that calls it as the unlikely one: the fast switch is then laid out first, and
+/// its state test is one compare with 0 instead of a test for each other state.
+#[cold]
+#[inline(never)]
+fn unlikely() {}
 
 /// Switches from the current greenlet to `target` carrying `msg` (a throw, or a value as
 /// [`switch_value`] does); returns what the current greenlet receives when it is next switched to.
@@ -678,9 +767,15 @@ pub(crate) fn switch_to(target: &Rc<Inner>, msg: Msg) -> Value {
         // SAFETY: the current greenlet is alive (CURRENT's invariant); `t` is alive (borrowed by our
         // caller for as long as we are suspended), started, not dead and not current.
         State::Started if tp != cur_ptr => unsafe { switch_into::<false>(&*cur_ptr, t, msg) },
-        // SAFETY: as above; `t` has not started, so it is not current.
-        State::Unstarted => unsafe { switch_into::<true>(&*cur_ptr, t, msg) },
-        _ => switch_slow(target, msg),
+        State::Unstarted => {
+            unlikely();
+            // SAFETY: as above; `t` has not started, so it is not current.
+            unsafe { switch_into::<true>(&*cur_ptr, t, msg) }
+        }
+        _ => {
+            unlikely();
+            switch_slow(target, msg)
+        }
     }
 }
 
@@ -703,7 +798,7 @@ fn switch_slow(target: &Rc<Inner>, mut msg: Msg) -> Value {
         target = up;
     }
     if Rc::as_ptr(&target.0) == cur_ptr {
-        if SLOW.with(Cell::get) & TRACING != 0 {
+        if slow_bits() & TRACING != 0 {
             if let Some(h) = TRACE_HOOKS.get() {
                 (h.fire)(getcurrent(), matches!(msg, Msg::Throw(_)));
             }
@@ -743,16 +838,17 @@ unsafe fn switch_into<const START: bool>(cur: &Inner, t: &Inner, msg: Msg) -> Va
     }
     let (w0, w1, bits) = into_words(msg);
     // SAFETY: per the contract; `t` has a `run` if it has not started.
-    unsafe { switch_words::<START>(cur, t, w0, w1, bits) }
+    unsafe { switch_words::<START, false>(cur, t, w0, w1, bits) }
 }
 
 /// [`switch_into`] with the message already taken apart ([`into_words`]).
 ///
 /// # Safety
 /// As [`switch_into`], and if `t` has not started it has a `run`; `w0`, `w1` and `bits` are the
-/// words and bits of one message, received exactly once (by `t`).
+/// words and bits of one message, received exactly once (by `t`). `FAST`: `CURRENT` has no flag
+/// bit set and `t` has no canary (the checks on the way out are skipped).
 #[inline(always)]
-unsafe fn switch_words<const START: bool>(
+unsafe fn switch_words<const START: bool, const FAST: bool>(
     cur: &Inner,
     t: &Inner,
     w0: usize,
@@ -760,13 +856,18 @@ unsafe fn switch_words<const START: bool>(
     bits: usize,
 ) -> Value {
     let mut arg = cur as *const Inner as usize | bits;
-    if SLOW.with(Cell::get) != 0 {
-        arg |= leave_slow(cur);
+    if FAST {
+        // No flag was set and `t` has no canary: `CURRENT` is `t`'s address alone.
+        CURRENT.with(|c| c.set(t as *const Inner as usize));
+    } else {
+        if slow_bits() != 0 {
+            arg |= leave_slow(cur);
+        }
+        if cur.canary != 0 {
+            check_stack(cur);
+        }
+        set_current(t);
     }
-    if cur.canary != 0 {
-        check_stack(cur);
-    }
-    CURRENT.with(|c| c.set(t));
     let leaving = sanitizer::leave(t.bounds.as_ref());
     // SAFETY: `t` is suspended or unstarted, so `t.sp` is a context to resume (field invariant), on a
     // stack it owns; `cur.sp` and both link slots are ours to write; we stay suspended on a live
@@ -826,7 +927,7 @@ fn into_words(msg: Msg) -> (usize, usize, usize) {
 #[cold]
 #[inline(never)]
 fn leave_slow(cur: &Inner) -> usize {
-    let slow = SLOW.with(Cell::get);
+    let slow = slow_bits();
     if slow & TRACING != 0 {
         // SAFETY: `cur` is the current greenlet, alive.
         let g = unsafe { Greenlet::from_raw_clone(cur) };
@@ -897,9 +998,7 @@ impl fmt::Display for DisplayName<'_> {
 /// which that thread keeps alive). Async-signal-safe: no allocation, no lock (the name is read with
 /// `try_borrow`).
 unsafe fn current_fault_context(f: &mut dyn FnMut(&StackBounds, &dyn fmt::Display)) {
-    let Ok(p) = CURRENT.try_with(Cell::get) else {
-        return;
-    };
+    let p = current_ptr_if_any();
     if p.is_null() {
         return;
     }
