@@ -719,17 +719,25 @@ pub(crate) fn switch_value(target: &Rc<Inner>, v: Value) -> Value {
     // SAFETY: the caller's handle keeps `target` alive for this whole call.
     let t = unsafe { &*tp };
     let word = CURRENT.with(Cell::get);
-    // Three tests, each a compare and a branch (written as `&&`, the last two became a `setne`).
-    if word & FLAGS == 0 && t.state.is_plain_started() {
-        if tp as usize == word {
+    // Nested tests, each one compare and branch (written with `&&`, two of them became a `setne`).
+    if word & FLAGS == 0 {
+        // SAFETY: no flag in `CURRENT`: it points at the current greenlet (not null: `CHECK` is
+        // clear), alive (its invariant), which has no canary and nothing to do on the way out.
+        let cur = unsafe { &*(word as *const Inner) };
+        if t.state.is_plain_started() {
+            if tp as usize == word {
+                unlikely();
+            } else {
+                let (w0, w1) = v.into_raw();
+                // SAFETY: as just said of `cur`; `t` is alive (borrowed by our caller for as long as
+                // we are suspended), started, not dead, not current, and has no canary either.
+                return unsafe { switch_words::<false, true>(cur, t, w0, w1, 0) };
+            }
+        } else if t.state.get() == State::Unstarted {
+            // Starting a greenlet (possibly one with a canary).
             unlikely();
-        } else {
-            let (w0, w1) = v.into_raw();
-            // SAFETY: no flag in `CURRENT`: it points at the current greenlet (not null: `CHECK` is
-            // clear), alive (its invariant), which has no canary and nothing to do on the way out. `t`
-            // is alive (borrowed by our caller for as long as we are suspended), started, not dead, not
-            // current, and has no canary either.
-            return unsafe { switch_words::<false, true>(&*(word as *const Inner), t, w0, w1, 0) };
+            // SAFETY: as above; `t` has not started, so it is not current.
+            return unsafe { switch_into::<true, true>(cur, t, Msg::Value(v)) };
         }
     }
     unlikely();
@@ -744,7 +752,7 @@ pub(crate) fn switch_value(target: &Rc<Inner>, v: Value) -> Value {
     if state == State::Unstarted {
         // SAFETY: as above; `t` has not started, so it is not current (a greenlet is marked started
         // before anything runs on it).
-        return unsafe { switch_into::<true>(&*cur_ptr, t, Msg::Value(v)) };
+        return unsafe { switch_into::<true, false>(&*cur_ptr, t, Msg::Value(v)) };
     }
     switch_slow(target, Msg::Value(v))
 }
@@ -766,11 +774,13 @@ pub(crate) fn switch_to(target: &Rc<Inner>, msg: Msg) -> Value {
     match t.state.get() {
         // SAFETY: the current greenlet is alive (CURRENT's invariant); `t` is alive (borrowed by our
         // caller for as long as we are suspended), started, not dead and not current.
-        State::Started if tp != cur_ptr => unsafe { switch_into::<false>(&*cur_ptr, t, msg) },
+        State::Started if tp != cur_ptr => unsafe {
+            switch_into::<false, false>(&*cur_ptr, t, msg)
+        },
         State::Unstarted => {
             unlikely();
             // SAFETY: as above; `t` has not started, so it is not current.
-            unsafe { switch_into::<true>(&*cur_ptr, t, msg) }
+            unsafe { switch_into::<true, false>(&*cur_ptr, t, msg) }
         }
         _ => {
             unlikely();
@@ -809,9 +819,9 @@ fn switch_slow(target: &Rc<Inner>, mut msg: Msg) -> Value {
     // not dead and not current.
     unsafe {
         if target.0.state.get() == State::Unstarted {
-            switch_into::<true>(&*cur_ptr, &target.0, msg)
+            switch_into::<true, false>(&*cur_ptr, &target.0, msg)
         } else {
-            switch_into::<false>(&*cur_ptr, &target.0, msg)
+            switch_into::<false, false>(&*cur_ptr, &target.0, msg)
         }
     }
 }
@@ -830,15 +840,19 @@ fn deliver(msg: Msg) -> Value {
 /// # Safety
 /// `cur` is the current greenlet; `t` is neither current nor dead, and stays alive while we are
 /// suspended (a handle in a frame of ours holds it, see the module docs). `START` iff `t` has not
-/// started.
+/// started. `FAST` as in [`switch_words`].
 #[inline(always)]
-unsafe fn switch_into<const START: bool>(cur: &Inner, t: &Inner, msg: Msg) -> Value {
+unsafe fn switch_into<const START: bool, const FAST: bool>(
+    cur: &Inner,
+    t: &Inner,
+    msg: Msg,
+) -> Value {
     if START && t.lacks_run() {
         no_run(t, msg);
     }
     let (w0, w1, bits) = into_words(msg);
     // SAFETY: per the contract; `t` has a `run` if it has not started.
-    unsafe { switch_words::<START, false>(cur, t, w0, w1, bits) }
+    unsafe { switch_words::<START, FAST>(cur, t, w0, w1, bits) }
 }
 
 /// [`switch_into`] with the message already taken apart ([`into_words`]).
@@ -846,7 +860,7 @@ unsafe fn switch_into<const START: bool>(cur: &Inner, t: &Inner, msg: Msg) -> Va
 /// # Safety
 /// As [`switch_into`], and if `t` has not started it has a `run`; `w0`, `w1` and `bits` are the
 /// words and bits of one message, received exactly once (by `t`). `FAST`: `CURRENT` has no flag
-/// bit set and `t` has no canary (the checks on the way out are skipped).
+/// bit set (the checks on the way out are skipped), and `t`, if started, has no canary.
 #[inline(always)]
 unsafe fn switch_words<const START: bool, const FAST: bool>(
     cur: &Inner,
@@ -857,8 +871,10 @@ unsafe fn switch_words<const START: bool, const FAST: bool>(
 ) -> Value {
     let mut arg = cur as *const Inner as usize | bits;
     if FAST {
-        // No flag was set and `t` has no canary: `CURRENT` is `t`'s address alone.
-        CURRENT.with(|c| c.set(t as *const Inner as usize));
+        // No flag was set: `CURRENT` is `t`'s address, with `CHECK` if `t` has a canary (which a
+        // started target of this path does not).
+        let check = if START && t.canary != 0 { CHECK } else { 0 };
+        CURRENT.with(|c| c.set(t as *const Inner as usize | check));
     } else {
         if slow_bits() != 0 {
             arg |= leave_slow(cur);
