@@ -4,10 +4,11 @@
 step() { printf '\n== %s\n' "$*"; }
 
 # Disk: CI builds every target once, so incremental caches are dead weight (2.9 GB of a clean run),
-# and failures are read by file and line, so debug builds carry line tables only (full debug info
-# made the debug target 13 GB: ~60 MB per test binary). A clean run once died of a full disk in its
-# sanitizer step. Set here so every step, run alone or by .ci/run, builds with the same profile
-# (a mismatch would rebuild everything when a test runs cargo itself).
+# and failures are read by file and line, so debug builds carry line tables only, as Cargo.toml's
+# dev profile says (full debug info made the debug target 13 GB: ~60 MB per test binary). A clean
+# run once died of a full disk in its sanitizer step. Set here too, so that every step, run alone
+# or by .ci/run, builds with the same profile whatever the caller's environment says (a mismatch
+# would rebuild everything when a test runs cargo itself).
 export CARGO_INCREMENTAL=0
 export CARGO_PROFILE_DEV_DEBUG=line-tables-only
 
