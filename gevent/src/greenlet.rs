@@ -299,6 +299,21 @@ pub struct Greenlet<T: 'static> {
     st: Rc<State<T>>,
 }
 
+/// [`crate::hub::Task`] codes of a greenlet's state: start it ([`Greenlet::start`]) and notify its
+/// links and joiners (once it finished, or a link was added to a finished greenlet).
+const TASK_START: u8 = 0;
+const TASK_NOTIFY: u8 = 1;
+
+impl<T: 'static> crate::hub::Task for State<T> {
+    fn run(self: Rc<Self>, op: u8) {
+        let g = Greenlet { st: self };
+        match op {
+            TASK_START => g.run_now(),
+            _ => g.notify(),
+        }
+    }
+}
+
 impl<T> Clone for Greenlet<T> {
     fn clone(&self) -> Self {
         Greenlet {
@@ -408,8 +423,7 @@ impl<T: 'static> Greenlet<T> {
         if self.st.phase.get() != Phase::Pending || self.st.start_timer.get().is_some() {
             return;
         }
-        let g = self.clone();
-        get_hub().run_callback(move || g.run_now());
+        get_hub().run_task(self.st.clone(), TASK_START);
     }
 
     /// Schedules the start after `delay`.
@@ -506,8 +520,7 @@ impl<T: 'static> Greenlet<T> {
         self.st.phase.set(Phase::Dead);
         // Dropping our handle to the raw greenlet is fine even while running on it: its resumer holds one.
         self.st.raw.borrow_mut().take();
-        let g = self.clone();
-        get_hub().run_callback(move || g.notify());
+        get_hub().run_task(self.st.clone(), TASK_NOTIFY);
     }
 
     fn notify(&self) {
@@ -801,8 +814,7 @@ impl<T: 'static> Greenlet<T> {
         self.st.next_link.set(id.0 + 1);
         self.st.links.borrow_mut().push((id, kind, f));
         if self.ready() && self.st.links.borrow().len() == 1 {
-            let g = self.clone();
-            get_hub().run_callback(move || g.notify());
+            get_hub().run_task(self.st.clone(), TASK_NOTIFY);
         }
         id
     }

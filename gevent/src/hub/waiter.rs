@@ -252,12 +252,7 @@ pub(crate) fn wait_with_deadline(
     deadline: Option<Instant>,
 ) -> Result<(), LoopExit> {
     let hub = get_hub();
-    let timer = deadline.map(|d| {
-        let w2 = w.clone();
-        hub.add_timer(d, move || {
-            w2.wake();
-        })
-    });
+    let timer = deadline.map(|d| hub.add_wake_timer(d, w.clone()));
     // Disarmed however the wait ends, a kill or Timeout unwinding out of it included.
     let _timer = TimerGuard::new(&hub, timer);
     w.wait_in(&hub)
