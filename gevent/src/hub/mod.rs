@@ -121,10 +121,9 @@ impl std::error::Error for LoopExit {}
 pub(crate) type Callback = Box<dyn FnOnce()>;
 
 /// Work that a layer above queues for the hub as an `Rc` of its own state and a code, instead of a
-/// boxed closure: queueing it allocates nothing. (A `gevent::Greenlet`'s start and the
-/// notification of its joiners each cost a `Box` before; with 1000 greenlets in flight glibc's
-/// allocator then works through its slow bins: 2 of the 8 allocations of a spawn + timed sleep +
-/// join.)
+/// boxed closure: queueing it allocates nothing. (The notification of a `gevent::Greenlet`'s
+/// joiners cost a `Box` before; with 1000 greenlets in flight glibc's allocator then works through
+/// its slow bins: one of the 8 allocations of a spawn + timed sleep + join.)
 pub(crate) trait Task {
     /// Runs the work `op` stands for (the code given to [`Hub::run_task`]).
     fn run(self: Rc<Self>, op: u8);
