@@ -424,21 +424,19 @@ impl Hub {
 
     /// Runs `f` in the hub at `deadline` (not before). Returns an id to cancel it.
     pub fn add_timer(&self, deadline: Instant, f: impl FnOnce() + 'static) -> TimerId {
-        let seq = self.timer_seq.get();
-        self.timer_seq.set(seq + 1);
-        let id = TimerId(deadline, seq);
-        self.timers
-            .borrow_mut()
-            .insert(id, TimerAction::Call(Box::new(f)));
-        id
+        self.arm_timer(deadline, TimerAction::Call(Box::new(f)))
     }
 
     /// [`Hub::add_timer`] that wakes `w` (what a timed wait arms).
     pub(crate) fn add_wake_timer(&self, deadline: Instant, w: Rc<Waiter>) -> TimerId {
+        self.arm_timer(deadline, TimerAction::Wake(w))
+    }
+
+    fn arm_timer(&self, deadline: Instant, action: TimerAction) -> TimerId {
         let seq = self.timer_seq.get();
         self.timer_seq.set(seq + 1);
         let id = TimerId(deadline, seq);
-        self.timers.borrow_mut().insert(id, TimerAction::Wake(w));
+        self.timers.borrow_mut().insert(id, action);
         id
     }
 
