@@ -299,17 +299,14 @@ pub struct Greenlet<T: 'static> {
     st: Rc<State<T>>,
 }
 
-/// The [`crate::hub::Task`] code of a greenlet's state: notify its links and joiners (once it
-/// finished, or a link was added to a finished greenlet).
+/// A greenlet's state as a hub task: notifies its links and joiners (queued once it finished, or
+/// when a link is added to a finished greenlet).
 ///
 /// The start stays a boxed callback: queued as a task too, it made spawn + join ~10% faster but
 /// the bench's 100k sleepers woke 3x later at the 99th percentile (15 against 4.8 ms, 3 runs each,
 /// alternating), for reasons the allocation pattern hides; as it is, both beat the boxed versions.
-const TASK_NOTIFY: u8 = 0;
-
 impl<T: 'static> crate::hub::Task for State<T> {
-    fn run(self: Rc<Self>, op: u8) {
-        debug_assert_eq!(op, TASK_NOTIFY);
+    fn run(self: Rc<Self>) {
         Greenlet { st: self }.notify();
     }
 }
@@ -521,7 +518,7 @@ impl<T: 'static> Greenlet<T> {
         self.st.phase.set(Phase::Dead);
         // Dropping our handle to the raw greenlet is fine even while running on it: its resumer holds one.
         self.st.raw.borrow_mut().take();
-        get_hub().run_task(self.st.clone(), TASK_NOTIFY);
+        get_hub().run_task(self.st.clone());
     }
 
     fn notify(&self) {
@@ -815,7 +812,7 @@ impl<T: 'static> Greenlet<T> {
         self.st.next_link.set(id.0 + 1);
         self.st.links.borrow_mut().push((id, kind, f));
         if self.ready() && self.st.links.borrow().len() == 1 {
-            get_hub().run_task(self.st.clone(), TASK_NOTIFY);
+            get_hub().run_task(self.st.clone());
         }
         id
     }

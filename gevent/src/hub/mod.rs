@@ -120,13 +120,13 @@ impl std::error::Error for LoopExit {}
 /// A callback the hub runs.
 pub(crate) type Callback = Box<dyn FnOnce()>;
 
-/// Work that a layer above queues for the hub as an `Rc` of its own state and a code, instead of a
-/// boxed closure: queueing it allocates nothing. (The notification of a `gevent::Greenlet`'s
+/// Work that a layer above queues for the hub as an `Rc` of its own state, instead of a boxed
+/// closure: queueing it allocates nothing. (The notification of a `gevent::Greenlet`'s
 /// joiners cost a `Box` before; with 1000 greenlets in flight glibc's allocator then works through
 /// its slow bins: one of the 8 allocations of a spawn + timed sleep + join.)
 pub(crate) trait Task {
-    /// Runs the work `op` stands for (the code given to [`Hub::run_task`]).
-    fn run(self: Rc<Self>, op: u8);
+    /// Does the work (queued by [`Hub::run_task`]).
+    fn run(self: Rc<Self>);
 }
 
 /// What a timer does when it fires.
@@ -145,7 +145,7 @@ enum Ready {
     /// Run a callback in the hub.
     Call(Callback),
     /// Run a [`Task`] in the hub.
-    Task(Rc<dyn Task>, u8),
+    Task(Rc<dyn Task>),
     /// Resume a greenlet that yields (`sleep(ZERO)`), if it still does: see [`Hub::schedule_yield`].
     Yield(greenlet::Greenlet),
 }
@@ -384,9 +384,9 @@ impl Hub {
         self.ready.borrow_mut().push_back(Ready::Call(Box::new(f)));
     }
 
-    /// Queues `task.run(op)` to run in the hub on its next turn, in FIFO order with callbacks.
-    pub(crate) fn run_task(&self, task: Rc<dyn Task>, op: u8) {
-        self.ready.borrow_mut().push_back(Ready::Task(task, op));
+    /// Queues `task.run()` to run in the hub on its next turn, in FIFO order with callbacks.
+    pub(crate) fn run_task(&self, task: Rc<dyn Task>) {
+        self.ready.borrow_mut().push_back(Ready::Task(task));
     }
 
     /// Queues the resumption of `w`'s greenlet.
@@ -567,7 +567,7 @@ impl Hub {
                     Waiter::recycle(w, &self.greenlet);
                 }
                 Some(Ready::Call(f)) => run_guarded(f),
-                Some(Ready::Task(t, op)) => run_guarded_with(|| t.run(op)),
+                Some(Ready::Task(t)) => run_guarded(|| t.run()),
                 Some(Ready::Yield(g)) => {
                     if !g.is_dead() {
                         self.yield_turn.set(g.id());
@@ -880,12 +880,7 @@ fn trim_stacks_before_sleep(timeout: Option<Duration>) -> Option<Duration> {
     Some(timeout.map_or(until_due, |t| t.min(until_due)))
 }
 
-fn run_guarded(f: Callback) {
-    run_guarded_with(f)
-}
-
-/// [`run_guarded`] for any closure.
-fn run_guarded_with(f: impl FnOnce()) {
+fn run_guarded(f: impl FnOnce()) {
     if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
         eprintln!(
             "gevent: a hub callback panicked (ignored, the loop goes on): {}",
